@@ -1,0 +1,43 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "RefineSeg",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "refineseg", targets: ["refineseg"]),
+        .library(name: "RefineSeg", targets: ["RefineSeg"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // System libraries: module maps only (Debian: ocl-icd-opencl-dev + opencl-headers, libpng-dev).
+        .systemLibrary(name: "COpenCL", path: "Sources/COpenCL", pkgConfig: "OpenCL",
+                       providers: [.apt(["ocl-icd-opencl-dev", "opencl-headers"])]),
+        .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng",
+                       providers: [.apt(["libpng-dev"])]),
+        // Small C helpers that Swift cannot express (setjmp-based libpng error recovery).
+        .target(name: "CShims", dependencies: ["CPNG"], path: "Sources/CShims"),
+        // Build tool that turns Kernels/*.cl into Swift string literals, so the binary runs anywhere.
+        .executableTarget(name: "embed-kernels", path: "Sources/embed-kernels"),
+        .plugin(name: "EmbedKernels", capability: .buildTool(), dependencies: ["embed-kernels"],
+                path: "Plugins/EmbedKernels"),
+        .target(
+            name: "RefineSeg",
+            dependencies: ["COpenCL", "CPNG", "CShims"],
+            path: "Sources/RefineSeg",
+            plugins: ["EmbedKernels"]
+        ),
+        .executableTarget(
+            name: "refineseg",
+            dependencies: [
+                "RefineSeg",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/refineseg"
+        ),
+        .testTarget(name: "RefineSegTests", dependencies: ["RefineSeg"], path: "Tests/RefineSegTests"),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,217 @@
+/// Everything a backend offers. Model code sees only `Tensor` and this protocol.
+///
+/// The op families are separate protocols so each lives in its own files, mirrored across
+/// backends (`CPUBackend+Conv2D.swift` ↔ `CLBackend+Conv2D.swift` ↔ `Kernels/conv2d.cl`).
+/// All feature maps are NCHW float32. Backward ops return gradients for the inputs named.
+public typealias Backend = BackendCore & ElementwiseOps & ReduceOps & MatmulOps & ConvOps
+    & NormOps & AttentionOps & LossOps & OptimOps
+
+/// Memory movement and identity.
+public protocol BackendCore: AnyObject {
+    /// Short name for messages, e.g. "cpu" or "opencl:0 (pthread-skylake…)".
+    var name: String { get }
+    /// Uploads host values. `values.count` must equal `shape.count`.
+    func tensor(_ values: [Float], shape: Shape) throws -> Tensor
+    /// A tensor of `shape` filled with `value`.
+    func full(_ shape: Shape, value: Float) throws -> Tensor
+    /// Copies a tensor's values to the host (blocking).
+    func read(_ tensor: Tensor) throws -> [Float]
+    /// Waits until every queued operation has finished.
+    func synchronize() throws
+}
+
+extension BackendCore {
+    public func zeros(_ shape: Shape) throws -> Tensor { try full(shape, value: 0) }
+}
+
+/// Reduction kinds.
+public enum ReduceKind: String, Sendable, CaseIterable { case sum, mean, max }
+
+/// Elementwise ops (Kernels/elementwise.cl). Binary ops need equal shapes.
+public protocol ElementwiseOps {
+    func add(_ a: Tensor, _ b: Tensor) throws -> Tensor
+    func sub(_ a: Tensor, _ b: Tensor) throws -> Tensor
+    func mul(_ a: Tensor, _ b: Tensor) throws -> Tensor
+    /// `a * factor`.
+    func scale(_ a: Tensor, by factor: Float) throws -> Tensor
+    /// In place: `target += alpha * source` (gradient accumulation).
+    func accumulate(_ target: Tensor, _ source: Tensor, alpha: Float) throws
+    func relu(_ x: Tensor) throws -> Tensor
+    /// dx = dy where y > 0, else 0 (y is relu's output).
+    func reluBackward(_ dy: Tensor, output y: Tensor) throws -> Tensor
+    func sigmoid(_ x: Tensor) throws -> Tensor
+    /// dx = dy · y · (1 − y) (y is sigmoid's output).
+    func sigmoidBackward(_ dy: Tensor, output y: Tensor) throws -> Tensor
+    /// A fresh copy with its own storage.
+    func copy(_ x: Tensor) throws -> Tensor
+    /// In place: every element of `x` becomes `value`.
+    func fill(_ x: Tensor, value: Float) throws
+    /// Channel concat of NCHW tensors with equal N, H, W.
+    func concatChannels(_ parts: [Tensor]) throws -> Tensor
+    /// Channels `start ..< start + count` of an NCHW tensor.
+    func sliceChannels(_ x: Tensor, start: Int, count: Int) throws -> Tensor
+    /// y = x[n, c, h, w] · gate[n, c]   (channel gate, gate shape (N, C)).
+    func mulChannelGate(_ x: Tensor, _ gate: Tensor) throws -> Tensor
+    /// Gradients of `mulChannelGate`: (dx, dgate) with dgate[n, c] = Σ_hw dy·x.
+    func mulChannelGateBackward(_ dy: Tensor, x: Tensor, gate: Tensor) throws -> (dx: Tensor, dgate: Tensor)
+    /// y = x[n, c, h, w] · gate[n, 0, h, w]   (pixel gate, gate shape (N, 1, H, W)).
+    func mulPixelGate(_ x: Tensor, _ gate: Tensor) throws -> Tensor
+    /// Gradients of `mulPixelGate`: (dx, dgate) with dgate[n, 0, h, w] = Σ_c dy·x.
+    func mulPixelGateBackward(_ dy: Tensor, x: Tensor, gate: Tensor) throws -> (dx: Tensor, dgate: Tensor)
+}
+
+/// Reductions over a contiguous run of axes `axes` (e.g. 2..<4 for H, W of NCHW).
+/// The output keeps the reduced axes with extent 1. (Kernels/reduce.cl)
+public protocol ReduceOps {
+    func reduce(_ x: Tensor, axes: Range<Int>, kind: ReduceKind) throws -> Tensor
+    /// dx for `reduce`; for max the gradient goes to the first maximal element of each group.
+    func reduceBackward(_ dy: Tensor, input x: Tensor, axes: Range<Int>, kind: ReduceKind) throws -> Tensor
+    /// Σ over N, H, W per channel of an NCHW tensor → shape (C) (bias gradients).
+    func sumPerChannel(_ x: Tensor) throws -> Tensor
+}
+
+/// Matrix multiply of rank-2 tensors: C = op(A) · op(B), op = transpose when asked. (Kernels/matmul.cl)
+public protocol MatmulOps {
+    func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool, transposeB: Bool) throws -> Tensor
+}
+
+/// Geometry of a 2-D convolution.
+public struct Conv2DParams: Equatable, Hashable, Sendable, CustomStringConvertible {
+    public var strideH: Int, strideW: Int
+    public var padH: Int, padW: Int
+    public var dilationH: Int, dilationW: Int
+
+    public init(stride: Int = 1, padding: Int = 0, dilation: Int = 1) {
+        self.init(strideH: stride, strideW: stride, padH: padding, padW: padding,
+                  dilationH: dilation, dilationW: dilation)
+    }
+
+    public init(strideH: Int, strideW: Int, padH: Int, padW: Int, dilationH: Int, dilationW: Int) {
+        self.strideH = strideH; self.strideW = strideW
+        self.padH = padH; self.padW = padW
+        self.dilationH = dilationH; self.dilationW = dilationW
+    }
+
+    /// Output (OH, OW) for an input (H, W) and kernel (KH, KW); non-positive when it does not fit.
+    public func outputSize(h: Int, w: Int, kh: Int, kw: Int) -> (h: Int, w: Int) {
+        ((h + 2 * padH - dilationH * (kh - 1) - 1) / strideH + 1,
+         (w + 2 * padW - dilationW * (kw - 1) - 1) / strideW + 1)
+    }
+
+    public var description: String {
+        "s=\(strideH)x\(strideW) p=\(padH)x\(padW) d=\(dilationH)x\(dilationW)"
+    }
+}
+
+/// Convolutions and pooling. (Kernels/conv2d.cl, Kernels/pool.cl)
+public protocol ConvOps {
+    /// x (N, Cin, H, W), weight (Cout, Cin, KH, KW), bias (Cout) or nil → (N, Cout, OH, OW).
+    func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, params: Conv2DParams) throws -> Tensor
+    /// dx (shape `inputShape`) from dy (N, Cout, OH, OW).
+    func conv2dBackwardData(_ dy: Tensor, weight: Tensor, inputShape: Shape, params: Conv2DParams) throws -> Tensor
+    /// dweight (Cout, Cin, KH, KW) from dy and x. (The bias gradient is `sumPerChannel(dy)`.)
+    func conv2dBackwardWeight(_ dy: Tensor, input x: Tensor, weightShape: Shape, params: Conv2DParams) throws -> Tensor
+    /// Transposed conv, kernel 2, stride 2: x (N, Cin, H, W), weight (Cin, Cout, 2, 2), bias (Cout) → (N, Cout, 2H, 2W).
+    func convTranspose2x2(_ x: Tensor, weight: Tensor, bias: Tensor?) throws -> Tensor
+    func convTranspose2x2BackwardData(_ dy: Tensor, weight: Tensor) throws -> Tensor
+    func convTranspose2x2BackwardWeight(_ dy: Tensor, input x: Tensor) throws -> Tensor
+    /// Max pool 2×2, stride 2 (H, W even or floored) → (N, C, H/2, W/2).
+    func maxPool2x2(_ x: Tensor) throws -> Tensor
+    /// Routes dy to the first maximal element of each window of x.
+    func maxPool2x2Backward(_ dy: Tensor, input x: Tensor) throws -> Tensor
+}
+
+/// Saved statistics of a training-mode batch norm, needed by its backward.
+public struct BatchNormSaved {
+    /// Per-channel batch mean (C).
+    public var mean: Tensor
+    /// Per-channel 1 / sqrt(biased batch variance + eps) (C).
+    public var invStd: Tensor
+    public init(mean: Tensor, invStd: Tensor) { self.mean = mean; self.invStd = invStd }
+}
+
+/// Batch normalisation over (N, H, W) per channel; rank-2 (N, C) inputs are BatchNorm1d. (Kernels/norm.cl)
+public protocol NormOps {
+    /// Training mode: normalises with the batch statistics (biased variance) and updates the
+    /// running statistics in place with the unbiased variance: r ← (1 − momentum)·r + momentum·batch.
+    func batchNormTrain(_ x: Tensor, weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor,
+                        momentum: Float, eps: Float) throws -> (y: Tensor, saved: BatchNormSaved)
+    /// Evaluation mode: normalises with the running statistics.
+    func batchNormEval(_ x: Tensor, weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor,
+                       eps: Float) throws -> Tensor
+    /// Gradients of training-mode batch norm: (dx, dweight, dbias).
+    func batchNormBackward(_ dy: Tensor, input x: Tensor, weight: Tensor, saved: BatchNormSaved) throws
+        -> (dx: Tensor, dweight: Tensor, dbias: Tensor)
+}
+
+/// The refinement blocks' fused pieces. (Kernels/attention.cl)
+public protocol AttentionOps {
+    /// Channel attention descriptors: mean and max over H, W of x (N, C, H, W) → two (N, C) tensors, one pass.
+    func spatialMeanMax(_ x: Tensor) throws -> (mean: Tensor, max: Tensor)
+    /// dx from the gradients of both descriptors.
+    func spatialMeanMaxBackward(dMean: Tensor, dMax: Tensor, input x: Tensor) throws -> Tensor
+    /// Spatial attention input: concat[mean over C, max over C] of x (N, C, H, W) → (N, 2, H, W), one pass.
+    func channelMeanMax(_ x: Tensor) throws -> Tensor
+    /// dx from d of the (N, 2, H, W) output.
+    func channelMeanMaxBackward(_ dy: Tensor, input x: Tensor) throws -> Tensor
+    /// Broadcasts (N, C) or (N, C, 1, 1) to (N, C, H, W) (the context block's pool branch).
+    func broadcastSpatial(_ x: Tensor, height: Int, width: Int) throws -> Tensor
+    /// Backward of `broadcastSpatial`: Σ over H, W → (N, C, 1, 1).
+    func broadcastSpatialBackward(_ dy: Tensor) throws -> Tensor
+}
+
+/// Constants of the lesion-aware contrastive loss (MODEL.md).
+public struct LACParams: Equatable, Sendable {
+    public var tau: Float = 0.1
+    public var gamma: Float = 4
+    public init(tau: Float = 0.1, gamma: Float = 4) { self.tau = tau; self.gamma = gamma }
+}
+
+/// Losses, each reduced to a one-element tensor, with their gradients. (Kernels/losses.cl)
+public protocol LossOps {
+    /// Mean over all elements of the stable BCE-with-logits: max(x,0) − x·y + log(1 + e^{−|x|}).
+    func bceWithLogits(_ logits: Tensor, target: Tensor) throws -> Tensor
+    /// d loss / d logits, times the upstream scalar gradient `dLoss` (one element).
+    func bceWithLogitsBackward(_ dLoss: Tensor, logits: Tensor, target: Tensor) throws -> Tensor
+    /// Batch mean of the per-image soft Dice (2Σpy + 1)/(Σp + Σy + 1) of probabilities p (N, 1, H, W).
+    /// Note: returns the Dice score, not 1 − Dice.
+    func softDice(_ probs: Tensor, target: Tensor) throws -> Tensor
+    func softDiceBackward(_ dLoss: Tensor, probs: Tensor, target: Tensor) throws -> Tensor
+    /// Σ_i (1 − c_ii)² + λ Σ_{i≠j} c_ij² of a square cross-correlation matrix c (D, D).
+    func barlowTwinsFromCorrelation(_ c: Tensor, lambda: Float) throws -> Tensor
+    func barlowTwinsFromCorrelationBackward(_ dLoss: Tensor, correlation c: Tensor, lambda: Float) throws -> Tensor
+    /// The lesion-aware contrastive loss of MODEL.md from the raw embedding e (N, D, H, W)
+    /// (L2-normalised per pixel inside), the logits (N, 1, H, W) and binary target (N, 1, H, W).
+    func lesionContrastive(_ embedding: Tensor, logits: Tensor, target: Tensor, params: LACParams) throws -> Tensor
+    /// d loss / d embedding (prototypes and weights are constants).
+    func lesionContrastiveBackward(_ dLoss: Tensor, embedding: Tensor, logits: Tensor, target: Tensor,
+                                   params: LACParams) throws -> Tensor
+}
+
+/// Hyper-parameters of one Adam/AdamW step.
+public struct AdamParams: Equatable, Sendable {
+    public var lr: Float, beta1: Float, beta2: Float, eps: Float, weightDecay: Float
+    /// true: AdamW (decay applied to the weights directly); false: Adam with L2 added to the gradient.
+    public var decoupled: Bool
+    /// 1-based step number for bias correction.
+    public var step: Int
+    public init(lr: Float, beta1: Float = 0.9, beta2: Float = 0.999, eps: Float = 1e-8,
+                weightDecay: Float = 0, decoupled: Bool = true, step: Int) {
+        self.lr = lr; self.beta1 = beta1; self.beta2 = beta2; self.eps = eps
+        self.weightDecay = weightDecay; self.decoupled = decoupled; self.step = step
+    }
+}
+
+/// Optimiser updates, in place on the device. (Kernels/optim.cl)
+public protocol OptimOps {
+    /// In place on param, m and v (all the same shape as grad).
+    func adamStep(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, params: AdamParams) throws
+    /// In place: buf ← momentum·buf + (grad + wd·param); param −= lr·buf (PyTorch SGD, dampening 0).
+    func sgdStep(param: Tensor, grad: Tensor, momentumBuffer: Tensor, lr: Float, momentum: Float,
+                 weightDecay: Float) throws
+    /// Σ x² over all elements of all tensors → one-element tensor (for global-norm clipping).
+    func sumOfSquares(_ tensors: [Tensor]) throws -> Tensor
+    /// In place: every tensor is multiplied by min(1, maxNorm / (√sumOfSquares + 1e-6)), where
+    /// `sumOfSquares` is the one-element result of `sumOfSquares` (so clipping needs no host round-trip).
+    func clipByGlobalNorm(_ tensors: [Tensor], sumOfSquares: Tensor, maxNorm: Float) throws
+}

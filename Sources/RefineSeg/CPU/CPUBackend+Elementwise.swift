@@ -1,0 +1,171 @@
+import Foundation
+
+extension CPUBackend: ElementwiseOps {
+    func binary(_ op: String, _ a: Tensor, _ b: Tensor, _ f: (Double, Double) -> Double) throws -> Tensor {
+        try a.shape.expect(equal: b.shape, op: op)
+        let x = try values(a), y = try values(b)
+        return make(zip(x, y).map(f), a.shape)
+    }
+
+    public func add(_ a: Tensor, _ b: Tensor) throws -> Tensor { try binary("add", a, b, +) }
+    public func sub(_ a: Tensor, _ b: Tensor) throws -> Tensor { try binary("sub", a, b, -) }
+    public func mul(_ a: Tensor, _ b: Tensor) throws -> Tensor { try binary("mul", a, b, *) }
+
+    public func scale(_ a: Tensor, by factor: Float) throws -> Tensor {
+        make(try values(a).map { $0 * Double(factor) }, a.shape)
+    }
+
+    public func accumulate(_ target: Tensor, _ source: Tensor, alpha: Float) throws {
+        try target.shape.expect(equal: source.shape, op: "accumulate")
+        let t = try values(target), s = try values(source)
+        try overwrite(target, zip(t, s).map { $0 + Double(alpha) * $1 })
+    }
+
+    public func relu(_ x: Tensor) throws -> Tensor { make(try values(x).map { max($0, 0) }, x.shape) }
+
+    public func reluBackward(_ dy: Tensor, output y: Tensor) throws -> Tensor {
+        try binary("relu_backward", dy, y) { g, out in out > 0 ? g : 0 }
+    }
+
+    public func sigmoid(_ x: Tensor) throws -> Tensor {
+        make(try values(x).map { 1 / (1 + exp(-$0)) }, x.shape)
+    }
+
+    public func sigmoidBackward(_ dy: Tensor, output y: Tensor) throws -> Tensor {
+        try binary("sigmoid_backward", dy, y) { g, s in g * s * (1 - s) }
+    }
+
+    public func copy(_ x: Tensor) throws -> Tensor { make(try values(x), x.shape) }
+
+    public func fill(_ x: Tensor, value: Float) throws {
+        try overwrite(x, [Double](repeating: Double(value), count: x.count))
+    }
+
+    public func concatChannels(_ parts: [Tensor]) throws -> Tensor {
+        let shapes = try concatShapes(parts)
+        let (n, _, h, w) = shapes.output.nchw
+        var out = [Double]()
+        out.reserveCapacity(shapes.output.count)
+        let data = try parts.map { try values($0) }
+        for b in 0..<n {
+            for (part, t) in zip(data, parts) {
+                let c = t.shape[1]
+                out += part[(b * c * h * w)..<((b + 1) * c * h * w)]
+            }
+        }
+        return make(out, shapes.output)
+    }
+
+    public func sliceChannels(_ x: Tensor, start: Int, count: Int) throws -> Tensor {
+        let out = try sliceShape(x, start: start, count: count)
+        let (n, c, h, w) = x.shape.nchw
+        let v = try values(x)
+        var y = [Double]()
+        y.reserveCapacity(out.count)
+        for b in 0..<n {
+            let base = (b * c + start) * h * w
+            y += v[base..<(base + count * h * w)]
+        }
+        return make(y, out)
+    }
+
+    public func mulChannelGate(_ x: Tensor, _ gate: Tensor) throws -> Tensor {
+        try checkChannelGate(x, gate)
+        let (n, c, h, w) = x.shape.nchw
+        let xv = try values(x), g = try values(gate)
+        var y = [Double](repeating: 0, count: x.count)
+        for i in 0..<(n * c) {            // i = b·C + ch
+            for p in 0..<(h * w) { y[i * h * w + p] = xv[i * h * w + p] * g[i] }
+        }
+        return make(y, x.shape)
+    }
+
+    public func mulChannelGateBackward(_ dy: Tensor, x: Tensor, gate: Tensor) throws -> (dx: Tensor, dgate: Tensor) {
+        try checkChannelGate(x, gate)
+        try dy.shape.expect(equal: x.shape, op: "mul_channel_gate_backward")
+        let (n, c, h, w) = x.shape.nchw
+        let xv = try values(x), g = try values(gate), d = try values(dy)
+        var dx = [Double](repeating: 0, count: x.count)
+        var dg = [Double](repeating: 0, count: n * c)
+        for i in 0..<(n * c) {
+            var acc = 0.0
+            for p in 0..<(h * w) {
+                dx[i * h * w + p] = d[i * h * w + p] * g[i]
+                acc += d[i * h * w + p] * xv[i * h * w + p]
+            }
+            dg[i] = acc
+        }
+        return (make(dx, x.shape), make(dg, gate.shape))
+    }
+
+    public func mulPixelGate(_ x: Tensor, _ gate: Tensor) throws -> Tensor {
+        try checkPixelGate(x, gate)
+        let (n, c, h, w) = x.shape.nchw
+        let xv = try values(x), g = try values(gate)
+        var y = [Double](repeating: 0, count: x.count)
+        for b in 0..<n {
+            for ch in 0..<c {
+                for p in 0..<(h * w) { y[(b * c + ch) * h * w + p] = xv[(b * c + ch) * h * w + p] * g[b * h * w + p] }
+            }
+        }
+        return make(y, x.shape)
+    }
+
+    public func mulPixelGateBackward(_ dy: Tensor, x: Tensor, gate: Tensor) throws -> (dx: Tensor, dgate: Tensor) {
+        try checkPixelGate(x, gate)
+        try dy.shape.expect(equal: x.shape, op: "mul_pixel_gate_backward")
+        let (n, c, h, w) = x.shape.nchw
+        let xv = try values(x), g = try values(gate), d = try values(dy)
+        var dx = [Double](repeating: 0, count: x.count)
+        var dg = [Double](repeating: 0, count: n * h * w)
+        for b in 0..<n {
+            for ch in 0..<c {
+                for p in 0..<(h * w) {
+                    let i = (b * c + ch) * h * w + p
+                    dx[i] = d[i] * g[b * h * w + p]
+                    dg[b * h * w + p] += d[i] * xv[i]
+                }
+            }
+        }
+        return (make(dx, x.shape), make(dg, gate.shape))
+    }
+}
+
+// Shape rules shared by both backends.
+
+/// Validates a channel concat and returns the output shape.
+func concatShapes(_ parts: [Tensor]) throws -> (output: Shape, channels: [Int]) {
+    guard let first = parts.first else { throw RefineSegError.invalidArgument("[concat] no inputs") }
+    try first.shape.expect(rank: 4, op: "concat")
+    var channels = [Int]()
+    for p in parts {
+        try p.shape.expect(rank: 4, op: "concat")
+        guard p.shape[0] == first.shape[0], p.shape[2] == first.shape[2], p.shape[3] == first.shape[3] else {
+            throw RefineSegError.shapeMismatch(op: "concat", detail: "\(first.shape) vs \(p.shape) differ outside the channel axis")
+        }
+        channels.append(p.shape[1])
+    }
+    return ([first.shape[0], channels.reduce(0, +), first.shape[2], first.shape[3]], channels)
+}
+
+func sliceShape(_ x: Tensor, start: Int, count: Int) throws -> Shape {
+    try x.shape.expect(rank: 4, op: "slice")
+    guard start >= 0, count > 0, start + count <= x.shape[1] else {
+        throw RefineSegError.shapeMismatch(op: "slice", detail: "channels \(start)..<\(start + count) outside \(x.shape)")
+    }
+    return [x.shape[0], count, x.shape[2], x.shape[3]]
+}
+
+func checkChannelGate(_ x: Tensor, _ gate: Tensor) throws {
+    let (n, c, _, _) = x.shape.nchw
+    guard x.shape.rank == 4, gate.count == n * c, gate.shape.dims.first == n else {
+        throw RefineSegError.shapeMismatch(op: "mul_channel_gate", detail: "x \(x.shape) with gate \(gate.shape), expected [\(n), \(c)]")
+    }
+}
+
+func checkPixelGate(_ x: Tensor, _ gate: Tensor) throws {
+    let (n, _, h, w) = x.shape.nchw
+    guard x.shape.rank == 4, gate.shape == [n, 1, h, w] else {
+        throw RefineSegError.shapeMismatch(op: "mul_pixel_gate", detail: "x \(x.shape) with gate \(gate.shape), expected [\(n), 1, \(h), \(w)]")
+    }
+}

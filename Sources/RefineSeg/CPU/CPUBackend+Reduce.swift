@@ -1,0 +1,102 @@
+extension CPUBackend: ReduceOps, MatmulOps {
+    public func reduce(_ x: Tensor, axes: Range<Int>, kind: ReduceKind) throws -> Tensor {
+        let g = try ReduceGeometry(x.shape, axes: axes)
+        let v = try values(x)
+        var y = [Double](repeating: 0, count: g.outer * g.inner)
+        for o in 0..<g.outer {
+            for i in 0..<g.inner {
+                var acc = kind == .max ? -Double.infinity : 0
+                for r in 0..<g.reduced {
+                    let e = v[(o * g.reduced + r) * g.inner + i]
+                    acc = kind == .max ? max(acc, e) : acc + e
+                }
+                y[o * g.inner + i] = kind == .mean ? acc / Double(g.reduced) : acc
+            }
+        }
+        return make(y, g.outputShape)
+    }
+
+    public func reduceBackward(_ dy: Tensor, input x: Tensor, axes: Range<Int>, kind: ReduceKind) throws -> Tensor {
+        let g = try ReduceGeometry(x.shape, axes: axes)
+        try dy.shape.expect(equal: g.outputShape, op: "reduce_backward")
+        let v = try values(x), d = try values(dy)
+        var dx = [Double](repeating: 0, count: x.count)
+        for o in 0..<g.outer {
+            for i in 0..<g.inner {
+                let grad = d[o * g.inner + i]
+                switch kind {
+                case .sum, .mean:
+                    let share = kind == .mean ? grad / Double(g.reduced) : grad
+                    for r in 0..<g.reduced { dx[(o * g.reduced + r) * g.inner + i] = share }
+                case .max:
+                    var best = 0
+                    for r in 1..<max(g.reduced, 1) where v[(o * g.reduced + r) * g.inner + i] > v[(o * g.reduced + best) * g.inner + i] {
+                        best = r
+                    }
+                    dx[(o * g.reduced + best) * g.inner + i] = grad
+                }
+            }
+        }
+        return make(dx, x.shape)
+    }
+
+    public func sumPerChannel(_ x: Tensor) throws -> Tensor {
+        let (n, c, h, w) = x.shape.nchw
+        let v = try values(x)
+        var y = [Double](repeating: 0, count: c)
+        for b in 0..<n { for ch in 0..<c { for p in 0..<(h * w) { y[ch] += v[(b * c + ch) * h * w + p] } } }
+        return make(y, [c])
+    }
+
+    public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool, transposeB: Bool) throws -> Tensor {
+        let g = try MatmulGeometry(a.shape, b.shape, transposeA: transposeA, transposeB: transposeB)
+        let av = try values(a), bv = try values(b)
+        var c = [Double](repeating: 0, count: g.m * g.n)
+        for i in 0..<g.m {
+            for j in 0..<g.n {
+                var acc = 0.0
+                for k in 0..<g.k {
+                    let x = transposeA ? av[k * g.m + i] : av[i * g.k + k]     // A is (K, M) when transposed
+                    let y = transposeB ? bv[j * g.k + k] : bv[k * g.n + j]     // B is (N, K) when transposed
+                    acc += x * y
+                }
+                c[i * g.n + j] = acc
+            }
+        }
+        return make(c, [g.m, g.n])
+    }
+}
+
+/// A reduction seen as (outer, reduced, inner): axes before, inside and after the reduced run.
+struct ReduceGeometry {
+    let outer: Int, reduced: Int, inner: Int
+    let outputShape: Shape
+
+    init(_ shape: Shape, axes: Range<Int>) throws {
+        guard !axes.isEmpty, axes.lowerBound >= 0, axes.upperBound <= shape.rank else {
+            throw RefineSegError.invalidArgument("[reduce] axes \(axes) invalid for shape \(shape)")
+        }
+        outer = shape.dims[..<axes.lowerBound].reduce(1, *)
+        reduced = shape.dims[axes].reduce(1, *)
+        inner = shape.dims[axes.upperBound...].reduce(1, *)
+        var out = shape.dims
+        for a in axes { out[a] = 1 }
+        outputShape = Shape(out)
+    }
+}
+
+/// C (M, N) = op(A) · op(B) with the shared extent K.
+struct MatmulGeometry {
+    let m: Int, n: Int, k: Int
+
+    init(_ a: Shape, _ b: Shape, transposeA: Bool, transposeB: Bool) throws {
+        try a.expect(rank: 2, op: "matmul", name: "A")
+        try b.expect(rank: 2, op: "matmul", name: "B")
+        let (am, ak) = transposeA ? (a[1], a[0]) : (a[0], a[1])
+        let (bk, bn) = transposeB ? (b[1], b[0]) : (b[0], b[1])
+        guard ak == bk else {
+            throw RefineSegError.shapeMismatch(op: "matmul", detail: "A \(a)\(transposeA ? "ᵀ" : "") · B \(b)\(transposeB ? "ᵀ" : "") inner extents \(ak) ≠ \(bk)")
+        }
+        m = am; n = bn; k = ak
+    }
+}

@@ -1,0 +1,75 @@
+/// Host storage of the CPU reference: values kept as Double so long sums accumulate exactly
+/// enough; in float32 mode every op output is rounded to Float, so the reference behaves like
+/// float32 storage with double accumulators.
+public final class CPUStorage: TensorStorage {
+    public var data: [Double]
+    init(_ data: [Double]) { self.data = data }
+}
+
+/// The CPU reference backend: plain loops, written to be read, never tuned for speed.
+/// It is the ground truth that every OpenCL kernel is checked against.
+public final class CPUBackend: BackendCore {
+    public enum Precision: Sendable { case float32, float64 }
+
+    /// `.float32` rounds op outputs to Float (the reference for kernels); `.float64` keeps
+    /// Doubles throughout (finite-difference gradient checks).
+    public let precision: Precision
+
+    public init(precision: Precision = .float32) { self.precision = precision }
+
+    public var name: String { precision == .float32 ? "cpu" : "cpu-f64" }
+
+    // MARK: storage helpers shared by every CPUBackend+*.swift file
+
+    /// The values behind `t` (throws if `t` belongs to another backend).
+    func values(_ t: Tensor) throws -> [Double] { try storage(t).data }
+
+    func storage(_ t: Tensor) throws -> CPUStorage {
+        guard let s = t.storage as? CPUStorage else {
+            throw RefineSegError.invalidArgument("tensor of \(t.backend.name) used on the \(name) backend")
+        }
+        return s
+    }
+
+    /// Wraps computed values as a tensor, rounding to Float in float32 mode.
+    func make(_ data: [Double], _ shape: Shape) -> Tensor {
+        precondition(data.count == shape.count, "CPUBackend.make: \(data.count) values for \(shape)")
+        let stored = precision == .float32 ? data.map { Double(Float($0)) } : data
+        return Tensor(shape: shape, storage: CPUStorage(stored), backend: self)
+    }
+
+    /// Replaces the values of `t` in place (rounding as `make` does).
+    func overwrite(_ t: Tensor, _ data: [Double]) throws {
+        let s = try storage(t)
+        precondition(data.count == s.data.count)
+        s.data = precision == .float32 ? data.map { Double(Float($0)) } : data
+    }
+
+    /// Uploads Doubles without rounding (float64 gradient checks).
+    public func tensor(doubles values: [Double], shape: Shape) throws -> Tensor {
+        guard values.count == shape.count else {
+            throw RefineSegError.shapeMismatch(op: "tensor", detail: "\(values.count) values for shape \(shape)")
+        }
+        return make(values, shape)
+    }
+
+    /// Reads values as Doubles (float64 gradient checks).
+    public func readDoubles(_ t: Tensor) throws -> [Double] { try values(t) }
+
+    // MARK: BackendCore
+
+    public func tensor(_ values: [Float], shape: Shape) throws -> Tensor {
+        guard values.count == shape.count else {
+            throw RefineSegError.shapeMismatch(op: "tensor", detail: "\(values.count) values for shape \(shape)")
+        }
+        return make(values.map(Double.init), shape)
+    }
+
+    public func full(_ shape: Shape, value: Float) throws -> Tensor {
+        make([Double](repeating: Double(value), count: shape.count), shape)
+    }
+
+    public func read(_ tensor: Tensor) throws -> [Float] { try values(tensor).map { Float($0) } }
+
+    public func synchronize() throws {}
+}

@@ -1,0 +1,125 @@
+extension CLBackend: ElementwiseOps {
+    private func binary(_ op: String, code: Int, _ a: Tensor, _ b: Tensor) throws -> Tensor {
+        try a.shape.expect(equal: b.shape, op: op)
+        let y = try empty(a.shape, op: op)
+        try run("ew_binary", file: "elementwise", [.tensor(a), .tensor(b), .tensor(y), .int(a.count), .int(code)], global: [a.count])
+        return y
+    }
+
+    /// y = kernel(x) for a unary map of the same shape.
+    private func unary(_ kernel: String, _ x: Tensor) throws -> Tensor {
+        let y = try empty(x.shape, op: kernel)
+        try run(kernel, file: "elementwise", [.tensor(x), .tensor(y), .int(x.count)], global: [x.count])
+        return y
+    }
+
+    /// dx = kernel(dy, saved) for an activation's backward.
+    private func activationBackward(_ kernel: String, _ dy: Tensor, _ saved: Tensor) throws -> Tensor {
+        try dy.shape.expect(equal: saved.shape, op: kernel)
+        let dx = try empty(dy.shape, op: kernel)
+        try run(kernel, file: "elementwise", [.tensor(dy), .tensor(saved), .tensor(dx), .int(dy.count)], global: [dy.count])
+        return dx
+    }
+
+    public func add(_ a: Tensor, _ b: Tensor) throws -> Tensor { try binary("add", code: 0, a, b) }
+    public func sub(_ a: Tensor, _ b: Tensor) throws -> Tensor { try binary("sub", code: 1, a, b) }
+    public func mul(_ a: Tensor, _ b: Tensor) throws -> Tensor { try binary("mul", code: 2, a, b) }
+
+    public func scale(_ a: Tensor, by factor: Float) throws -> Tensor {
+        let y = try empty(a.shape, op: "scale")
+        try run("ew_scale", file: "elementwise", [.tensor(a), .tensor(y), .int(a.count), .float(factor)], global: [a.count])
+        return y
+    }
+
+    public func accumulate(_ target: Tensor, _ source: Tensor, alpha: Float) throws {
+        try target.shape.expect(equal: source.shape, op: "accumulate")
+        try run("ew_axpy", file: "elementwise", [.tensor(target), .tensor(source), .int(target.count), .float(alpha)],
+                global: [target.count])
+    }
+
+    public func relu(_ x: Tensor) throws -> Tensor { try unary("ew_relu", x) }
+    public func sigmoid(_ x: Tensor) throws -> Tensor { try unary("ew_sigmoid", x) }
+
+    public func reluBackward(_ dy: Tensor, output y: Tensor) throws -> Tensor {
+        try activationBackward("ew_relu_backward", dy, y)
+    }
+
+    public func sigmoidBackward(_ dy: Tensor, output y: Tensor) throws -> Tensor {
+        try activationBackward("ew_sigmoid_backward", dy, y)
+    }
+
+    public func copy(_ x: Tensor) throws -> Tensor {
+        let y = try empty(x.shape, op: "copy")
+        try ctx.copy(from: try buffer(x), to: try buffer(y), bytes: x.count * 4, op: "copy")
+        return y
+    }
+
+    public func fill(_ x: Tensor, value: Float) throws {
+        try run("ew_fill", file: "elementwise", [.tensor(x), .int(x.count), .float(value)], global: [x.count])
+    }
+
+    /// Copies `count` channels between NCHW tensors with the same N, H, W.
+    private func copyChannels(_ src: Tensor, srcStart: Int, _ dst: Tensor, dstStart: Int, count: Int, op: String) throws {
+        let (n, cs, h, w) = src.shape.nchw
+        let cd = dst.shape[1]
+        let total = n * count * h * w
+        try run("copy_channels", file: "elementwise",
+                [.tensor(src), .tensor(dst), .int(n), .int(count), .int(h * w), .int(cs), .int(srcStart), .int(cd), .int(dstStart)],
+                global: [total])
+    }
+
+    public func concatChannels(_ parts: [Tensor]) throws -> Tensor {
+        let shapes = try concatShapes(parts)
+        let y = try empty(shapes.output, op: "concat")
+        var offset = 0
+        for (part, c) in zip(parts, shapes.channels) {
+            try copyChannels(part, srcStart: 0, y, dstStart: offset, count: c, op: "concat")
+            offset += c
+        }
+        return y
+    }
+
+    public func sliceChannels(_ x: Tensor, start: Int, count: Int) throws -> Tensor {
+        let y = try empty(try sliceShape(x, start: start, count: count), op: "slice")
+        try copyChannels(x, srcStart: start, y, dstStart: 0, count: count, op: "slice")
+        return y
+    }
+
+    public func mulChannelGate(_ x: Tensor, _ gate: Tensor) throws -> Tensor {
+        try checkChannelGate(x, gate)
+        let (n, c, h, w) = x.shape.nchw
+        let y = try empty(x.shape, op: "mul_channel_gate")
+        try run("gate_channel", file: "elementwise", [.tensor(x), .tensor(gate), .tensor(y), .int(n * c), .int(h * w)], global: [x.count])
+        return y
+    }
+
+    public func mulChannelGateBackward(_ dy: Tensor, x: Tensor, gate: Tensor) throws -> (dx: Tensor, dgate: Tensor) {
+        try checkChannelGate(x, gate)
+        try dy.shape.expect(equal: x.shape, op: "mul_channel_gate_backward")
+        let (n, c, h, w) = x.shape.nchw
+        let dx = try empty(x.shape, op: "mul_channel_gate_backward")
+        let dg = try empty(gate.shape, op: "mul_channel_gate_backward")
+        try run("gate_channel_backward_x", file: "elementwise", [.tensor(dy), .tensor(gate), .tensor(dx), .int(n * c), .int(h * w)], global: [x.count])
+        try run("gate_channel_backward_g", file: "elementwise", [.tensor(dy), .tensor(x), .tensor(dg), .int(n * c), .int(h * w)], global: [n * c])
+        return (dx, dg)
+    }
+
+    public func mulPixelGate(_ x: Tensor, _ gate: Tensor) throws -> Tensor {
+        try checkPixelGate(x, gate)
+        let (n, c, h, w) = x.shape.nchw
+        let y = try empty(x.shape, op: "mul_pixel_gate")
+        try run("gate_pixel", file: "elementwise", [.tensor(x), .tensor(gate), .tensor(y), .int(n), .int(c), .int(h * w)], global: [x.count])
+        return y
+    }
+
+    public func mulPixelGateBackward(_ dy: Tensor, x: Tensor, gate: Tensor) throws -> (dx: Tensor, dgate: Tensor) {
+        try checkPixelGate(x, gate)
+        try dy.shape.expect(equal: x.shape, op: "mul_pixel_gate_backward")
+        let (n, c, h, w) = x.shape.nchw
+        let dx = try empty(x.shape, op: "mul_pixel_gate_backward")
+        let dg = try empty(gate.shape, op: "mul_pixel_gate_backward")
+        try run("gate_pixel_backward_x", file: "elementwise", [.tensor(dy), .tensor(gate), .tensor(dx), .int(n), .int(c), .int(h * w)], global: [x.count])
+        try run("gate_pixel_backward_g", file: "elementwise", [.tensor(dy), .tensor(x), .tensor(dg), .int(n), .int(c), .int(h * w)], global: [n * h * w])
+        return (dx, dg)
+    }
+}

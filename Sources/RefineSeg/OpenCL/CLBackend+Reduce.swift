@@ -1,0 +1,40 @@
+extension CLBackend: ReduceOps, MatmulOps {
+    private func kindCode(_ kind: ReduceKind) -> Int {
+        switch kind { case .sum: return 0; case .mean: return 1; case .max: return 2 }
+    }
+
+    public func reduce(_ x: Tensor, axes: Range<Int>, kind: ReduceKind) throws -> Tensor {
+        let g = try ReduceGeometry(x.shape, axes: axes)
+        let y = try empty(g.outputShape, op: "reduce")
+        try run("reduce_fwd", file: "reduce",
+                [.tensor(x), .tensor(y), .int(g.outer), .int(g.reduced), .int(g.inner), .int(kindCode(kind))],
+                global: [g.outer * g.inner])
+        return y
+    }
+
+    public func reduceBackward(_ dy: Tensor, input x: Tensor, axes: Range<Int>, kind: ReduceKind) throws -> Tensor {
+        let g = try ReduceGeometry(x.shape, axes: axes)
+        try dy.shape.expect(equal: g.outputShape, op: "reduce_backward")
+        let dx = try empty(x.shape, op: "reduce_backward")
+        try run("reduce_backward", file: "reduce",
+                [.tensor(dy), .tensor(x), .tensor(dx), .int(g.outer), .int(g.reduced), .int(g.inner), .int(kindCode(kind))],
+                global: [g.outer * g.inner])
+        return dx
+    }
+
+    public func sumPerChannel(_ x: Tensor) throws -> Tensor {
+        let (n, c, h, w) = x.shape.nchw
+        let y = try empty([c], op: "sum_per_channel")
+        try run("sum_per_channel", file: "reduce", [.tensor(x), .tensor(y), .int(n), .int(c), .int(h * w)], global: [c])
+        return y
+    }
+
+    public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool, transposeB: Bool) throws -> Tensor {
+        let g = try MatmulGeometry(a.shape, b.shape, transposeA: transposeA, transposeB: transposeB)
+        let c = try empty([g.m, g.n], op: "matmul")
+        try run("matmul_naive", file: "matmul",
+                [.tensor(a), .tensor(b), .tensor(c), .int(g.m), .int(g.n), .int(g.k), .int(transposeA ? 1 : 0), .int(transposeB ? 1 : 0)],
+                global: [g.n, g.m])
+        return c
+    }
+}

@@ -1,0 +1,90 @@
+import Foundation
+
+/// Device storage: a pooled buffer.
+final class CLStorage: TensorStorage {
+    let buffer: CLBuffer
+    init(_ buffer: CLBuffer) { self.buffer = buffer }
+}
+
+/// The OpenCL backend: every op is one or a few hand-written kernels from Kernels/.
+public final class CLBackend: BackendCore {
+    let ctx: CLContext
+
+    /// Opens device `device` (nil: `REFINESEG_DEVICE` or the default, see `OpenCLDevices`).
+    public init(device: Int? = nil) throws { ctx = try CLContext(device: device) }
+
+    public var info: DeviceInfo { ctx.info }
+    public var name: String { "opencl:\(ctx.info.index) (\(ctx.info.name))" }
+
+    // MARK: helpers shared by every CLBackend+*.swift file
+
+    func buffer(_ t: Tensor) throws -> CLBuffer {
+        guard let s = t.storage as? CLStorage else {
+            throw RefineSegError.invalidArgument("tensor of \(t.backend.name) used on the \(name) backend")
+        }
+        return s.buffer
+    }
+
+    /// A new uninitialised tensor from the pool.
+    func empty(_ shape: Shape, op: String) throws -> Tensor {
+        Tensor(shape: shape, storage: CLStorage(try ctx.pool.take(bytes: shape.count * 4, op: op)), backend: self)
+    }
+
+    /// Launches `kernel` from `Kernels/<file>.cl`; tensors become buffer arguments.
+    func run(_ kernel: String, file: String, options: String = "", _ args: [KernelArg],
+             global: [Int], local: [Int]? = nil) throws {
+        let resolved: [CLArg] = try args.map { arg in
+            switch arg {
+            case let .tensor(t): return .buffer(try buffer(t))
+            case let .int(v): return .int(v)
+            case let .float(v): return .float(v)
+            case let .local(bytes): return .local(bytes)
+            }
+        }
+        try ctx.launch(kernel, file: file, options: options, args: resolved, global: global, local: local)
+    }
+
+    /// Kernel arguments as the op files write them.
+    enum KernelArg {
+        case tensor(Tensor)
+        case int(Int)
+        case float(Float)
+        case local(Int)
+    }
+
+    // MARK: BackendCore
+
+    public func tensor(_ values: [Float], shape: Shape) throws -> Tensor {
+        guard values.count == shape.count else {
+            throw RefineSegError.shapeMismatch(op: "tensor", detail: "\(values.count) values for shape \(shape)")
+        }
+        let t = try empty(shape, op: "upload")
+        try ctx.upload(values, to: try buffer(t), op: "upload")
+        return t
+    }
+
+    public func full(_ shape: Shape, value: Float) throws -> Tensor {
+        let t = try empty(shape, op: "fill")
+        try fill(t, value: value)
+        return t
+    }
+
+    public func read(_ tensor: Tensor) throws -> [Float] {
+        try ctx.download(try buffer(tensor), count: tensor.count, op: "read")
+    }
+
+    public func synchronize() throws { try ctx.finish() }
+
+    // MARK: memory and profiling, for benches and soak tests
+
+    /// Bytes of device memory held by live tensors, and the high-water mark of all pooled memory.
+    public var memoryStats: (inUse: Int, peak: Int, allocations: Int) {
+        (ctx.pool.bytesInUse, ctx.pool.peakBytes, ctx.pool.allocations)
+    }
+
+    /// Starts recording device time for every kernel launched from now on.
+    public func startProfiling() { ctx.startProfiling() }
+
+    /// Waits for the device and returns the recorded kernel times.
+    public func stopProfiling() throws -> [KernelTiming] { try ctx.stopProfiling() }
+}

@@ -1,0 +1,255 @@
+import COpenCL
+import Foundation
+
+/// One kernel argument.
+enum CLArg {
+    case buffer(CLBuffer)
+    case int(Int)
+    case float(Float)
+    /// Local memory of this many bytes.
+    case local(Int)
+}
+
+/// One profiled kernel execution (device time from profiling events).
+public struct KernelTiming: Sendable {
+    public var name: String
+    public var milliseconds: Double
+}
+
+/// A device buffer from the pool; returns itself to the pool when released. The queue is
+/// in order, so a buffer recycled while earlier kernels still use it is only reused by later ones.
+final class CLBuffer {
+    let mem: cl_mem
+    let bytes: Int
+    private let pool: CLBufferPool
+
+    init(mem: cl_mem, bytes: Int, pool: CLBufferPool) { self.mem = mem; self.bytes = bytes; self.pool = pool }
+    deinit { pool.recycle(mem, bytes: bytes) }
+}
+
+/// Reuses device buffers by exact size, so steady-state training allocates nothing.
+final class CLBufferPool {
+    private let context: cl_context
+    private var free: [Int: [cl_mem]] = [:]
+    private(set) var bytesInUse = 0
+    private(set) var bytesCached = 0
+    private(set) var peakBytes = 0
+    private(set) var allocations = 0
+
+    init(context: cl_context) { self.context = context }
+
+    func take(bytes requested: Int, op: String) throws -> CLBuffer {
+        let bytes = max(requested, 4)
+        if var list = free[bytes], let mem = list.popLast() {
+            free[bytes] = list
+            bytesCached -= bytes
+            bytesInUse += bytes
+            return CLBuffer(mem: mem, bytes: bytes, pool: self)
+        }
+        var status: cl_int = 0
+        var mem = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), bytes, nil, &status)
+        if status == CL_MEM_OBJECT_ALLOCATION_FAILURE || status == CL_OUT_OF_RESOURCES || status == CL_OUT_OF_HOST_MEMORY {
+            trim()                                    // give cached buffers back and try once more
+            mem = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), bytes, nil, &status)
+        }
+        if status != CL_SUCCESS || mem == nil {
+            throw RefineSegError.openCL(op: op, call: "clCreateBuffer(\(bytes) bytes; \(bytesInUse) in use)",
+                                        status: clStatusName(status), log: nil)
+        }
+        allocations += 1
+        bytesInUse += bytes
+        peakBytes = max(peakBytes, bytesInUse + bytesCached)
+        return CLBuffer(mem: mem!, bytes: bytes, pool: self)
+    }
+
+    func recycle(_ mem: cl_mem, bytes: Int) {
+        bytesInUse -= bytes
+        bytesCached += bytes
+        free[bytes, default: []].append(mem)
+    }
+
+    /// Releases every cached (unused) buffer.
+    func trim() {
+        for (_, list) in free { for mem in list { clReleaseMemObject(mem) } }
+        free.removeAll()
+        bytesCached = 0
+    }
+}
+
+/// The OpenCL context of one device: queue, program and kernel caches, buffer pool, profiling.
+/// Nothing outside the OpenCL folder sees its types.
+final class CLContext {
+    let info: DeviceInfo
+    let device: cl_device_id
+    let context: cl_context
+    let queue: cl_command_queue
+    let pool: CLBufferPool
+    private var programs: [String: cl_program] = [:]
+    private var kernels: [String: cl_kernel] = [:]
+    private var profiling = false
+    private var pending: [(String, cl_event)] = []
+
+    init(device requested: Int?) throws {
+        let entry = try OpenCLDevices.select(requested)
+        info = entry.info
+        device = entry.device
+        var status: cl_int = 0
+        var dev: cl_device_id? = entry.device
+        guard let ctx = clCreateContext(nil, 1, &dev, nil, nil, &status), status == CL_SUCCESS else {
+            throw RefineSegError.openCL(op: "open device \(entry.info.index)", call: "clCreateContext",
+                                        status: clStatusName(status), log: nil)
+        }
+        context = ctx
+        let props = cl_command_queue_properties(CL_QUEUE_PROFILING_ENABLE)
+        guard let q = clCreateCommandQueue(ctx, entry.device, props, &status), status == CL_SUCCESS else {
+            throw RefineSegError.openCL(op: "open device \(entry.info.index)", call: "clCreateCommandQueue",
+                                        status: clStatusName(status), log: nil)
+        }
+        queue = q
+        pool = CLBufferPool(context: ctx)
+    }
+
+    // MARK: programs
+
+    /// Builds (once per process and option set) the program of `Kernels/<file>.cl`,
+    /// prefixed with `Kernels/common.h` when present.
+    func program(_ file: String, options: String) throws -> cl_program {
+        let key = file + "|" + options
+        if let p = programs[key] { return p }
+        guard let body = KernelSources.files[file] else {
+            throw RefineSegError.invalidArgument("[\(file)] no kernel file Kernels/\(file).cl in this build")
+        }
+        let source = (KernelSources.files["common.h"] ?? "") + "\n" + body
+        var status: cl_int = 0
+        let program: cl_program? = source.withCString { ptr in
+            var p: UnsafePointer<CChar>? = ptr
+            var length = strlen(ptr)
+            return clCreateProgramWithSource(context, 1, &p, &length, &status)
+        }
+        guard let program, status == CL_SUCCESS else {
+            throw RefineSegError.openCL(op: "build \(file).cl", call: "clCreateProgramWithSource",
+                                        status: clStatusName(status), log: nil)
+        }
+        let flags = "-cl-std=CL1.2 -cl-mad-enable " + options
+        var dev: cl_device_id? = device
+        let build = clBuildProgram(program, 1, &dev, flags, nil, nil)
+        if build != CL_SUCCESS {
+            let log = buildLog(program)
+            clReleaseProgram(program)
+            throw RefineSegError.openCL(op: "build \(file).cl [\(options)]", call: "clBuildProgram",
+                                        status: clStatusName(build), log: log)
+        }
+        programs[key] = program
+        return program
+    }
+
+    private func buildLog(_ program: cl_program) -> String {
+        var size = 0
+        clGetProgramBuildInfo(program, device, cl_program_build_info(CL_PROGRAM_BUILD_LOG), 0, nil, &size)
+        guard size > 1 else { return "" }
+        var buf = [CChar](repeating: 0, count: size + 1)
+        clGetProgramBuildInfo(program, device, cl_program_build_info(CL_PROGRAM_BUILD_LOG), size, &buf, nil)
+        return String(cString: buf).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    func kernel(_ name: String, file: String, options: String) throws -> cl_kernel {
+        let key = file + "|" + options + "|" + name
+        if let k = kernels[key] { return k }
+        let prog = try program(file, options: options)
+        var status: cl_int = 0
+        guard let k = clCreateKernel(prog, name, &status), status == CL_SUCCESS else {
+            throw RefineSegError.openCL(op: name, call: "clCreateKernel", status: clStatusName(status), log: nil)
+        }
+        kernels[key] = k
+        return k
+    }
+
+    // MARK: launching
+
+    /// Sets the arguments and enqueues `name` over `global` work items (rounded up to a
+    /// multiple of `local` when given). Never waits for the device.
+    func launch(_ name: String, file: String, options: String = "", args: [CLArg],
+                global: [Int], local: [Int]? = nil) throws {
+        let k = try kernel(name, file: file, options: options)
+        for (i, arg) in args.enumerated() {
+            let index = cl_uint(i)
+            let status: cl_int
+            switch arg {
+            case let .buffer(b):
+                var mem: cl_mem? = b.mem
+                status = clSetKernelArg(k, index, MemoryLayout<cl_mem>.size, &mem)
+            case let .int(v):
+                var x = cl_int(truncatingIfNeeded: v)
+                status = clSetKernelArg(k, index, MemoryLayout<cl_int>.size, &x)
+            case let .float(v):
+                var x = cl_float(v)
+                status = clSetKernelArg(k, index, MemoryLayout<cl_float>.size, &x)
+            case let .local(bytes):
+                status = clSetKernelArg(k, index, max(bytes, 4), nil)
+            }
+            try clCheck(status, "clSetKernelArg(\(i))", op: name)
+        }
+        var g = global.map { max($0, 1) }
+        if let local { for i in g.indices { g[i] = (g[i] + local[i] - 1) / local[i] * local[i] } }
+        var event: cl_event?
+        let status: cl_int = withUnsafeMutablePointer(to: &event) { eventPtr in
+            let eventOut: UnsafeMutablePointer<cl_event?>? = profiling ? eventPtr : nil
+            return g.withUnsafeBufferPointer { gp in
+                guard let local else {
+                    return clEnqueueNDRangeKernel(queue, k, cl_uint(g.count), nil, gp.baseAddress, nil, 0, nil, eventOut)
+                }
+                return local.withUnsafeBufferPointer { lp in
+                    clEnqueueNDRangeKernel(queue, k, cl_uint(g.count), nil, gp.baseAddress, lp.baseAddress, 0, nil, eventOut)
+                }
+            }
+        }
+        try clCheck(status, "clEnqueueNDRangeKernel(global \(g), local \(local.map { "\($0)" } ?? "auto"))", op: name)
+        if let event { pending.append((name, event)) }
+    }
+
+    // MARK: memory
+
+    func upload(_ values: [Float], to buffer: CLBuffer, op: String) throws {
+        try values.withUnsafeBytes { raw in
+            try clCheck(clEnqueueWriteBuffer(queue, buffer.mem, cl_bool(CL_TRUE), 0, raw.count, raw.baseAddress, 0, nil, nil),
+                        "clEnqueueWriteBuffer", op: op)
+        }
+    }
+
+    func download(_ buffer: CLBuffer, count: Int, op: String) throws -> [Float] {
+        var out = [Float](repeating: 0, count: count)
+        try out.withUnsafeMutableBytes { raw in
+            try clCheck(clEnqueueReadBuffer(queue, buffer.mem, cl_bool(CL_TRUE), 0, raw.count, raw.baseAddress, 0, nil, nil),
+                        "clEnqueueReadBuffer", op: op)
+        }
+        return out
+    }
+
+    func copy(from src: CLBuffer, to dst: CLBuffer, bytes: Int, srcOffset: Int = 0, dstOffset: Int = 0, op: String) throws {
+        guard bytes > 0 else { return }
+        try clCheck(clEnqueueCopyBuffer(queue, src.mem, dst.mem, srcOffset, dstOffset, bytes, 0, nil, nil),
+                    "clEnqueueCopyBuffer", op: op)
+    }
+
+    func finish() throws { try clCheck(clFinish(queue), "clFinish", op: "synchronize") }
+
+    // MARK: profiling
+
+    /// From now on every launch records a profiling event.
+    func startProfiling() { profiling = true; pending.removeAll() }
+
+    /// Waits for the device and returns the device time of every kernel launched since `startProfiling`.
+    func stopProfiling() throws -> [KernelTiming] {
+        profiling = false
+        try finish()
+        defer { for (_, e) in pending { clReleaseEvent(e) }; pending.removeAll() }
+        return try pending.map { name, event in
+            var start: cl_ulong = 0, end: cl_ulong = 0
+            try clCheck(clGetEventProfilingInfo(event, cl_profiling_info(CL_PROFILING_COMMAND_START),
+                                                MemoryLayout<cl_ulong>.size, &start, nil), "clGetEventProfilingInfo", op: name)
+            try clCheck(clGetEventProfilingInfo(event, cl_profiling_info(CL_PROFILING_COMMAND_END),
+                                                MemoryLayout<cl_ulong>.size, &end, nil), "clGetEventProfilingInfo", op: name)
+            return KernelTiming(name: name, milliseconds: Double(end &- start) / 1e6)
+        }
+    }
+}

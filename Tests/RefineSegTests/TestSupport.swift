@@ -1,0 +1,42 @@
+import Foundation
+import XCTest
+@testable import RefineSeg
+
+/// The OpenCL backend for tests, or a skip that says why (never a silent pass).
+func openCLBackendOrSkip() throws -> CLBackend {
+    do { return try CLBackend(device: nil) } catch {
+        throw XCTSkip("no OpenCL device: \(error)")
+    }
+}
+
+/// The package root (Tests/RefineSegTests/../..).
+let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+/// Runs the built `refineseg` binary (debug build next to the tests) and returns (status, stdout, stderr).
+func runCLI(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, out: String, err: String) {
+    let candidates = [".build/debug/refineseg", ".build/release/refineseg"].map { packageRoot.appendingPathComponent($0).path }
+    guard let binary = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+        throw XCTSkip("refineseg binary not built (run `swift build` first)")
+    }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: binary)
+    process.arguments = arguments
+    var env = ProcessInfo.processInfo.environment
+    for (k, v) in environment { env[k] = v }
+    process.environment = env
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let outData = out.fileHandleForReading.readDataToEndOfFile()
+    let errData = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+}
+
+/// A fresh temporary directory, removed by the caller's tearDown or left in /tmp.
+func temporaryDirectory(_ label: String = "refineseg-test") throws -> URL {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("\(label)-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url
+}

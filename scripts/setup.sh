@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what RefineSeg needs on Debian 12 (run as root, or with sudo available):
+# OpenCL headers and loader, PoCL (a CPU OpenCL device), libpng, libjpeg-turbo, zlib,
+# and the Python packages of the reference scripts (CPU PyTorch, numpy, safetensors).
+set -euo pipefail
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
+need=()
+for p in ocl-icd-opencl-dev opencl-headers pocl-opencl-icd libpng-dev libturbojpeg0-dev zlib1g-dev clinfo; do
+  dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  $SUDO apt-get update
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${need[@]}"
+fi
+if command -v python3 >/dev/null 2>&1; then
+  python3 -c "import torch, numpy, safetensors" 2>/dev/null \
+    || python3 -m pip install --quiet torch numpy safetensors \
+    || echo "setup: PyTorch could not be installed; the PyTorch cross-check tests will report themselves skipped" >&2
+fi
+clinfo -l || true
