@@ -1,0 +1,196 @@
+/// Differentiable ops: each computes with the backend and records how to send gradients back.
+extension Graph {
+    public func add(_ a: Var, _ b: Var) throws -> Var {
+        record(try backend.add(a.value, b.value), [a, b]) { g in [g, g] }
+    }
+
+    public func scale(_ a: Var, by factor: Float) throws -> Var {
+        let b = backend
+        return record(try b.scale(a.value, by: factor), [a]) { g in [try b.scale(g, by: factor)] }
+    }
+
+    public func relu(_ x: Var) throws -> Var {
+        let b = backend
+        let y = try b.relu(x.value)
+        return record(y, [x]) { g in [try b.reluBackward(g, output: y)] }
+    }
+
+    public func sigmoid(_ x: Var) throws -> Var {
+        let b = backend
+        let y = try b.sigmoid(x.value)
+        return record(y, [x]) { g in [try b.sigmoidBackward(g, output: y)] }
+    }
+
+    /// The same values under another shape (same element count).
+    public func reshape(_ x: Var, _ shape: Shape) throws -> Var {
+        let original = x.shape
+        return record(try x.value.reshaped(shape), [x]) { g in [try g.reshaped(original)] }
+    }
+
+    public func conv2d(_ x: Var, weight: Var, bias: Var?, params: Conv2DParams) throws -> Var {
+        let b = backend
+        let y = try b.conv2d(x.value, weight: weight.value, bias: bias?.value, params: params)
+        let inputs = [x, weight] + (bias.map { [$0] } ?? [])
+        return record(y, inputs) { g in
+            var grads: [Tensor?] = [
+                x.needsGrad ? try b.conv2dBackwardData(g, weight: weight.value, inputShape: x.shape, params: params) : nil,
+                weight.needsGrad ? try b.conv2dBackwardWeight(g, input: x.value, weightShape: weight.shape, params: params) : nil,
+            ]
+            if let bias { grads.append(bias.needsGrad ? try b.sumPerChannel(g).reshaped(bias.shape) : nil) }
+            return grads
+        }
+    }
+
+    public func convTranspose2x2(_ x: Var, weight: Var, bias: Var?) throws -> Var {
+        let b = backend
+        let y = try b.convTranspose2x2(x.value, weight: weight.value, bias: bias?.value)
+        let inputs = [x, weight] + (bias.map { [$0] } ?? [])
+        return record(y, inputs) { g in
+            var grads: [Tensor?] = [
+                x.needsGrad ? try b.convTranspose2x2BackwardData(g, weight: weight.value) : nil,
+                weight.needsGrad ? try b.convTranspose2x2BackwardWeight(g, input: x.value) : nil,
+            ]
+            if let bias { grads.append(bias.needsGrad ? try b.sumPerChannel(g).reshaped(bias.shape) : nil) }
+            return grads
+        }
+    }
+
+    public func maxPool2x2(_ x: Var) throws -> Var {
+        let b = backend
+        return record(try b.maxPool2x2(x.value), [x]) { g in [try b.maxPool2x2Backward(g, input: x.value)] }
+    }
+
+    public func concatChannels(_ parts: [Var]) throws -> Var {
+        let b = backend
+        let counts = parts.map { $0.shape[1] }
+        return record(try b.concatChannels(parts.map(\.value)), parts) { g in
+            var start = 0
+            return try counts.map { c in
+                defer { start += c }
+                return try b.sliceChannels(g, start: start, count: c)
+            }
+        }
+    }
+
+    /// BatchNorm2d (NCHW) or BatchNorm1d ((N, C)): batch statistics and a running-stat update
+    /// in training mode, running statistics otherwise.
+    public func batchNorm(_ x: Var, _ bn: BatchNorm) throws -> Var {
+        let b = backend
+        let w = parameter(bn.weight), bias = parameter(bn.bias)
+        guard training else {
+            let y = try b.batchNormEval(x.value, weight: w.value, bias: bias.value, runningMean: bn.runningMean.value,
+                                        runningVar: bn.runningVar.value, eps: bn.eps)
+            return constant(y)
+        }
+        let (y, saved) = try b.batchNormTrain(x.value, weight: w.value, bias: bias.value, runningMean: bn.runningMean.value,
+                                              runningVar: bn.runningVar.value, momentum: bn.momentum, eps: bn.eps)
+        return record(y, [x, w, bias]) { g in
+            let r = try b.batchNormBackward(g, input: x.value, weight: w.value, saved: saved)
+            return [r.dx, r.dweight, r.dbias]
+        }
+    }
+
+    /// Mean and max over H, W: two (N, C) descriptors from one pass. Each output sends its
+    /// gradient back on its own (the other descriptor's gradient taken as zero).
+    public func spatialMeanMax(_ x: Var) throws -> (mean: Var, max: Var) {
+        let b = backend
+        let (mean, maxv) = try b.spatialMeanMax(x.value)
+        let meanVar = record(mean, [x]) { g in
+            [try b.spatialMeanMaxBackward(dMean: g, dMax: try b.zeros(g.shape), input: x.value)]
+        }
+        let maxVar = record(maxv, [x]) { g in
+            [try b.spatialMeanMaxBackward(dMean: try b.zeros(g.shape), dMax: g, input: x.value)]
+        }
+        return (meanVar, maxVar)
+    }
+
+    /// concat[mean over C, max over C] → (N, 2, H, W).
+    public func channelMeanMax(_ x: Var) throws -> Var {
+        let b = backend
+        return record(try b.channelMeanMax(x.value), [x]) { g in [try b.channelMeanMaxBackward(g, input: x.value)] }
+    }
+
+    public func mulChannelGate(_ x: Var, _ gate: Var) throws -> Var {
+        let b = backend
+        return record(try b.mulChannelGate(x.value, gate.value), [x, gate]) { g in
+            let r = try b.mulChannelGateBackward(g, x: x.value, gate: gate.value)
+            return [r.dx, r.dgate]
+        }
+    }
+
+    public func mulPixelGate(_ x: Var, _ gate: Var) throws -> Var {
+        let b = backend
+        return record(try b.mulPixelGate(x.value, gate.value), [x, gate]) { g in
+            let r = try b.mulPixelGateBackward(g, x: x.value, gate: gate.value)
+            return [r.dx, r.dgate]
+        }
+    }
+
+    /// Mean over the given contiguous axes (kept with extent 1).
+    public func mean(_ x: Var, axes: Range<Int>) throws -> Var {
+        let b = backend
+        return record(try b.reduce(x.value, axes: axes, kind: .mean), [x]) { g in
+            [try b.reduceBackward(g, input: x.value, axes: axes, kind: .mean)]
+        }
+    }
+
+    /// (N, C, 1, 1) broadcast to (N, C, H, W).
+    public func broadcastSpatial(_ x: Var, height: Int, width: Int) throws -> Var {
+        let b = backend
+        let shape = x.shape
+        return record(try b.broadcastSpatial(x.value, height: height, width: width), [x]) { g in
+            [try b.broadcastSpatialBackward(g).reshaped(shape)]
+        }
+    }
+
+    /// x (N, in) · Wᵀ with W (out, in) → (N, out). No bias (the projector's linears have none).
+    public func linear(_ x: Var, weight: Var) throws -> Var {
+        let b = backend
+        return record(try b.matmul(x.value, weight.value, transposeA: false, transposeB: true), [x, weight]) { g in
+            [try b.matmul(g, weight.value, transposeA: false, transposeB: false),
+             try b.matmul(g, x.value, transposeA: true, transposeB: false)]
+        }
+    }
+
+    public func matmul(_ a: Var, _ bVar: Var, transposeA: Bool, transposeB: Bool) throws -> Var {
+        let b = backend
+        return record(try b.matmul(a.value, bVar.value, transposeA: transposeA, transposeB: transposeB), [a, bVar]) { g in
+            let dA = transposeA ? try b.matmul(bVar.value, g, transposeA: transposeB, transposeB: true)
+                                : try b.matmul(g, bVar.value, transposeA: false, transposeB: !transposeB)
+            let dB = transposeB ? try b.matmul(g, a.value, transposeA: true, transposeB: transposeA)
+                                : try b.matmul(a.value, g, transposeA: !transposeA, transposeB: false)
+            return [dA, dB]
+        }
+    }
+
+    // MARK: losses (one-element results)
+
+    public func bceWithLogits(_ logits: Var, target: Tensor) throws -> Var {
+        let b = backend
+        return record(try b.bceWithLogits(logits.value, target: target), [logits]) { g in
+            [try b.bceWithLogitsBackward(g, logits: logits.value, target: target)]
+        }
+    }
+
+    /// Batch-mean soft Dice score of probabilities.
+    public func softDice(_ probs: Var, target: Tensor) throws -> Var {
+        let b = backend
+        return record(try b.softDice(probs.value, target: target), [probs]) { g in
+            [try b.softDiceBackward(g, probs: probs.value, target: target)]
+        }
+    }
+
+    public func lesionContrastive(_ embedding: Var, logits: Tensor, target: Tensor, params: LACParams = LACParams()) throws -> Var {
+        let b = backend
+        return record(try b.lesionContrastive(embedding.value, logits: logits, target: target, params: params), [embedding]) { g in
+            [try b.lesionContrastiveBackward(g, embedding: embedding.value, logits: logits, target: target, params: params)]
+        }
+    }
+
+    public func barlowTwinsFromCorrelation(_ c: Var, lambda: Float) throws -> Var {
+        let b = backend
+        return record(try b.barlowTwinsFromCorrelation(c.value, lambda: lambda), [c]) { g in
+            [try b.barlowTwinsFromCorrelationBackward(g, correlation: c.value, lambda: lambda)]
+        }
+    }
+}

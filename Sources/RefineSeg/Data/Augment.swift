@@ -1,0 +1,101 @@
+import Foundation
+
+/// A training batch on the host: images (N, C, S, S) and masks (N, 1, S, S).
+public struct Batch: Sendable {
+    public var count: Int
+    public var channels: Int
+    public var size: Int
+    public var images: [Float]
+    public var masks: [Float]
+}
+
+/// Random S×S crop (reflect-padded first if the image is smaller), random horizontal and
+/// vertical flips and a random multiple of 90° rotation; image and mask move together.
+func augmentedCrop(_ s: Sample, size: Int, rng: inout SeededRandom) -> (image: [Float], mask: [Float]) {
+    let h = max(s.height, size), w = max(s.width, size)
+    let image = reflectPad(s.image, channels: s.channels, height: s.height, width: s.width, toHeight: h, toWidth: w)
+    let mask = reflectPad(s.mask ?? [Float](repeating: 0, count: s.height * s.width), channels: 1,
+                          height: s.height, width: s.width, toHeight: h, toWidth: w)
+    let oy = Int(rng.next() % UInt64(h - size + 1)), ox = Int(rng.next() % UInt64(w - size + 1))
+    let flipH = rng.next() & 1 == 1, flipV = rng.next() & 1 == 1
+    let rot = Int(rng.next() % 4)
+    /// Source (y, x) in the crop for output (y, x): rotate, then flip.
+    func source(_ y: Int, _ x: Int) -> (Int, Int) {
+        var (yy, xx) = (y, x)
+        switch rot {
+        case 1: (yy, xx) = (x, size - 1 - y)
+        case 2: (yy, xx) = (size - 1 - y, size - 1 - x)
+        case 3: (yy, xx) = (size - 1 - x, y)
+        default: break
+        }
+        if flipH { xx = size - 1 - xx }
+        if flipV { yy = size - 1 - yy }
+        return (oy + yy, ox + xx)
+    }
+    var outImage = [Float](repeating: 0, count: s.channels * size * size)
+    var outMask = [Float](repeating: 0, count: size * size)
+    for y in 0..<size {
+        for x in 0..<size {
+            let (sy, sx) = source(y, x)
+            for c in 0..<s.channels { outImage[(c * size + y) * size + x] = image[(c * h + sy) * w + sx] }
+            outMask[y * size + x] = mask[sy * w + sx]
+        }
+    }
+    return (outImage, outMask)
+}
+
+/// Batches of one epoch in a seeded order, made on a background thread ahead of the device.
+public final class BatchLoader {
+    private let condition = NSCondition()
+    private var queue: [Batch] = []
+    private var finished = false
+    private let capacity: Int
+
+    /// Starts producing the batches of one epoch: `samples` shuffled with `seed`, cut into
+    /// batches of `batchSize` (the last one smaller), each image augmented.
+    public init(samples: [Sample], batchSize: Int, size: Int, seed: UInt64, capacity: Int = 3) {
+        self.capacity = capacity
+        let thread = Thread { [self] in
+            var rng = SeededRandom(seed: seed)
+            var order = Array(samples.indices)
+            order.shuffle(using: &rng)
+            var start = 0
+            while start < order.count {
+                let idx = order[start..<min(start + batchSize, order.count)]
+                var images = [Float](), masks = [Float]()
+                for i in idx {
+                    let (im, m) = augmentedCrop(samples[i], size: size, rng: &rng)
+                    images += im; masks += m
+                }
+                self.push(Batch(count: idx.count, channels: samples[idx.first!].channels, size: size, images: images, masks: masks))
+                start += batchSize
+            }
+            self.finish()
+        }
+        thread.start()
+    }
+
+    private func push(_ b: Batch) {
+        condition.lock()
+        while queue.count >= capacity { condition.wait() }
+        queue.append(b)
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    private func finish() {
+        condition.lock(); finished = true; condition.broadcast(); condition.unlock()
+    }
+
+    /// The next batch, waiting for the producer if needed; nil at the end of the epoch.
+    public func next() -> Batch? {
+        condition.lock()
+        defer { condition.unlock() }
+        while queue.isEmpty && !finished { condition.wait() }
+        if queue.isEmpty { return nil }
+        let b = queue.removeFirst()
+        condition.broadcast()
+        return b
+    }
+}
+

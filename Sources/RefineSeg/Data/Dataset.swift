@@ -1,0 +1,141 @@
+import Foundation
+
+/// One image with its (optional) mask, normalised and ready for the network.
+public struct Sample: Sendable {
+    public var name: String
+    /// Source file of the image (for messages).
+    public var path: String
+    public var channels: Int
+    public var height: Int
+    public var width: Int
+    /// (C, H, W), normalised per MODEL.md.
+    public var image: [Float]
+    /// (H, W) binary 0/1, or nil for unlabelled images.
+    public var mask: [Float]?
+}
+
+/// Image files RefineSeg reads, by extension.
+let imageExtensions: Set<String> = ["png", "jpg", "jpeg"]
+
+/// Reads a PNG or JPEG image file.
+public func readImageFile(_ path: String) throws -> RawImage {
+    switch URL(fileURLWithPath: path).pathExtension.lowercased() {
+    case "jpg", "jpeg": return try JPEGFile.read(path)
+    default: return try PNGFile.read(path)
+    }
+}
+
+/// The dataset folder layout:
+///
+///     DATASET/train/images/NAME.png   DATASET/train/masks/NAME.png
+///     DATASET/test/images/…           DATASET/test/masks/…
+///     DATASET/val/…                   (optional)
+///     DATASET/unlabeled/images/…      (optional; pre-training only)
+public struct DatasetFolder {
+    public let root: String
+
+    public init(_ root: String) throws {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: root, isDirectory: &isDir), isDir.boolValue else {
+            throw RefineSegError.io(file: root, message: "dataset folder not found")
+        }
+        self.root = root
+    }
+
+    public func hasSplit(_ split: String) -> Bool {
+        FileManager.default.fileExists(atPath: "\(root)/\(split)/images")
+    }
+
+    /// Image file names (sorted) of a folder; throws if the folder is missing or holds no images.
+    static func imageNames(in dir: String) throws -> [String] {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
+            throw RefineSegError.io(file: dir, message: "folder not found")
+        }
+        let names = try FileManager.default.contentsOfDirectory(atPath: dir)
+            .filter { !$0.hasPrefix(".") && imageExtensions.contains(URL(fileURLWithPath: $0).pathExtension.lowercased()) }
+            .sorted()
+        guard !names.isEmpty else { throw RefineSegError.io(file: dir, message: "no images (.png, .jpg) in this folder") }
+        return names
+    }
+
+    /// Loads a split. With `masks`, every image needs a mask of the same stem and size (and vice versa).
+    public func load(split: String, masks: Bool) throws -> [Sample] {
+        let imageDir = "\(root)/\(split)/images", maskDir = "\(root)/\(split)/masks"
+        let images = try Self.imageNames(in: imageDir)
+        var maskByStem = [String: String]()
+        if masks {
+            let maskNames = try Self.imageNames(in: maskDir)
+            for m in maskNames { maskByStem[stem(m)] = m }
+            let imageStems = Set(images.map(stem))
+            let missingMasks = images.filter { maskByStem[stem($0)] == nil }
+            let orphanMasks = maskNames.filter { !imageStems.contains(stem($0)) }
+            if !missingMasks.isEmpty || !orphanMasks.isEmpty {
+                var parts = [String]()
+                if !missingMasks.isEmpty { parts.append("images without a mask: " + listPreview(missingMasks)) }
+                if !orphanMasks.isEmpty { parts.append("masks without an image: " + listPreview(orphanMasks)) }
+                throw RefineSegError.io(file: "\(root)/\(split)", message: parts.joined(separator: "; "))
+            }
+        }
+        var samples = [Sample]()
+        var channels: Int?
+        for name in images {
+            let path = "\(imageDir)/\(name)"
+            let raw = try readImageFile(path)
+            if let c = channels, c != raw.channels {
+                throw RefineSegError.io(file: path, message: "has \(raw.channels) channel(s) but earlier images have \(c): a dataset must not mix grey and colour images")
+            }
+            channels = raw.channels
+            var mask: [Float]?
+            if masks, let m = maskByStem[stem(name)] {
+                let maskPath = "\(maskDir)/\(m)"
+                let rawMask = try readImageFile(maskPath)
+                guard rawMask.width == raw.width, rawMask.height == raw.height else {
+                    throw RefineSegError.io(file: maskPath, message: "mask is \(rawMask.width)×\(rawMask.height) but its image \(name) is \(raw.width)×\(raw.height)")
+                }
+                mask = rawMask.maskValues()
+            }
+            samples.append(Sample(name: stem(name), path: path, channels: raw.channels, height: raw.height, width: raw.width,
+                                  image: normalizePercentiles(raw.planarFloats(), channels: raw.channels), mask: mask))
+        }
+        return samples
+    }
+}
+
+func stem(_ name: String) -> String { URL(fileURLWithPath: name).deletingPathExtension().lastPathComponent }
+
+func listPreview(_ names: [String], limit: Int = 5) -> String {
+    names.count <= limit ? names.joined(separator: ", ") : names.prefix(limit).joined(separator: ", ") + " and \(names.count - limit) more"
+}
+
+/// The labelled training set after the validation hold-out and the label fraction.
+public struct TrainingSplit {
+    public var labelled: [Sample]
+    public var validation: [Sample]
+    /// Training images whose masks are not used (the rest of the label fraction).
+    public var unlabelled: [Sample]
+
+    /// Without a val split, a seeded 15 % (at least one image) of the labelled training images
+    /// is held out; then a seeded `labelFraction` (at least one image) of the rest keeps its mask.
+    public init(folder: DatasetFolder, labelFraction: Double, seed: UInt64) throws {
+        var train = try folder.load(split: "train", masks: true)
+        if folder.hasSplit("val") {
+            validation = try folder.load(split: "val", masks: true)
+        } else {
+            guard train.count >= 2 else {
+                throw RefineSegError.io(file: "\(folder.root)/train", message: "needs at least 2 labelled images to hold one out for validation (or add a val split)")
+            }
+            var rng = SeededRandom(seed: seed ^ 0x7A11)
+            train.shuffle(using: &rng)
+            let held = max(1, Int((Double(train.count) * 0.15).rounded()))
+            validation = Array(train.prefix(held)).sorted { $0.name < $1.name }
+            train = Array(train.dropFirst(held))
+        }
+        var rng = SeededRandom(seed: seed ^ 0xF4AC)
+        train.sort { $0.name < $1.name }
+        train.shuffle(using: &rng)
+        let keep = max(1, Int((Double(train.count) * labelFraction).rounded()))
+        labelled = Array(train.prefix(keep)).sorted { $0.name < $1.name }
+        unlabelled = Array(train.dropFirst(keep)).map { var s = $0; s.mask = nil; return s }
+    }
+}

@@ -1,0 +1,121 @@
+/// ConvBN(cin, cout, k, dilation d): conv k×k, padding d·(k−1)/2, no bias → BatchNorm.
+/// Names `conv.weight`, `bn.*`.
+public final class ConvBN: Module {
+    public let conv: Conv2d
+    public let bn: BatchNorm
+
+    public init(_ backend: Backend, _ cin: Int, _ cout: Int, kernel: Int, dilation: Int = 1, rng: inout SeededRandom) throws {
+        conv = try Conv2d(backend, cin, cout, kernel: kernel, padding: dilation * (kernel - 1) / 2, dilation: dilation,
+                          bias: false, rng: &rng)
+        bn = try BatchNorm(backend, cout)
+    }
+
+    public func callAsFunction(_ x: Var, _ g: Graph) throws -> Var { try bn(try conv(x, g), g) }
+
+    public func collect(prefix: String, into list: inout [(String, Parameter)]) {
+        conv.collect(prefix: join(prefix, "conv"), into: &list)
+        bn.collect(prefix: join(prefix, "bn"), into: &list)
+    }
+}
+
+/// CBAM channel gate: g = sigmoid(fc2(relu(fc1(mean))) + fc2(relu(fc1(max)))), hidden max(4, C/16).
+public final class ChannelAttention: Module {
+    public let fc1: PointwiseLinear, fc2: PointwiseLinear
+
+    public init(_ backend: Backend, _ channels: Int, rng: inout SeededRandom) throws {
+        let hidden = max(4, channels / 16)
+        fc1 = try PointwiseLinear(backend, channels, hidden, rng: &rng)
+        fc2 = try PointwiseLinear(backend, hidden, channels, rng: &rng)
+    }
+
+    public func callAsFunction(_ x: Var, _ g: Graph) throws -> Var {
+        let (mean, maxv) = try g.spatialMeanMax(x)
+        let a = try fc2(try g.relu(try fc1(mean, g)), g)
+        let m = try fc2(try g.relu(try fc1(maxv, g)), g)
+        return try g.mulChannelGate(x, try g.sigmoid(try g.add(a, m)))
+    }
+
+    public func collect(prefix: String, into list: inout [(String, Parameter)]) {
+        fc1.collect(prefix: join(prefix, "fc1"), into: &list)
+        fc2.collect(prefix: join(prefix, "fc2"), into: &list)
+    }
+}
+
+/// Spatial attention (spatial information compression): g = sigmoid(BN(conv7×7([mean_C, max_C]))).
+public final class SpatialAttention: Module {
+    public let conv: Conv2d
+    public let bn: BatchNorm
+
+    public init(_ backend: Backend, rng: inout SeededRandom) throws {
+        conv = try Conv2d(backend, 2, 1, kernel: 7, padding: 3, bias: false, rng: &rng)
+        bn = try BatchNorm(backend, 1)
+    }
+
+    public func callAsFunction(_ x: Var, _ g: Graph) throws -> Var {
+        let gate = try g.sigmoid(try bn(try conv(try g.channelMeanMax(x), g), g))
+        return try g.mulPixelGate(x, gate)
+    }
+
+    public func collect(prefix: String, into list: inout [(String, Parameter)]) {
+        conv.collect(prefix: join(prefix, "conv"), into: &list)
+        bn.collect(prefix: join(prefix, "bn"), into: &list)
+    }
+}
+
+/// y = relu(sa(ca(conv2(relu(conv1(x))))) + shortcut(x)).
+public final class RefineBlock: Module {
+    public let conv1: ConvBN, conv2: ConvBN
+    public let ca: ChannelAttention
+    public let sa: SpatialAttention
+    public let shortcut: ConvBN
+
+    public init(_ backend: Backend, _ cin: Int, _ cout: Int, rng: inout SeededRandom) throws {
+        conv1 = try ConvBN(backend, cin, cout, kernel: 3, rng: &rng)
+        conv2 = try ConvBN(backend, cout, cout, kernel: 3, rng: &rng)
+        ca = try ChannelAttention(backend, cout, rng: &rng)
+        sa = try SpatialAttention(backend, rng: &rng)
+        shortcut = try ConvBN(backend, cin, cout, kernel: 1, rng: &rng)
+    }
+
+    public func callAsFunction(_ x: Var, _ g: Graph) throws -> Var {
+        let h = try sa(try ca(try conv2(try g.relu(try conv1(x, g)), g), g), g)
+        return try g.relu(try g.add(h, try shortcut(x, g)))
+    }
+
+    public func collect(prefix: String, into list: inout [(String, Parameter)]) {
+        conv1.collect(prefix: join(prefix, "conv1"), into: &list)
+        conv2.collect(prefix: join(prefix, "conv2"), into: &list)
+        ca.collect(prefix: join(prefix, "ca"), into: &list)
+        sa.collect(prefix: join(prefix, "sa"), into: &list)
+        shortcut.collect(prefix: join(prefix, "shortcut"), into: &list)
+    }
+}
+
+/// The dilated context block at 1/16 resolution: four dilated branches (1, 2, 4, 8) and a
+/// global-pool branch, fused by a 1×1 ConvBN and added to the input.
+public final class DilatedContext: Module {
+    public let branches: [ConvBN]
+    public let pool: Conv2d
+    public let fuse: ConvBN
+
+    public init(_ backend: Backend, _ channels: Int, rng: inout SeededRandom) throws {
+        let b = channels / 4
+        branches = try (0..<4).map { i in try ConvBN(backend, channels, b, kernel: 3, dilation: 1 << i, rng: &rng) }
+        pool = try Conv2d(backend, channels, b, kernel: 1, bias: true, rng: &rng)
+        fuse = try ConvBN(backend, 5 * b, channels, kernel: 1, rng: &rng)
+    }
+
+    public func callAsFunction(_ x: Var, _ g: Graph) throws -> Var {
+        let h = x.shape[2], w = x.shape[3]
+        var parts = try branches.map { try g.relu(try $0(x, g)) }
+        let pooled = try g.relu(try pool(try g.mean(x, axes: 2..<4), g))
+        parts.append(try g.broadcastSpatial(pooled, height: h, width: w))
+        return try g.add(x, try g.relu(try fuse(try g.concatChannels(parts), g)))
+    }
+
+    public func collect(prefix: String, into list: inout [(String, Parameter)]) {
+        for (i, branch) in branches.enumerated() { branch.collect(prefix: join(prefix, "branches.\(i)"), into: &list) }
+        pool.collect(prefix: join(prefix, "pool"), into: &list)
+        fuse.collect(prefix: join(prefix, "fuse"), into: &list)
+    }
+}

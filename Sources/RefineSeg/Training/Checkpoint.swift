@@ -1,0 +1,67 @@
+import Foundation
+
+/// Checkpoints are safetensors files with MODEL.md's tensor names, loadable by PyTorch.
+public enum Checkpoint {
+    /// Writes the module's parameters and buffers (plus `extra` tensors) atomically.
+    public static func save(_ module: Module, extra: [(String, Tensor)] = [], metadata: [String: String], to path: String) throws {
+        var tensors = [(name: String, shape: [Int], values: [Float])]()
+        for (name, p) in module.namedParameters() { tensors.append((name, p.value.shape.dims, try p.value.toArray())) }
+        for (name, t) in extra { tensors.append((name, t.shape.dims, try t.toArray())) }
+        try SafeTensorsFile(tensors: tensors, metadata: metadata).write(to: path)
+    }
+
+    /// What `load` did.
+    public struct LoadReport {
+        public var loaded: [String] = []
+        /// Parameters the file did not provide (initialised fresh), for partial loads.
+        public var fresh: [String] = []
+    }
+
+    /// Loads tensors into `module` by name. With `only` (name prefixes), loads just those and
+    /// reports the rest as fresh; otherwise every parameter must be present. Names and shapes are
+    /// checked before anything is changed, and the first difference is named.
+    @discardableResult
+    public static func load(_ file: SafeTensorsFile, path: String, into module: Module, backend: Backend,
+                            only prefixes: [String]? = nil) throws -> LoadReport {
+        var byName = [String: (shape: [Int], values: [Float])]()
+        for t in file.tensors { byName[t.name] = (t.shape, t.values) }
+        let params = module.namedParameters()
+        var report = LoadReport()
+        var updates = [(Parameter, Shape, [Float])]()
+        for (name, p) in params {
+            let wanted = prefixes.map { list in list.contains { name.hasPrefix($0) } } ?? true
+            guard wanted, let t = byName[name] else {
+                if wanted && prefixes == nil {
+                    throw RefineSegError.io(file: path, message: "tensor \(name) \(p.value.shape) is missing (is this a checkpoint of this model and width?)")
+                }
+                if prefixes != nil, wanted {
+                    throw RefineSegError.io(file: path, message: "encoder tensor \(name) \(p.value.shape) is missing")
+                }
+                report.fresh.append(name)
+                continue
+            }
+            guard Shape(t.shape) == p.value.shape else {
+                throw RefineSegError.io(file: path, message: "tensor \(name) has shape \(Shape(t.shape)) but the model needs \(p.value.shape) (different width or in_channels?)")
+            }
+            updates.append((p, p.value.shape, t.values))
+            report.loaded.append(name)
+        }
+        if prefixes == nil {
+            let known = Set(params.map(\.0))
+            let unexpected = file.tensors.map(\.name).filter { !known.contains($0) && !$0.hasPrefix("optimizer.") && !$0.hasPrefix("projector.") }
+            if let first = unexpected.first {
+                throw RefineSegError.io(file: path, message: "unexpected tensor \(first) (\(unexpected.count) not in this model)")
+            }
+        }
+        for (p, shape, values) in updates { p.value = try backend.tensor(values, shape: shape) }
+        return report
+    }
+
+    /// The architecture recorded in a checkpoint's metadata.
+    public static func modelConfig(_ file: SafeTensorsFile, path: String) throws -> ModelConfig {
+        guard let c = file.metadata["in_channels"].flatMap(Int.init), let w = file.metadata["width"].flatMap(Int.init) else {
+            throw RefineSegError.io(file: path, message: "metadata lacks in_channels and width: not a RefineSeg checkpoint")
+        }
+        return ModelConfig(inChannels: c, width: w)
+    }
+}

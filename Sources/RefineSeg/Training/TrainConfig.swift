@@ -1,0 +1,52 @@
+import Foundation
+
+/// Every setting of a training run; written to RUN/config.json.
+public struct TrainConfig: Codable, Equatable {
+    public var data: String
+    public var format: String = "folder"
+    public var out: String
+    public var labelFraction: Double = 1.0
+    public var initEncoder: String?
+    public var epochs: Int = 40
+    public var batch: Int = 8
+    public var size: Int = 128
+    public var width: Int = 16
+    public var lr: Double = 2e-3
+    public var weightDecay: Double = 1e-4
+    public var warmupEpochs: Int = 2
+    public var seed: UInt64 = 0
+    /// Weight β of the lesion-aware contrastive loss (MODEL.md: 0.1; 0 turns it off).
+    public var lacWeight: Double = 0.1
+    public var device: Int?
+
+    public init(data: String, out: String) { self.data = data; self.out = out }
+
+    /// Refuses settings that are out of range, naming the flag.
+    public func validate() throws {
+        func bad(_ msg: String) -> RefineSegError { .invalidArgument(msg) }
+        guard labelFraction > 0, labelFraction <= 1, labelFraction.isFinite else { throw bad("--label-fraction must be in (0, 1] (got \(labelFraction))") }
+        guard epochs >= 1 else { throw bad("--epochs must be at least 1 (got \(epochs))") }
+        guard batch >= 1 else { throw bad("--batch must be at least 1 (got \(batch))") }
+        guard size >= 16, size % 16 == 0 else { throw bad("--size must be a positive multiple of 16 (got \(size))") }
+        guard width >= 4, width % 4 == 0 else { throw bad("--width must be a positive multiple of 4 (got \(width))") }
+        guard lr.isFinite, lr > 0 else { throw bad("--lr must be a finite positive number (got \(lr))") }
+        guard weightDecay.isFinite, weightDecay >= 0 else { throw bad("--weight-decay must be finite and ≥ 0 (got \(weightDecay))") }
+        guard lacWeight.isFinite, lacWeight >= 0 else { throw bad("--lac-weight must be finite and ≥ 0 (got \(lacWeight))") }
+        guard warmupEpochs >= 0 else { throw bad("--warmup-epochs must be ≥ 0 (got \(warmupEpochs))") }
+    }
+}
+
+/// The current git commit of the working directory's repository, or "unknown".
+public func gitCommit() -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["git", "rev-parse", "HEAD"]
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = FileHandle.nullDevice
+    do { try process.run() } catch { return "unknown" }
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    return process.terminationStatus == 0 && !text.isEmpty ? text : "unknown"
+}

@@ -1,0 +1,180 @@
+import Foundation
+
+/// What RUN/config.json holds: every setting, the device and the code version.
+public struct RunRecord: Codable {
+    public var config: TrainConfig
+    public var device: String
+    public var gitCommit: String
+    public var started: String
+}
+
+/// Supervised training of DFR-UNet on a dataset folder (MODEL.md's loss, AdamW, warm-up + cosine).
+public final class Trainer {
+    public private(set) var config: TrainConfig
+    public let backend: Backend
+    public let model: DFRUNet
+    public let optimizer: AdamW
+    public let split: TrainingSplit
+    public let lossFunction: SegmentationLoss
+    public var progress = ProgressPrinter()
+    /// Epochs completed so far.
+    public private(set) var epoch = 0
+    public private(set) var step = 0
+    public private(set) var bestDice: Double = -1
+    /// One line per completed epoch (log.csv without its header).
+    public private(set) var logRows: [String] = []
+    /// Mean training loss of each completed epoch (for tests and summaries).
+    public private(set) var epochLosses: [Double] = []
+
+    static let logHeader = "epoch,step,train_loss,val_dice,lr,seconds,images_per_second"
+
+    var runDir: String { config.out }
+    var lastPath: String { runDir + "/last.safetensors" }
+    var bestPath: String { runDir + "/model.safetensors" }
+
+    /// Sets up a new run (or, with `resume`, continues RUN from last.safetensors).
+    public init(config: TrainConfig, backend: Backend, split: TrainingSplit? = nil, resume: Bool = false) throws {
+        try config.validate()
+        self.config = config
+        self.backend = backend
+        let s = try split ?? TrainingSplit(folder: try DatasetFolder(config.data), labelFraction: config.labelFraction, seed: config.seed)
+        self.split = s
+        guard let channels = s.labelled.first?.channels else {
+            throw RefineSegError.io(file: config.data, message: "no labelled training images")
+        }
+        guard config.batch <= s.labelled.count else {
+            throw RefineSegError.invalidArgument("--batch \(config.batch) is larger than the \(s.labelled.count) labelled training image(s) at --label-fraction \(config.labelFraction)")
+        }
+        model = try DFRUNet(backend, config: ModelConfig(inChannels: channels, width: config.width), seed: config.seed)
+        optimizer = try AdamW(model.trainableParameters(), backend: backend, weightDecay: Float(config.weightDecay))
+        lossFunction = SegmentationLoss(beta: Float(config.lacWeight))
+        if resume { try restore() }
+    }
+
+    /// Loads encoder tensors from a Barlow Twins checkpoint; returns (loaded, fresh) names.
+    @discardableResult
+    public func loadEncoder(from path: String) throws -> Checkpoint.LoadReport {
+        let file = try SafeTensorsFile.read(path)
+        let cfg = try Checkpoint.modelConfig(file, path: path)
+        guard cfg.width == config.width else {
+            throw RefineSegError.io(file: path, message: "encoder has width \(cfg.width) but --width is \(config.width)")
+        }
+        return try Checkpoint.load(file, path: path, into: model, backend: backend, only: DFRUNet.encoderPrefixes)
+    }
+
+    private func restore() throws {
+        let file = try SafeTensorsFile.read(lastPath)
+        try Checkpoint.load(file, path: lastPath, into: model, backend: backend)
+        var state = [String: Tensor]()
+        for t in file.tensors where t.name.hasPrefix("optimizer.") { state[t.name] = try backend.tensor(t.values, shape: Shape(t.shape)) }
+        guard let e = file.metadata["epoch"].flatMap(Int.init), let st = file.metadata["step"].flatMap(Int.init) else {
+            throw RefineSegError.io(file: lastPath, message: "metadata lacks epoch/step: not a training checkpoint")
+        }
+        try optimizer.restore(state, step: st)
+        epoch = e; step = st
+        bestDice = file.metadata["best_dice"].flatMap(Double.init) ?? -1
+        let logPath = runDir + "/log.csv"
+        if let text = try? String(contentsOfFile: logPath, encoding: .utf8) {
+            logRows = Array(text.split(separator: "\n").dropFirst().prefix(epoch).map(String.init))
+            epochLosses = logRows.compactMap { row in row.split(separator: ",").dropFirst(2).first.flatMap { Double(String($0)) } }
+        }
+    }
+
+    var stepsPerEpoch: Int { (split.labelled.count + config.batch - 1) / config.batch }
+
+    /// Learning rate at a global step: linear warm-up, then cosine decay to 1 % of the base.
+    func learningRate(at step: Int) throws -> Float {
+        try WarmupCosineSchedule(baseLR: Float(config.lr), minLR: Float(config.lr) * 0.01,
+                                 warmupSteps: min(config.warmupEpochs * stepsPerEpoch, config.epochs * stepsPerEpoch - 1),
+                                 totalSteps: config.epochs * stepsPerEpoch).lr(at: step)
+    }
+
+    /// Trains until `config.epochs` epochs are complete (or Ctrl-C), writing RUN/ as it goes.
+    public func run() throws {
+        try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
+        if epoch == 0 {
+            let record = RunRecord(config: config, device: backend.name, gitCommit: gitCommit(),
+                                   started: ISO8601DateFormatter().string(from: Date()))
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try writeAtomically(try encoder.encode(record), to: runDir + "/config.json")
+        }
+        let totalSteps = config.epochs * stepsPerEpoch
+        let runStart = Date()
+        let stepsAtStart = step
+        while epoch < config.epochs {
+            let epochStart = Date()
+            let loader = BatchLoader(samples: split.labelled, batchSize: config.batch, size: config.size,
+                                     seed: config.seed &+ UInt64(epoch) &* 0x9E37_79B9)
+            let lossSum = try backend.zeros([1])
+            var images = 0, batches = 0
+            var lr: Float = 0
+            while let batch = loader.next() {
+                lr = try learningRate(at: step)
+                let loss = try trainStep(batch, lr: lr)
+                try backend.accumulate(lossSum, loss, alpha: 1)
+                step += 1; batches += 1; images += batch.count
+                if interruptRequested != 0 { break }
+                let elapsed = Date().timeIntervalSince(runStart)
+                let rate = Double(step - stepsAtStart) / max(elapsed, 1e-9)
+                progress.update("epoch \(epoch + 1)/\(config.epochs) step \(batches)/\(stepsPerEpoch) · \(String(format: "%.1f", Double(images) / Date().timeIntervalSince(epochStart))) img/s · left \(formatDuration(Double(totalSteps - step) / rate))")
+            }
+            let meanLoss = Double(try lossSum.scalar()) / Double(max(batches, 1)) + 0.5
+            guard meanLoss.isFinite else {
+                throw RefineSegError.numerical("training loss became \(meanLoss) in epoch \(epoch + 1) (by step \(step)); stopped. The last good checkpoint is \(lastPath)" + (epoch == 0 ? " (none: it failed in the first epoch; try a lower --lr)" : ""))
+            }
+            if interruptRequested != 0 {
+                try saveLast()
+                progress.line("interrupted: weights saved to \(lastPath); `--resume \(runDir)` restarts epoch \(epoch + 1)")
+                return
+            }
+            let seconds = Date().timeIntervalSince(epochStart)
+            let dice = try validationDice()
+            epoch += 1
+            epochLosses.append(meanLoss)
+            logRows.append(String(format: "%d,%d,%.6f,%.6f,%.6g,%.2f,%.2f", epoch, step, meanLoss, dice, lr, seconds, Double(images) / seconds))
+            if dice > bestDice {
+                bestDice = dice
+                try Checkpoint.save(model, metadata: checkpointMetadata(), to: bestPath)
+            }
+            try saveLast()
+            try writeAtomically(Data(([Self.logHeader] + logRows).joined(separator: "\n").appending("\n").utf8), to: runDir + "/log.csv")
+            progress.line(String(format: "epoch %d/%d  loss %.4f  val dice %.4f  lr %.2e  %.1fs", epoch, config.epochs, meanLoss, dice, lr, seconds))
+        }
+    }
+
+    /// Forward, backward and update on one batch; returns the loss (one element, on the device).
+    func trainStep(_ batch: Batch, lr: Float) throws -> Tensor {
+        let n = batch.count, c = batch.channels, s = batch.size
+        let x = try backend.tensor(batch.images, shape: [n, c, s, s])
+        let y = try backend.tensor(batch.masks, shape: [n, 1, s, s])
+        let g = Graph(backend: backend, training: true)
+        let out = try model(g.constant(x), g, withEmbedding: lossFunction.beta > 0)
+        let (loss, _) = try lossFunction(out, target: y, g)
+        try g.backward(loss)
+        try optimizer.update(lr: lr)
+        return loss.value
+    }
+
+    /// Mean per-image Dice of the validation images (whole images, MODEL.md's definition).
+    public func validationDice() throws -> Double {
+        let predictor = Predictor(model: model, backend: backend)
+        var metrics = MetricAccumulator()
+        for s in split.validation {
+            guard let mask = s.mask else { continue }
+            metrics.add(probabilities: try predictor.probabilities(s), label: mask, width: s.width, height: s.height, name: s.name)
+        }
+        return metrics.summary().dice
+    }
+
+    func checkpointMetadata() -> [String: String] {
+        var m = model.config.metadata
+        m["epoch"] = "\(epoch)"; m["step"] = "\(step)"; m["seed"] = "\(config.seed)"
+        m["best_dice"] = "\(bestDice)"; m["label_fraction"] = "\(config.labelFraction)"
+        return m
+    }
+
+    func saveLast() throws {
+        try Checkpoint.save(model, extra: optimizer.stateTensors(), metadata: checkpointMetadata(), to: lastPath)
+    }
+}
