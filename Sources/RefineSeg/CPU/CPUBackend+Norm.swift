@@ -1,0 +1,113 @@
+import Foundation
+
+extension CPUBackend: NormOps {
+    public func batchNormTrain(_ x: Tensor, weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor,
+                               momentum: Float, eps: Float) throws -> (y: Tensor, saved: BatchNormSaved) {
+        let g = try BatchNormGeometry(x, params: [weight, bias, runningMean, runningVar], op: "batch_norm_train")
+        let v = try values(x)                                       // (N, C, H, W) or (N, C)
+        let wt = try values(weight), bs = try values(bias)          // (C)
+        var rm = try values(runningMean), rv = try values(runningVar) // (C), updated in place
+        var mean = [Double](repeating: 0, count: g.c)               // (C)
+        var invStd = [Double](repeating: 0, count: g.c)             // (C)
+        var y = [Double](repeating: 0, count: x.count)              // like x
+        let m = Double(momentum)
+        for ch in 0..<g.c {
+            // Shifted two-pass statistics: the first element is subtracted before summing, so a
+            // constant channel gets exactly its value as mean and exactly 0 as variance.
+            let shift = v[g.index(0, ch, 0)]
+            var sum = 0.0
+            for b in 0..<g.n { for p in 0..<g.hw { sum += v[g.index(b, ch, p)] - shift } }
+            let mu = shift + sum / Double(g.count)
+            var sq = 0.0
+            for b in 0..<g.n { for p in 0..<g.hw { let d = v[g.index(b, ch, p)] - mu; sq += d * d } }
+            let biased = sq / Double(g.count)
+            let unbiased = g.count > 1 ? biased * Double(g.count) / Double(g.count - 1) : biased
+            mean[ch] = mu
+            invStd[ch] = 1 / (biased + Double(eps)).squareRoot()
+            for b in 0..<g.n {
+                for p in 0..<g.hw {
+                    let i = g.index(b, ch, p)
+                    y[i] = (v[i] - mu) * invStd[ch] * wt[ch] + bs[ch]
+                }
+            }
+            rm[ch] = (1 - m) * rm[ch] + m * mu
+            rv[ch] = (1 - m) * rv[ch] + m * unbiased
+        }
+        try overwrite(runningMean, rm)
+        try overwrite(runningVar, rv)
+        return (make(y, x.shape), BatchNormSaved(mean: make(mean, [g.c]), invStd: make(invStd, [g.c])))
+    }
+
+    public func batchNormEval(_ x: Tensor, weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor,
+                              eps: Float) throws -> Tensor {
+        let g = try BatchNormGeometry(x, params: [weight, bias, runningMean, runningVar], op: "batch_norm_eval")
+        let v = try values(x)
+        let wt = try values(weight), bs = try values(bias), rm = try values(runningMean), rv = try values(runningVar)
+        var y = [Double](repeating: 0, count: x.count)              // like x
+        for b in 0..<g.n {
+            for ch in 0..<g.c {
+                let inv = 1 / (rv[ch] + Double(eps)).squareRoot()
+                for p in 0..<g.hw {
+                    let i = g.index(b, ch, p)
+                    y[i] = (v[i] - rm[ch]) * inv * wt[ch] + bs[ch]
+                }
+            }
+        }
+        return make(y, x.shape)
+    }
+
+    public func batchNormBackward(_ dy: Tensor, input x: Tensor, weight: Tensor, saved: BatchNormSaved) throws
+        -> (dx: Tensor, dweight: Tensor, dbias: Tensor) {
+        let g = try BatchNormGeometry(x, params: [weight, saved.mean, saved.invStd], op: "batch_norm_backward")
+        try dy.shape.expect(equal: x.shape, op: "batch_norm_backward")
+        let v = try values(x), d = try values(dy)
+        let wt = try values(weight), mean = try values(saved.mean), invStd = try values(saved.invStd)
+        var dx = [Double](repeating: 0, count: x.count)             // like x
+        var dw = [Double](repeating: 0, count: g.c)                 // (C)
+        var db = [Double](repeating: 0, count: g.c)                 // (C)
+        for ch in 0..<g.c {
+            for b in 0..<g.n {
+                for p in 0..<g.hw {
+                    let i = g.index(b, ch, p)
+                    db[ch] += d[i]
+                    dw[ch] += d[i] * (v[i] - mean[ch]) * invStd[ch]
+                }
+            }
+            // dx = w·invStd/M · (M·dy − Σdy − x̂·Σ(dy·x̂)), M = N·H·W.
+            let count = Double(g.count)
+            for b in 0..<g.n {
+                for p in 0..<g.hw {
+                    let i = g.index(b, ch, p)
+                    let xhat = (v[i] - mean[ch]) * invStd[ch]
+                    dx[i] = wt[ch] * invStd[ch] / count * (count * d[i] - db[ch] - xhat * dw[ch])
+                }
+            }
+        }
+        return (make(dx, x.shape), make(dw, [g.c]), make(db, [g.c]))
+    }
+}
+
+/// Batch-norm layout, shared by both backends: NCHW (or (N, C) read as (N, C, 1, 1)), one
+/// statistic per channel over M = N·H·W values.
+struct BatchNormGeometry {
+    let n: Int, c: Int, hw: Int
+    /// Values per channel, M = N·H·W.
+    var count: Int { n * hw }
+
+    init(_ x: Tensor, params: [Tensor], op: String) throws {
+        guard x.shape.rank == 2 || x.shape.rank == 4 else {
+            throw RefineSegError.shapeMismatch(op: op, detail: "input \(x.shape) must be (N, C, H, W) or (N, C)")
+        }
+        let (n, c, h, w) = x.shape.nchw
+        guard n * h * w > 0 else {
+            throw RefineSegError.invalidArgument("[\(op)] input \(x.shape) has no values per channel")
+        }
+        for p in params where p.shape != [c] {
+            throw RefineSegError.shapeMismatch(op: op, detail: "per-channel tensor \(p.shape) must be [\(c)] for input \(x.shape)")
+        }
+        self.n = n; self.c = c; self.hw = h * w
+    }
+
+    /// Flat index of element p (of H·W) of channel ch of image b.
+    func index(_ b: Int, _ ch: Int, _ p: Int) -> Int { (b * c + ch) * hw + p }
+}

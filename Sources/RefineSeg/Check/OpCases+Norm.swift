@@ -1,0 +1,55 @@
+extension Tolerance {
+    /// Batch norm: the per-channel mean and variance are reductions over up to N·H·W ≈ 10⁴
+    /// float terms, and dividing by a small standard deviation magnifies their rounding; the
+    /// backward also subtracts two such sums from M·dy. Both sides agree to ~1e-6 relative.
+    static let batchNorm = Tolerance(nmse: 1e-9, maxAbs: 2e-4)
+}
+
+extension OpCases {
+    static func norm() -> [OpCase] {
+        var cases = [OpCase]()
+        // (shape, fill of x): odd NCHW shapes, BatchNorm1d (N, C) shapes, an offset input (the
+        // variance must not come from E[x²] − E[x]²), one value per channel, and a constant input.
+        let plans: [(Shape, InputFill, String)] = [
+            ([3, 5, 7, 13], .uniform(-1, 1), ""), ([1, 3, 31, 33], .uniform(-1, 1), ""), ([3, 7, 13, 5], .uniform(-2, 3), ""),
+            ([1, 16, 33, 31], .uniform(-1, 1), ""), ([2, 4, 9, 11], .uniform(99, 101), " x∈[99,101)"),
+            ([5, 33], .uniform(-1, 1), ""), ([3, 31], .uniform(-1, 1), ""), ([8, 1024], .uniform(-1, 1), ""),
+            ([1, 1, 1, 1], .uniform(-1, 1), " one value per channel"), ([1, 3], .uniform(-1, 1), " one value per channel"),
+            ([3, 4, 5, 7], .constant(0.7), " constant"),
+        ]
+        for (s, fill, note) in plans {
+            let c = s[1]
+            let inputs = [OpInput("x", s, fill), OpInput("weight", [c], .uniform(0.5, 1.5)), OpInput("bias", [c]),
+                          OpInput("running_mean", [c], differentiable: false),
+                          OpInput("running_var", [c], .uniform(0.5, 1.5), differentiable: false)]
+            let small = s.count <= 2048
+            for momentum: Float in [0.1, 0] {
+                // The running statistics are outputs too, so the in-place update is compared; they
+                // depend on x unless momentum is 0, which is why only momentum 0 is gradient-checked.
+                if momentum == 0 && !small { continue }
+                cases.append(OpCase(
+                    op: "batch_norm_train", params: "\(s) momentum \(momentum)\(note)", inputs: inputs,
+                    tolerance: .batchNorm, gradCheck: momentum == 0,
+                    forward: { b, x in
+                        // Copies, so every run starts from the same running statistics.
+                        let rm = try b.copy(x[3]), rv = try b.copy(x[4])
+                        let r = try b.batchNormTrain(x[0], weight: x[1], bias: x[2], runningMean: rm, runningVar: rv,
+                                                     momentum: momentum, eps: 1e-5)
+                        return [r.y, rm, rv]
+                    },
+                    backward: { b, x, _, g in
+                        let saved = try b.batchNormTrain(x[0], weight: x[1], bias: x[2], runningMean: try b.copy(x[3]),
+                                                         runningVar: try b.copy(x[4]), momentum: momentum, eps: 1e-5).saved
+                        let r = try b.batchNormBackward(g[0], input: x[0], weight: x[1], saved: saved)
+                        return [r.dx, r.dweight, r.dbias, nil, nil]
+                    }))
+            }
+            cases.append(OpCase(
+                op: "batch_norm_eval", params: "\(s)\(note)", inputs: inputs, tolerance: .batchNorm,
+                forward: { b, x in
+                    [try b.batchNormEval(x[0], weight: x[1], bias: x[2], runningMean: x[3], runningVar: x[4], eps: 1e-5)]
+                }))
+        }
+        return cases
+    }
+}

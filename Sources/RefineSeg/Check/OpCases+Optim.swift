@@ -1,0 +1,50 @@
+extension OpCases {
+    static func optim() -> [OpCase] {
+        var cases = [OpCase]()
+        let shapes: [Shape] = [[1], [7, 13], [33, 31, 3], [16, 8, 3, 3]]
+        let adam: [(AdamParams, String)] = [
+            (AdamParams(lr: 1e-3, weightDecay: 1e-2, decoupled: true, step: 1), "AdamW wd 0.01 step 1"),
+            (AdamParams(lr: 3e-4, beta1: 0.8, beta2: 0.99, eps: 1e-6, weightDecay: 0.1, decoupled: true, step: 37), "AdamW wd 0.1 step 37"),
+            (AdamParams(lr: 1e-2, weightDecay: 5e-4, decoupled: false, step: 5), "Adam L2 5e-4 step 5"),
+        ]
+        for s in shapes {
+            let inputs = [OpInput("param", s), OpInput("grad", s), OpInput("m", s, .uniform(-0.1, 0.1)),
+                          OpInput("v", s, .uniform(0, 0.01))]
+            for (p, note) in adam {
+                cases.append(OpCase(op: "adam_step", params: "\(s) \(note)", inputs: inputs,
+                                    forward: { b, x in
+                                        // Copies: the step works in place and every run must start from the same state.
+                                        let param = try b.copy(x[0]), m = try b.copy(x[2]), v = try b.copy(x[3])
+                                        try b.adamStep(param: param, grad: x[1], m: m, v: v, params: p)
+                                        return [param, m, v]
+                                    }))
+            }
+            for (bufFill, note) in [(InputFill.constant(0), "first step"), (.uniform(-0.5, 0.5), "later step")] {
+                let inputs = [OpInput("param", s), OpInput("grad", s), OpInput("buf", s, bufFill)]
+                cases.append(OpCase(op: "sgd_step", params: "\(s) lr 0.01 momentum 0.9 wd 5e-4 \(note)", inputs: inputs,
+                                    forward: { b, x in
+                                        let param = try b.copy(x[0]), buf = try b.copy(x[2])
+                                        try b.sgdStep(param: param, grad: x[1], momentumBuffer: buf, lr: 0.01, momentum: 0.9,
+                                                      weightDecay: 5e-4)
+                                        return [param, buf]
+                                    }))
+            }
+        }
+        let lists: [[Shape]] = [[[1]], [[7, 13], [3, 5, 7, 13], [1]], [[256, 128, 3, 3], [256], [3, 1000]]]
+        for list in lists {
+            let inputs = list.enumerated().map { OpInput("t\($0.offset)", $0.element) }
+            let text = list.map(\.description).joined(separator: " ")
+            cases.append(OpCase(op: "sum_of_squares", params: text, inputs: inputs, tolerance: .sums,
+                                forward: { b, x in [try b.sumOfSquares(x)] }))
+            for maxNorm: Float in [0.5, 1e6] {
+                cases.append(OpCase(op: "clip_by_global_norm", params: "\(text) max \(maxNorm)", inputs: inputs, tolerance: .sums,
+                                    forward: { b, x in
+                                        let copies = try x.map { try b.copy($0) }
+                                        try b.clipByGlobalNorm(copies, sumOfSquares: try b.sumOfSquares(copies), maxNorm: maxNorm)
+                                        return copies
+                                    }))
+            }
+        }
+        return cases
+    }
+}
