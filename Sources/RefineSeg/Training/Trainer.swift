@@ -162,7 +162,7 @@ public final class Trainer {
         var metrics = MetricAccumulator()
         for s in split.validation {
             guard let mask = s.mask else { continue }
-            metrics.add(probabilities: try predictor.probabilities(s), label: mask, width: s.width, height: s.height, name: s.name)
+            try metrics.add(name: s.name, probabilities: try predictor.probabilities(s), label: mask, width: s.width, height: s.height)
         }
         return metrics.summary().dice
     }

@@ -1,0 +1,99 @@
+import Foundation
+
+/// One row of OUT/review.csv.
+public struct ReviewRow {
+    public var name: String
+    /// Mean binary entropy of the probabilities, in bits (0 = certain, 1 = coin toss).
+    public var meanEntropy: Double
+    /// Share of pixels predicted as lesion.
+    public var lesionFraction: Double
+    public var width: Int
+    public var height: Int
+}
+
+/// Predicts masks for a folder of images and writes, for a person to review:
+/// OUT/masks/NAME.png (0/255), OUT/probabilities/NAME.png (16-bit, p·65535),
+/// OUT/overlays/NAME.png (the image with the mask outline) and OUT/review.csv
+/// (images ranked by mean predictive uncertainty, highest first).
+///
+/// Everything is written to a staging folder first and moved into OUT at the end, so a
+/// failure leaves OUT as it was.
+@discardableResult
+public func annotate(model: DFRUNet, backend: Backend, imagesDir: String, out: String,
+                     progress: ProgressPrinter? = nil) throws -> [ReviewRow] {
+    let names = try DatasetFolder.imageNames(in: imagesDir)
+    let fm = FileManager.default
+    try fm.createDirectory(atPath: out, withIntermediateDirectories: true)
+    let staging = out + "/.staging-\(getpid())"
+    try? fm.removeItem(atPath: staging)
+    for sub in ["masks", "probabilities", "overlays"] {
+        try fm.createDirectory(atPath: staging + "/" + sub, withIntermediateDirectories: true)
+    }
+    defer { try? fm.removeItem(atPath: staging) }
+    let predictor = Predictor(model: model, backend: backend)
+    var rows = [ReviewRow]()
+    for (i, file) in names.enumerated() {
+        let path = imagesDir + "/" + file
+        let raw = try readImageFile(path)
+        guard raw.channels == model.config.inChannels else {
+            throw RefineSegError.io(file: path, message: "has \(raw.channels) channel(s) but the model takes \(model.config.inChannels)")
+        }
+        let normalised = normalizePercentiles(raw.planarFloats(), channels: raw.channels)
+        let sample = Sample(name: stem(file), path: path, channels: raw.channels, height: raw.height, width: raw.width,
+                            image: normalised, mask: nil)
+        let p = try predictor.probabilities(sample)
+        let name = stem(file)
+        let mask = p.map { $0 > 0.5 }
+        try PNGFile.write(RawImage(width: raw.width, height: raw.height, channels: 1, bitDepth: 8,
+                                   samples: mask.map { $0 ? 255 : 0 }), to: "\(staging)/masks/\(name).png")
+        try PNGFile.write(RawImage(width: raw.width, height: raw.height, channels: 1, bitDepth: 16,
+                                   samples: p.map { UInt16((min(max($0, 0), 1) * 65535).rounded()) }),
+                          to: "\(staging)/probabilities/\(name).png")
+        try PNGFile.write(overlay(normalised, channels: raw.channels, width: raw.width, height: raw.height, mask: mask),
+                          to: "\(staging)/overlays/\(name).png")
+        var entropy = 0.0
+        for v in p {
+            let q = min(max(Double(v), 1e-7), 1 - 1e-7)
+            entropy += -(q * log2(q) + (1 - q) * log2(1 - q))
+        }
+        rows.append(ReviewRow(name: name, meanEntropy: entropy / Double(max(p.count, 1)),
+                              lesionFraction: Double(mask.filter { $0 }.count) / Double(max(p.count, 1)),
+                              width: raw.width, height: raw.height))
+        progress?.update("annotating \(i + 1)/\(names.count)")
+    }
+    rows.sort { $0.meanEntropy != $1.meanEntropy ? $0.meanEntropy > $1.meanEntropy : $0.name < $1.name }
+    var csv = "rank,name,mean_entropy_bits,lesion_fraction,width,height\n"
+    for (rank, r) in rows.enumerated() {
+        csv += "\(rank + 1),\(csvEscape(r.name)),\(String(format: "%.6f,%.6f", r.meanEntropy, r.lesionFraction)),\(r.width),\(r.height)\n"
+    }
+    try writeAtomically(Data(csv.utf8), to: staging + "/review.csv")
+    // Move the finished outputs into place, replacing earlier ones.
+    for entry in ["masks", "probabilities", "overlays", "review.csv"] {
+        let target = out + "/" + entry
+        if fm.fileExists(atPath: target) { try fm.removeItem(atPath: target) }
+        try fm.moveItem(atPath: staging + "/" + entry, toPath: target)
+    }
+    return rows
+}
+
+func csvEscape(_ s: String) -> String {
+    s.contains(",") || s.contains("\"") ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
+}
+
+/// The normalised image as 8-bit RGB with the mask outline (lesion pixels touching background) in red.
+func overlay(_ planar: [Float], channels: Int, width: Int, height: Int, mask: [Bool]) -> RawImage {
+    var samples = [UInt16](repeating: 0, count: width * height * 3)
+    for y in 0..<height {
+        for x in 0..<width {
+            let i = y * width + x
+            let edge = mask[i] && (x == 0 || y == 0 || x == width - 1 || y == height - 1
+                                   || !mask[i - 1] || !mask[i + 1] || !mask[i - width] || !mask[i + width])
+            for c in 0..<3 {
+                let src = planar[(min(c, channels - 1)) * width * height + i]
+                let v = UInt16((min(max(src, 0), 1) * 255).rounded())
+                samples[i * 3 + c] = edge ? (c == 0 ? 255 : 0) : v
+            }
+        }
+    }
+    return RawImage(width: width, height: height, channels: 3, bitDepth: 8, samples: samples)
+}

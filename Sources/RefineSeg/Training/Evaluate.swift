@@ -1,0 +1,38 @@
+import Foundation
+
+/// Predicts every image of a labelled split and computes MODEL.md's metrics.
+public func evaluate(model: DFRUNet, backend: Backend, samples: [Sample], progress: ProgressPrinter? = nil) throws -> MetricAccumulator {
+    let predictor = Predictor(model: model, backend: backend)
+    var metrics = MetricAccumulator()
+    for (i, s) in samples.enumerated() {
+        guard let mask = s.mask else { continue }
+        guard s.channels == model.config.inChannels else {
+            throw RefineSegError.io(file: s.path, message: "has \(s.channels) channel(s) but the model takes \(model.config.inChannels)")
+        }
+        try metrics.add(name: s.name, probabilities: try predictor.probabilities(s), label: mask, width: s.width, height: s.height)
+        progress?.update("evaluating \(i + 1)/\(samples.count)")
+    }
+    return metrics
+}
+
+/// Writes DIR/metrics.json and DIR/per_image.csv (atomically).
+public func writeEvaluation(_ metrics: MetricAccumulator, to dir: String, extra: [String: String] = [:]) throws {
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    try writeAtomically(try encoder.encode(metrics.summary()), to: dir + "/metrics.json")
+    try writeAtomically(Data(metrics.perImageCSV().utf8), to: dir + "/per_image.csv")
+}
+
+/// A short, aligned table of the headline metrics.
+public func metricsTable(_ rows: [(String, MetricSummary)]) -> String {
+    let cols = ["precision", "recall", "dice", "iou", "miou", "fdr", "fp_comp", "hd95"]
+    func cell(_ s: String, _ w: Int) -> String { String(repeating: " ", count: max(0, w - s.count)) + s }
+    let nameWidth = max(8, rows.map(\.0.count).max() ?? 0)
+    var text = "run".padding(toLength: nameWidth, withPad: " ", startingAt: 0) + cols.map { cell($0, 10) }.joined() + "\n"
+    for (name, m) in rows {
+        let values = [m.precision, m.recall, m.dice, m.iou, m.miou, m.fdr, m.fpComponentsMean, m.hd95 ?? .nan]
+        text += name.padding(toLength: nameWidth, withPad: " ", startingAt: 0) + values.map { cell(String(format: "%.4f", $0), 10) }.joined() + "\n"
+    }
+    return text
+}

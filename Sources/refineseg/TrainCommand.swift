@@ -1,0 +1,111 @@
+import ArgumentParser
+import Foundation
+import RefineSeg
+
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train DFR-UNet on a dataset folder; writes RUN/model.safetensors (best validation Dice), last.safetensors, log.csv, config.json.")
+
+    @Option(help: "Dataset folder (train/images, train/masks, test/…, optional val/…).") var data: String?
+    @Option(help: "Run folder to write.") var out: String?
+    @Option(help: "Fraction of the labelled training images whose masks are used, in (0, 1].") var labelFraction: Double = 1.0
+    @Option(name: .customLong("init"), help: "Encoder checkpoint from `refineseg pretrain` to start from.") var initEncoder: String?
+    @Option(help: "Epochs.") var epochs: Int = 40
+    @Option(help: "Batch size.") var batch: Int = 8
+    @Option(help: "Training crop size (a multiple of 16).") var size: Int = 128
+    @Option(help: "Base width w of the network.") var width: Int = 16
+    @Option(help: "Peak learning rate (AdamW, warm-up then cosine decay).") var lr: Double = 2e-3
+    @Option(help: "Weight β of the lesion-aware contrastive loss (0 turns it off).") var lacWeight: Double = 0.1
+    @Option(help: "Random seed (weights, split, order, augmentation).") var seed: UInt64 = 0
+    @Option(help: "Continue the run in this folder from its last.safetensors.") var resume: String?
+    @OptionGroup var deviceOptions: DeviceOptions
+
+    func validate() throws {
+        if resume == nil && (data == nil || out == nil) { throw ValidationError("--data and --out are required (or --resume RUN)") }
+    }
+
+    func run() throws {
+        try runReportingErrors {
+            installInterruptHandler()
+            let backend = try deviceOptions.open()
+            let trainer: Trainer
+            if let resume {
+                let record = try readRunRecord(resume)
+                var config = record.config
+                config.out = resume
+                if epochs != 40 { config.epochs = epochs }
+                trainer = try Trainer(config: config, backend: backend, resume: true)
+                FileHandle.standardError.write("resuming \(resume) after epoch \(trainer.epoch) on \(backend.name)\n".data(using: .utf8)!)
+            } else if let data, let out {
+                var config = TrainConfig(data: data, out: out)
+                config.labelFraction = labelFraction; config.initEncoder = initEncoder; config.epochs = epochs
+                config.batch = batch; config.size = size; config.width = width; config.lr = lr
+                config.lacWeight = lacWeight; config.seed = seed; config.device = deviceOptions.device
+                try config.validate()
+                trainer = try Trainer(config: config, backend: backend)
+                if let initEncoder {
+                    let report = try trainer.loadEncoder(from: initEncoder)
+                    print("loaded \(report.loaded.count) encoder tensors from \(initEncoder); \(report.fresh.count) initialised fresh (decoder, head, lac)")
+                }
+                print("training on \(backend.name): \(trainer.split.labelled.count) labelled, \(trainer.split.validation.count) validation, \(trainer.split.unlabelled.count) unlabelled image(s)")
+            } else { return }
+            try trainer.run()
+            print(String(format: "best validation Dice %.4f; model: %@/model.safetensors", trainer.bestDice, trainer.config.out))
+        }
+    }
+}
+
+func readRunRecord(_ run: String) throws -> RunRecord {
+    let path = run + "/config.json"
+    guard let data = FileManager.default.contents(atPath: path) else {
+        throw RefineSegError.io(file: path, message: "not found: is \(run) a training run folder?")
+    }
+    do { return try JSONDecoder().decode(RunRecord.self, from: data) } catch {
+        throw RefineSegError.io(file: path, message: "not a RefineSeg run record (\(error.localizedDescription))")
+    }
+}
+
+struct EvaluateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "evaluate", abstract: "Evaluate a model on a labelled split; writes DIR/metrics.json and DIR/per_image.csv.")
+
+    @Option(help: "Model checkpoint (model.safetensors).") var model: String
+    @Option(help: "Dataset folder.") var data: String
+    @Option(help: "Split to evaluate.") var split: String = "test"
+    @Option(help: "Output folder.") var out: String
+    @OptionGroup var deviceOptions: DeviceOptions
+
+    func run() throws {
+        try runReportingErrors {
+            let backend = try deviceOptions.open()
+            let net = try loadModel(model, backend: backend)
+            let samples = try DatasetFolder(data).load(split: split, masks: true)
+            let metrics = try evaluate(model: net, backend: backend, samples: samples, progress: ProgressPrinter())
+            try writeEvaluation(metrics, to: out)
+            print(metricsTable([(split, metrics.summary())]), terminator: "")
+            print("wrote \(out)/metrics.json and \(out)/per_image.csv")
+        }
+    }
+}
+
+struct AnnotateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "annotate",
+        abstract: "Predict masks for a folder of images: OUT/masks, OUT/probabilities, OUT/overlays and OUT/review.csv (most uncertain first).")
+
+    @Option(help: "Model checkpoint (model.safetensors).") var model: String
+    @Option(help: "Folder of images (.png, .jpg).") var images: String
+    @Option(help: "Output folder.") var out: String
+    @OptionGroup var deviceOptions: DeviceOptions
+
+    func run() throws {
+        try runReportingErrors {
+            let backend = try deviceOptions.open()
+            let net = try loadModel(model, backend: backend)
+            let rows = try annotate(model: net, backend: backend, imagesDir: images, out: out, progress: ProgressPrinter())
+            print("annotated \(rows.count) image(s); review first: \(rows.prefix(3).map(\.name).joined(separator: ", "))")
+            print("overlays in \(out)/overlays, ranking in \(out)/review.csv")
+        }
+    }
+}
