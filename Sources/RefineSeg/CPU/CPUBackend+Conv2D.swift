@@ -1,0 +1,243 @@
+/// The shapes of one 2-D convolution: x (N, Cin, H, W) ⊛ weight (Cout, Cin, KH, KW) → (N, Cout, OH, OW).
+/// Shared by both backends so that every shape error reads the same.
+struct Conv2DGeometry: Hashable, CustomStringConvertible {
+    let n: Int, cin: Int, h: Int, w: Int
+    let cout: Int, kh: Int, kw: Int
+    let oh: Int, ow: Int
+    let params: Conv2DParams
+
+    init(input: Shape, weight: Shape, params: Conv2DParams, op: String) throws {
+        try input.expect(rank: 4, op: op, name: "input")
+        try weight.expect(rank: 4, op: op, name: "weight")
+        guard input[1] == weight[1] else {
+            throw RefineSegError.shapeMismatch(op: op, detail: "input \(input) has \(input[1]) channels, weight \(weight) expects \(weight[1])")
+        }
+        guard params.strideH > 0, params.strideW > 0, params.dilationH > 0, params.dilationW > 0,
+              params.padH >= 0, params.padW >= 0 else {
+            throw RefineSegError.invalidArgument("[\(op)] invalid geometry \(params)")
+        }
+        (n, cin, h, w) = (input[0], input[1], input[2], input[3])
+        (cout, kh, kw) = (weight[0], weight[2], weight[3])
+        (oh, ow) = params.outputSize(h: h, w: w, kh: kh, kw: kw)
+        self.params = params
+        guard oh > 0, ow > 0 else {
+            throw RefineSegError.shapeMismatch(op: op, detail: "kernel \(weight) with \(params) does not fit input \(input)")
+        }
+    }
+
+    var inputShape: Shape { [n, cin, h, w] }
+    var weightShape: Shape { [cout, cin, kh, kw] }
+    var outputShape: Shape { [n, cout, oh, ow] }
+    /// Multiply-adds of one pass (forward, backward-data and backward-weight each do this many).
+    var macs: Int { n * cout * oh * ow * cin * kh * kw }
+
+    var description: String { "x \(inputShape) w \(weightShape) \(params)" }
+}
+
+extension CPUBackend: ConvOps {
+    public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, params: Conv2DParams) throws -> Tensor {
+        let g = try Conv2DGeometry(input: x.shape, weight: weight.shape, params: params, op: "conv2d")
+        if let bias { try bias.shape.expect(equal: [g.cout], op: "conv2d bias") }
+        let xv = try values(x)                        // (N, Cin, H, W)
+        let wv = try values(weight)                   // (Cout, Cin, KH, KW)
+        let bv = try bias.map { try values($0) }      // (Cout)
+        var y = [Double](repeating: 0, count: g.outputShape.count)   // (N, Cout, OH, OW)
+        for n in 0..<g.n {
+            for co in 0..<g.cout {
+                for oy in 0..<g.oh {
+                    for ox in 0..<g.ow {
+                        var acc = bv?[co] ?? 0
+                        for ci in 0..<g.cin {
+                            for ky in 0..<g.kh {
+                                let iy = oy * params.strideH - params.padH + ky * params.dilationH
+                                guard iy >= 0 && iy < g.h else { continue }
+                                for kx in 0..<g.kw {
+                                    let ix = ox * params.strideW - params.padW + kx * params.dilationW
+                                    guard ix >= 0 && ix < g.w else { continue }
+                                    acc += xv[((n * g.cin + ci) * g.h + iy) * g.w + ix]
+                                        * wv[((co * g.cin + ci) * g.kh + ky) * g.kw + kx]
+                                }
+                            }
+                        }
+                        y[((n * g.cout + co) * g.oh + oy) * g.ow + ox] = acc
+                    }
+                }
+            }
+        }
+        return make(y, g.outputShape)
+    }
+
+    public func conv2dBackwardData(_ dy: Tensor, weight: Tensor, inputShape: Shape, params: Conv2DParams) throws -> Tensor {
+        let g = try Conv2DGeometry(input: inputShape, weight: weight.shape, params: params, op: "conv2d_backward_data")
+        try dy.shape.expect(equal: g.outputShape, op: "conv2d_backward_data dy")
+        let dv = try values(dy)                       // (N, Cout, OH, OW)
+        let wv = try values(weight)                   // (Cout, Cin, KH, KW)
+        var dx = [Double](repeating: 0, count: inputShape.count)     // (N, Cin, H, W)
+        // Scatter form: every output element hands dy·w back to each input it read.
+        for n in 0..<g.n {
+            for co in 0..<g.cout {
+                for oy in 0..<g.oh {
+                    for ox in 0..<g.ow {
+                        let d = dv[((n * g.cout + co) * g.oh + oy) * g.ow + ox]
+                        for ci in 0..<g.cin {
+                            for ky in 0..<g.kh {
+                                let iy = oy * params.strideH - params.padH + ky * params.dilationH
+                                guard iy >= 0 && iy < g.h else { continue }
+                                for kx in 0..<g.kw {
+                                    let ix = ox * params.strideW - params.padW + kx * params.dilationW
+                                    guard ix >= 0 && ix < g.w else { continue }
+                                    dx[((n * g.cin + ci) * g.h + iy) * g.w + ix] += d * wv[((co * g.cin + ci) * g.kh + ky) * g.kw + kx]
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return make(dx, inputShape)
+    }
+
+    public func conv2dBackwardWeight(_ dy: Tensor, input x: Tensor, weightShape: Shape, params: Conv2DParams) throws -> Tensor {
+        let g = try Conv2DGeometry(input: x.shape, weight: weightShape, params: params, op: "conv2d_backward_weight")
+        try dy.shape.expect(equal: g.outputShape, op: "conv2d_backward_weight dy")
+        let dv = try values(dy)                       // (N, Cout, OH, OW)
+        let xv = try values(x)                        // (N, Cin, H, W)
+        var dw = [Double](repeating: 0, count: weightShape.count)    // (Cout, Cin, KH, KW)
+        for co in 0..<g.cout {
+            for ci in 0..<g.cin {
+                for ky in 0..<g.kh {
+                    for kx in 0..<g.kw {
+                        var acc = 0.0
+                        for n in 0..<g.n {
+                            for oy in 0..<g.oh {
+                                let iy = oy * params.strideH - params.padH + ky * params.dilationH
+                                guard iy >= 0 && iy < g.h else { continue }
+                                for ox in 0..<g.ow {
+                                    let ix = ox * params.strideW - params.padW + kx * params.dilationW
+                                    guard ix >= 0 && ix < g.w else { continue }
+                                    acc += dv[((n * g.cout + co) * g.oh + oy) * g.ow + ox] * xv[((n * g.cin + ci) * g.h + iy) * g.w + ix]
+                                }
+                            }
+                        }
+                        dw[((co * g.cin + ci) * g.kh + ky) * g.kw + kx] = acc
+                    }
+                }
+            }
+        }
+        return make(dw, weightShape)
+    }
+
+    public func convTranspose2x2(_ x: Tensor, weight: Tensor, bias: Tensor?) throws -> Tensor {
+        let g = try ConvTranspose2x2Geometry(input: x.shape, weight: weight.shape, op: "conv_transpose2d")
+        if let bias { try bias.shape.expect(equal: [g.cout], op: "conv_transpose2d bias") }
+        let xv = try values(x)                        // (N, Cin, H, W)
+        let wv = try values(weight)                   // (Cin, Cout, 2, 2)
+        let bv = try bias.map { try values($0) }      // (Cout)
+        var y = [Double](repeating: 0, count: g.outputShape.count)   // (N, Cout, 2H, 2W)
+        for n in 0..<g.n {
+            for co in 0..<g.cout {
+                for oy in 0..<(2 * g.h) {
+                    for ox in 0..<(2 * g.w) {
+                        // Each output pixel comes from exactly one input pixel and one kernel tap.
+                        var acc = bv?[co] ?? 0
+                        for ci in 0..<g.cin {
+                            acc += xv[((n * g.cin + ci) * g.h + oy / 2) * g.w + ox / 2]
+                                * wv[((ci * g.cout + co) * 2 + oy % 2) * 2 + ox % 2]
+                        }
+                        y[((n * g.cout + co) * 2 * g.h + oy) * 2 * g.w + ox] = acc
+                    }
+                }
+            }
+        }
+        return make(y, g.outputShape)
+    }
+
+    public func convTranspose2x2BackwardData(_ dy: Tensor, weight: Tensor) throws -> Tensor {
+        let g = try ConvTranspose2x2Geometry(gradient: dy.shape, weight: weight.shape, op: "conv_transpose2d_backward_data")
+        let dv = try values(dy)                       // (N, Cout, 2H, 2W)
+        let wv = try values(weight)                   // (Cin, Cout, 2, 2)
+        var dx = [Double](repeating: 0, count: g.inputShape.count)   // (N, Cin, H, W)
+        for n in 0..<g.n {
+            for ci in 0..<g.cin {
+                for iy in 0..<g.h {
+                    for ix in 0..<g.w {
+                        var acc = 0.0
+                        for co in 0..<g.cout {
+                            for a in 0..<2 {
+                                for b in 0..<2 {
+                                    acc += dv[((n * g.cout + co) * 2 * g.h + 2 * iy + a) * 2 * g.w + 2 * ix + b]
+                                        * wv[((ci * g.cout + co) * 2 + a) * 2 + b]
+                                }
+                            }
+                        }
+                        dx[((n * g.cin + ci) * g.h + iy) * g.w + ix] = acc
+                    }
+                }
+            }
+        }
+        return make(dx, g.inputShape)
+    }
+
+    public func convTranspose2x2BackwardWeight(_ dy: Tensor, input x: Tensor) throws -> Tensor {
+        let g = try ConvTranspose2x2Geometry(input: x.shape, gradient: dy.shape, op: "conv_transpose2d_backward_weight")
+        let dv = try values(dy)                       // (N, Cout, 2H, 2W)
+        let xv = try values(x)                        // (N, Cin, H, W)
+        var dw = [Double](repeating: 0, count: g.weightShape.count)  // (Cin, Cout, 2, 2)
+        for ci in 0..<g.cin {
+            for co in 0..<g.cout {
+                for a in 0..<2 {
+                    for b in 0..<2 {
+                        var acc = 0.0
+                        for n in 0..<g.n {
+                            for iy in 0..<g.h {
+                                for ix in 0..<g.w {
+                                    acc += xv[((n * g.cin + ci) * g.h + iy) * g.w + ix]
+                                        * dv[((n * g.cout + co) * 2 * g.h + 2 * iy + a) * 2 * g.w + 2 * ix + b]
+                                }
+                            }
+                        }
+                        dw[((ci * g.cout + co) * 2 + a) * 2 + b] = acc
+                    }
+                }
+            }
+        }
+        return make(dw, g.weightShape)
+    }
+}
+
+/// The shapes of a kernel-2, stride-2 transposed convolution:
+/// x (N, Cin, H, W), weight (Cin, Cout, 2, 2) → y (N, Cout, 2H, 2W).
+struct ConvTranspose2x2Geometry {
+    let n: Int, cin: Int, h: Int, w: Int, cout: Int
+
+    init(input: Shape, weight: Shape, op: String) throws {
+        try input.expect(rank: 4, op: op, name: "input")
+        try weight.expect(rank: 4, op: op, name: "weight")
+        guard weight[0] == input[1], weight[2] == 2, weight[3] == 2 else {
+            throw RefineSegError.shapeMismatch(op: op, detail: "weight \(weight) must be (\(input[1]), Cout, 2, 2) for input \(input)")
+        }
+        (n, cin, h, w, cout) = (input[0], input[1], input[2], input[3], weight[1])
+    }
+
+    init(gradient dy: Shape, weight: Shape, op: String) throws {
+        try dy.expect(rank: 4, op: op, name: "dy")
+        try weight.expect(rank: 4, op: op, name: "weight")
+        guard weight[1] == dy[1], weight[2] == 2, weight[3] == 2, dy[2] % 2 == 0, dy[3] % 2 == 0 else {
+            throw RefineSegError.shapeMismatch(op: op, detail: "dy \(dy) does not match weight \(weight)")
+        }
+        (n, cin, h, w, cout) = (dy[0], weight[0], dy[2] / 2, dy[3] / 2, dy[1])
+    }
+
+    init(input: Shape, gradient dy: Shape, op: String) throws {
+        try input.expect(rank: 4, op: op, name: "input")
+        try dy.expect(rank: 4, op: op, name: "dy")
+        guard dy[0] == input[0], dy[2] == 2 * input[2], dy[3] == 2 * input[3] else {
+            throw RefineSegError.shapeMismatch(op: op, detail: "dy \(dy) must be (\(input[0]), Cout, \(2 * input[2]), \(2 * input[3])) for input \(input)")
+        }
+        (n, cin, h, w, cout) = (input[0], input[1], input[2], input[3], dy[1])
+    }
+
+    var inputShape: Shape { [n, cin, h, w] }
+    var weightShape: Shape { [cin, cout, 2, 2] }
+    var outputShape: Shape { [n, cout, 2 * h, 2 * w] }
+}

@@ -1,0 +1,58 @@
+/// The shapes of a 2×2, stride-2 max pool: x (N, C, H, W) → (N, C, ⌊H/2⌋, ⌊W/2⌋) (odd sizes floor, as in PyTorch).
+struct MaxPool2x2Geometry {
+    let n: Int, c: Int, h: Int, w: Int
+    var oh: Int { h / 2 }
+    var ow: Int { w / 2 }
+    var outputShape: Shape { [n, c, oh, ow] }
+
+    init(_ input: Shape, op: String) throws {
+        try input.expect(rank: 4, op: op)
+        (n, c, h, w) = (input[0], input[1], input[2], input[3])
+        guard h >= 2, w >= 2 else {
+            throw RefineSegError.shapeMismatch(op: op, detail: "input \(input) is smaller than the 2×2 window")
+        }
+    }
+}
+
+extension CPUBackend {
+    public func maxPool2x2(_ x: Tensor) throws -> Tensor {
+        let g = try MaxPool2x2Geometry(x.shape, op: "max_pool2d")
+        let xv = try values(x)                               // (N, C, H, W)
+        var y = [Double](repeating: 0, count: g.outputShape.count)   // (N, C, H/2, W/2)
+        for plane in 0..<(g.n * g.c) {
+            for oy in 0..<g.oh {
+                for ox in 0..<g.ow {
+                    let (iy, ix) = firstMax(xv, plane: plane, g, oy, ox)
+                    y[(plane * g.oh + oy) * g.ow + ox] = xv[(plane * g.h + iy) * g.w + ix]
+                }
+            }
+        }
+        return make(y, g.outputShape)
+    }
+
+    public func maxPool2x2Backward(_ dy: Tensor, input x: Tensor) throws -> Tensor {
+        let g = try MaxPool2x2Geometry(x.shape, op: "max_pool2d_backward")
+        try dy.shape.expect(equal: g.outputShape, op: "max_pool2d_backward dy")
+        let xv = try values(x), dv = try values(dy)
+        var dx = [Double](repeating: 0, count: x.count)      // (N, C, H, W); rows/columns outside every window stay 0
+        for plane in 0..<(g.n * g.c) {
+            for oy in 0..<g.oh {
+                for ox in 0..<g.ow {
+                    let (iy, ix) = firstMax(xv, plane: plane, g, oy, ox)
+                    dx[(plane * g.h + iy) * g.w + ix] = dv[(plane * g.oh + oy) * g.ow + ox]
+                }
+            }
+        }
+        return make(dx, x.shape)
+    }
+
+    /// The window's first maximal element in row-major order (ties go to the earlier one).
+    private func firstMax(_ xv: [Double], plane: Int, _ g: MaxPool2x2Geometry, _ oy: Int, _ ox: Int) -> (Int, Int) {
+        var best = (2 * oy, 2 * ox)
+        for (dy, dx) in [(0, 1), (1, 0), (1, 1)] {
+            let (iy, ix) = (2 * oy + dy, 2 * ox + dx)
+            if xv[(plane * g.h + iy) * g.w + ix] > xv[(plane * g.h + best.0) * g.w + best.1] { best = (iy, ix) }
+        }
+        return best
+    }
+}

@@ -1,0 +1,196 @@
+/// One convolution-family layer at one shape: the unit that the op cases and the kernel
+/// bench (`refineseg bench kernels`) share, so that every benched shape is also a checked one.
+public struct ConvLayerSpec: Sendable, CustomStringConvertible {
+    public enum Kind: String, Sendable {
+        case conv2d
+        case convTranspose2x2 = "conv_transpose2d"
+        case maxPool2x2 = "max_pool2d"
+    }
+
+    /// The DFR-UNet layer name(s) using this geometry, or a label for test geometries.
+    public var name: String
+    public var kind: Kind
+    /// x (N, C, H, W).
+    public var input: Shape
+    /// OIHW for conv2d, (Cin, Cout, 2, 2) for the transposed conv, empty for pooling.
+    public var weight: Shape
+    public var params: Conv2DParams
+    public var bias: Bool
+
+    public init(_ name: String, _ kind: Kind, input: Shape, weight: Shape = [], params: Conv2DParams = Conv2DParams(),
+                bias: Bool = false) {
+        self.name = name; self.kind = kind; self.input = input; self.weight = weight
+        self.params = params; self.bias = bias
+    }
+
+    /// Output shape.
+    public var output: Shape {
+        let (n, _, h, w) = input.nchw
+        switch kind {
+        case .conv2d:
+            let o = params.outputSize(h: h, w: w, kh: weight[2], kw: weight[3])
+            return [n, weight[0], o.h, o.w]
+        case .convTranspose2x2: return [n, weight[1], 2 * h, 2 * w]
+        case .maxPool2x2: return [n, input[1], h / 2, w / 2]
+        }
+    }
+
+    /// Multiply-adds × 2 of one pass (the same for forward, backward-data and backward-weight);
+    /// for pooling, the number of compared elements.
+    public var flopsPerPass: Double {
+        switch kind {
+        case .conv2d: return 2 * Double(output.count) * Double(weight[1] * weight[2] * weight[3])
+        case .convTranspose2x2: return 2 * Double(input.count) * Double(weight[1] * 4)
+        case .maxPool2x2: return Double(output.count * 4)
+        }
+    }
+
+    public var description: String {
+        func dims(_ s: Shape) -> String { s.dims.map(String.init).joined(separator: "x") }
+        let p = params
+        let geometry = p.strideH == p.strideW && p.padH == p.padW && p.dilationH == p.dilationW
+            ? "s\(p.strideH) p\(p.padH) d\(p.dilationH)"
+            : "s\(p.strideH)x\(p.strideW) p\(p.padH)x\(p.padW) d\(p.dilationH)x\(p.dilationW)"
+        switch kind {
+        case .conv2d: return "x\(dims(input)) w\(dims(weight)) \(geometry)\(bias ? " +b" : "")"
+        case .convTranspose2x2: return "x\(dims(input)) w\(dims(weight))\(bias ? " +b" : "")"
+        case .maxPool2x2: return "x\(dims(input))"
+        }
+    }
+
+    /// The op case: inputs (x, weight, bias?) → output; backward gives (dx, dweight, dbias?).
+    public func opCase(gradCheck: Bool = true, tolerance: Tolerance = .sums, fill: InputFill = .uniform(-1, 1)) -> OpCase {
+        let label = name.isEmpty ? description : "\(name) \(description)"
+        switch kind {
+        case .conv2d:
+            var inputs = [OpInput("x", input, fill), OpInput("weight", weight)]
+            if bias { inputs.append(OpInput("bias", [weight[0]])) }
+            let params = self.params, weightShape = weight, hasBias = bias
+            return OpCase(op: kind.rawValue, params: label, inputs: inputs, tolerance: tolerance, gradCheck: gradCheck,
+                          forward: { b, x in [try b.conv2d(x[0], weight: x[1], bias: hasBias ? x[2] : nil, params: params)] },
+                          backward: { b, x, _, g in
+                              var grads: [Tensor?] = [
+                                  try b.conv2dBackwardData(g[0], weight: x[1], inputShape: x[0].shape, params: params),
+                                  try b.conv2dBackwardWeight(g[0], input: x[0], weightShape: weightShape, params: params),
+                              ]
+                              if hasBias { grads.append(try b.sumPerChannel(g[0])) }
+                              return grads
+                          })
+        case .convTranspose2x2:
+            var inputs = [OpInput("x", input, fill), OpInput("weight", weight)]
+            if bias { inputs.append(OpInput("bias", [weight[1]])) }
+            let hasBias = bias
+            return OpCase(op: kind.rawValue, params: label, inputs: inputs, tolerance: tolerance, gradCheck: gradCheck,
+                          forward: { b, x in [try b.convTranspose2x2(x[0], weight: x[1], bias: hasBias ? x[2] : nil)] },
+                          backward: { b, x, _, g in
+                              var grads: [Tensor?] = [
+                                  try b.convTranspose2x2BackwardData(g[0], weight: x[1]),
+                                  try b.convTranspose2x2BackwardWeight(g[0], input: x[0]),
+                              ]
+                              if hasBias { grads.append(try b.sumPerChannel(g[0])) }
+                              return grads
+                          })
+        case .maxPool2x2:
+            // Selection only: both sides pick the same element, so results are exact.
+            return OpCase(op: kind.rawValue, params: label, inputs: [OpInput("x", input, fill)], tolerance: .exact,
+                          gradCheck: gradCheck,
+                          forward: { b, x in [try b.maxPool2x2(x[0])] },
+                          backward: { b, x, _, g in [try b.maxPool2x2Backward(g[0], input: x[0])] })
+        }
+    }
+}
+
+extension OpCases {
+    /// Small geometries that reach every code path: every dilation, padding smaller than, equal
+    /// to and larger than the kernel's reach, sizes that are not multiples of any tile, Cin 1
+    /// and 3, batch 1 and 3, stride 2, non-square kernels, channel counts up to 512.
+    static func convTestLayers() -> [ConvLayerSpec] {
+        var specs = [ConvLayerSpec]()
+        func conv(_ x: Shape, _ w: Shape, _ p: Conv2DParams, bias: Bool = false) {
+            specs.append(ConvLayerSpec("", .conv2d, input: x, weight: w, params: p, bias: bias))
+        }
+        conv([3, 3, 13, 31], [5, 3, 1, 1], Conv2DParams(), bias: true)
+        conv([1, 1, 1, 1], [1, 1, 1, 1], Conv2DParams(), bias: true)
+        for pad in [0, 1, 3] { conv([1, 3, 13, 31], [4, 3, 3, 3], Conv2DParams(padding: pad)) }
+        for d in [2, 4, 8] {
+            for pad in [d - 1, d, d + 3] { conv([3, 2, 33, 17], [3, 2, 3, 3], Conv2DParams(padding: pad, dilation: d), bias: d == 4) }
+        }
+        conv([3, 2, 13, 31], [1, 2, 7, 7], Conv2DParams(padding: 3))
+        conv([1, 3, 33, 17], [5, 3, 7, 7], Conv2DParams(padding: 1, dilation: 2), bias: true)
+        conv([3, 3, 13, 31], [4, 3, 3, 5], Conv2DParams(strideH: 1, strideW: 1, padH: 1, padW: 2, dilationH: 1, dilationW: 1))
+        conv([1, 2, 33, 17], [3, 2, 1, 3], Conv2DParams(strideH: 1, strideW: 1, padH: 0, padW: 2, dilationH: 1, dilationW: 2))
+        conv([1, 2, 31, 13], [3, 2, 5, 1], Conv2DParams(strideH: 1, strideW: 1, padH: 4, padW: 0, dilationH: 2, dilationW: 1))
+        conv([3, 3, 13, 31], [4, 3, 3, 3], Conv2DParams(stride: 2, padding: 1), bias: true)
+        conv([1, 5, 33, 17], [3, 5, 1, 1], Conv2DParams(stride: 2))
+        conv([1, 3, 13, 31], [6, 3, 2, 2], Conv2DParams(stride: 2))
+        conv([1, 4, 13, 31], [5, 4, 3, 3], Conv2DParams(stride: 2, padding: 2, dilation: 2))
+        conv([3, 1, 13, 31], [8, 1, 3, 3], Conv2DParams(padding: 1))
+        conv([1, 19, 13, 9], [37, 19, 3, 3], Conv2DParams(padding: 2, dilation: 2), bias: true)
+        conv([1, 512, 5, 7], [3, 512, 3, 3], Conv2DParams(padding: 1))
+        conv([1, 3, 5, 7], [512, 3, 1, 1], Conv2DParams(), bias: true)
+        for (x, w, b) in [(Shape([3, 5, 7, 13]), Shape([5, 4, 2, 2]), true), ([1, 1, 1, 1], [1, 3, 2, 2], true),
+                          ([1, 3, 13, 31], [3, 7, 2, 2], false), ([3, 19, 5, 3], [19, 37, 2, 2], true)] {
+            specs.append(ConvLayerSpec("", .convTranspose2x2, input: x, weight: w, bias: b))
+        }
+        for x in [Shape([3, 5, 7, 13]), [1, 3, 13, 31], [1, 1, 2, 2], [3, 7, 33, 17], [1, 2, 3, 3]] {
+            specs.append(ConvLayerSpec("", .maxPool2x2, input: x))
+        }
+        return specs
+    }
+
+    /// Every convolution, transposed convolution and pooling geometry of DFR-UNet at width 16
+    /// and 128×128 input (MODEL.md), equal geometries merged (their names joined). Batch 1 at
+    /// 64×64 and above, 2 below, so that the CPU reference stays quick.
+    public static func dfrUNetConvLayers(width w: Int = 16, size s: Int = 128) -> [ConvLayerSpec] {
+        var specs = [ConvLayerSpec]()
+        func add(_ name: String, _ kind: ConvLayerSpec.Kind, cin: Int, cout: Int, at size: Int, k: Int = 1,
+                 dilation: Int = 1, bias: Bool = false) {
+            let n = size >= 64 ? 1 : 2
+            let spec: ConvLayerSpec
+            switch kind {
+            case .conv2d:
+                spec = ConvLayerSpec(name, kind, input: [n, cin, size, size], weight: [cout, cin, k, k],
+                                     params: Conv2DParams(padding: dilation * (k - 1) / 2, dilation: dilation), bias: bias)
+            case .convTranspose2x2:
+                spec = ConvLayerSpec(name, kind, input: [n, cin, size, size], weight: [cin, cout, 2, 2], bias: true)
+            case .maxPool2x2:
+                spec = ConvLayerSpec(name, kind, input: [n, cin, size, size])
+            }
+            if let i = specs.firstIndex(where: { $0.description == spec.description && $0.kind == kind }) {
+                specs[i].name += "," + name
+            } else {
+                specs.append(spec)
+            }
+        }
+        func refineBlock(_ name: String, _ cin: Int, _ cout: Int, at size: Int) {
+            add("\(name).conv1", .conv2d, cin: cin, cout: cout, at: size, k: 3)
+            add("\(name).conv2", .conv2d, cin: cout, cout: cout, at: size, k: 3)
+            add("\(name).shortcut", .conv2d, cin: cin, cout: cout, at: size)
+            add("\(name).sa", .conv2d, cin: 2, cout: 1, at: size, k: 7)
+        }
+        refineBlock("enc1", 1, w, at: s)
+        add("enc1.conv1(rgb)", .conv2d, cin: 3, cout: w, at: s, k: 3)
+        add("enc1.shortcut(rgb)", .conv2d, cin: 3, cout: w, at: s)
+        for (i, (cin, cout)) in [(w, 2 * w), (2 * w, 4 * w), (4 * w, 8 * w)].enumerated() {
+            refineBlock("enc\(i + 2)", cin, cout, at: s >> (i + 1))
+        }
+        for (i, c) in [w, 2 * w, 4 * w, 8 * w].enumerated() { add("pool\(i + 1)", .maxPool2x2, cin: c, cout: c, at: s >> i) }
+        refineBlock("bottleneck", 8 * w, 16 * w, at: s / 16)
+        for i in 0..<4 { add("context.branches.\(i)", .conv2d, cin: 16 * w, cout: 4 * w, at: s / 16, k: 3, dilation: 1 << i) }
+        add("context.pool", .conv2d, cin: 16 * w, cout: 4 * w, at: 1, bias: true)
+        add("context.fuse", .conv2d, cin: 20 * w, cout: 16 * w, at: s / 16)
+        for (i, c) in [16 * w, 8 * w, 4 * w, 2 * w].enumerated() {
+            add("up\(4 - i)", .convTranspose2x2, cin: c, cout: c / 2, at: s / (16 >> i))
+            refineBlock("dec\(4 - i)", c, c / 2, at: s / (8 >> i))
+        }
+        add("head", .conv2d, cin: w, cout: 1, at: s, bias: true)
+        add("lac", .conv2d, cin: w, cout: 32, at: s, bias: true)
+        return specs
+    }
+
+    static func conv() -> [OpCase] {
+        convTestLayers().map { $0.opCase() }
+            + [ConvLayerSpec("ties", .maxPool2x2, input: [3, 2, 5, 7]).opCase(gradCheck: false, fill: .constant(0.5))]
+            + dfrUNetConvLayers().map { $0.opCase(gradCheck: false) }
+    }
+}
