@@ -115,6 +115,10 @@ public struct TrainingSplit {
     /// Training images whose masks are not used (the rest of the label fraction).
     public var unlabelled: [Sample]
 
+    public init(labelled: [Sample], validation: [Sample], unlabelled: [Sample]) {
+        self.labelled = labelled; self.validation = validation; self.unlabelled = unlabelled
+    }
+
     /// Without a val split, a seeded 15 % (at least one image) of the labelled training images
     /// is held out; then a seeded `labelFraction` (at least one image) of the rest keeps its mask.
     public init(folder: DatasetFolder, labelFraction: Double, seed: UInt64) throws {

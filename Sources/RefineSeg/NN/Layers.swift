@@ -62,9 +62,10 @@ public final class BatchNorm: Module {
     public let eps: Float = 1e-5
     public let momentum: Float = 0.1
 
-    public init(_ backend: Backend, _ channels: Int) throws {
-        weight = Parameter(try backend.full([channels], value: 1))
-        bias = Parameter(try backend.zeros([channels]))
+    /// `affine: false` keeps weight 1 and bias 0 fixed (untrained, like PyTorch's affine=False).
+    public init(_ backend: Backend, _ channels: Int, affine: Bool = true) throws {
+        weight = Parameter(try backend.full([channels], value: 1), isBuffer: !affine)
+        bias = Parameter(try backend.zeros([channels]), isBuffer: !affine)
         runningMean = Parameter(try backend.zeros([channels]), isBuffer: true)
         runningVar = Parameter(try backend.full([channels], value: 1), isBuffer: true)
     }

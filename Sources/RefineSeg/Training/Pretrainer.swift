@@ -1,0 +1,172 @@
+import Foundation
+
+/// Settings of a Barlow Twins pre-training run (RUN/config.json).
+public struct PretrainConfig: Codable, Equatable {
+    public var data: String
+    public var out: String
+    public var epochs: Int = 50
+    public var batch: Int = 16
+    public var size: Int = 128
+    public var width: Int = 16
+    public var projector: Int = 1024
+    public var lambda: Double = 0.0051
+    public var lr: Double = 1e-3
+    public var weightDecay: Double = 1e-4
+    public var warmupEpochs: Int = 2
+    public var seed: UInt64 = 0
+    public var device: Int?
+
+    public init(data: String, out: String) { self.data = data; self.out = out }
+
+    public func validate() throws {
+        func bad(_ m: String) -> RefineSegError { .invalidArgument(m) }
+        try checkBarlowTwinsBatch(batch)
+        guard epochs >= 1 else { throw bad("--epochs must be at least 1 (got \(epochs))") }
+        guard size >= 16, size % 16 == 0 else { throw bad("--size must be a positive multiple of 16 (got \(size))") }
+        guard width >= 4, width % 4 == 0 else { throw bad("--width must be a positive multiple of 4 (got \(width))") }
+        guard projector >= 1 else { throw bad("--projector must be at least 1 (got \(projector))") }
+        guard lambda.isFinite, lambda >= 0 else { throw bad("--lambda must be finite and ≥ 0 (got \(lambda))") }
+        guard lr.isFinite, lr > 0 else { throw bad("--lr must be a finite positive number (got \(lr))") }
+    }
+}
+
+/// Barlow Twins pre-training of the DFR-UNet encoder on every training and unlabelled image.
+public final class Pretrainer {
+    public let config: PretrainConfig
+    public let backend: Backend
+    public let model: DFRUNet
+    public let projector: Projector
+    public let images: [Sample]
+    let standardize1: BatchNorm, standardize2: BatchNorm
+    let optimizer: AdamW
+    public var progress = ProgressPrinter()
+    public private(set) var epochLosses: [Double] = []
+
+    /// Every train image (labelled or not) and every unlabeled/images image; never test.
+    public static func pretrainingImages(_ folder: DatasetFolder) throws -> [Sample] {
+        var all = try folder.load(split: "train", masks: false)
+        if folder.hasSplit("val") { all += try folder.load(split: "val", masks: false) }
+        if folder.hasSplit("unlabeled") { all += try folder.load(split: "unlabeled", masks: false) }
+        return all
+    }
+
+    public init(config: PretrainConfig, backend: Backend, images: [Sample]? = nil) throws {
+        try config.validate()
+        self.config = config
+        self.backend = backend
+        self.images = try images ?? Self.pretrainingImages(try DatasetFolder(config.data))
+        guard let channels = self.images.first?.channels else {
+            throw RefineSegError.io(file: config.data, message: "no images to pre-train on")
+        }
+        guard config.batch <= self.images.count else {
+            throw RefineSegError.invalidArgument("--batch \(config.batch) is larger than the \(self.images.count) pre-training image(s)")
+        }
+        model = try DFRUNet(backend, config: ModelConfig(inChannels: channels, width: config.width), seed: config.seed)
+        var rng = SeededRandom(seed: config.seed ^ 0xB7)
+        projector = try Projector(backend, inFeatures: 16 * config.width, dimension: config.projector, rng: &rng)
+        standardize1 = try BatchNorm(backend, config.projector, affine: false)
+        standardize2 = try BatchNorm(backend, config.projector, affine: false)
+        let encoder = model.namedParameters().filter { n, _ in DFRUNet.encoderPrefixes.contains { n.hasPrefix($0) } }
+        optimizer = try AdamW(encoder + projector.namedParameters(prefix: "projector"), backend: backend,
+                              weightDecay: Float(config.weightDecay))
+    }
+
+    /// L_BT of one pair of view batches (N, C, S, S); also returns c (D, D).
+    func loss(_ v1: Tensor, _ v2: Tensor, _ g: Graph) throws -> (loss: Var, correlation: Var) {
+        func embed(_ x: Tensor, _ bn: BatchNorm) throws -> Var {
+            let ctx = try model.encode(g.constant(x), g).context
+            let pooled = try g.reshape(try g.mean(ctx, axes: 2..<4), [x.shape[0], ctx.shape[1]])
+            return try bn(try projector(pooled, g), g)
+        }
+        let n = v1.shape[0]
+        let z1 = try embed(v1, standardize1), z2 = try embed(v2, standardize2)
+        let c = try g.scale(try g.matmul(z1, z2, transposeA: true, transposeB: false), by: 1 / Float(n))
+        return (try g.barlowTwinsFromCorrelation(c, lambda: Float(config.lambda)), c)
+    }
+
+    /// Makes both views of a batch of images on the host.
+    func views(_ batch: [Sample], rng: inout SeededRandom) throws -> (Tensor, Tensor) {
+        let s = config.size, c = batch[0].channels
+        var a = [Float](), b = [Float]()
+        for sample in batch {
+            a += ViewAugmentation.view1.apply(sample, size: s, rng: &rng)
+            b += ViewAugmentation.view2.apply(sample, size: s, rng: &rng)
+        }
+        return (try backend.tensor(a, shape: [batch.count, c, s, s]), try backend.tensor(b, shape: [batch.count, c, s, s]))
+    }
+
+    /// Runs every epoch, writing RUN/encoder.safetensors, RUN/projector.safetensors and RUN/log.csv.
+    public func run() throws {
+        let dir = config.out
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try writeAtomically(try encoder.encode(config), to: dir + "/config.json")
+        let stepsPerEpoch = images.count / config.batch
+        let total = config.epochs * stepsPerEpoch
+        let schedule = try WarmupCosineSchedule(baseLR: Float(config.lr), minLR: Float(config.lr) * 0.01,
+                                                warmupSteps: min(config.warmupEpochs * stepsPerEpoch, total - 1), totalSteps: total)
+        var rows = ["epoch,step,loss,on_diagonal_mean,off_diagonal_mean,lr,seconds"]
+        var step = 0
+        for epoch in 0..<config.epochs {
+            let start = Date()
+            var rng = SeededRandom(seed: config.seed &+ UInt64(epoch) &* 0x51ED)
+            var order = Array(images.indices)
+            order.shuffle(using: &rng)
+            var lossSum = 0.0, onDiag = 0.0, offDiag = 0.0
+            var lr: Float = 0
+            for k in 0..<stepsPerEpoch {
+                let batch = order[(k * config.batch)..<((k + 1) * config.batch)].map { images[$0] }
+                let (v1, v2) = try views(batch, rng: &rng)
+                let g = Graph(backend: backend, training: true)
+                let (loss, c) = try self.loss(v1, v2, g)
+                let value = try loss.value.scalar()
+                guard value.isFinite else {
+                    throw RefineSegError.numerical("Barlow Twins loss became \(value) at step \(step + 1) (epoch \(epoch + 1)); stopped. The last good encoder is \(dir)/encoder.safetensors" + (epoch == 0 ? " (none yet: try a lower --lr)" : ""))
+                }
+                try g.backward(loss)
+                lr = schedule.lr(at: step)
+                try optimizer.update(lr: lr)
+                lossSum += Double(value)
+                if k == stepsPerEpoch - 1 {
+                    let cv = try c.value.toArray(), d = config.projector
+                    var on = 0.0, off = 0.0
+                    for i in 0..<d { for j in 0..<d { if i == j { on += Double(cv[i * d + j]) } else { off += Double(cv[i * d + j]) } } }
+                    onDiag = on / Double(d); offDiag = off / Double(max(d * d - d, 1))
+                }
+                step += 1
+                progress.update("pretrain epoch \(epoch + 1)/\(config.epochs) step \(k + 1)/\(stepsPerEpoch) loss \(String(format: "%.2f", value))")
+                if interruptRequested != 0 { break }
+            }
+            let mean = lossSum / Double(max(stepsPerEpoch, 1))
+            epochLosses.append(mean)
+            let seconds = Date().timeIntervalSince(start)
+            rows.append(String(format: "%d,%d,%.6f,%.6f,%.6f,%.6g,%.2f", epoch + 1, step, mean, onDiag, offDiag, lr, seconds))
+            try saveCheckpoints(epoch: epoch + 1)
+            try writeAtomically(Data((rows.joined(separator: "\n") + "\n").utf8), to: dir + "/log.csv")
+            progress.line(String(format: "pretrain epoch %d/%d  loss %.4f  on-diag %.3f  off-diag %.4f  %.1fs", epoch + 1, config.epochs, mean, onDiag, offDiag, seconds))
+            if interruptRequested != 0 { progress.line("interrupted: encoder saved to \(dir)/encoder.safetensors"); return }
+        }
+    }
+
+    func saveCheckpoints(epoch: Int) throws {
+        var meta = model.config.metadata
+        meta["epoch"] = "\(epoch)"; meta["projector_dim"] = "\(config.projector)"; meta["kind"] = "barlow-twins-encoder"
+        let encoderTensors = try model.namedParameters()
+            .filter { n, _ in DFRUNet.encoderPrefixes.contains { n.hasPrefix($0) } }
+            .map { n, p in (name: n, shape: p.value.shape.dims, values: try p.value.toArray()) }
+        try SafeTensorsFile(tensors: encoderTensors, metadata: meta).write(to: config.out + "/encoder.safetensors")
+        try Checkpoint.save(projector.asNamed(prefix: "projector"), metadata: meta, to: config.out + "/projector.safetensors")
+    }
+}
+
+/// A module view with a name prefix, for saving a submodule under its full names.
+final class Prefixed: Module {
+    let inner: Module, prefix: String
+    init(_ inner: Module, prefix: String) { self.inner = inner; self.prefix = prefix }
+    func collect(prefix p: String, into list: inout [(String, Parameter)]) { inner.collect(prefix: join(p, prefix), into: &list) }
+}
+
+extension Module {
+    func asNamed(prefix: String) -> Module { Prefixed(self, prefix: prefix) }
+}

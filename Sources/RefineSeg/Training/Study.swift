@@ -1,0 +1,198 @@
+import Foundation
+
+/// The label-fraction study: for each fraction and seed, (a) from scratch without the
+/// lesion-aware loss, (b) from scratch with it, (c) from the Barlow Twins encoder with it.
+public struct StudySettings: Codable, Equatable {
+    public var data: String
+    public var out: String
+    public var fractions: [Double] = [0.1, 0.2, 0.5, 1.0]
+    public var seeds: Int = 3
+    public var epochs: Int = 20
+    public var pretrainEpochs: Int = 20
+    public var batch: Int = 8
+    public var size: Int = 128
+    public var width: Int = 16
+    public var lr: Double = 2e-3
+    public var projector: Int = 256
+    public var device: Int?
+
+    public init(data: String, out: String) { self.data = data; self.out = out }
+}
+
+/// One finished run of the study.
+public struct StudyResult: Codable {
+    public var variant: String
+    public var fraction: Double
+    public var seed: Int
+    public var metrics: MetricSummary
+}
+
+public enum StudyVariant: String, CaseIterable, Codable {
+    case scratch = "scratch"
+    case scratchLAC = "scratch+lac"
+    case barlowTwinsLAC = "bt+lac"
+
+    var usesLAC: Bool { self != .scratch }
+    var usesPretraining: Bool { self == .barlowTwinsLAC }
+}
+
+public final class Study {
+    public let settings: StudySettings
+    public let backend: Backend
+    public var progress = ProgressPrinter()
+
+    public init(settings: StudySettings, backend: Backend) throws {
+        guard !settings.fractions.isEmpty, settings.fractions.allSatisfy({ $0 > 0 && $0 <= 1 }) else {
+            throw RefineSegError.invalidArgument("--fractions must be values in (0, 1], e.g. 0.1,0.2,0.5,1.0 (got \(settings.fractions))")
+        }
+        guard settings.seeds >= 1 else { throw RefineSegError.invalidArgument("--seeds must be at least 1 (got \(settings.seeds))") }
+        self.settings = settings
+        self.backend = backend
+    }
+
+    func runDir(_ v: StudyVariant, _ f: Double, _ seed: Int) -> String {
+        "\(settings.out)/runs/\(v.rawValue)-f\(String(format: "%.3f", f))-s\(seed)"
+    }
+
+    /// Runs (or reuses) every run, then writes results.csv, summary.md and dice_vs_labels.svg.
+    @discardableResult
+    public func run() throws -> [StudyResult] {
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: settings.out + "/runs", withIntermediateDirectories: true)
+        // A study folder belongs to one set of settings: refuse to mix results.
+        let settingsPath = settings.out + "/study.json"
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        if let data = fm.contents(atPath: settingsPath), let old = try? JSONDecoder().decode(StudySettings.self, from: data) {
+            var a = old, b = settings
+            a.device = nil; b.device = nil
+            guard a == b else {
+                throw RefineSegError.invalidArgument("\(settingsPath) holds a study with other settings; use another --out or the same settings to resume")
+            }
+        } else {
+            try writeAtomically(try encoder.encode(settings), to: settingsPath)
+        }
+        let folder = try DatasetFolder(settings.data)
+        let test = try folder.load(split: "test", masks: true)
+        var results = [StudyResult]()
+        for seed in 0..<settings.seeds {
+            // One Barlow Twins encoder per seed, shared by every fraction.
+            let encoderPath = "\(settings.out)/runs/pretrain-s\(seed)/encoder.safetensors"
+            if !fm.fileExists(atPath: encoderPath) {
+                var pc = PretrainConfig(data: settings.data, out: "\(settings.out)/runs/pretrain-s\(seed)")
+                pc.epochs = settings.pretrainEpochs; pc.batch = settings.batch; pc.size = settings.size
+                pc.width = settings.width; pc.projector = settings.projector; pc.seed = UInt64(seed); pc.device = settings.device
+                progress.line("study: pre-training the Barlow Twins encoder for seed \(seed)")
+                let pre = try Pretrainer(config: pc, backend: backend)
+                pre.progress = progress
+                try pre.run()
+                if interruptRequested != 0 { throw RefineSegError.invalidArgument("interrupted; run the same command again to resume") }
+            }
+            for fraction in settings.fractions {
+                for variant in StudyVariant.allCases {
+                    let dir = runDir(variant, fraction, seed)
+                    let metricsPath = dir + "/eval/metrics.json"
+                    if let data = fm.contents(atPath: metricsPath), let m = try? JSONDecoder().decode(MetricSummary.self, from: data) {
+                        results.append(StudyResult(variant: variant.rawValue, fraction: fraction, seed: seed, metrics: m))
+                        continue
+                    }
+                    try? fm.removeItem(atPath: dir)        // an unfinished run starts over
+                    var config = TrainConfig(data: settings.data, out: dir)
+                    config.labelFraction = fraction; config.epochs = settings.epochs; config.size = settings.size
+                    config.width = settings.width; config.lr = settings.lr; config.seed = UInt64(seed)
+                    config.lacWeight = variant.usesLAC ? 0.1 : 0; config.device = settings.device
+                    config.initEncoder = variant.usesPretraining ? encoderPath : nil
+                    let split = try TrainingSplit(folder: folder, labelFraction: fraction, seed: UInt64(seed))
+                    config.batch = min(settings.batch, split.labelled.count)
+                    progress.line("study: \(variant.rawValue) at \(Int(fraction * 100)) % labels, seed \(seed) (\(split.labelled.count) labelled)")
+                    let trainer = try Trainer(config: config, backend: backend, split: split)
+                    trainer.progress = progress
+                    if variant.usesPretraining { try trainer.loadEncoder(from: encoderPath) }
+                    try trainer.run()
+                    if interruptRequested != 0 { throw RefineSegError.invalidArgument("interrupted; run the same command again to resume") }
+                    let model = try loadModel(dir + "/model.safetensors", backend: backend)
+                    let metrics = try evaluate(model: model, backend: backend, samples: test)
+                    try writeEvaluation(metrics, to: dir + "/eval")
+                    results.append(StudyResult(variant: variant.rawValue, fraction: fraction, seed: seed, metrics: metrics.summary()))
+                }
+            }
+        }
+        try writeReports(results)
+        return results
+    }
+
+    func writeReports(_ results: [StudyResult]) throws {
+        var csv = "variant,fraction,seed,precision,recall,dice,iou,miou,fdr,fpr,fp_components_mean,fp_image_share,hd95\n"
+        for r in results {
+            let m = r.metrics
+            csv += "\(r.variant),\(r.fraction),\(r.seed)," + [m.precision, m.recall, m.dice, m.iou, m.miou, m.fdr, m.fpr,
+                                                                 m.fpComponentsMean, m.fpImageShare, m.hd95 ?? .nan]
+                .map { String(format: "%.6f", $0) }.joined(separator: ",") + "\n"
+        }
+        try writeAtomically(Data(csv.utf8), to: settings.out + "/results.csv")
+        try writeAtomically(Data(summaryMarkdown(results).utf8), to: settings.out + "/summary.md")
+        try writeAtomically(Data(diceSVG(results).utf8), to: settings.out + "/dice_vs_labels.svg")
+    }
+
+    static func meanStd(_ v: [Double]) -> (Double, Double) {
+        let mean = v.reduce(0, +) / Double(max(v.count, 1))
+        let variance = v.count > 1 ? v.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(v.count - 1) : 0
+        return (mean, variance.squareRoot())
+    }
+
+    func summaryMarkdown(_ results: [StudyResult]) -> String {
+        var text = "# Label-fraction study\n\nData: `\(settings.data)`, \(settings.seeds) seed(s), \(settings.epochs) epochs per run, "
+        text += "Barlow Twins pre-training \(settings.pretrainEpochs) epochs, width \(settings.width). Test split metrics, mean ± std over seeds.\n\n"
+        text += "| labels | variant | precision | Dice | mIoU | FDR | FP components |\n|---|---|---|---|---|---|---|\n"
+        for f in settings.fractions {
+            for v in StudyVariant.allCases {
+                let rs = results.filter { $0.fraction == f && $0.variant == v.rawValue }
+                guard !rs.isEmpty else { continue }
+                func cell(_ key: (MetricSummary) -> Double) -> String {
+                    let (m, s) = Self.meanStd(rs.map { key($0.metrics) })
+                    return String(format: "%.3f ± %.3f", m, s)
+                }
+                text += "| \(Int((f * 100).rounded())) % | \(v.rawValue) | \(cell { $0.precision }) | \(cell { $0.dice }) | \(cell { $0.miou }) | \(cell { $0.fdr }) | \(cell { $0.fpComponentsMean }) |\n"
+            }
+        }
+        return text
+    }
+
+    func diceSVG(_ results: [StudyResult]) -> String {
+        let w = 560.0, h = 360.0, left = 60.0, right = 150.0, top = 20.0, bottom = 50.0
+        let fractions = settings.fractions.sorted()
+        let xs: (Double) -> Double = { f in
+            let i = Double(fractions.firstIndex(of: f) ?? 0)
+            return left + (fractions.count > 1 ? i / Double(fractions.count - 1) : 0.5) * (w - left - right)
+        }
+        let ys: (Double) -> Double = { d in top + (1 - d) * (h - top - bottom) }
+        var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(w))\" height=\"\(Int(h))\" font-family=\"sans-serif\" font-size=\"12\">\n"
+        svg += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+        svg += "<line x1=\"\(left)\" y1=\"\(ys(0))\" x2=\"\(w - right)\" y2=\"\(ys(0))\" stroke=\"black\"/><line x1=\"\(left)\" y1=\"\(ys(0))\" x2=\"\(left)\" y2=\"\(ys(1))\" stroke=\"black\"/>\n"
+        for t in stride(from: 0.0, through: 1.0, by: 0.2) {
+            svg += "<text x=\"\(left - 8)\" y=\"\(ys(t) + 4)\" text-anchor=\"end\">\(String(format: "%.1f", t))</text><line x1=\"\(left)\" y1=\"\(ys(t))\" x2=\"\(w - right)\" y2=\"\(ys(t))\" stroke=\"#ddd\"/>\n"
+        }
+        for f in fractions { svg += "<text x=\"\(xs(f))\" y=\"\(h - bottom + 18)\" text-anchor=\"middle\">\(Int((f * 100).rounded())) %</text>\n" }
+        svg += "<text x=\"\((left + w - right) / 2)\" y=\"\(h - 10)\" text-anchor=\"middle\">labelled fraction</text>\n"
+        svg += "<text x=\"15\" y=\"\((top + h - bottom) / 2)\" transform=\"rotate(-90 15 \((top + h - bottom) / 2))\" text-anchor=\"middle\">test Dice</text>\n"
+        let colours = ["#1f77b4", "#ff7f0e", "#2ca02c"]
+        for (k, v) in StudyVariant.allCases.enumerated() {
+            var points = [(Double, Double, Double)]()
+            for f in fractions {
+                let d = results.filter { $0.fraction == f && $0.variant == v.rawValue }.map(\.metrics.dice)
+                guard !d.isEmpty else { continue }
+                let (m, s) = Self.meanStd(d)
+                points.append((f, m, s))
+            }
+            let path = points.map { "\(xs($0.0)),\(ys($0.1))" }.joined(separator: " ")
+            svg += "<polyline fill=\"none\" stroke=\"\(colours[k])\" stroke-width=\"2\" points=\"\(path)\"/>\n"
+            for (f, m, s) in points {
+                svg += "<line x1=\"\(xs(f))\" y1=\"\(ys(min(1, m + s)))\" x2=\"\(xs(f))\" y2=\"\(ys(max(0, m - s)))\" stroke=\"\(colours[k])\"/>"
+                svg += "<circle cx=\"\(xs(f))\" cy=\"\(ys(m))\" r=\"3\" fill=\"\(colours[k])\"/>\n"
+            }
+            svg += "<line x1=\"\(w - right + 10)\" y1=\"\(top + 20 + Double(k) * 20)\" x2=\"\(w - right + 30)\" y2=\"\(top + 20 + Double(k) * 20)\" stroke=\"\(colours[k])\" stroke-width=\"2\"/>"
+            svg += "<text x=\"\(w - right + 35)\" y=\"\(top + 24 + Double(k) * 20)\">\(v.rawValue)</text>\n"
+        }
+        return svg + "</svg>\n"
+    }
+}

@@ -1,0 +1,65 @@
+import Foundation
+import XCTest
+@testable import RefineSeg
+
+/// A checkpoint written by RefineSeg loads into the PyTorch DFR-UNet of scripts/torch_dfrunet.py
+/// (built from MODEL.md) and gives the same probabilities within 1e-3.
+final class TorchCheckpointTests: XCTestCase {
+    func torchOrSkip() throws {
+        let probe = Process()
+        probe.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        probe.arguments = ["python3", "-c", "import torch, safetensors"]
+        probe.standardError = FileHandle.nullDevice
+        do { try probe.run() } catch { throw XCTSkip("python3 not available: PyTorch cross-check skipped") }
+        probe.waitUntilExit()
+        if probe.terminationStatus != 0 { throw XCTSkip("PyTorch or safetensors not installed (pip install torch safetensors): cross-check skipped") }
+    }
+
+    func testCheckpointLoadsIntoPyTorchAndGivesTheSameProbabilities() throws {
+        try torchOrSkip()
+        let backend: Backend = (try? CLBackend()) ?? CPUBackend()
+        let dir = try temporaryDirectory("torch")
+        // Train a few steps so BatchNorm running statistics and weights are far from their initial values.
+        let samples = syntheticSamples(count: 4, size: 32, seed: 21)
+        let model = try DFRUNet(backend, config: ModelConfig(inChannels: 1, width: 4), seed: 4)
+        let optimizer = try AdamW(model.trainableParameters(), backend: backend)
+        for step in 0..<3 {
+            let batch = [samples[step], samples[step + 1]]
+            let g = Graph(backend: backend, training: true)
+            let out = try model(g.constant(try backend.tensor(batch.flatMap(\.image), shape: [2, 1, 32, 32])), g, withEmbedding: true)
+            let (loss, _) = try SegmentationLoss()(out, target: try backend.tensor(batch.flatMap { $0.mask ?? [] }, shape: [2, 1, 32, 32]), g)
+            try g.backward(loss)
+            try optimizer.update(lr: 1e-2)
+        }
+        let checkpoint = dir.path + "/model.safetensors"
+        try Checkpoint.save(model, metadata: model.config.metadata, to: checkpoint)
+
+        // The sample image when present (a real 128×128 nuclei tile), else a synthetic one.
+        let sampleDir = packageRoot.path + "/data/sample/test/images"
+        var input: Sample = syntheticSamples(count: 1, size: 48, seed: 2)[0]
+        if let first = try? DatasetFolder.imageNames(in: sampleDir).first {
+            let raw = try PNGFile.read(sampleDir + "/" + first)
+            input = Sample(name: first, path: sampleDir, channels: 1, height: raw.height, width: raw.width,
+                           image: normalizePercentiles(raw.planarFloats(), channels: 1), mask: nil)
+        }
+        let ours = try Predictor(model: try loadModel(checkpoint, backend: backend), backend: backend).probabilities(input)
+
+        let inputPath = dir.path + "/x.f32", outputPath = dir.path + "/p.f32"
+        try input.image.withUnsafeBytes { try Data($0).write(to: URL(fileURLWithPath: inputPath)) }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", packageRoot.path + "/scripts/torch_dfrunet.py", "predict", "--checkpoint", checkpoint,
+                       "--input", inputPath, "--shape", "1,1,\(input.height),\(input.width)", "--output", outputPath]
+        let err = Pipe()
+        p.standardError = err
+        try p.run()
+        let errText = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0, errText)
+        let data = try Data(contentsOf: URL(fileURLWithPath: outputPath))
+        let theirs = data.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        XCTAssertEqual(theirs.count, ours.count)
+        let maxDiff = zip(ours, theirs).map { abs($0 - $1) }.max() ?? .infinity
+        XCTAssertLessThan(maxDiff, 1e-3, "max |p_refineseg − p_torch| = \(maxDiff)")
+    }
+}
