@@ -17,6 +17,10 @@ let package = Package(
                        providers: [.apt(["ocl-icd-opencl-dev", "opencl-headers"])]),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng",
                        providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CTurboJPEG", path: "Sources/CTurboJPEG", pkgConfig: "libturbojpeg",
+                       providers: [.apt(["libturbojpeg0-dev"])]),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
+                       providers: [.apt(["zlib1g-dev"])]),
         // Small C helpers that Swift cannot express (setjmp-based libpng error recovery).
         .target(name: "CShims", dependencies: ["CPNG"], path: "Sources/CShims"),
         // Build tool that turns Kernels/*.cl into Swift string literals, so the binary runs anywhere.
@@ -25,7 +29,7 @@ let package = Package(
                 path: "Plugins/EmbedKernels"),
         .target(
             name: "RefineSeg",
-            dependencies: ["COpenCL", "CPNG", "CShims"],
+            dependencies: ["COpenCL", "CPNG", "CShims", "CTurboJPEG", "CZlib"],
             path: "Sources/RefineSeg",
             plugins: ["EmbedKernels"]
         ),
