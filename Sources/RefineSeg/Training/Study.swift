@@ -125,9 +125,10 @@ public final class Study {
         var csv = "variant,fraction,seed,precision,recall,dice,iou,miou,fdr,fpr,fp_components_mean,fp_image_share,hd95\n"
         for r in results {
             let m = r.metrics
-            csv += "\(r.variant),\(r.fraction),\(r.seed)," + [m.precision, m.recall, m.dice, m.iou, m.miou, m.fdr, m.fpr,
-                                                                 m.fpComponentsMean, m.fpImageShare, m.hd95 ?? .nan]
-                .map { String(format: "%.6f", $0) }.joined(separator: ",") + "\n"
+            let values: [Double] = [m.precision, m.recall, m.dice, m.iou, m.miou, m.fdr, m.fpr,
+                                    m.fpComponentsMean, m.fpImageShare, m.hd95 ?? Double.nan]
+            let cells = values.map { String(format: "%.6f", $0) }.joined(separator: ",")
+            csv += "\(r.variant),\(r.fraction),\(r.seed),\(cells)\n"
         }
         try writeAtomically(Data(csv.utf8), to: settings.out + "/results.csv")
         try writeAtomically(Data(summaryMarkdown(results).utf8), to: settings.out + "/summary.md")
