@@ -5,11 +5,11 @@ extension CPUBackend: OptimOps {
         let k = try AdamConstants(params, shapes: [param, grad, m, v], op: "adam_step")
         var p = try values(param), mm = try values(m), vv = try values(v)
         let g = try values(grad)
-        let lr = Double(params.lr), wd = Double(params.weightDecay)
+        let wd = Double(params.weightDecay)
         let b1 = Double(params.beta1), b2 = Double(params.beta2), eps = Double(params.eps)
         for i in p.indices {
             var gi = g[i]
-            if params.decoupled { p[i] *= 1 - lr * wd } else { gi += wd * p[i] }
+            if params.decoupled { p[i] *= Double(k.decay) } else { gi += wd * p[i] }
             mm[i] = b1 * mm[i] + (1 - b1) * gi
             vv[i] = b2 * vv[i] + (1 - b2) * gi * gi
             // torch.optim.Adam(W): p −= (lr / bc1) · m / (√v / √bc2 + eps).
@@ -50,12 +50,15 @@ struct AdamConstants {
     let stepSize: Float
     /// √(1 − β2^t).
     let bc2Sqrt: Float
+    /// AdamW's weight factor 1 − lr·wd.
+    let decay: Float
 
     init(_ p: AdamParams, shapes tensors: [Tensor], op: String) throws {
         guard p.step >= 1 else { throw RefineSegError.invalidArgument("[\(op)] step \(p.step) must be ≥ 1 (1-based)") }
         for t in tensors.dropFirst() { try t.shape.expect(equal: tensors[0].shape, op: op) }
         stepSize = Float(Double(p.lr) / (1 - pow(Double(p.beta1), Double(p.step))))
         bc2Sqrt = Float((1 - pow(Double(p.beta2), Double(p.step))).squareRoot())
+        decay = Float(1 - Double(p.lr) * Double(p.weightDecay))
     }
 }
 
