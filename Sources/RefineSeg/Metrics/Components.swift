@@ -1,0 +1,38 @@
+/// Connected components of a binary mask.
+enum Components {
+    /// The number of 8-connected components of `prediction` that contain no lesion pixel of
+    /// `label` (false-positive components, MODEL.md "Metrics").
+    static func falsePositiveCount(prediction: BinaryMask, label: BinaryMask) -> Int {
+        precondition(prediction.width == label.width && prediction.height == label.height,
+                     "components of masks of different size")
+        let w = prediction.width, h = prediction.height
+        var seen = [Bool](repeating: false, count: w * h)   // (h, w)
+        var stack: [Int] = []
+        var count = 0
+        for start in 0..<(w * h) where prediction.pixels[start] && !seen[start] {
+            // Flood-fill one component with an explicit stack: large blobs must not recurse.
+            var touchesLesion = false
+            seen[start] = true
+            stack.append(start)
+            while let i = stack.popLast() {
+                if label.pixels[i] { touchesLesion = true }
+                let y = i / w, x = i % w
+                for dy in -1...1 {
+                    let ny = y + dy
+                    guard ny >= 0, ny < h else { continue }
+                    for dx in -1...1 {
+                        let nx = x + dx
+                        guard nx >= 0, nx < w else { continue }
+                        let j = ny * w + nx
+                        if prediction.pixels[j] && !seen[j] {
+                            seen[j] = true
+                            stack.append(j)
+                        }
+                    }
+                }
+            }
+            if !touchesLesion { count += 1 }
+        }
+        return count
+    }
+}
