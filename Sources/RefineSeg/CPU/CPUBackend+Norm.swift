@@ -21,6 +21,8 @@ extension CPUBackend: NormOps {
             var sq = 0.0
             for b in 0..<g.n { for p in 0..<g.hw { let d = v[g.index(b, ch, p)] - mu; sq += d * d } }
             let biased = sq / Double(g.count)
+            // PyTorch refuses one value per channel in training; we keep running_var finite by
+            // using the biased variance (0) as the unbiased one in that case.
             let unbiased = g.count > 1 ? biased * Double(g.count) / Double(g.count - 1) : biased
             mean[ch] = mu
             invStd[ch] = 1 / (biased + Double(eps)).squareRoot()
