@@ -4,10 +4,29 @@ import RefineSeg
 
 /// Options shared by every command that opens a device.
 struct DeviceOptions: ParsableArguments {
-    @Option(name: .long, help: "OpenCL device index from `refineseg devices` (default: REFINESEG_DEVICE, else the first GPU, else 0).")
-    var device: Int?
+    @Option(name: .long, help: "OpenCL device index from `refineseg devices`, or `cpu` for the (slow) CPU reference backend (default: REFINESEG_DEVICE, else the first GPU, else 0).")
+    var device: String?
 
-    func open() throws -> CLBackend { try CLBackend(device: device) }
+    func validate() throws {
+        if let device, device != "cpu", Int(device) == nil {
+            throw ValidationError("--device must be a device index (see `refineseg devices`) or `cpu` (got \(device))")
+        }
+    }
+
+    /// The OpenCL device index asked for (nil: the default).
+    var index: Int? { device.flatMap { Int($0) } }
+
+    /// The backend asked for: the CPU reference for `cpu`, else an OpenCL device.
+    func open() throws -> Backend {
+        if device == "cpu" { return CPUBackend() }
+        return try CLBackend(device: index)
+    }
+
+    /// An OpenCL device (commands that check or time kernels need one).
+    func openCL() throws -> CLBackend {
+        if device == "cpu" { throw RefineSegError.invalidArgument("--device cpu: this command needs an OpenCL device") }
+        return try CLBackend(device: index)
+    }
 }
 
 struct CheckCommand: ParsableCommand {
@@ -37,7 +56,7 @@ struct CheckCommand: ParsableCommand {
 
     func run() throws {
         try runReportingErrors {
-            let backend = try deviceOptions.open()
+            let backend = try deviceOptions.openCL()
             let cases = OpRegistry.cases(op: op)
             print("device: \(backend.name), \(cases.count) cases")
             print(pad("op", 22) + pad("params", 45) + pad("pass", 10) + pad("nmse", 11, right: true) + pad("max err", 11, right: true)

@@ -26,7 +26,7 @@ struct DemoCommand: ParsableCommand {
                 var config = TrainConfig(data: data, out: "\(out)/\(name)")
                 config.labelFraction = fraction; config.epochs = runEpochs; config.batch = 8
                 config.width = width; config.seed = seed; config.warmupEpochs = max(1, runEpochs / 15)
-                config.device = deviceOptions.device
+                config.device = deviceOptions.index
                 var split = try TrainingSplit(folder: try DatasetFolder(data), labelFraction: fraction, seed: seed)
                 config.batch = min(config.batch, split.labelled.count)
                 split.unlabelled = []

@@ -41,7 +41,7 @@ struct TrainCommand: ParsableCommand {
                 var config = TrainConfig(data: data, out: out)
                 config.labelFraction = labelFraction; config.initEncoder = initEncoder; config.epochs = epochs
                 config.batch = batch; config.size = size; config.width = width; config.lr = lr
-                config.lacWeight = lacWeight; config.seed = seed; config.device = deviceOptions.device
+                config.lacWeight = lacWeight; config.seed = seed; config.device = deviceOptions.index
                 try config.validate()
                 trainer = try Trainer(config: config, backend: backend)
                 if let initEncoder {

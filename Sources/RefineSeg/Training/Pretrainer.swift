@@ -125,7 +125,7 @@ public final class Pretrainer {
                     throw RefineSegError.numerical("Barlow Twins loss became \(value) at step \(step + 1) (epoch \(epoch + 1)); stopped. The last good encoder is \(dir)/encoder.safetensors" + (epoch == 0 ? " (none yet: try a lower --lr)" : ""))
                 }
                 try g.backward(loss)
-                lr = schedule.lr(at: step)
+                lr = schedule.lr(at: step + 1)   // the schedule is 0 at step 0
                 try optimizer.update(lr: lr)
                 lossSum += Double(value)
                 if k == stepsPerEpoch - 1 {

@@ -110,7 +110,7 @@ public final class Trainer {
             var images = 0, batches = 0
             var lr: Float = 0
             while let batch = loader.next() {
-                lr = try learningRate(at: step)
+                lr = try learningRate(at: step + 1)   // the schedule is 0 at step 0
                 let loss = try trainStep(batch, lr: lr)
                 try backend.accumulate(lossSum, loss, alpha: 1)
                 step += 1; batches += 1; images += batch.count

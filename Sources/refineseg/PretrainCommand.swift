@@ -1,0 +1,74 @@
+import ArgumentParser
+import Foundation
+import RefineSeg
+
+struct PretrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pretrain",
+        abstract: "Barlow Twins pre-training of the encoder on every training and unlabelled image (never test); writes RUN/encoder.safetensors.")
+
+    @Option(help: "Dataset folder.") var data: String
+    @Option(help: "Run folder to write.") var out: String
+    @Option(help: "Epochs.") var epochs: Int = 50
+    @Option(help: "Batch size (at least 2: the loss standardises over the batch).") var batch: Int = 16
+    @Option(help: "View size (a multiple of 16).") var size: Int = 128
+    @Option(help: "Base width w of the network.") var width: Int = 16
+    @Option(help: "Projector dimension d.") var projector: Int = 1024
+    @Option(help: "Off-diagonal weight λ of the Barlow Twins loss.") var lambda: Double = 0.0051
+    @Option(help: "Peak learning rate (AdamW, warm-up then cosine decay).") var lr: Double = 1e-3
+    @Option(help: "Random seed.") var seed: UInt64 = 0
+    @OptionGroup var deviceOptions: DeviceOptions
+
+    func run() throws {
+        try runReportingErrors {
+            installInterruptHandler()
+            var config = PretrainConfig(data: data, out: out)
+            config.epochs = epochs; config.batch = batch; config.size = size; config.width = width
+            config.projector = projector; config.lambda = lambda; config.lr = lr; config.seed = seed
+            config.device = deviceOptions.index
+            try config.validate()
+            let backend = try deviceOptions.open()
+            let trainer = try Pretrainer(config: config, backend: backend)
+            print("pre-training on \(backend.name) with \(trainer.images.count) image(s)")
+            try trainer.run()
+            print("encoder: \(out)/encoder.safetensors (use with `refineseg train --init`)")
+        }
+    }
+}
+
+struct StudyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "study",
+        abstract: "Label-fraction study: scratch, scratch + lesion-aware loss, Barlow Twins + lesion-aware loss, per fraction and seed; resumable.")
+
+    @Option(help: "Dataset folder.") var data: String
+    @Option(help: "Study folder (results.csv, summary.md, dice_vs_labels.svg, runs/).") var out: String
+    @Option(help: "Comma-separated label fractions.") var fractions: String = "0.1,0.2,0.5,1.0"
+    @Option(help: "Seeds per setting.") var seeds: Int = 3
+    @Option(help: "Training epochs per run.") var epochs: Int = 20
+    @Option(help: "Pre-training epochs per seed.") var pretrainEpochs: Int = 20
+    @Option(help: "Batch size.") var batch: Int = 8
+    @Option(help: "Crop size.") var size: Int = 128
+    @Option(help: "Base width.") var width: Int = 16
+    @Option(help: "Projector dimension for pre-training.") var projector: Int = 256
+    @OptionGroup var deviceOptions: DeviceOptions
+
+    func run() throws {
+        try runReportingErrors {
+            installInterruptHandler()
+            let parsed = fractions.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
+            guard !parsed.isEmpty, parsed.allSatisfy({ $0 != nil }) else {
+                throw RefineSegError.invalidArgument("--fractions must be comma-separated numbers, e.g. 0.1,0.2,0.5,1.0 (got \(fractions))")
+            }
+            var settings = StudySettings(data: data, out: out)
+            settings.fractions = parsed.compactMap { $0 }; settings.seeds = seeds; settings.epochs = epochs
+            settings.pretrainEpochs = pretrainEpochs; settings.batch = batch; settings.size = size
+            settings.width = width; settings.projector = projector; settings.device = deviceOptions.index
+            let backend = try deviceOptions.open()
+            let study = try Study(settings: settings, backend: backend)
+            let results = try study.run()
+            print(try String(contentsOfFile: out + "/summary.md", encoding: .utf8))
+            print("\(results.count) run(s); \(out)/results.csv, \(out)/summary.md, \(out)/dice_vs_labels.svg")
+        }
+    }
+}
