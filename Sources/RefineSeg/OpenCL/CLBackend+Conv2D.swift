@@ -1,10 +1,190 @@
+import Foundation
+
+/// The three passes of a convolution, as the tuner and the kernel bench name them.
+public enum ConvPass: String, Sendable, CaseIterable, Codable {
+    case forward
+    case backwardData = "backward_data"
+    case backwardWeights = "backward_weights"
+}
+
+/// Convolutions as implicit GEMM (Kernels/conv2d.cl). The transposed 2×2 conv is expressed
+/// through the same kernels: its forward is a conv backward-data gather, its backward-data a
+/// stride-2 conv forward and its backward-weight a conv backward-weight with the roles of x and dy swapped.
 extension CLBackend: ConvOps {
-    public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, params: Conv2DParams) throws -> Tensor { throw RefineSegError.unsupported(op: "conv2d", backend: name) }
-    public func conv2dBackwardData(_ dy: Tensor, weight: Tensor, inputShape: Shape, params: Conv2DParams) throws -> Tensor { throw RefineSegError.unsupported(op: "conv2dBackwardData", backend: name) }
-    public func conv2dBackwardWeight(_ dy: Tensor, input x: Tensor, weightShape: Shape, params: Conv2DParams) throws -> Tensor { throw RefineSegError.unsupported(op: "conv2dBackwardWeight", backend: name) }
-    public func convTranspose2x2(_ x: Tensor, weight: Tensor, bias: Tensor?) throws -> Tensor { throw RefineSegError.unsupported(op: "convTranspose2x2", backend: name) }
-    public func convTranspose2x2BackwardData(_ dy: Tensor, weight: Tensor) throws -> Tensor { throw RefineSegError.unsupported(op: "convTranspose2x2BackwardData", backend: name) }
-    public func convTranspose2x2BackwardWeight(_ dy: Tensor, input x: Tensor) throws -> Tensor { throw RefineSegError.unsupported(op: "convTranspose2x2BackwardWeight", backend: name) }
-    public func maxPool2x2(_ x: Tensor) throws -> Tensor { throw RefineSegError.unsupported(op: "maxPool2x2", backend: name) }
-    public func maxPool2x2Backward(_ dy: Tensor, input x: Tensor) throws -> Tensor { throw RefineSegError.unsupported(op: "maxPool2x2Backward", backend: name) }
+    public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, params: Conv2DParams) throws -> Tensor {
+        let g = try Conv2DGeometry(input: x.shape, weight: weight.shape, params: params, op: "conv2d")
+        if let bias { try bias.shape.expect(equal: [g.cout], op: "conv2d bias") }
+        return try gatherGEMM(g, source: x, weight: weight, bias: bias, backwardData: false, op: "conv2d")
+    }
+
+    public func conv2dBackwardData(_ dy: Tensor, weight: Tensor, inputShape: Shape, params: Conv2DParams) throws -> Tensor {
+        let g = try Conv2DGeometry(input: inputShape, weight: weight.shape, params: params, op: "conv2d_backward_data")
+        try dy.shape.expect(equal: g.outputShape, op: "conv2d_backward_data dy")
+        return try gatherGEMM(g, source: dy, weight: weight, bias: nil, backwardData: true, op: "conv2d_backward_data")
+    }
+
+    public func conv2dBackwardWeight(_ dy: Tensor, input x: Tensor, weightShape: Shape, params: Conv2DParams) throws -> Tensor {
+        let g = try Conv2DGeometry(input: x.shape, weight: weightShape, params: params, op: "conv2d_backward_weight")
+        try dy.shape.expect(equal: g.outputShape, op: "conv2d_backward_weight dy")
+        return try backwardWeightGEMM(g, dy: dy, x: x, op: "conv2d_backward_weight")
+    }
+
+    public func convTranspose2x2(_ x: Tensor, weight: Tensor, bias: Tensor?) throws -> Tensor {
+        let t = try ConvTranspose2x2Geometry(input: x.shape, weight: weight.shape, op: "conv_transpose2d")
+        if let bias { try bias.shape.expect(equal: [t.cout], op: "conv_transpose2d bias") }
+        let g = try Conv2DGeometry(input: t.outputShape, weight: weight.shape, params: Conv2DParams(stride: 2), op: "conv_transpose2d")
+        return try gatherGEMM(g, source: x, weight: weight, bias: bias, backwardData: true, op: "conv_transpose2d")
+    }
+
+    public func convTranspose2x2BackwardData(_ dy: Tensor, weight: Tensor) throws -> Tensor {
+        _ = try ConvTranspose2x2Geometry(gradient: dy.shape, weight: weight.shape, op: "conv_transpose2d_backward_data")
+        let g = try Conv2DGeometry(input: dy.shape, weight: weight.shape, params: Conv2DParams(stride: 2), op: "conv_transpose2d_backward_data")
+        return try gatherGEMM(g, source: dy, weight: weight, bias: nil, backwardData: false, op: "conv_transpose2d_backward_data")
+    }
+
+    public func convTranspose2x2BackwardWeight(_ dy: Tensor, input x: Tensor) throws -> Tensor {
+        let t = try ConvTranspose2x2Geometry(input: x.shape, gradient: dy.shape, op: "conv_transpose2d_backward_weight")
+        let g = try Conv2DGeometry(input: dy.shape, weight: t.weightShape, params: Conv2DParams(stride: 2), op: "conv_transpose2d_backward_weight")
+        return try backwardWeightGEMM(g, dy: x, x: dy, op: "conv_transpose2d_backward_weight")
+    }
+
+    /// The kernel configuration the most recent convolution call of this process ran with (for the bench).
+    public var lastConvKernel: String { CLTuner.shared.lastChosen }
+
+    // MARK: kernels
+
+    private var convVariant: String {
+        if let forced = getenv("REFINESEG_CONV_VARIANT").map({ String(cString: $0) }), forced == "reg" || forced == "lmem" {
+            return forced
+        }
+        return ctx.info.prefersLocalMemory ? "lmem" : "reg"
+    }
+
+    private func geometryOptions(_ g: Conv2DGeometry) -> String {
+        let p = g.params
+        return "-DKH=\(g.kh) -DKW=\(g.kw) -DSH=\(p.strideH) -DSW=\(p.strideW) -DPH=\(p.padH) -DPW=\(p.padW) -DDH=\(p.dilationH) -DDW=\(p.dilationW)"
+    }
+
+    private func tuningKey(_ pass: ConvPass, _ g: Conv2DGeometry, variant: String) -> String {
+        "\(ctx.info.name)|\(ctx.info.driverVersion)|\(variant)|\(pass.rawValue)|\(g)"
+    }
+
+    /// Vector widths worth trying for `m` output channels: none wider than needed.
+    private func vectorWidths(_ m: Int) -> [Int] { [16, 8, 4].filter { $0 <= max(4, m.nextPowerOfTwo) } }
+
+    /// Forward (source x, dst y) or backward-data gather (source dy, dst dx).
+    private func gatherGEMM(_ g: Conv2DGeometry, source: Tensor, weight: Tensor, bias: Tensor?,
+                            backwardData: Bool, op: String) throws -> Tensor {
+        let m = backwardData ? g.cin : g.cout
+        let cs = backwardData ? g.cout : g.cin
+        let (srcH, srcW) = backwardData ? (g.oh, g.ow) : (g.h, g.w)
+        let dstShape = backwardData ? g.inputShape : g.outputShape
+        let (dstH, dstW) = (dstShape[2], dstShape[3])
+        let pixels = g.n * dstH * dstW
+        let variant = convVariant
+        let candidates: [ConvKernelConfig]
+        if variant == "lmem" {
+            candidates = [ConvKernelConfig(variant: "lmem"),
+                          ConvKernelConfig(variant: "lmem", tsm: 32, tsn: 64, tsk: 16, wptm: 2, wptn: 4),
+                          ConvKernelConfig(variant: "lmem", tsm: 64, tsn: 128, tsk: 8, wptm: 4, wptn: 8),
+                          ConvKernelConfig(variant: "lmem", tsm: 16, tsn: 64, tsk: 16, wptm: 1, wptn: 4)]
+        } else {
+            let widths = vectorWidths(m)
+            var list = [ConvKernelConfig(variant: "reg", tm: widths[0], tn: 8)]
+            for tm in widths { for tn in [4, 8, 16] where !(tm == widths[0] && tn == 8) && tm * tn <= 256 {
+                list.append(ConvKernelConfig(variant: "reg", tm: tm, tn: tn))
+            } }
+            candidates = Array(list.prefix(5))
+        }
+        let mp = (m + 15) / 16 * 16
+        let packed = try empty([g.kh * g.kw, cs, mp], op: op)
+        try run("conv2d_pack_weights", file: "conv2d",
+                [.tensor(weight), .tensor(packed), .int(cs), .int(m), .int(mp), .int(g.kh * g.kw), .int(backwardData ? 1 : 0)],
+                global: [mp, g.kh * g.kw * cs])
+        let dst = try empty(dstShape, op: op)
+        let biasArg = bias ?? packed          // never read when HAS_BIAS is 0
+        let geometry = geometryOptions(g) + " -DBWD_DATA=\(backwardData ? 1 : 0) -DHAS_BIAS=\(bias == nil ? 0 : 1)"
+        let args: [KernelArg] = [.tensor(source), .tensor(packed), .tensor(biasArg), .tensor(dst), .int(g.n), .int(cs),
+                                 .int(srcH), .int(srcW), .int(m), .int(dstH), .int(dstW), .int(mp)]
+        func launch(_ c: ConvKernelConfig) throws {
+            if c.variant == "lmem" {
+                let rtsm = c.tsm / c.wptm, rtsn = c.tsn / c.wptn
+                try run("conv2d_igemm_lmem", file: "conv2d",
+                        options: geometry + " -DTSM=\(c.tsm) -DTSN=\(c.tsn) -DTSK=\(c.tsk) -DWPTM=\(c.wptm) -DWPTN=\(c.wptn)",
+                        args, global: [(m + c.tsm - 1) / c.tsm * rtsm, (pixels + c.tsn - 1) / c.tsn * rtsn], local: [rtsm, rtsn])
+            } else {
+                try run("conv2d_igemm_reg", file: "conv2d", options: geometry + " -DTM=\(c.tm) -DTN=\(c.tn)",
+                        args, global: [(pixels + c.tn - 1) / c.tn, (m + c.tm - 1) / c.tm])
+            }
+        }
+        let pass: ConvPass = backwardData ? .backwardData : .forward
+        let config = try CLTuner.shared.choose(key: tuningKey(pass, g, variant: variant), candidates: candidates) { c in
+            try timeDevice { try launch(c) }
+        }
+        try launch(config)
+        return dst
+    }
+
+    /// dw (Cout, Cin, KH, KW): split over the N·OH·OW reduction, then a fixed-order sum of the splits.
+    private func backwardWeightGEMM(_ g: Conv2DGeometry, dy: Tensor, x: Tensor, op: String) throws -> Tensor {
+        let pixels = g.n * g.oh * g.ow
+        let taps = g.kh * g.kw
+        let mp = (g.cout + 15) / 16 * 16
+        let rows = try empty([pixels, mp], op: op)
+        try run("conv2d_pack_rows", file: "conv2d", [.tensor(dy), .tensor(rows), .int(g.cout), .int(mp), .int(g.oh * g.ow), .int(pixels)],
+                global: [mp, pixels])
+        let widths = vectorWidths(g.cout)
+        // Enough splits to give both cores (or every GPU compute unit) work, each at least 64 rows long.
+        func defaultChunk(tm: Int, tn: Int) -> Int {
+            let tiles = (g.cin + tn - 1) / tn * taps * ((g.cout + tm - 1) / tm)
+            let wanted = max(1, (8 * max(ctx.info.computeUnits, 1) + tiles - 1) / tiles)
+            return max(64, (pixels + wanted - 1) / wanted)
+        }
+        var candidates = [ConvKernelConfig]()
+        for tm in widths.prefix(2) {
+            for tn in [8, 4] {
+                let chunk = defaultChunk(tm: tm, tn: tn)
+                candidates.append(ConvKernelConfig(variant: "reg", tm: tm, tn: tn, chunk: chunk))
+                if chunk * 4 < pixels { candidates.append(ConvKernelConfig(variant: "reg", tm: tm, tn: tn, chunk: chunk * 4)) }
+            }
+        }
+        candidates = Array(candidates.prefix(5))
+        let dw = try empty(g.weightShape, op: op)
+        func launch(_ c: ConvKernelConfig) throws {
+            let splits = (pixels + c.chunk - 1) / c.chunk
+            let ciTiles = (g.cin + c.tn - 1) / c.tn
+            let partial = try empty([splits, taps, ciTiles * c.tn, mp], op: op)
+            try run("conv2d_bwd_weight_reg", file: "conv2d", options: geometryOptions(g) + " -DTM=\(c.tm) -DTN=\(c.tn)",
+                    [.tensor(rows), .tensor(x), .tensor(partial), .int(g.n), .int(g.cin), .int(g.h), .int(g.w),
+                     .int(g.oh), .int(g.ow), .int(mp), .int(c.chunk)],
+                    global: [ciTiles * taps, (g.cout + c.tm - 1) / c.tm, splits])
+            try run("conv2d_bwd_weight_reduce", file: "conv2d",
+                    [.tensor(partial), .tensor(dw), .int(g.cout), .int(g.cin), .int(ciTiles * c.tn), .int(mp), .int(taps), .int(splits)],
+                    global: [g.cout * g.cin * taps])
+        }
+        let config = try CLTuner.shared.choose(key: tuningKey(.backwardWeights, g, variant: "reg"), candidates: candidates) { c in
+            try timeDevice { try launch(c) }
+        }
+        try launch(config)
+        return dw
+    }
+
+    /// Device milliseconds of `body`: one warm-up (PoCL compiles per work-group size on first
+    /// launch), then the best of two profiled runs.
+    private func timeDevice(_ body: () throws -> Void) throws -> Double {
+        try body()
+        try synchronize()
+        var best = Double.infinity
+        for _ in 0..<2 {
+            startProfiling()
+            try body()
+            best = min(best, try stopProfiling().reduce(0) { $0 + $1.milliseconds })
+        }
+        return best
+    }
+}
+
+extension Int {
+    /// The smallest power of two ≥ self (1 for self ≤ 1).
+    var nextPowerOfTwo: Int { self <= 1 ? 1 : 1 << (Int.bitWidth - (self - 1).leadingZeroBitCount) }
 }

@@ -1,0 +1,284 @@
+// conv2d.cl: 2-D convolution (any kernel, stride, zero padding, dilation) as implicit GEMM,
+// forward, backward-data and backward-weight; the kernel-2 stride-2 transposed conv reuses
+// these (its forward is conv backward-data, its backward-data is conv forward).
+//
+// Variants:
+//   conv2d_pack_weights       OIHW weights → [tap][A][BP] with B padded to BP (a multiple of the
+//                             channel tile) with zeros, so the channel vector loads need no bounds checks.
+//   conv2d_pack_rows          dy (N, M, OH, OW) → [N·OH·OW][MP], channels last and zero padded.
+//   conv2d_igemm_reg          CPU devices (prefersLocalMemory false; PoCL maps local memory to
+//                             global memory): each work item owns a TM-channel × TN-pixel register
+//                             tile held as TN vectors of TM floats; per source channel it loads one
+//                             weight vector and broadcasts TN source values. No local memory, no barriers.
+//                             BWD_DATA=0: forward (M = Cout, source x, K = Cin·KH·KW).
+//                             BWD_DATA=1: backward-data as a gather (M = Cin, source dy,
+//                             K = Cout·KH·KW, only taps with (i + pad − k·d) divisible by the stride).
+//   conv2d_igemm_lmem         GPU devices (prefersLocalMemory true): the same GEMM with
+//                             TSM × TSN output tiles per work group, TSK-deep slices of the packed
+//                             weights and of the gathered source staged in local memory with
+//                             coalesced loads; each work item owns WPTM × WPTN outputs.
+//   conv2d_bwd_weight_reg     backward-weight, split over the N·OH·OW reduction: split s writes
+//                             partial[s][tap][ci][co]; TM output channels (vector) × TN input channels.
+//   conv2d_bwd_weight_reduce  Σ over the splits in fixed order → dw (Cout, Cin, KH, KW). With the
+//                             fixed split count of a configuration, results are run-to-run identical.
+//
+// Geometry macros (compile-time, so index arithmetic folds): KH KW SH SW PH PW DH DW.
+// Tiles: TM (4, 8 or 16: the vector width), TN; TSM TSN TSK WPTM WPTN for the lmem variant.
+// HAS_BIAS adds bias[m] to the output channel m.
+
+// The pack kernels are built without geometry options; any value serves them.
+#ifndef KH
+#define KH 1
+#define KW 1
+#define SH 1
+#define SW 1
+#define PH 0
+#define PW 0
+#define DH 1
+#define DW 1
+#endif
+#ifndef TM
+#define TM 8
+#endif
+#ifndef TN
+#define TN 8
+#endif
+#ifndef BWD_DATA
+#define BWD_DATA 0
+#endif
+#ifndef HAS_BIAS
+#define HAS_BIAS 0
+#endif
+
+#define CAT(a, b) a##b
+#define XCAT(a, b) CAT(a, b)
+#define VEC XCAT(float, TM)
+#define VLOAD XCAT(vload, TM)
+#define VSTORE XCAT(vstore, TM)
+
+// Where output pixel (y, x) reads for tap (ky, kx); *ok is 0 when the tap falls in the padding
+// (or, for backward-data, between the strided positions).
+inline int source_y(int y, int ky, int srcH, int* ok) {
+#if BWD_DATA
+    int t = y + PH - ky * DH;
+    int s = t / SH;
+    *ok = (t >= 0) & (t - s * SH == 0) & (s < srcH);
+    return s;
+#else
+    int s = y * SH - PH + ky * DH;
+    *ok = (s >= 0) & (s < srcH);
+    return s;
+#endif
+}
+
+inline int source_x(int x, int kx, int srcW, int* ok) {
+#if BWD_DATA
+    int t = x + PW - kx * DW;
+    int s = t / SW;
+    *ok = (t >= 0) & (t - s * SW == 0) & (s < srcW);
+    return s;
+#else
+    int s = x * SW - PW + kx * DW;
+    *ok = (s >= 0) & (s < srcW);
+    return s;
+#endif
+}
+
+// out[(tap·A + a)·BP + b] = w[b, a, tap] (transpose = 0: forward, a = ci, b = co)
+//                         = w[a, b, tap] (transpose = 1: backward-data, a = co, b = ci); 0 for b ≥ B.
+// w is (Cout, Cin, taps).
+__kernel void conv2d_pack_weights(__global const float* w, __global float* out,
+                                  int A, int B, int BP, int taps, int transpose) {
+    int b = get_global_id(0), row = get_global_id(1);
+    if (b >= BP || row >= taps * A) return;
+    int tap = row / A, a = row - tap * A;
+    float v = 0.0f;
+    if (b < B) v = transpose ? w[((size_t)a * B + b) * taps + tap] : w[((size_t)b * A + a) * taps + tap];
+    out[(size_t)row * BP + b] = v;
+}
+
+// out[p·MP + m] = dy[n, m, r] with p = n·HW + r; 0 for m ≥ M.
+__kernel void conv2d_pack_rows(__global const float* dy, __global float* out, int M, int MP, int HW, int P) {
+    int m = get_global_id(0), p = get_global_id(1);
+    if (m >= MP || p >= P) return;
+    int n = p / HW, r = p - n * HW;
+    out[(size_t)p * MP + m] = m < M ? dy[((size_t)n * M + m) * HW + r] : 0.0f;
+}
+
+// dst (N, M, dstH, dstW) = Σ_{tap, c} wp[tap][c][m] · src[n, c, source(pixel, tap)] (+ bias[m]).
+// src (N, CS, srcH, srcW); wp [KH·KW][CS][MP]. Global: (⌈N·dstH·dstW / TN⌉, MP / TM).
+__kernel void conv2d_igemm_reg(__global const float* src, __global const float* wp, __global const float* bias,
+                               __global float* dst, int N, int CS, int srcH, int srcW,
+                               int M, int dstH, int dstW, int MP) {
+    const int tile = get_global_id(0);
+    const int m0 = get_global_id(1) * TM;
+    if (m0 >= MP) return;
+    const int srcHW = srcH * srcW, dstHW = dstH * dstW, P = N * dstHW;
+    int py[TN], px[TN], base[TN];
+    #pragma unroll
+    for (int j = 0; j < TN; ++j) {
+        int p = min(tile * TN + j, P - 1);
+        int n = p / dstHW, r = p - n * dstHW;
+        py[j] = r / dstW; px[j] = r - py[j] * dstW;
+        base[j] = n * CS * srcHW;
+    }
+    VEC acc[TN];
+    #pragma unroll
+    for (int j = 0; j < TN; ++j) acc[j] = (VEC)(0.0f);
+
+    for (int ky = 0; ky < KH; ++ky) {
+        for (int kx = 0; kx < KW; ++kx) {
+            int off[TN];
+            float msk[TN];
+            #pragma unroll
+            for (int j = 0; j < TN; ++j) {
+                int oky, okx;
+                int sy = source_y(py[j], ky, srcH, &oky), sx = source_x(px[j], kx, srcW, &okx);
+                int ok = oky & okx;
+                off[j] = ok ? base[j] + sy * srcW + sx : 0;
+                msk[j] = ok ? 1.0f : 0.0f;
+            }
+            __global const float* wk = wp + (size_t)(ky * KW + kx) * CS * MP + m0;
+            __global const float* sk = src;
+            for (int c = 0; c < CS; ++c) {
+                VEC wv = VLOAD(0, wk);
+                #pragma unroll
+                for (int j = 0; j < TN; ++j) acc[j] = fma(wv, (VEC)(sk[off[j]] * msk[j]), acc[j]);
+                wk += MP;
+                sk += srcHW;
+            }
+        }
+    }
+
+    for (int j = 0; j < TN; ++j) {
+        int p = tile * TN + j;
+        if (p >= P) break;
+        int n = p / dstHW, r = p - n * dstHW;
+        float t[TM];
+        VSTORE(acc[j], 0, t);
+        for (int mm = 0; mm < TM && m0 + mm < M; ++mm) {
+#if HAS_BIAS
+            t[mm] += bias[m0 + mm];
+#endif
+            dst[((size_t)n * M + m0 + mm) * dstHW + r] = t[mm];
+        }
+    }
+}
+
+#ifdef TSM
+// The GPU variant. Local size (TSM / WPTM, TSN / WPTN); global (MP / WPTM, ⌈P / TSN⌉·TSN / WPTN).
+// K runs over k = tap·CS + c in TSK slices; the weight slice is [TSK][TSM] (coalesced along m),
+// the source slice [TSK][TSN] (coalesced along pixels).
+__kernel void conv2d_igemm_lmem(__global const float* src, __global const float* wp, __global const float* bias,
+                                __global float* dst, int N, int CS, int srcH, int srcW,
+                                int M, int dstH, int dstW, int MP) {
+    __local float As[TSK][TSM];
+    __local float Bs[TSK][TSN + 1];
+    const int RTSM = TSM / WPTM, RTSN = TSN / WPTN;
+    const int lm = get_local_id(0), ln = get_local_id(1);
+    const int tid = ln * RTSM + lm, threads = RTSM * RTSN;
+    const int m0 = get_group_id(0) * TSM, p0 = get_group_id(1) * TSN;
+    const int srcHW = srcH * srcW, dstHW = dstH * dstW, P = N * dstHW;
+    const int K = KH * KW * CS;
+    float acc[WPTM][WPTN];
+    for (int a = 0; a < WPTM; ++a) for (int b = 0; b < WPTN; ++b) acc[a][b] = 0.0f;
+
+    for (int k0 = 0; k0 < K; k0 += TSK) {
+        for (int i = tid; i < TSK * TSM; i += threads) {
+            int kk = i / TSM, mm = i - kk * TSM;
+            int k = k0 + kk, m = m0 + mm;
+            As[kk][mm] = (k < K && m < MP) ? wp[(size_t)k * MP + m] : 0.0f;
+        }
+        for (int i = tid; i < TSK * TSN; i += threads) {
+            int kk = i / TSN, nn = i - kk * TSN;
+            int k = k0 + kk, p = p0 + nn;
+            float v = 0.0f;
+            if (k < K && p < P) {
+                int tap = k / CS, c = k - tap * CS;
+                int ky = tap / KW, kx = tap - ky * KW;
+                int n = p / dstHW, r = p - n * dstHW;
+                int y = r / dstW, x = r - y * dstW;
+                int oky, okx;
+                int sy = source_y(y, ky, srcH, &oky), sx = source_x(x, kx, srcW, &okx);
+                if (oky & okx) v = src[((size_t)n * CS + c) * srcHW + sy * srcW + sx];
+            }
+            Bs[kk][nn] = v;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int kk = 0; kk < TSK; ++kk) {
+            float a[WPTM], b[WPTN];
+            for (int i = 0; i < WPTM; ++i) a[i] = As[kk][lm + i * RTSM];
+            for (int j = 0; j < WPTN; ++j) b[j] = Bs[kk][ln + j * RTSN];
+            for (int i = 0; i < WPTM; ++i) for (int j = 0; j < WPTN; ++j) acc[i][j] = fma(a[i], b[j], acc[i][j]);
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    for (int i = 0; i < WPTM; ++i) {
+        int m = m0 + lm + i * RTSM;
+        if (m >= M) continue;
+        for (int j = 0; j < WPTN; ++j) {
+            int p = p0 + ln + j * RTSN;
+            if (p >= P) continue;
+            int n = p / dstHW, r = p - n * dstHW;
+            float v = acc[i][j];
+#if HAS_BIAS
+            v += bias[m];
+#endif
+            dst[((size_t)n * M + m) * dstHW + r] = v;
+        }
+    }
+}
+#endif
+
+// partial[s][tap][ci][co] = Σ_{p in split s} dyT[p][co] · x[n, ci, source(p, tap)].
+// dyT [N·OH·OW][MP]; x (N, Cin, H, W). Global: (⌈Cin / TN⌉·KH·KW, MP / TM, splits).
+__kernel void conv2d_bwd_weight_reg(__global const float* dyT, __global const float* x, __global float* partial,
+                                    int N, int Cin, int H, int W, int OH, int OW, int MP, int chunk) {
+    const int ciTiles = (Cin + TN - 1) / TN;
+    const int g0 = get_global_id(0);
+    const int tap = g0 / ciTiles, ci0 = (g0 - tap * ciTiles) * TN;
+    const int m0 = get_global_id(1) * TM, s = get_global_id(2);
+    if (tap >= KH * KW || m0 >= MP) return;
+    const int ky = tap / KW, kx = tap - ky * KW;
+    const int HW = H * W, OHW = OH * OW, P = N * OHW;
+    int cofs[TN];
+    #pragma unroll
+    for (int j = 0; j < TN; ++j) cofs[j] = min(ci0 + j, Cin - 1) * HW;
+    VEC acc[TN];
+    #pragma unroll
+    for (int j = 0; j < TN; ++j) acc[j] = (VEC)(0.0f);
+
+    int p = s * chunk;
+    const int pEnd = min(P, p + chunk);
+    if (p < pEnd) {
+        int n = p / OHW, r = p - n * OHW;
+        int oy = r / OW, ox = r - oy * OW;
+        for (; p < pEnd; ++p) {
+            int iy = oy * SH - PH + ky * DH, ix = ox * SW - PW + kx * DW;
+            int ok = (iy >= 0) & (iy < H) & (ix >= 0) & (ix < W);
+            int off = ok ? n * Cin * HW + iy * W + ix : 0;
+            VEC dv = VLOAD(0, dyT + (size_t)p * MP + m0) * (ok ? 1.0f : 0.0f);
+            #pragma unroll
+            for (int j = 0; j < TN; ++j) acc[j] = fma(dv, (VEC)(x[off + cofs[j]]), acc[j]);
+            if (++ox == OW) { ox = 0; if (++oy == OH) { oy = 0; ++n; } }
+        }
+    }
+    const int CinP = ciTiles * TN;
+    __global float* out = partial + (((size_t)s * KH * KW + tap) * CinP + ci0) * MP + m0;
+    #pragma unroll
+    for (int j = 0; j < TN; ++j) VSTORE(acc[j], 0, out + (size_t)j * MP);
+}
+
+// dw[co, ci, tap] = Σ_{s = 0 … splits−1} partial[s][tap][ci][co], in that order.
+__kernel void conv2d_bwd_weight_reduce(__global const float* partial, __global float* dw,
+                                       int Cout, int Cin, int CinP, int MP, int taps, int splits) {
+    int i = get_global_id(0);
+    if (i >= Cout * Cin * taps) return;
+    int tap = i % taps, rest = i / taps;
+    int ci = rest % Cin, co = rest / Cin;
+    size_t stride = (size_t)taps * CinP * MP;
+    __global const float* q = partial + ((size_t)tap * CinP + ci) * MP + co;
+    float acc = 0.0f;
+    for (int s = 0; s < splits; ++s) acc += q[s * stride];
+    dw[i] = acc;
+}
