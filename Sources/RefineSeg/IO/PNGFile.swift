@@ -86,7 +86,8 @@ public enum PNGFile {
 
     /// Encodes rows already packed as PNG stores them (any colour type and depth libpng
     /// accepts). Tests use it for palette, alpha and 1/2/4-bit fixtures.
-    /// `colorType` is PNG's: 0 grey, 2 RGB, 3 palette, 4 grey+alpha, 6 RGBA.
+    /// `colorType` is PNG's: 0 grey, 2 RGB, 3 palette, 4 grey+alpha, 6 RGBA. `transparency` is
+    /// the tRNS chunk body (palette alphas, or a big-endian 16-bit grey / RGB colour key).
     static func encode(packedRows: [UInt8], width: Int, height: Int, colorType: Int, bitDepth: Int,
                        interlaced: Bool = false, palette: [UInt8] = [], transparency: [UInt8] = [],
                        file: String = "<memory>") throws -> Data {
