@@ -196,7 +196,25 @@ int refineseg_png_encode(const uint8_t *rows, size_t row_bytes, uint32_t width, 
         }
         png_set_PLTE(png, info, palette, palette_count);
     }
-    if (trns != NULL && trns_count > 0) png_set_tRNS(png, info, trns, trns_count, NULL);
+    if (trns != NULL && trns_count > 0) {
+        if (color_type == PNG_COLOR_TYPE_PALETTE) {
+            png_set_tRNS(png, info, trns, trns_count, NULL);
+        } else {
+            // Grey or RGB: the tRNS body is one 16-bit big-endian grey or red, green, blue key.
+            png_color_16 key;
+            memset(&key, 0, sizeof key);
+            int wanted = color_type == PNG_COLOR_TYPE_GRAY ? 2 : 6;
+            if (trns_count != wanted) png_error(png, "tRNS body has the wrong size for this colour type");
+            if (color_type == PNG_COLOR_TYPE_GRAY) {
+                key.gray = (png_uint_16)(trns[0] << 8 | trns[1]);
+            } else {
+                key.red = (png_uint_16)(trns[0] << 8 | trns[1]);
+                key.green = (png_uint_16)(trns[2] << 8 | trns[3]);
+                key.blue = (png_uint_16)(trns[4] << 8 | trns[5]);
+            }
+            png_set_tRNS(png, info, NULL, 1, &key);
+        }
+    }
     if (row_bytes != png_get_rowbytes(png, info)) png_error(png, "row size does not match the image layout");
     row_pointers = (png_bytep *)malloc(sizeof(png_bytep) * (height ? height : 1));
     if (row_pointers == NULL) png_error(png, "out of memory");

@@ -88,10 +88,18 @@ final class PNGTests: XCTestCase {
         XCTAssertEqual(two.samples, [0, 85, 170, 255])
         let four = try PNGFile.decode(PNGFile.encode(packedRows: [0x3F, 0x00], width: 3, height: 1, colorType: 0, bitDepth: 4), file: "g4")
         XCTAssertEqual(four.samples, [51, 255, 0])
-        // tRNS on grey adds no channel.
-        let keyed = try PNGFile.decode(PNGFile.encode(packedRows: [5, 9], width: 2, height: 1, colorType: 0, bitDepth: 8,
-                                                      transparency: []), file: "g8")
-        XCTAssertEqual(keyed.samples, [5, 9])
+    }
+
+    func testColourKeyTransparencyAddsNoChannel() throws {
+        let grey2 = try PNGFile.decode(PNGFile.encode(packedRows: [0b0001_1011], width: 4, height: 1, colorType: 0, bitDepth: 2,
+                                                      transparency: [0, 1]), file: "g2-trns")
+        XCTAssertEqual(grey2, RawImage(width: 4, height: 1, channels: 1, bitDepth: 8, samples: [0, 85, 170, 255]))
+        let grey16 = try PNGFile.decode(PNGFile.encode(packedRows: [0, 5, 1, 0], width: 2, height: 1, colorType: 0, bitDepth: 16,
+                                                       transparency: [0, 5]), file: "g16-trns")
+        XCTAssertEqual(grey16, RawImage(width: 2, height: 1, channels: 1, bitDepth: 16, samples: [5, 256]))
+        let rgb = try PNGFile.decode(PNGFile.encode(packedRows: [1, 2, 3, 4, 5, 6], width: 2, height: 1, colorType: 2, bitDepth: 8,
+                                                    transparency: [0, 1, 0, 2, 0, 3]), file: "rgb-trns")
+        XCTAssertEqual(rgb, RawImage(width: 2, height: 1, channels: 3, bitDepth: 8, samples: [1, 2, 3, 4, 5, 6]))
     }
 
     func testInterlacedImagesReadLikePlainOnes() throws {

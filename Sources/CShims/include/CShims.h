@@ -34,7 +34,9 @@ int refineseg_png_decode(const void *data, size_t size, uint32_t max_side,
 
 /// Encodes already-packed PNG rows (`rows`: height rows of row_bytes bytes each, in PNG
 /// byte order) into a PNG held in a malloc'd buffer (*out, *out_size) the caller frees with
-/// refineseg_free. palette_rgb (palette_count*3 bytes) and trns may be NULL.
+/// refineseg_free. palette_rgb (palette_count*3 bytes) and trns may be NULL; trns is the tRNS
+/// chunk body: one alpha byte per palette entry, or a 16-bit big-endian grey (2 bytes) or
+/// RGB (6 bytes) colour key.
 int refineseg_png_encode(const uint8_t *rows, size_t row_bytes, uint32_t width, uint32_t height,
                          int color_type, int bit_depth, int interlace,
                          const uint8_t *palette_rgb, int palette_count,

@@ -25,13 +25,14 @@ public enum PNGFile {
 
     /// Decodes PNG bytes; `file` names the source in errors.
     static func decode(_ data: Data, file: String) throws -> RawImage {
-        let bytes = [UInt8](data)
+        // The signature and IHDR are copied for checking; libpng reads the rest in place.
+        let bytes = [UInt8](data.prefix(24))
         if bytes.isEmpty { throw RefineSegError.io(file: file, message: "empty file") }
         let prefix = min(bytes.count, signature.count)
         if Array(bytes[0..<prefix]) != Array(signature[0..<prefix]) {
             throw RefineSegError.io(file: file, message: "not a PNG file")
         }
-        if bytes.count < signature.count {
+        if data.count < signature.count {
             throw RefineSegError.io(file: file, message: "truncated or corrupt PNG (the file ends inside the signature)")
         }
         // IHDR must be the first chunk: check its size here so that even libpng's header pass
@@ -40,7 +41,7 @@ public enum PNGFile {
             try ImageLimits.check(width: Int(bigEndian32(bytes, 16)), height: Int(bigEndian32(bytes, 20)), file: file)
         }
         var header = refineseg_png_header()
-        let status = bytes.withUnsafeBytes { raw in
+        let status = data.withUnsafeBytes { raw in
             refineseg_png_read_header(raw.baseAddress, raw.count, UInt32(ImageLimits.maxSide), &header)
         }
         if status != 0 { throw corrupt(file, tupleString(&header.message)) }
@@ -51,7 +52,7 @@ public enum PNGFile {
         }
         var samples = [UInt16](repeating: 0, count: width * height * channels)
         var text = [CChar](repeating: 0, count: Int(REFINESEG_MESSAGE_LEN))
-        let decoded = bytes.withUnsafeBytes { raw in
+        let decoded = data.withUnsafeBytes { raw in
             samples.withUnsafeMutableBufferPointer { out in
                 refineseg_png_decode(raw.baseAddress, raw.count, UInt32(ImageLimits.maxSide),
                                      out.baseAddress, out.count, &text)
@@ -86,7 +87,8 @@ public enum PNGFile {
 
     /// Encodes rows already packed as PNG stores them (any colour type and depth libpng
     /// accepts). Tests use it for palette, alpha and 1/2/4-bit fixtures.
-    /// `colorType` is PNG's: 0 grey, 2 RGB, 3 palette, 4 grey+alpha, 6 RGBA.
+    /// `colorType` is PNG's: 0 grey, 2 RGB, 3 palette, 4 grey+alpha, 6 RGBA. `transparency` is
+    /// the tRNS chunk body (palette alphas, or a big-endian 16-bit grey / RGB colour key).
     static func encode(packedRows: [UInt8], width: Int, height: Int, colorType: Int, bitDepth: Int,
                        interlaced: Bool = false, palette: [UInt8] = [], transparency: [UInt8] = [],
                        file: String = "<memory>") throws -> Data {

@@ -63,21 +63,22 @@ extension SafeTensorsFile {
     /// Parses and validates safetensors bytes; `file` names the source in errors.
     static func decode(_ data: Data, file: String) throws -> SafeTensorsFile {
         func fail(_ message: String) -> RefineSegError { .io(file: file, message: message) }
-        let bytes = [UInt8](data)
-        if bytes.isEmpty { throw fail("empty file") }
-        if bytes.count < 8 { throw fail("file of \(bytes.count) bytes is shorter than the 8-byte header length") }
-        let headerLength = bytes[0..<8].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        // Only the length field and the header are copied; tensor bytes are read in place.
+        let size = data.count
+        if size == 0 { throw fail("empty file") }
+        if size < 8 { throw fail("file of \(size) bytes is shorter than the 8-byte header length") }
+        let headerLength = data.prefix(8).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
         if headerLength > UInt64(maxHeaderBytes) {
             throw fail("header length \(headerLength) is above the limit of \(maxHeaderBytes) bytes")
         }
-        if headerLength > UInt64(bytes.count - 8) {
-            throw fail("header length \(headerLength) is beyond the file of \(bytes.count) bytes")
+        if headerLength > UInt64(size - 8) {
+            throw fail("header length \(headerLength) is beyond the file of \(size) bytes")
         }
         let headerEnd = 8 + Int(headerLength)
-        let bufferLength = bytes.count - headerEnd
+        let bufferLength = size - headerEnd
         let json: JSONValue
         do {
-            json = try JSONValue.parse(bytes[8..<headerEnd])
+            json = try JSONValue.parse([UInt8](data[(data.startIndex + 8)..<(data.startIndex + headerEnd)])[...])
         } catch let error as JSONValue.ParseError {
             throw fail("header is not valid JSON (\(error.message) at header byte \(error.offset))")
         }
@@ -109,8 +110,10 @@ extension SafeTensorsFile {
 
         var tensors: [(name: String, shape: [Int], values: [Float])] = []
         tensors.reserveCapacity(entries.count)
-        for e in entries {
-            tensors.append((e.name, e.shape, convert(bytes, from: headerEnd + e.begin, count: e.count, dtype: e.dtype)))
+        data.withUnsafeBytes { raw in
+            for e in entries {
+                tensors.append((e.name, e.shape, convert(raw, from: headerEnd + e.begin, count: e.count, dtype: e.dtype)))
+            }
         }
         return SafeTensorsFile(tensors: tensors, metadata: metadata)
     }
@@ -154,7 +157,7 @@ extension SafeTensorsFile {
     }
 
     /// Decodes `count` little-endian values of `dtype` starting at byte `start`.
-    private static func convert(_ bytes: [UInt8], from start: Int, count: Int, dtype: DType) -> [Float] {
+    private static func convert(_ bytes: UnsafeRawBufferPointer, from start: Int, count: Int, dtype: DType) -> [Float] {
         var values = [Float](repeating: 0, count: count)
         func word(_ at: Int, _ n: Int) -> UInt64 {
             var v: UInt64 = 0
