@@ -20,7 +20,7 @@ let imageExtensions: Set<String> = ["png", "jpg", "jpeg"]
 /// Reads a PNG or JPEG image file.
 public func readImageFile(_ path: String) throws -> RawImage {
     switch URL(fileURLWithPath: path).pathExtension.lowercased() {
-    case "jpg", "jpeg": throw RefineSegError.io(file: path, message: "JPEG support pending")
+    case "jpg", "jpeg": return try JPEGFile.read(path)
     default: return try PNGFile.read(path)
     }
 }
