@@ -6,6 +6,6 @@ struct RefineSegCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "refineseg",
         abstract: "Train and run DFR-UNet medical image segmentation on any OpenCL device.",
-        subcommands: [DevicesCommand.self, CheckCommand.self]
+        subcommands: [DevicesCommand.self, CheckCommand.self, BenchCommand.self]
     )
 }
