@@ -104,10 +104,10 @@ public struct DatasetFolder {
 
 func stem(_ name: String) -> String { URL(fileURLWithPath: name).deletingPathExtension().lastPathComponent }
 
-/// Names of the samples whose mask has no lesion pixel (allowed: they teach the background,
+/// Names (sorted) of the samples whose mask has no lesion pixel (allowed: they teach the background,
 /// but a dataset made mostly of them is worth knowing about).
 public func masksWithoutLesion(_ samples: [Sample]) -> [String] {
-    samples.filter { s in s.mask.map { !$0.contains { $0 > 0 } } ?? false }.map(\.name)
+    samples.filter { s in s.mask.map { !$0.contains { $0 > 0 } } ?? false }.map(\.name).sorted()
 }
 
 /// Up to `limit` names, then how many more.
