@@ -306,6 +306,28 @@ final class BadInputTests: XCTestCase {
             try dataset(root)
             return ["pretrain", "--data", path(root, "ds"), "--out", path(root, "out"), "--device", "cpu", "--lambda=nan", "--width", "4", "--size", "32", "--batch", "2", "--epochs", "1"]
         },
+        Row(name: "study --size 40 is refused before the study folder exists", expect: ["--size must be a positive multiple of 16"]) { root in
+            try dataset(root); return ["study", "--data", path(root, "ds"), "--out", path(root, "out"), "--device", "cpu", "--size", "40"]
+        },
+        Row(name: "study --seeds 0", expect: ["--seeds must be at least 1"]) { root in
+            try dataset(root); return ["study", "--data", path(root, "ds"), "--out", path(root, "out"), "--device", "cpu", "--seeds", "0"]
+        },
+        Row(name: "study --fractions outside (0, 1]", expect: ["--fractions must be values in (0, 1]"]) { root in
+            try dataset(root); return ["study", "--data", path(root, "ds"), "--out", path(root, "out"), "--device", "cpu", "--fractions", "0,1.5"]
+        },
+        Row(name: "study on a missing dataset", expect: ["ds", "dataset folder not found"]) { root in
+            ["study", "--data", path(root, "ds"), "--out", path(root, "out"), "--device", "cpu", "--width", "4", "--size", "32"]
+        },
+        Row(name: "pretrain --batch 1", expect: ["batch of at least 2"]) { root in
+            try dataset(root)
+            return ["pretrain", "--data", path(root, "ds"), "--out", path(root, "out"), "--device", "cpu", "--batch", "1", "--width", "4", "--size", "32", "--epochs", "1"]
+        },
+        Row(name: "demo --epochs 0", expect: ["--epochs must be at least 1", "refineseg demo --help"]) { root in
+            try dataset(root); return ["demo", "--data", path(root, "ds"), "--out", path(root, "out"), "--device", "cpu", "--epochs", "0"]
+        },
+        Row(name: "demo --width 6", expect: ["--width must be a positive multiple of 4"]) { root in
+            try dataset(root); return ["demo", "--data", path(root, "ds"), "--out", path(root, "out"), "--device", "cpu", "--width", "6"]
+        },
         Row(name: "study --fractions with a word", expect: ["--fractions must be comma-separated numbers"]) { root in
             try dataset(root)
             return ["study", "--data", path(root, "ds"), "--out", path(root, "out"), "--device", "cpu", "--fractions", "0.5,half"]

@@ -9,6 +9,8 @@ struct MemorySample {
     var hostBytes: Int?
     /// Device pool: bytes held by live tensors, high-water mark, buffers ever created (nil on the CPU reference).
     var device: (inUse: Int, peak: Int, allocations: Int)?
+    /// Seconds since the soak started (printed, never asserted).
+    var seconds: Double = 0
 }
 
 /// Long training runs on tiny data, measuring host and device memory as they go.
@@ -21,8 +23,9 @@ enum Soak {
         return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
     }
 
-    static func sample(_ step: Int, _ backend: Backend) -> MemorySample {
-        MemorySample(step: step, hostBytes: residentBytes(), device: (backend as? CLBackend)?.memoryStats)
+    static func sample(_ step: Int, _ backend: Backend, since start: Date) -> MemorySample {
+        MemorySample(step: step, hostBytes: residentBytes(), device: (backend as? CLBackend)?.memoryStats,
+                     seconds: Date().timeIntervalSince(start))
     }
 
     /// Runs `steps` training steps the way `Trainer.run` does (a batch loader per epoch, the
@@ -40,28 +43,29 @@ enum Soak {
         let every = max(1, steps / samples)
         var result = [MemorySample]()
         var step = 0, epoch = 0
+        let start = Date()
         while step < steps {
             let loader = BatchLoader(samples: split.labelled, batchSize: batch, size: size, seed: UInt64(epoch))
             while let b = loader.next() {
-                let loss = try trainer.trainStep(b, lr: 1e-3)
-                let value = try loss.scalar()
+                // The loss tensor dies here, so every sample sees the same live tensors.
+                let value = try trainer.trainStep(b, lr: 1e-3).scalar()
                 guard value.isFinite else { throw RefineSegError.numerical("soak: loss \(value) at step \(step)") }
                 step += 1
-                if epoch > 0 && step % every == 0 { result.append(sample(step, backend)) }
+                if epoch > 0 && step % every == 0 { result.append(sample(step, backend, since: start)) }
             }
             _ = try trainer.validationDice()
             try trainer.saveLast()
             epoch += 1
-            if epoch == 1 { result.append(sample(step, backend)) }
+            if epoch == 1 { result.append(sample(step, backend, since: start)) }
         }
         return result
     }
 
     static func table(_ samples: [MemorySample]) -> String {
         func mib(_ b: Int?) -> String { b.map { String(format: "%8.2f", Double($0) / 1_048_576) } ?? "       -" }
-        var text = "   step  host MiB  dev in-use MiB  dev peak MiB  dev buffers\n"
+        var text = "   step  seconds  host MiB  dev in-use MiB  dev peak MiB  dev buffers\n"
         for s in samples {
-            text += String(format: "%7d", s.step) + "  " + mib(s.hostBytes) + "  " + mib(s.device?.inUse) + "        "
+            text += String(format: "%7d  %7.1f", s.step, s.seconds) + "  " + mib(s.hostBytes) + "  " + mib(s.device?.inUse) + "        "
                 + mib(s.device?.peak) + "      " + (s.device.map { String(format: "%7d", $0.allocations) } ?? "      -") + "\n"
         }
         return text
