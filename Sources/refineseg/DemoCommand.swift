@@ -14,6 +14,12 @@ struct DemoCommand: ParsableCommand {
     @Option(help: "Random seed.") var seed: UInt64 = 0
     @OptionGroup var deviceOptions: DeviceOptions
 
+    func validate() throws {
+        var probe = TrainConfig(data: data, out: out)
+        probe.epochs = epochs; probe.width = width
+        do { try probe.validate() } catch { throw ValidationError("\(error)") }
+    }
+
     func run() throws {
         try runReportingErrors {
             installInterruptHandler()

@@ -31,6 +31,7 @@ struct PretrainCommand: ParsableCommand {
             let trainer = try Pretrainer(config: config, backend: backend)
             print("pre-training on \(backend.name) with \(trainer.images.count) image(s)")
             try trainer.run()
+            if interruptRequested != 0 { throw ExitCode(130) }   // stopped by Ctrl-C after writing the encoder
             print("encoder: \(out)/encoder.safetensors (use with `refineseg train --init`)")
         }
     }

@@ -28,13 +28,14 @@ struct TrainCommand: ParsableCommand {
     func run() throws {
         try runReportingErrors {
             installInterruptHandler()
-            let backend = try deviceOptions.open()
             let trainer: Trainer
             if let resume {
                 let record = try readRunRecord(resume)
                 var config = record.config
                 config.out = resume
                 if epochs != 40 { config.epochs = epochs }
+                try config.validate()
+                let backend = try deviceOptions.open()
                 trainer = try Trainer(config: config, backend: backend, resume: true)
                 FileHandle.standardError.write("resuming \(resume) after epoch \(trainer.epoch) on \(backend.name)\n".data(using: .utf8)!)
             } else if let data, let out {
@@ -43,14 +44,18 @@ struct TrainCommand: ParsableCommand {
                 config.batch = batch; config.size = size; config.width = width; config.lr = lr
                 config.lacWeight = lacWeight; config.seed = seed; config.device = deviceOptions.index
                 try config.validate()
+                let backend = try deviceOptions.open()
                 trainer = try Trainer(config: config, backend: backend)
                 if let initEncoder {
                     let report = try trainer.loadEncoder(from: initEncoder)
                     print("loaded \(report.loaded.count) encoder tensors from \(initEncoder); \(report.fresh.count) initialised fresh (decoder, head, lac)")
                 }
                 print("training on \(backend.name): \(trainer.split.labelled.count) labelled, \(trainer.split.validation.count) validation, \(trainer.split.unlabelled.count) unlabelled image(s)")
+                let empty = masksWithoutLesion(trainer.split.labelled + trainer.split.validation)
+                if !empty.isEmpty { print("\(empty.count) mask(s) without lesion pixels (allowed): \(listPreview(empty))") }
             } else { return }
             try trainer.run()
+            if interruptRequested != 0 { throw ExitCode(130) }   // stopped by Ctrl-C after writing last.safetensors
             print(String(format: "best validation Dice %.4f; model: %@/model.safetensors", trainer.bestDice, trainer.config.out))
         }
     }
@@ -81,6 +86,8 @@ struct EvaluateCommand: ParsableCommand {
             let backend = try deviceOptions.open()
             let net = try loadModel(model, backend: backend)
             let samples = try DatasetFolder(data).load(split: split, masks: true)
+            let empty = masksWithoutLesion(samples)
+            if !empty.isEmpty { print("\(empty.count) mask(s) without lesion pixels (allowed): \(listPreview(empty))") }
             let metrics = try evaluate(model: net, backend: backend, samples: samples, progress: ProgressPrinter())
             try writeEvaluation(metrics, to: out)
             print(metricsTable([(split, metrics.summary())]), terminator: "")

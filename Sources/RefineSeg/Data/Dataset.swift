@@ -104,7 +104,14 @@ public struct DatasetFolder {
 
 func stem(_ name: String) -> String { URL(fileURLWithPath: name).deletingPathExtension().lastPathComponent }
 
-func listPreview(_ names: [String], limit: Int = 5) -> String {
+/// Names (sorted) of the samples whose mask has no lesion pixel (allowed: they teach the background,
+/// but a dataset made mostly of them is worth knowing about).
+public func masksWithoutLesion(_ samples: [Sample]) -> [String] {
+    samples.filter { s in s.mask.map { !$0.contains { $0 > 0 } } ?? false }.map(\.name).sorted()
+}
+
+/// Up to `limit` names, then how many more.
+public func listPreview(_ names: [String], limit: Int = 5) -> String {
     names.count <= limit ? names.joined(separator: ", ") : names.prefix(limit).joined(separator: ", ") + " and \(names.count - limit) more"
 }
 

@@ -35,11 +35,20 @@ final class CLBufferPool {
     private(set) var bytesCached = 0
     private(set) var peakBytes = 0
     private(set) var allocations = 0
+    /// CL_DEVICE_MAX_MEM_ALLOC_SIZE: larger buffers are refused here, with the op named,
+    /// since drivers differ in how (and whether) they report the failure themselves.
+    let maxAllocationBytes: Int
 
-    init(context: cl_context) { self.context = context }
+    init(context: cl_context, maxAllocationBytes: Int) {
+        self.context = context
+        self.maxAllocationBytes = maxAllocationBytes
+    }
 
     func take(bytes requested: Int, op: String) throws -> CLBuffer {
         let bytes = max(requested, 4)
+        if maxAllocationBytes > 0 && bytes > maxAllocationBytes {
+            throw RefineSegError.outOfMemory(op: op, detail: "\(bytes) bytes requested, above the device's largest allocation of \(maxAllocationBytes) bytes (\(bytesInUse) bytes in use)")
+        }
         if var list = free[bytes], let mem = list.popLast() {
             free[bytes] = list
             bytesCached -= bytes
@@ -51,6 +60,9 @@ final class CLBufferPool {
         if status == CL_MEM_OBJECT_ALLOCATION_FAILURE || status == CL_OUT_OF_RESOURCES || status == CL_OUT_OF_HOST_MEMORY {
             trim()                                    // give cached buffers back and try once more
             mem = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), bytes, nil, &status)
+        }
+        if status == CL_MEM_OBJECT_ALLOCATION_FAILURE || status == CL_OUT_OF_RESOURCES || status == CL_OUT_OF_HOST_MEMORY {
+            throw RefineSegError.outOfMemory(op: op, detail: "clCreateBuffer of \(bytes) bytes failed with \(clStatusName(status)) (\(bytesInUse) bytes in use, cached buffers released)")
         }
         if status != CL_SUCCESS || mem == nil {
             throw RefineSegError.openCL(op: op, call: "clCreateBuffer(\(bytes) bytes; \(bytesInUse) in use)",
@@ -106,7 +118,7 @@ final class CLContext {
                                         status: clStatusName(status), log: nil)
         }
         queue = q
-        pool = CLBufferPool(context: ctx)
+        pool = CLBufferPool(context: ctx, maxAllocationBytes: entry.info.maxAllocationBytes)
     }
 
     // MARK: programs

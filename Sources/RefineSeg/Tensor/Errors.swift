@@ -17,6 +17,8 @@ public enum RefineSegError: Error, CustomStringConvertible, LocalizedError, Equa
     case numerical(String)
     /// The backend does not implement this op.
     case unsupported(op: String, backend: String)
+    /// The device could not provide memory for an op; `detail` gives the bytes asked for and the limit.
+    case outOfMemory(op: String, detail: String)
 
     public var description: String {
         switch self {
@@ -30,6 +32,7 @@ public enum RefineSegError: Error, CustomStringConvertible, LocalizedError, Equa
         case let .io(file, message): return "\(file): \(message)"
         case let .numerical(message): return message
         case let .unsupported(op, backend): return "[\(op)] not supported by the \(backend) backend"
+        case let .outOfMemory(op, detail): return "[\(op)] out of device memory: \(detail)"
         }
     }
 

@@ -2,11 +2,15 @@ import Foundation
 
 /// Checkpoints are safetensors files with MODEL.md's tensor names, loadable by PyTorch.
 public enum Checkpoint {
-    /// Writes the module's parameters and buffers (plus `extra` tensors) atomically.
+    /// Writes the module's parameters and buffers (plus `extra` tensors) atomically. Refuses
+    /// tensors holding NaN or infinity, so a diverged run never replaces a good checkpoint.
     public static func save(_ module: Module, extra: [(String, Tensor)] = [], metadata: [String: String], to path: String) throws {
         var tensors = [(name: String, shape: [Int], values: [Float])]()
         for (name, p) in module.namedParameters() { tensors.append((name, p.value.shape.dims, try p.value.toArray())) }
         for (name, t) in extra { tensors.append((name, t.shape.dims, try t.toArray())) }
+        if let bad = tensors.first(where: { t in t.values.contains { !$0.isFinite } }) {
+            throw RefineSegError.numerical("tensor \(bad.name) holds NaN or infinite values: \(path) not written (the previous file is kept)")
+        }
         try SafeTensorsFile(tensors: tensors, metadata: metadata).write(to: path)
     }
 

@@ -46,6 +46,15 @@ public final class Study {
             throw RefineSegError.invalidArgument("--fractions must be values in (0, 1], e.g. 0.1,0.2,0.5,1.0 (got \(settings.fractions))")
         }
         guard settings.seeds >= 1 else { throw RefineSegError.invalidArgument("--seeds must be at least 1 (got \(settings.seeds))") }
+        // Every run's settings are checked before the study folder is created.
+        var train = TrainConfig(data: settings.data, out: settings.out)
+        train.epochs = settings.epochs; train.batch = settings.batch; train.size = settings.size
+        train.width = settings.width; train.lr = settings.lr
+        try train.validate()
+        var pre = PretrainConfig(data: settings.data, out: settings.out)
+        pre.epochs = settings.pretrainEpochs; pre.batch = settings.batch; pre.size = settings.size
+        pre.width = settings.width; pre.projector = settings.projector
+        try pre.validate()
         self.settings = settings
         self.backend = backend
     }
@@ -58,6 +67,8 @@ public final class Study {
     @discardableResult
     public func run() throws -> [StudyResult] {
         let fm = FileManager.default
+        let folder = try DatasetFolder(settings.data)
+        let test = try folder.load(split: "test", masks: true)
         try fm.createDirectory(atPath: settings.out + "/runs", withIntermediateDirectories: true)
         // A study folder belongs to one set of settings: refuse to mix results.
         let settingsPath = settings.out + "/study.json"
@@ -72,8 +83,6 @@ public final class Study {
         } else {
             try writeAtomically(try encoder.encode(settings), to: settingsPath)
         }
-        let folder = try DatasetFolder(settings.data)
-        let test = try folder.load(split: "test", masks: true)
         var results = [StudyResult]()
         for seed in 0..<settings.seeds {
             // One Barlow Twins encoder per seed, shared by every fraction.

@@ -32,7 +32,8 @@ public final class Trainer {
     var lastPath: String { runDir + "/last.safetensors" }
     var bestPath: String { runDir + "/model.safetensors" }
 
-    /// Sets up a new run (or, with `resume`, continues RUN from last.safetensors).
+    /// Sets up a new run (or, with `resume`, continues RUN from last.safetensors; a run killed
+    /// before it completed an epoch has none and starts again from epoch 1).
     public init(config: TrainConfig, backend: Backend, split: TrainingSplit? = nil, resume: Bool = false) throws {
         try config.validate()
         self.config = config
@@ -48,7 +49,7 @@ public final class Trainer {
         model = try DFRUNet(backend, config: ModelConfig(inChannels: channels, width: config.width), seed: config.seed)
         optimizer = try AdamW(model.trainableParameters(), backend: backend, weightDecay: Float(config.weightDecay))
         lossFunction = SegmentationLoss(beta: Float(config.lacWeight))
-        if resume { try restore() }
+        if resume && FileManager.default.fileExists(atPath: lastPath) { try restore() }
     }
 
     /// Loads encoder tensors from a Barlow Twins checkpoint; returns (loaded, fresh) names.
@@ -71,7 +72,9 @@ public final class Trainer {
             throw RefineSegError.io(file: lastPath, message: "metadata lacks epoch/step: not a training checkpoint")
         }
         try optimizer.restore(state, step: st)
-        epoch = e; step = st
+        // After Ctrl-C mid-epoch the file holds that epoch's partial updates (and the optimizer
+        // counts them), but the epoch itself is redone: the schedule and log count whole epochs.
+        epoch = e; step = min(st, e * stepsPerEpoch)
         bestDice = file.metadata["best_dice"].flatMap(Double.init) ?? -1
         let logPath = runDir + "/log.csv"
         if let text = try? String(contentsOfFile: logPath, encoding: .utf8) {
@@ -92,6 +95,7 @@ public final class Trainer {
     /// Trains until `config.epochs` epochs are complete (or Ctrl-C), writing RUN/ as it goes.
     public func run() throws {
         try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
+        removeStaleTemporaryFiles(in: runDir)
         if epoch == 0 {
             let record = RunRecord(config: config, device: backend.name, gitCommit: gitCommit(),
                                    started: ISO8601DateFormatter().string(from: Date()))
@@ -112,17 +116,19 @@ public final class Trainer {
             while let batch = loader.next() {
                 lr = try learningRate(at: step + 1)   // the schedule is 0 at step 0
                 let loss = try trainStep(batch, lr: lr)
-                try backend.accumulate(lossSum, loss, alpha: 1)
                 step += 1; batches += 1; images += batch.count
+                // One scalar read per step: it names the exact step that diverged, before a
+                // NaN can reach a checkpoint.
+                let value = Double(try loss.scalar()) + 0.5
+                guard value.isFinite else { throw divergence(value, batch: batches) }
+                try backend.accumulate(lossSum, loss, alpha: 1)
                 if interruptRequested != 0 { break }
                 let elapsed = Date().timeIntervalSince(runStart)
                 let rate = Double(step - stepsAtStart) / max(elapsed, 1e-9)
                 progress.update("epoch \(epoch + 1)/\(config.epochs) step \(batches)/\(stepsPerEpoch) · \(String(format: "%.1f", Double(images) / Date().timeIntervalSince(epochStart))) img/s · left \(formatDuration(Double(totalSteps - step) / rate))")
             }
             let meanLoss = Double(try lossSum.scalar()) / Double(max(batches, 1)) + 0.5
-            guard meanLoss.isFinite else {
-                throw RefineSegError.numerical("training loss became \(meanLoss) in epoch \(epoch + 1) (by step \(step)); stopped. The last good checkpoint is \(lastPath)" + (epoch == 0 ? " (none: it failed in the first epoch; try a lower --lr)" : ""))
-            }
+            guard meanLoss.isFinite else { throw divergence(meanLoss, batch: batches) }
             if interruptRequested != 0 {
                 try saveLast()
                 progress.line("interrupted: weights saved to \(lastPath); `--resume \(runDir)` restarts epoch \(epoch + 1)")
@@ -137,10 +143,20 @@ public final class Trainer {
                 bestDice = dice
                 try Checkpoint.save(model, metadata: checkpointMetadata(), to: bestPath)
             }
-            try saveLast()
+            // log.csv before last.safetensors: a kill between the two leaves the log one row
+            // ahead, and `restore` keeps only the rows of the epochs the checkpoint holds.
             try writeAtomically(Data(([Self.logHeader] + logRows).joined(separator: "\n").appending("\n").utf8), to: runDir + "/log.csv")
+            try saveLast()
             progress.line(String(format: "epoch %d/%d  loss %.4f  val dice %.4f  lr %.2e  %.1fs", epoch, config.epochs, meanLoss, dice, lr, seconds))
         }
+    }
+
+    /// The error for a non-finite loss: the step, and the checkpoint that is still good.
+    func divergence(_ value: Double, batch: Int) -> RefineSegError {
+        let kept = FileManager.default.fileExists(atPath: lastPath)
+            ? "the last good checkpoint \(lastPath) (epoch \(epoch)) is kept"
+            : "no checkpoint was written (no epoch completed)"
+        return .numerical("training loss became \(value.isNaN ? "NaN" : "\(value)") at step \(step) (epoch \(epoch + 1), batch \(batch)); stopped: \(kept); try a lower --lr")
     }
 
     /// Forward, backward and update on one batch; returns the loss (one element, on the device).
@@ -172,6 +188,16 @@ public final class Trainer {
         m["epoch"] = "\(epoch)"; m["step"] = "\(step)"; m["seed"] = "\(config.seed)"
         m["best_dice"] = "\(bestDice)"; m["label_fraction"] = "\(config.labelFraction)"
         return m
+    }
+
+    /// Removes `.NAME.tmp-PID` files that an atomic write of a killed process left behind
+    /// (they are never read, but they would pile up).
+    func removeStaleTemporaryFiles(in dir: String) {
+        let fm = FileManager.default
+        let own = ".tmp-\(getpid())"
+        for name in (try? fm.contentsOfDirectory(atPath: dir)) ?? [] where name.hasPrefix(".") && name.contains(".tmp-") && !name.hasSuffix(own) {
+            try? fm.removeItem(atPath: dir + "/" + name)
+        }
     }
 
     func saveLast() throws {
