@@ -92,11 +92,11 @@ final class TrainBenchTests: XCTestCase {
         }
         let encoder = block(1, 4, 16) + block(4, 8, 8) + block(8, 16, 4) + block(16, 32, 2) + block(32, 64, 1)
         // Context at 1×1 with b = 16: four dilated 3×3 branches (all 9 taps counted), the pool 1×1, the fuse 80→64.
-        let context = 4 * (2 * 16 * 64 * 9) + 2 * 16 * 64 + 2 * 64 * 80.0
+        let context = Double(4 * (2 * 16 * 64 * 9) + 2 * 16 * 64 + 2 * 64 * 80 as Int)
         // Transposed 2×2: 2·Cin·IH·IW·Cout·4.
-        let ups = 2 * 64 * 1 * 32 * 4 + 2 * 32 * 4 * 16 * 4 + 2 * 16 * 16 * 8 * 4 + 2 * 8 * 64 * 4 * 4.0
+        let ups = Double(2 * 64 * 1 * 32 * 4 + 2 * 32 * 4 * 16 * 4 + 2 * 16 * 16 * 8 * 4 + 2 * 8 * 64 * 4 * 4 as Int)
         let decoder = block(64, 32, 2) + block(32, 16, 4) + block(16, 8, 8) + block(8, 4, 16)
-        let head = 2 * 256 * 1 * 4.0, lac = 2 * 256 * 32 * 4.0
+        let head = Double(2 * 256 * 1 * 4 as Int), lac = Double(2 * 256 * 32 * 4 as Int)
         func total(_ embedding: Bool) -> Double {
             model.convLayers(batch: 1, height: 16, width: 16, withEmbedding: embedding).reduce(0) { $0 + $1.flopsPerPass }
         }
