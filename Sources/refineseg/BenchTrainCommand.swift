@@ -71,6 +71,7 @@ struct BenchTrainCommand: ParsableCommand {
 
     private func printSummary(_ r: TrainBenchReport) {
         print(String(format: "step ms: median %.2f  min %.2f  max %.2f  p90 %.2f", r.medianMs, r.minMs, r.maxMs, r.p90Ms))
+        print(String(format: "host queues the step in %.2f ms (median; the device runs meanwhile)", r.hostMedianMs))
         print(String(format: "images/s %.2f   forward %.3f GFLOP, step %.3f GFLOP, %.2f GFLOP/s (%@)", r.imagesPerSecond,
                      r.forwardFlops / 1e9, r.stepFlops / 1e9, r.gflops, eval ? "forward only" : "backward counted as 2x forward"))
         print(String(format: "%@ %.4f -> %.4f", eval ? "logit sum" : "loss", r.firstValue, r.lastValue))
@@ -83,8 +84,8 @@ struct BenchTrainCommand: ParsableCommand {
                   + (steady ? " (steady state allocates nothing)" : " (NOT steady: steps still allocate)"))
         }
         guard r.profiledSteps > 0, !r.kernels.isEmpty else { return }
-        print(String(format: "kernels (per step, over %d profiled step(s)): %.2f ms device time = %.0f%% of the median step",
-                     r.profiledSteps, r.kernelMsPerStep, 100 * r.kernelMsPerStep / r.medianMs))
+        print(String(format: "kernels (per step, over %d profiled step(s)): %.0f launches, %.2f ms device time = %.0f%% of the median step",
+                     r.profiledSteps, r.kernels.reduce(0) { $0 + $1.calls }, r.kernelMsPerStep, 100 * r.kernelMsPerStep / r.medianMs))
         print(pad("kernel", 34) + pad("calls", 8, right: true) + pad("ms", 10, right: true) + pad("share", 8, right: true)
               + pad("GFLOP/s", 10, right: true) + pad("GB/s", 9, right: true))
         func row(_ k: KernelShare) {

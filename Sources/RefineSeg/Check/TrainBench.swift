@@ -61,6 +61,9 @@ public struct TrainBenchReport: Sendable {
     public var date: String
     /// Wall-clock milliseconds of each timed step (the step ends with a synchronize).
     public var stepMs: [Double]
+    /// Of each timed step, the milliseconds until the host had queued everything (before the
+    /// synchronize): graph building, launches, blocking uploads. Devices run while the host queues.
+    public var hostMs: [Double]
     /// Convolution FLOPs (conv + transposed conv) of one forward pass; see `DFRUNet.convLayers`.
     public var forwardFlops: Double
     /// FLOPs of one timed step: 3 × forward in training (backward = 2 × forward), 1 × in eval.
@@ -83,6 +86,7 @@ public struct TrainBenchReport: Sendable {
 
     public var medianMs: Double { DistanceTransform.percentile(stepMs, 50) }
     public var p90Ms: Double { DistanceTransform.percentile(stepMs, 90) }
+    public var hostMedianMs: Double { DistanceTransform.percentile(hostMs, 50) }
     public var minMs: Double { stepMs.min() ?? .nan }
     public var maxMs: Double { stepMs.max() ?? .nan }
     public var imagesPerSecond: Double { Double(settings.batch) / (medianMs / 1e3) }
@@ -147,12 +151,14 @@ public enum TrainBench {
         let allocWarm = cl?.memoryStats.allocations
         let inUse = cl?.memoryStats.inUse
 
-        var times = [Double](), first: Float = .nan, last: Float = .nan
+        var times = [Double](), hostTimes = [Double](), first: Float = .nan, last: Float = .nan
         for i in 0..<settings.steps {
             let t0 = DispatchTime.now().uptimeNanoseconds
             let value = try step()
+            let t1 = DispatchTime.now().uptimeNanoseconds
             try backend.synchronize()
             times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
+            hostTimes.append(Double(t1 - t0) / 1e6)
             // The differentiable loss omits MODEL.md's constant 0.5 (see SegmentationLoss); Trainer adds it back too.
             let offset: Float = settings.eval ? 0 : 0.5
             if i == 0 { first = try value.scalar() + offset }
@@ -174,7 +180,7 @@ public enum TrainBench {
         let forward = model.convLayers(batch: n, height: s, width: s, withEmbedding: withEmbedding).reduce(0) { $0 + $1.flopsPerPass }
         var report = TrainBenchReport(
             settings: settings, device: backend.name, deviceInfo: cl?.info, gitCommit: RefineSeg.gitCommit(),
-            date: ISO8601DateFormatter().string(from: Date()), stepMs: times, forwardFlops: forward,
+            date: ISO8601DateFormatter().string(from: Date()), stepMs: times, hostMs: hostTimes, forwardFlops: forward,
             stepFlops: settings.eval ? forward : 3 * forward,
             peakDeviceBytes: cl?.memoryStats.peak, inUseBytesBetweenSteps: inUse,
             allocations: cl.map { (allocWarm ?? 0, allocTimed ?? 0, $0.memoryStats.allocations) },
@@ -242,6 +248,8 @@ extension TrainBenchReport {
             "environment": environment,
             "step_ms_median": medianMs, "step_ms_min": minMs, "step_ms_max": maxMs, "step_ms_p90": p90Ms,
             "step_ms_all": stepMs,
+            "host_enqueue_ms_median": hostMedianMs,
+            "launches_per_step": profiledSteps > 0 ? kernels.reduce(0) { $0 + $1.calls } : NSNull(),
             "images_per_second": imagesPerSecond,
             "forward_gflop": forwardFlops / 1e9,
             "step_gflop": stepFlops / 1e9,
