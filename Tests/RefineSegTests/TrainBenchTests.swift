@@ -29,7 +29,7 @@ final class TrainBenchTests: XCTestCase {
         let json = try parsedJSON(report)
         for key in Self.requiredKeys { XCTAssertNotNil(json[key], "missing \(key)") }
         for key in ["step_ms_median", "step_ms_min", "step_ms_max", "step_ms_p90", "images_per_second", "gflops",
-                    "forward_gflop", "step_gflop", "loss_first", "loss_last"] {
+                    "forward_gflop", "step_gflop", "loss_first", "loss_last", "host_enqueue_ms_median"] {
             assertPositive(json, key)
         }
         XCTAssertEqual((json["step_ms_all"] as? [Double])?.count, 2)

@@ -118,8 +118,9 @@ public enum Roofline {
         let shown = points.filter { $0.intensity > 0 && $0.gflops > 0 && $0.intensity.isFinite && $0.gflops.isFinite }
         // Axis ranges: whole decades around the points and the ridge.
         let xs = shown.map(\.intensity) + [peaks.ridge, 0.1, 10]
-        let ys = shown.map(\.gflops) + [peaks.gflops, 0.1 * peaks.gflops]
         let xlo = floor(log10(max(xs.min() ?? 0.01, 1e-4))), xhi = ceil(log10(max(xs.max() ?? 100, 1e-3) * 1.01))
+        // The y range reaches down to where the memory roof enters the plot, so its slope shows.
+        let ys = shown.map(\.gflops) + [peaks.gflops, pow(10, xlo) * peaks.gbps]
         let ylo = floor(log10(max(ys.min() ?? 0.01, 1e-4))), yhi = ceil(log10(max(ys.max() ?? 100, 1e-3) * 1.3))
         let width = 820.0, height = 560.0, left = 80.0, right = 30.0, top = 50.0, bottom = 60.0
         let pw = width - left - right, ph = height - top - bottom
@@ -154,9 +155,9 @@ public enum Roofline {
 
         // The roof: the memory slope up to the ridge, then flat, clipped to the plot.
         let x0 = pow(10, xlo), x1 = pow(10, xhi)
-        let roofPoints = [x0, min(max(peaks.ridge, x0), x1), x1].map { x in (x, min(peaks.gflops, x * peaks.gbps)) }
-            .filter { $0.1 >= pow(10, ylo) || $0.0 == x1 }
-            .map { "\(f(px($0.0))),\(f(py(max($0.1, pow(10, ylo)))))" }
+        let roofPoints = [x0, min(max(peaks.ridge, x0), x1), x1].map { x in
+            "\(f(px(x))),\(f(py(min(peaks.gflops, x * peaks.gbps))))"
+        }
         s += "<polyline points=\"\(roofPoints.joined(separator: " "))\" fill=\"none\" stroke=\"#c00\" stroke-width=\"2\"/>\n"
         s += "<text x=\"\(f(left + pw - 4))\" y=\"\(f(py(peaks.gflops) - 6))\" text-anchor=\"end\" fill=\"#c00\">"
             + "\(String(format: "%.1f", peaks.gflops)) GFLOP/s (FMA probe)</text>\n"
