@@ -44,7 +44,7 @@ public struct KernelShare: Sendable {
     public var calls: Double
     /// Device milliseconds per step.
     public var totalMs: Double
-    /// totalMs ÷ the median wall-clock step time.
+    /// totalMs ÷ the median wall-clock step time (above 1 only when the profiled steps ran slower than the timed ones).
     public var share: Double
     /// Achieved GFLOP/s, when every launch of this kernel stated its FLOPs (nil otherwise).
     public var gflops: Double?
