@@ -17,7 +17,9 @@ ConvTranspose2d that runs:
     ConvTranspose2d: 2·N·Cin·IH·IW·Cout·KH·KW   (each input pixel scatters one KH×KW tap per
                      output channel; written over output size this is 2·N·Cout·OH·OW·Cin·KH·KW/(sH·sW),
                      so for kernel 2 stride 2 it equals 2·N·Cout·OH·OW·Cin)
-Attention, BatchNorm, pooling and elementwise work is not counted (a few per cent).
+    Linear:          2·N·in·out   (channel attention's fc layers; refineseg runs them as 1×1 convs)
+Attention gates, BatchNorm, pooling and elementwise work is not counted (a few per cent). The count
+equals refineseg's `DFRUNet.convLayers` sum (refineseg bench train's forward_gflop).
 Training GFLOP/s assumes backward = 2 × forward (grad w.r.t. input + grad w.r.t. weights, each
 about one forward's worth of multiply-adds), i.e. training FLOPs per step = 3 × forward FLOPs.
 
@@ -123,9 +125,15 @@ def count_forward_flops(model, x, with_lac: bool) -> int:
         kh, kw = m.kernel_size
         total += 2 * n * cin * ih * iw * m.out_channels * kh * kw
 
+    def linear_hook(m, inp, out):
+        nonlocal total
+        total += 2 * out.numel() * m.in_features
+
     hooks = []
     for m in model.modules():
-        if isinstance(m, nn.ConvTranspose2d):
+        if isinstance(m, nn.Linear):
+            hooks.append(m.register_forward_hook(linear_hook))
+        elif isinstance(m, nn.ConvTranspose2d):
             hooks.append(m.register_forward_hook(convt_hook))
         elif isinstance(m, nn.Conv2d):
             hooks.append(m.register_forward_hook(conv_hook))
@@ -217,7 +225,7 @@ def main(argv=None) -> int:
         "forward_gflop": fwd_flops / 1e9,
         "step_gflop": step_flops / 1e9,
         "gflops_per_second": step_flops / 1e9 / (med / 1e3),
-        "flops_assumption": "conv+convT only; training step = 3x forward (backward = 2x forward)",
+        "flops_assumption": "conv+convT+linear only; training step = 3x forward (backward = 2x forward)",
         "torch_version": torch.__version__,
         "threads": args.threads,
         "memory_format": "channels_last" if args.channels_last else "nchw",

@@ -5,5 +5,5 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks (device times, validated against the CPU reference first).",
-        subcommands: [BenchKernelsCommand.self])
+        subcommands: [BenchKernelsCommand.self, BenchTrainCommand.self, BenchRooflineCommand.self])
 }

@@ -32,6 +32,12 @@ struct BenchKernelsCommand: ParsableCommand {
     @Option(help: "Write the report as JSON to this file.")
     var json: String?
 
+    @Flag(inversion: .prefixedNo, help: "Measure the device's roofs (Kernels/roofline.cl) and report each kernel's arithmetic intensity and share of the roof.")
+    var roofline = true
+
+    @Option(help: "Write a roofline plot (SVG, one point per timed kernel) to this file.")
+    var rooflineSvg: String?
+
     func validate() throws {
         let kinds = ["conv2d", "conv_transpose2d", "max_pool2d"]
         if let op, !kinds.contains(op) { throw ValidationError("--op must be one of \(kinds.joined(separator: ", "))") }
@@ -68,6 +74,26 @@ struct BenchKernelsCommand: ParsableCommand {
                           + pad(String(format: "%.3f", r.min_ms), 9, right: true) + pad(String(format: "%.3f", r.p90_ms), 9, right: true)
                           + pad(String(format: "%.1f", r.gflops), 9, right: true) + pad(String(format: "%.1f", r.gbps), 8, right: true)
                           + pad(String(format: "%.1f", r.cpu_reference_ms), 10, right: true) + "  " + r.variant)
+                }
+            }
+            if roofline || rooflineSvg != nil {
+                let peaks = try Roofline.measure(backend: backend)
+                print(String(format: "\nroofline: %.1f GFLOP/s, %.1f GB/s (ridge %.1f FLOP/byte); per kernel:", peaks.gflops, peaks.gbps, peaks.ridge))
+                print(pad("layer", 34) + pad("pass", 17) + pad("FLOP/byte", 10, right: true) + pad("roof", 9, right: true) + pad("share", 8, right: true))
+                var points = [RooflinePoint]()
+                for r in results where r.validated && r.gbps > 0 {
+                    let intensity = r.gflops / r.gbps
+                    let roof = min(peaks.gflops, intensity * peaks.gbps)
+                    let name = r.layer.count > 33 ? String(r.layer.prefix(32)) + "…" : r.layer
+                    print(pad(name, 34) + pad(r.pass, 17) + pad(String(format: "%.1f", intensity), 10, right: true)
+                          + pad(String(format: "%.1f", roof), 9, right: true) + pad(String(format: "%.0f%%", 100 * r.gflops / roof), 8, right: true))
+                    points.append(RooflinePoint(name: "\(r.layer.split(separator: ",").first ?? "") \(r.pass)", gflops: r.gflops, gbps: r.gbps))
+                }
+                if let rooflineSvg {
+                    do {
+                        try Roofline.svg(points: points, peaks: peaks, title: "Roofline: \(backend.info.name)")
+                            .write(toFile: rooflineSvg, atomically: true, encoding: .utf8)
+                    } catch { throw RefineSegError.io(file: rooflineSvg, message: "cannot write: \(error.localizedDescription)") }
                 }
             }
             if let json {

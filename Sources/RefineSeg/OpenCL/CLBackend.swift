@@ -30,9 +30,10 @@ public final class CLBackend: BackendCore {
         Tensor(shape: shape, storage: CLStorage(try ctx.pool.take(bytes: shape.count * 4, op: op)), backend: self)
     }
 
-    /// Launches `kernel` from `Kernels/<file>.cl`; tensors become buffer arguments.
+    /// Launches `kernel` from `Kernels/<file>.cl`; tensors become buffer arguments. `flops`
+    /// (useful operations) and `bytes` (traffic) only annotate profiling records, for the benches.
     func run(_ kernel: String, file: String, options: String = "", _ args: [KernelArg],
-             global: [Int], local: [Int]? = nil) throws {
+             global: [Int], local: [Int]? = nil, flops: Double? = nil, bytes: Int? = nil) throws {
         let resolved: [CLArg] = try args.map { arg in
             switch arg {
             case let .tensor(t): return .buffer(try buffer(t))
@@ -41,7 +42,8 @@ public final class CLBackend: BackendCore {
             case let .local(bytes): return .local(bytes)
             }
         }
-        try ctx.launch(kernel, file: file, options: options, args: resolved, global: global, local: local)
+        try ctx.launch(kernel, file: file, options: options, args: resolved, global: global, local: local,
+                       flops: flops, bytes: bytes)
     }
 
     /// Kernel arguments as the op files write them.

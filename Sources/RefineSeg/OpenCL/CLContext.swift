@@ -14,6 +14,11 @@ enum CLArg {
 public struct KernelTiming: Sendable {
     public var name: String
     public var milliseconds: Double
+    /// Useful floating-point operations of the launch, when its launcher stated them (nil: not stated).
+    public var flops: Double? = nil
+    /// Bytes the launch moves: what the launcher stated, else every buffer argument counted once
+    /// (an estimate: low for a buffer both read and written, high for one only partly touched).
+    public var bytes: Int = 0
 }
 
 /// A device buffer from the pool; returns itself to the pool when released. The queue is
@@ -99,7 +104,7 @@ final class CLContext {
     private var programs: [String: cl_program] = [:]
     private var kernels: [String: cl_kernel] = [:]
     private var profiling = false
-    private var pending: [(String, cl_event)] = []
+    private var pending: [(name: String, event: cl_event, flops: Double?, bytes: Int)] = []
 
     init(device requested: Int?) throws {
         let entry = try OpenCLDevices.select(requested)
@@ -179,9 +184,10 @@ final class CLContext {
     // MARK: launching
 
     /// Sets the arguments and enqueues `name` over `global` work items (rounded up to a
-    /// multiple of `local` when given). Never waits for the device.
+    /// multiple of `local` when given). Never waits for the device. `flops` and `bytes` only
+    /// annotate the profiling record (see `KernelTiming`); they change nothing else.
     func launch(_ name: String, file: String, options: String = "", args: [CLArg],
-                global: [Int], local: [Int]? = nil) throws {
+                global: [Int], local: [Int]? = nil, flops: Double? = nil, bytes: Int? = nil) throws {
         let k = try kernel(name, file: file, options: options)
         for (i, arg) in args.enumerated() {
             let index = cl_uint(i)
@@ -216,7 +222,10 @@ final class CLContext {
             }
         }
         try clCheck(status, "clEnqueueNDRangeKernel(global \(g), local \(local.map { "\($0)" } ?? "auto"))", op: name)
-        if let event { pending.append((name, event)) }
+        if let event {
+            let moved = bytes ?? args.reduce(0) { sum, arg in if case let .buffer(b) = arg { return sum + b.bytes } else { return sum } }
+            pending.append((name, event, flops, moved))
+        }
     }
 
     // MARK: memory
@@ -254,14 +263,14 @@ final class CLContext {
     func stopProfiling() throws -> [KernelTiming] {
         profiling = false
         try finish()
-        defer { for (_, e) in pending { clReleaseEvent(e) }; pending.removeAll() }
-        return try pending.map { name, event in
+        defer { for p in pending { clReleaseEvent(p.event) }; pending.removeAll() }
+        return try pending.map { name, event, flops, bytes in
             var start: cl_ulong = 0, end: cl_ulong = 0
             try clCheck(clGetEventProfilingInfo(event, cl_profiling_info(CL_PROFILING_COMMAND_START),
                                                 MemoryLayout<cl_ulong>.size, &start, nil), "clGetEventProfilingInfo", op: name)
             try clCheck(clGetEventProfilingInfo(event, cl_profiling_info(CL_PROFILING_COMMAND_END),
                                                 MemoryLayout<cl_ulong>.size, &end, nil), "clGetEventProfilingInfo", op: name)
-            return KernelTiming(name: name, milliseconds: Double(end &- start) / 1e6)
+            return KernelTiming(name: name, milliseconds: Double(end &- start) / 1e6, flops: flops, bytes: bytes)
         }
     }
 }

@@ -161,6 +161,13 @@ public final class Trainer {
 
     /// Forward, backward and update on one batch; returns the loss (one element, on the device).
     func trainStep(_ batch: Batch, lr: Float) throws -> Tensor {
+        try Self.supervisedStep(batch, model: model, loss: lossFunction, optimizer: optimizer, backend: backend, lr: lr)
+    }
+
+    /// One supervised step (upload, forward, loss, backward, AdamW update), shared with
+    /// `TrainBench` so that the benchmark times exactly what training runs. Does not wait for the kernels it queues.
+    static func supervisedStep(_ batch: Batch, model: DFRUNet, loss lossFunction: SegmentationLoss, optimizer: AdamW,
+                               backend: Backend, lr: Float) throws -> Tensor {
         let n = batch.count, c = batch.channels, s = batch.size
         let x = try backend.tensor(batch.images, shape: [n, c, s, s])
         let y = try backend.tensor(batch.masks, shape: [n, 1, s, s])

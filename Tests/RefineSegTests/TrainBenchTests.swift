@@ -1,0 +1,130 @@
+import Foundation
+import XCTest
+@testable import RefineSeg
+
+/// The training-step bench machinery (never its timings) and its FLOP counter.
+final class TrainBenchTests: XCTestCase {
+    static let requiredKeys = ["step_ms_median", "step_ms_min", "step_ms_max", "step_ms_p90", "images_per_second", "gflops",
+                               "peak_device_bytes", "kernels", "device", "git_commit", "settings", "forward_gflop", "step_gflop"]
+
+    func tinySettings() -> TrainBenchSettings {
+        var s = TrainBenchSettings()
+        s.batch = 2; s.size = 32; s.width = 4; s.steps = 2; s.warmup = 1; s.profileSteps = 1
+        return s
+    }
+
+    /// Round-trips the report through JSON text, as `--json` writes it.
+    func parsedJSON(_ report: TrainBenchReport) throws -> [String: Any] {
+        let object = try JSONSerialization.jsonObject(with: try report.jsonData())
+        return try XCTUnwrap(object as? [String: Any])
+    }
+
+    func assertPositive(_ json: [String: Any], _ key: String, file: StaticString = #filePath, line: UInt = #line) {
+        guard let v = json[key] as? Double else { return XCTFail("\(key) is not a number: \(String(describing: json[key]))", file: file, line: line) }
+        XCTAssert(v.isFinite && v > 0, "\(key) = \(v)", file: file, line: line)
+    }
+
+    func testTwoStepsOnTheCPUReferenceWriteEveryKey() throws {
+        let report = try TrainBench.run(tinySettings(), backend: CPUBackend())
+        let json = try parsedJSON(report)
+        for key in Self.requiredKeys { XCTAssertNotNil(json[key], "missing \(key)") }
+        for key in ["step_ms_median", "step_ms_min", "step_ms_max", "step_ms_p90", "images_per_second", "gflops",
+                    "forward_gflop", "step_gflop", "loss_first", "loss_last", "host_enqueue_ms_median"] {
+            assertPositive(json, key)
+        }
+        XCTAssertEqual((json["step_ms_all"] as? [Double])?.count, 2)
+        // The CPU reference has no device memory and no profiling events: explicit nulls and an empty table.
+        XCTAssert(json["peak_device_bytes"] is NSNull)
+        XCTAssertEqual((json["kernels"] as? [Any])?.count, 0)
+        XCTAssertEqual(json["mode"] as? String, "train")
+        XCTAssertEqual(report.stepFlops, 3 * report.forwardFlops)
+    }
+
+    func testEvalModeTimesTheForwardOnly() throws {
+        var settings = tinySettings()
+        settings.eval = true
+        let report = try TrainBench.run(settings, backend: CPUBackend())
+        let json = try parsedJSON(report)
+        XCTAssertEqual(json["mode"] as? String, "eval")
+        assertPositive(json, "step_ms_median")
+        XCTAssertEqual(report.stepFlops, report.forwardFlops)
+        XCTAssertNotNil(json["logit_sum_first"] as? Double)
+    }
+
+    func testOpenCLReportHasAKernelTableAndMemoryFigures() throws {
+        let backend = try openCLBackendOrSkip()
+        let report: TrainBenchReport
+        do { report = try TrainBench.run(tinySettings(), backend: backend) } catch let error as RefineSegError
+            where error.description.contains("not supported") {
+            throw XCTSkip("an op of the training step has no OpenCL kernel yet: \(error)")
+        }
+        let json = try parsedJSON(report)
+        for key in Self.requiredKeys { XCTAssertNotNil(json[key], "missing \(key)") }
+        assertPositive(json, "step_ms_median")
+        XCTAssertGreaterThan(try XCTUnwrap(json["peak_device_bytes"] as? Int), 0)
+        let kernels = try XCTUnwrap(json["kernels"] as? [[String: Any]])
+        XCTAssertFalse(kernels.isEmpty)
+        for k in kernels {
+            for key in ["name", "calls", "total_ms", "share", "gflops", "gbps"] { XCTAssertNotNil(k[key], "kernel row lacks \(key)") }
+            XCTAssertGreaterThan(try XCTUnwrap(k["calls"] as? Double), 0)
+        }
+        let totals = kernels.compactMap { $0["total_ms"] as? Double }
+        XCTAssertEqual(totals, totals.sorted(by: >), "kernel rows must be sorted, largest first")
+    }
+
+    func testSyntheticBatchHasImagesWithAndWithoutLesions() {
+        let b = TrainBench.syntheticBatch(count: 8, channels: 1, size: 32, seed: 3)
+        let lesionPixels = (0..<8).map { i in b.masks[(i * 1024)..<((i + 1) * 1024)].reduce(0, +) }
+        XCTAssertEqual(lesionPixels[7], 0)
+        XCTAssert(lesionPixels[0..<7].allSatisfy { $0 > 0 }, "\(lesionPixels)")
+        XCTAssertEqual(b.masks, TrainBench.syntheticBatch(count: 8, channels: 1, size: 32, seed: 3).masks, "seeded")
+    }
+
+    /// DFR-UNet at width 4 on one 1×16×16 image, counted by hand from MODEL.md's layer list.
+    func testFLOPCounterMatchesAHandCount() throws {
+        let model = try DFRUNet(CPUBackend(), config: ModelConfig(inChannels: 1, width: 4), seed: 0)
+        // RefineBlock(cin, cout) at s×s: conv1 3×3, conv2 3×3, shortcut 1×1, spatial attention 7×7
+        // on 2 channels, and channel attention's fc1 (cout→4) and fc2 (4→cout) on the mean and the max.
+        func block(_ cin: Double, _ cout: Double, _ s: Double) -> Double {
+            let px = s * s
+            return 2 * px * cout * cin * 9 + 2 * px * cout * cout * 9 + 2 * px * cout * cin + 2 * px * 2 * 49
+                + 2 * (2 * 4 * cout + 2 * cout * 4)
+        }
+        let encoder = block(1, 4, 16) + block(4, 8, 8) + block(8, 16, 4) + block(16, 32, 2) + block(32, 64, 1)
+        // Context at 1×1 with b = 16: four dilated 3×3 branches (all 9 taps counted), the pool 1×1, the fuse 80→64.
+        let context = Double(4 * (2 * 16 * 64 * 9) + 2 * 16 * 64 + 2 * 64 * 80 as Int)
+        // Transposed 2×2: 2·Cin·IH·IW·Cout·4.
+        let ups = Double(2 * 64 * 1 * 32 * 4 + 2 * 32 * 4 * 16 * 4 + 2 * 16 * 16 * 8 * 4 + 2 * 8 * 64 * 4 * 4 as Int)
+        let decoder = block(64, 32, 2) + block(32, 16, 4) + block(16, 8, 8) + block(8, 4, 16)
+        let head = Double(2 * 256 * 1 * 4 as Int), lac = Double(2 * 256 * 32 * 4 as Int)
+        func total(_ embedding: Bool) -> Double {
+            model.convLayers(batch: 1, height: 16, width: 16, withEmbedding: embedding).reduce(0) { $0 + $1.flopsPerPass }
+        }
+        XCTAssertEqual(total(false), encoder + context + ups + decoder + head)
+        XCTAssertEqual(total(true), encoder + context + ups + decoder + head + lac)
+        // Batch scales every layer linearly.
+        XCTAssertEqual(model.convLayers(batch: 3, height: 16, width: 16).reduce(0) { $0 + $1.flopsPerPass }, 3 * total(false))
+        // 9 blocks × 8 calls, context 6, 4 ups, head.
+        XCTAssertEqual(model.convLayers(batch: 1, height: 16, width: 16).count, 9 * 8 + 6 + 4 + 1)
+    }
+
+    func testRooflineSVGHasTheRoofAndOneLabelledDotPerPoint() {
+        let peaks = RooflinePeaks(gflops: 200, gbps: 20)
+        let points = [RooflinePoint(name: "conv<a>", intensity: 30, gflops: 120), RooflinePoint(name: "ew", gflops: 1, gbps: 8),
+                      RooflinePoint(name: "none", intensity: 0, gflops: 0)]
+        let svg = Roofline.svg(points: points, peaks: peaks)
+        XCTAssert(svg.hasPrefix("<svg") && svg.hasSuffix("</svg>\n"))
+        XCTAssertEqual(svg.components(separatedBy: "<circle").count - 1, 2, "the zero point is left out")
+        XCTAssert(svg.contains("conv&lt;a&gt;"), "labels are escaped")
+        XCTAssert(svg.contains("<polyline"))
+        XCTAssertEqual(peaks.ridge, 10)
+    }
+
+    func testRooflineProbesReachPositiveRoofs() throws {
+        let backend = try openCLBackendOrSkip()
+        let peaks = try Roofline.measure(backend: backend, repeats: 1)
+        XCTAssert(peaks.gflops.isFinite && peaks.gflops > 0, "\(peaks)")
+        XCTAssert(peaks.gbps.isFinite && peaks.gbps > 0, "\(peaks)")
+        XCTAssertEqual(Set(peaks.probes.keys), ["fma float4", "fma float8", "fma float16", "triad", "copy"])
+    }
+}
