@@ -7,7 +7,7 @@ struct PretrainCommand: ParsableCommand {
         commandName: "pretrain",
         abstract: "Barlow Twins pre-training of the encoder on every training and unlabelled image (never test); writes RUN/encoder.safetensors.")
 
-    @Option(help: "Dataset folder.") var data: String
+    @Option(help: "Dataset folder (with --format, a public dataset as downloaded).") var data: String
     @Option(help: "Run folder to write.") var out: String
     @Option(help: "Epochs.") var epochs: Int = 50
     @Option(help: "Batch size (at least 2: the loss standardises over the batch).") var batch: Int = 16
@@ -41,7 +41,7 @@ struct StudyCommand: ParsableCommand {
         commandName: "study",
         abstract: "Label-fraction study: scratch, scratch + lesion-aware loss, Barlow Twins + lesion-aware loss, per fraction and seed; resumable.")
 
-    @Option(help: "Dataset folder.") var data: String
+    @Option(help: "Dataset folder (with --format, a public dataset as downloaded).") var data: String
     @Option(help: "Study folder (results.csv, summary.md, dice_vs_labels.svg, runs/).") var out: String
     @Option(help: "Comma-separated label fractions.") var fractions: String = "0.1,0.2,0.5,1.0"
     @Option(help: "Seeds per setting.") var seeds: Int = 3
@@ -51,8 +51,12 @@ struct StudyCommand: ParsableCommand {
     @Option(help: "Crop size.") var size: Int = 128
     @Option(help: "Base width.") var width: Int = 16
     @Option(help: "Projector dimension for pre-training.") var projector: Int = 256
+    @OptionGroup var dataOptions: DataOptions
     @OptionGroup var deviceOptions: DeviceOptions
 
+    func validate() throws {
+        if dataOptions.splitFile != nil { throw ValidationError("study keeps its split in OUT/split.json; --split-file is for train, pretrain and evaluate") }
+    }
     func run() throws {
         try runReportingErrors {
             installInterruptHandler()
@@ -64,6 +68,8 @@ struct StudyCommand: ParsableCommand {
             settings.fractions = parsed.compactMap { $0 }; settings.seeds = seeds; settings.epochs = epochs
             settings.pretrainEpochs = pretrainEpochs; settings.batch = batch; settings.size = size
             settings.width = width; settings.projector = projector; settings.device = deviceOptions.index
+            settings.format = dataOptions.formatName; settings.modalities = dataOptions.modalityList
+            settings.splitSeed = dataOptions.splitSeed
             let backend = try deviceOptions.open()
             let study = try Study(settings: settings, backend: backend)
             let results = try study.run()

@@ -13,12 +13,13 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("init"), help: "Encoder checkpoint from `refineseg pretrain` to start from.") var initEncoder: String?
     @Option(help: "Epochs.") var epochs: Int = 40
     @Option(help: "Batch size.") var batch: Int = 8
-    @Option(help: "Training crop size (a multiple of 16).") var size: Int = 128
+    @Option(help: "Training crop size (a multiple of 16); busi and isic2018 images are resized to size×size.") var size: Int = 128
     @Option(help: "Base width w of the network.") var width: Int = 16
     @Option(help: "Peak learning rate (AdamW, warm-up then cosine decay).") var lr: Double = 2e-3
     @Option(help: "Weight β of the lesion-aware contrastive loss (0 turns it off).") var lacWeight: Double = 0.1
     @Option(help: "Random seed (weights, split, order, augmentation).") var seed: UInt64 = 0
     @Option(help: "Continue the run in this folder from its last.safetensors.") var resume: String?
+    @OptionGroup var dataOptions: DataOptions
     @OptionGroup var deviceOptions: DeviceOptions
 
     func validate() throws {
@@ -42,6 +43,8 @@ struct TrainCommand: ParsableCommand {
                 config.labelFraction = labelFraction; config.initEncoder = initEncoder; config.epochs = epochs
                 config.batch = batch; config.size = size; config.width = width; config.lr = lr
                 config.lacWeight = lacWeight; config.seed = seed; config.device = deviceOptions.index
+                config.format = dataOptions.formatName; config.modalities = dataOptions.modalityList
+                config.splitSeed = dataOptions.splitSeed; config.splitFile = dataOptions.splitFile
                 try config.validate()
                 trainer = try Trainer(config: config, backend: backend)
                 if let initEncoder {
