@@ -99,6 +99,11 @@ public struct SplitRecord: Codable, Equatable {
     /// Entry ids (images or cases) of each part.
     public var train: [String]
     public var test: [String]
+
+    enum CodingKeys: String, CodingKey {
+        case format, seed, train, test
+        case testFraction = "test_fraction"
+    }
 }
 
 /// Fraction of entries made into the test split where a dataset has none (stratified by class).
@@ -191,7 +196,6 @@ func madeSplit(_ entries: [DatasetEntry], spec: DatasetSpec, splitFile: String?,
                                                 withIntermediateDirectories: true)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        encoder.keyEncodingStrategy = .convertToSnakeCase
         try writeAtomically(try encoder.encode(record), to: splitFile)
     }
     var out = [String: DatasetPart]()

@@ -23,7 +23,8 @@ struct ISIC2018Source: DatasetSource {
 
     func entries() throws -> [DatasetEntry] {
         var out = [DatasetEntry]()
-        for (stage, part) in [("Training", nil), ("Validation", DatasetPart.val), ("Test", DatasetPart.test)] as [(String, DatasetPart?)] {
+        let officialTest = isDirectory("\(root)/ISIC2018_Task1-2_Test_Input") && isDirectory("\(root)/ISIC2018_Task1_Test_GroundTruth")
+        for (stage, part) in [("Training", officialTest ? DatasetPart.train : nil), ("Validation", DatasetPart.val), ("Test", DatasetPart.test)] as [(String, DatasetPart?)] {
             let inputDir = "\(root)/ISIC2018_Task1-2_\(stage)_Input", truthDir = "\(root)/ISIC2018_Task1_\(stage)_GroundTruth"
             guard isDirectory(inputDir), isDirectory(truthDir) else { continue }
             let images = try listDirectory(inputDir).filter { ["jpg", "jpeg", "png"].contains(URL(fileURLWithPath: $0).pathExtension.lowercased()) }
