@@ -17,6 +17,7 @@ struct PretrainCommand: ParsableCommand {
     @Option(help: "Off-diagonal weight λ of the Barlow Twins loss.") var lambda: Double = 0.0051
     @Option(help: "Peak learning rate (AdamW, warm-up then cosine decay).") var lr: Double = 1e-3
     @Option(help: "Random seed.") var seed: UInt64 = 0
+    @OptionGroup var dataOptions: DataOptions
     @OptionGroup var deviceOptions: DeviceOptions
 
     func run() throws {
@@ -26,6 +27,8 @@ struct PretrainCommand: ParsableCommand {
             config.epochs = epochs; config.batch = batch; config.size = size; config.width = width
             config.projector = projector; config.lambda = lambda; config.lr = lr; config.seed = seed
             config.device = deviceOptions.index
+            config.format = dataOptions.formatName; config.modalities = dataOptions.modalityList
+            config.splitSeed = dataOptions.splitSeed; config.splitFile = dataOptions.splitFile
             try config.validate()
             let backend = try deviceOptions.open()
             let trainer = try Pretrainer(config: config, backend: backend)

@@ -74,16 +74,31 @@ struct EvaluateCommand: ParsableCommand {
         commandName: "evaluate", abstract: "Evaluate a model on a labelled split; writes DIR/metrics.json and DIR/per_image.csv.")
 
     @Option(help: "Model checkpoint (model.safetensors).") var model: String
-    @Option(help: "Dataset folder.") var data: String
-    @Option(help: "Split to evaluate.") var split: String = "test"
+    @Option(help: "Dataset folder (with --format, a public dataset as downloaded).") var data: String
+    @Option(help: "Split to evaluate: test, val or train.") var split: String = "test"
     @Option(help: "Output folder.") var out: String
+    @Option(help: "Working size of busi and isic2018 images (default: the --size of the model's run, from RUN/config.json beside it, else 128).") var size: Int?
+    @OptionGroup var dataOptions: DataOptions
     @OptionGroup var deviceOptions: DeviceOptions
+
+    func validate() throws {
+        guard let part = DatasetPart(rawValue: split), part != .unlabeled else { throw ValidationError("--split must be test, val or train (got \(split))") }
+    }
 
     func run() throws {
         try runReportingErrors {
             let backend = try deviceOptions.open()
             let net = try loadModel(model, backend: backend)
-            let samples = try DatasetFolder(data).load(split: split, masks: true)
+            // A made split and the working size come from the model's run folder when it has them,
+            // so evaluate scores the images that run held out, at the size it trained at.
+            let runDir = URL(fileURLWithPath: model).deletingLastPathComponent().path
+            let runSize = (try? readRunRecord(runDir))?.config.size
+            let runSplit = runDir + "/split.json"
+            let splitFile = dataOptions.splitFile ?? (FileManager.default.fileExists(atPath: runSplit) ? runSplit : out + "/split.json")
+            let part = DatasetPart(rawValue: split) ?? .test
+            let samples = try loadSplits(path: data, spec: try dataOptions.spec(size: size ?? runSize ?? 128), parts: [part],
+                                         splitFile: splitFile).samples(part)
+            guard !samples.isEmpty else { throw RefineSegError.io(file: data, message: "the \(split) split is empty") }
             let metrics = try evaluate(model: net, backend: backend, samples: samples, progress: ProgressPrinter())
             try writeEvaluation(metrics, to: out)
             print(metricsTable([(split, metrics.summary())]), terminator: "")

@@ -327,6 +327,17 @@ final class DatasetFormatsTests: XCTestCase {
         XCTAssertTrue(groupsOf(split.validation).isDisjoint(with: Set(record.test)))
     }
 
+    /// Pre-training reads the same layouts and never sees the made test split.
+    func testPretrainingImagesExcludeTheMadeTestSplit() throws {
+        let root = try temporaryDirectory("busi").path
+        try Fixtures.busi(root, perClass: 5)
+        let out = try temporaryDirectory("pre").path
+        let images = try Pretrainer.pretrainingImages(path: root, spec: DatasetSpec(format: .busi, size: 32), splitFile: out + "/split.json")
+        let record = try splitRecord(out + "/split.json")
+        XCTAssertEqual(Set(images.map(\.name)), Set(record.train))
+        XCTAssertTrue(images.allSatisfy { $0.mask == nil && $0.original == nil })
+    }
+
     // MARK: Bad files: one line naming the file and the problem
 
     func assertOneLineError(_ body: @autoclosure () throws -> Any, mentions parts: [String], file: StaticString = #filePath, line: UInt = #line) {
@@ -371,5 +382,37 @@ final class DatasetFormatsTests: XCTestCase {
                             to: "\(caseDir)/\(cases[2])_t1ce.nii.gz")
         assertOneLineError(try loadSplits(path: brats, spec: DatasetSpec(format: .brats2018), splitFile: nil),
                            mentions: ["\(cases[2])_t1ce.nii.gz", "24×20×5", "24×20×6"])
+    }
+}
+
+final class DatasetFormatsCLITests: XCTestCase {
+    /// train and evaluate with --format through the CLI: evaluate finds RUN/split.json and the
+    /// run's size beside the model, and bad options are refused before any work.
+    func testTrainAndEvaluateWithFormatOnTheCommandLine() throws {
+        let root = try temporaryDirectory("cli-brats").path
+        _ = try Fixtures.brats(root, cases: 6)
+        let run = try temporaryDirectory("cli-run").path
+        let device = (try? CLBackend(device: nil)) == nil ? ["--device", "cpu"] : []
+        let env = ["POCL_CACHE_DIR": NSHomeDirectory() + "/.cache/refineseg/pocl"]
+        let train = try runCLI(["train", "--data", root, "--format", "brats2018", "--modalities", "flair,t2", "--out", run,
+                                "--width", "4", "--size", "32", "--epochs", "1", "--batch", "2"] + device, environment: env)
+        XCTAssertEqual(train.status, 0, train.err)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: run + "/split.json"))
+        let evalDir = try temporaryDirectory("cli-eval").path
+        let eval = try runCLI(["evaluate", "--model", run + "/model.safetensors", "--data", root, "--format", "brats2018",
+                               "--modalities", "flair,t2", "--out", evalDir] + device, environment: env)
+        XCTAssertEqual(eval.status, 0, eval.err)
+        let csv = try String(contentsOfFile: evalDir + "/per_image.csv", encoding: .utf8)
+        let record = try JSONDecoder().decode(SplitRecord.self, from: Data(contentsOf: URL(fileURLWithPath: run + "/split.json")))
+        let evaluatedCases = Set(csv.split(separator: "\n").dropFirst().map { String($0.split(separator: ",")[0].dropLast(5)) })
+        XCTAssertEqual(evaluatedCases, Set(record.test), "evaluate scores the run's test cases")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: evalDir + "/split.json"), "the run's split was reused, not remade")
+
+        let bad = try runCLI(["train", "--data", root, "--format", "brats", "--out", run + "-x"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.err.contains("--format must be one of"), bad.err)
+        let wrong = try runCLI(["train", "--data", root, "--format", "busi", "--modalities", "flair", "--out", run + "-y"])
+        XCTAssertNotEqual(wrong.status, 0)
+        XCTAssertTrue(wrong.err.contains("--modalities applies to --format brats2018 only"), wrong.err)
     }
 }
