@@ -338,6 +338,22 @@ final class DatasetFormatsTests: XCTestCase {
         XCTAssertTrue(images.allSatisfy { $0.mask == nil && $0.original == nil })
     }
 
+    /// The study reads a format, keeps its split in OUT/split.json and evaluates on its test part.
+    func testStudyRunsOnAFormat() throws {
+        let root = try temporaryDirectory("busi").path
+        try Fixtures.busi(root, perClass: 4)
+        var settings = StudySettings(data: root, out: try temporaryDirectory("study").path)
+        settings.format = "busi"; settings.fractions = [1.0]; settings.seeds = 1; settings.epochs = 1
+        settings.pretrainEpochs = 1; settings.batch = 2; settings.size = 32; settings.width = 4; settings.projector = 8
+        let study = try Study(settings: settings, backend: backend())
+        study.progress.quiet = true
+        let results = try study.run()
+        XCTAssertEqual(results.count, StudyVariant.allCases.count)
+        let record = try splitRecord(settings.out + "/split.json")
+        XCTAssertEqual(record.test.count, 3)
+        XCTAssertTrue(results.allSatisfy { $0.metrics.dice.isFinite })
+    }
+
     // MARK: Bad files: one line naming the file and the problem
 
     func assertOneLineError(_ body: @autoclosure () throws -> Any, mentions parts: [String], file: StaticString = #filePath, line: UInt = #line) {
