@@ -7,7 +7,7 @@ struct PretrainCommand: ParsableCommand {
         commandName: "pretrain",
         abstract: "Barlow Twins pre-training of the encoder on every training and unlabelled image (never test); writes RUN/encoder.safetensors.")
 
-    @Option(help: "Dataset folder.") var data: String
+    @Option(help: "Dataset folder (with --format, a public dataset as downloaded).") var data: String
     @Option(help: "Run folder to write.") var out: String
     @Option(help: "Epochs.") var epochs: Int = 50
     @Option(help: "Batch size (at least 2: the loss standardises over the batch).") var batch: Int = 16
@@ -17,6 +17,7 @@ struct PretrainCommand: ParsableCommand {
     @Option(help: "Off-diagonal weight λ of the Barlow Twins loss.") var lambda: Double = 0.0051
     @Option(help: "Peak learning rate (AdamW, warm-up then cosine decay).") var lr: Double = 1e-3
     @Option(help: "Random seed.") var seed: UInt64 = 0
+    @OptionGroup var dataOptions: DataOptions
     @OptionGroup var deviceOptions: DeviceOptions
 
     func run() throws {
@@ -26,6 +27,8 @@ struct PretrainCommand: ParsableCommand {
             config.epochs = epochs; config.batch = batch; config.size = size; config.width = width
             config.projector = projector; config.lambda = lambda; config.lr = lr; config.seed = seed
             config.device = deviceOptions.index
+            config.format = dataOptions.formatName; config.modalities = dataOptions.modalityList
+            config.splitSeed = dataOptions.splitSeed; config.splitFile = dataOptions.splitFile
             try config.validate()
             let backend = try deviceOptions.open()
             let trainer = try Pretrainer(config: config, backend: backend)
@@ -42,7 +45,7 @@ struct StudyCommand: ParsableCommand {
         commandName: "study",
         abstract: "Label-fraction study: scratch, scratch + lesion-aware loss, Barlow Twins + lesion-aware loss, per fraction and seed; resumable.")
 
-    @Option(help: "Dataset folder.") var data: String
+    @Option(help: "Dataset folder (with --format, a public dataset as downloaded).") var data: String
     @Option(help: "Study folder (results.csv, summary.md, dice_vs_labels.svg, runs/).") var out: String
     @Option(help: "Comma-separated label fractions.") var fractions: String = "0.1,0.2,0.5,1.0"
     @Option(help: "Seeds per setting.") var seeds: Int = 3
@@ -52,8 +55,12 @@ struct StudyCommand: ParsableCommand {
     @Option(help: "Crop size.") var size: Int = 128
     @Option(help: "Base width.") var width: Int = 16
     @Option(help: "Projector dimension for pre-training.") var projector: Int = 256
+    @OptionGroup var dataOptions: DataOptions
     @OptionGroup var deviceOptions: DeviceOptions
 
+    func validate() throws {
+        if dataOptions.splitFile != nil { throw ValidationError("study keeps its split in OUT/split.json; --split-file is for train, pretrain and evaluate") }
+    }
     func run() throws {
         try runReportingErrors {
             installInterruptHandler()
@@ -65,6 +72,8 @@ struct StudyCommand: ParsableCommand {
             settings.fractions = parsed.compactMap { $0 }; settings.seeds = seeds; settings.epochs = epochs
             settings.pretrainEpochs = pretrainEpochs; settings.batch = batch; settings.size = size
             settings.width = width; settings.projector = projector; settings.device = deviceOptions.index
+            settings.format = dataOptions.formatName; settings.modalities = dataOptions.modalityList
+            settings.splitSeed = dataOptions.splitSeed
             let backend = try deviceOptions.open()
             let study = try Study(settings: settings, backend: backend)
             let results = try study.run()

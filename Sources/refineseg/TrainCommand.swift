@@ -13,12 +13,13 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("init"), help: "Encoder checkpoint from `refineseg pretrain` to start from.") var initEncoder: String?
     @Option(help: "Epochs.") var epochs: Int = 40
     @Option(help: "Batch size.") var batch: Int = 8
-    @Option(help: "Training crop size (a multiple of 16).") var size: Int = 128
+    @Option(help: "Training crop size (a multiple of 16); busi and isic2018 images are resized to size×size.") var size: Int = 128
     @Option(help: "Base width w of the network.") var width: Int = 16
     @Option(help: "Peak learning rate (AdamW, warm-up then cosine decay).") var lr: Double = 2e-3
     @Option(help: "Weight β of the lesion-aware contrastive loss (0 turns it off).") var lacWeight: Double = 0.1
     @Option(help: "Random seed (weights, split, order, augmentation).") var seed: UInt64 = 0
     @Option(help: "Continue the run in this folder from its last.safetensors.") var resume: String?
+    @OptionGroup var dataOptions: DataOptions
     @OptionGroup var deviceOptions: DeviceOptions
 
     func validate() throws {
@@ -43,6 +44,8 @@ struct TrainCommand: ParsableCommand {
                 config.labelFraction = labelFraction; config.initEncoder = initEncoder; config.epochs = epochs
                 config.batch = batch; config.size = size; config.width = width; config.lr = lr
                 config.lacWeight = lacWeight; config.seed = seed; config.device = deviceOptions.index
+                config.format = dataOptions.formatName; config.modalities = dataOptions.modalityList
+                config.splitSeed = dataOptions.splitSeed; config.splitFile = dataOptions.splitFile
                 try config.validate()
                 let backend = try deviceOptions.open()
                 trainer = try Trainer(config: config, backend: backend)
@@ -76,16 +79,31 @@ struct EvaluateCommand: ParsableCommand {
         commandName: "evaluate", abstract: "Evaluate a model on a labelled split; writes DIR/metrics.json and DIR/per_image.csv.")
 
     @Option(help: "Model checkpoint (model.safetensors).") var model: String
-    @Option(help: "Dataset folder.") var data: String
-    @Option(help: "Split to evaluate.") var split: String = "test"
+    @Option(help: "Dataset folder (with --format, a public dataset as downloaded).") var data: String
+    @Option(help: "Split to evaluate: test, val or train.") var split: String = "test"
     @Option(help: "Output folder.") var out: String
+    @Option(help: "Working size of busi and isic2018 images (default: the --size of the model's run, from RUN/config.json beside it, else 128).") var size: Int?
+    @OptionGroup var dataOptions: DataOptions
     @OptionGroup var deviceOptions: DeviceOptions
+
+    func validate() throws {
+        guard let part = DatasetPart(rawValue: split), part != .unlabeled else { throw ValidationError("--split must be test, val or train (got \(split))") }
+    }
 
     func run() throws {
         try runReportingErrors {
             let backend = try deviceOptions.open()
             let net = try loadModel(model, backend: backend)
-            let samples = try DatasetFolder(data).load(split: split, masks: true)
+            // A made split and the working size come from the model's run folder when it has them,
+            // so evaluate scores the images that run held out, at the size it trained at.
+            let runDir = URL(fileURLWithPath: model).deletingLastPathComponent().path
+            let runSize = (try? readRunRecord(runDir))?.config.size
+            let runSplit = runDir + "/split.json"
+            let splitFile = dataOptions.splitFile ?? (FileManager.default.fileExists(atPath: runSplit) ? runSplit : out + "/split.json")
+            let part = DatasetPart(rawValue: split) ?? .test
+            let samples = try loadSplits(path: data, spec: try dataOptions.spec(size: size ?? runSize ?? 128), parts: [part],
+                                         splitFile: splitFile).samples(part)
+            guard !samples.isEmpty else { throw RefineSegError.io(file: data, message: "the \(split) split is empty") }
             let empty = masksWithoutLesion(samples)
             if !empty.isEmpty { print("\(empty.count) mask(s) without lesion pixels (allowed): \(listPreview(empty))") }
             let metrics = try evaluate(model: net, backend: backend, samples: samples, progress: ProgressPrinter())

@@ -12,6 +12,25 @@ public struct Sample: Sendable {
     public var image: [Float]
     /// (H, W) binary 0/1, or nil for unlabelled images.
     public var mask: [Float]?
+    /// The unit that splits keep together: the case of a volume's slices, else the image itself
+    /// (nil means `name`). Hold-outs and label fractions never separate one group.
+    public var group: String? = nil
+    /// Metadata of the source format (e.g. BUSI's "class": benign, malignant or normal).
+    public var tags: [String: String] = [:]
+    /// For images resized to the working size when loaded: the mask at the file's own size,
+    /// which evaluation scores against (see `Predictor.originalSizeProbabilities`).
+    public var original: OriginalMask? = nil
+
+    /// The split unit (the case for volume slices, the image otherwise).
+    public var groupID: String { group ?? name }
+}
+
+/// A mask at its file's own size, kept for images the loader resized.
+public struct OriginalMask: Sendable {
+    public var height: Int
+    public var width: Int
+    /// (H, W) row-major, 1 for lesion, 0 elsewhere (bytes, since these masks can be large).
+    public var mask: [UInt8]
 }
 
 /// Image files RefineSeg reads, by extension.
@@ -129,24 +148,42 @@ public struct TrainingSplit {
     /// Without a val split, a seeded 15 % (at least one image) of the labelled training images
     /// is held out; then a seeded `labelFraction` (at least one image) of the rest keeps its mask.
     public init(folder: DatasetFolder, labelFraction: Double, seed: UInt64) throws {
-        var train = try folder.load(split: "train", masks: true)
-        if folder.hasSplit("val") {
-            validation = try folder.load(split: "val", masks: true)
+        let train = try folder.load(split: "train", masks: true)
+        let val = folder.hasSplit("val") ? try folder.load(split: "val", masks: true) : nil
+        try self.init(train: train, validation: val, labelFraction: labelFraction, seed: seed, source: "\(folder.root)/train")
+    }
+
+    /// The same rule on loaded splits, by group (`Sample.groupID`): the slices of one case stay
+    /// together in the hold-out and in the labelled fraction, which count groups, not images.
+    /// For data where every image is its own group this is exactly the folder rule above.
+    public init(train pool: [Sample], validation val: [Sample]?, labelFraction: Double, seed: UInt64, source: String) throws {
+        var groups = Self.groups(pool)
+        if let val {
+            validation = val
         } else {
-            guard train.count >= 2 else {
-                throw RefineSegError.io(file: "\(folder.root)/train", message: "needs at least 2 labelled images to hold one out for validation (or add a val split)")
+            guard groups.count >= 2 else {
+                throw RefineSegError.io(file: source, message: "needs at least 2 labelled images (or cases) to hold one out for validation (or add a val split)")
             }
             var rng = SeededRandom(seed: seed ^ 0x7A11)
-            train.shuffle(using: &rng)
-            let held = max(1, Int((Double(train.count) * 0.15).rounded()))
-            validation = Array(train.prefix(held)).sorted { $0.name < $1.name }
-            train = Array(train.dropFirst(held))
+            groups.shuffle(using: &rng)
+            let held = max(1, Int((Double(groups.count) * 0.15).rounded()))
+            validation = groups.prefix(held).flatMap { $0 }.sorted { $0.name < $1.name }
+            groups = Array(groups.dropFirst(held))
         }
         var rng = SeededRandom(seed: seed ^ 0xF4AC)
-        train.sort { $0.name < $1.name }
-        train.shuffle(using: &rng)
-        let keep = max(1, Int((Double(train.count) * labelFraction).rounded()))
-        labelled = Array(train.prefix(keep)).sorted { $0.name < $1.name }
-        unlabelled = Array(train.dropFirst(keep)).map { var s = $0; s.mask = nil; return s }
+        groups.sort { $0[0].groupID < $1[0].groupID }
+        groups.shuffle(using: &rng)
+        let keep = max(1, Int((Double(groups.count) * labelFraction).rounded()))
+        labelled = groups.prefix(keep).flatMap { $0 }.sorted { $0.name < $1.name }
+        unlabelled = groups.dropFirst(keep).flatMap { $0 }.map { var s = $0; s.mask = nil; return s }
+    }
+
+    /// Samples gathered by group, groups in order of first appearance.
+    static func groups(_ samples: [Sample]) -> [[Sample]] {
+        var index = [String: Int](), out = [[Sample]]()
+        for s in samples {
+            if let i = index[s.groupID] { out[i].append(s) } else { index[s.groupID] = out.count; out.append([s]) }
+        }
+        return out
     }
 }

@@ -9,10 +9,23 @@ public func evaluate(model: DFRUNet, backend: Backend, samples: [Sample], progre
         guard s.channels == model.config.inChannels else {
             throw RefineSegError.io(file: s.path, message: "has \(s.channels) channel(s) but the model takes \(model.config.inChannels)")
         }
-        try metrics.add(name: s.name, probabilities: try predictor.probabilities(s), label: mask, width: s.width, height: s.height)
+        try score(s, mask: mask, predictor: predictor, into: &metrics)
         progress?.update("evaluating \(i + 1)/\(samples.count)")
     }
     return metrics
+}
+
+/// Adds one sample's metrics. A sample the loader resized (`original` set) is predicted at its
+/// working size, its probabilities resized bilinearly back to the original size and thresholded
+/// there, against the original-size mask; any other sample is scored as it is.
+func score(_ s: Sample, mask: [Float], predictor: Predictor, into metrics: inout MetricAccumulator) throws {
+    let probabilities = try predictor.probabilities(s)
+    if let o = s.original {
+        let full = resizeBilinear(probabilities, channels: 1, height: s.height, width: s.width, toHeight: o.height, toWidth: o.width)
+        try metrics.add(name: s.name, probabilities: full, label: o.mask, width: o.width, height: o.height)
+    } else {
+        try metrics.add(name: s.name, probabilities: probabilities, label: mask, width: s.width, height: s.height)
+    }
 }
 
 /// Writes DIR/metrics.json and DIR/per_image.csv (atomically).

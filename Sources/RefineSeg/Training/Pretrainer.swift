@@ -15,11 +15,22 @@ public struct PretrainConfig: Codable, Equatable {
     public var warmupEpochs: Int = 2
     public var seed: UInt64 = 0
     public var device: Int?
+    /// Dataset layout (nil: "folder"), BraTS modalities, made-split seed and split file (nil: OUT/split.json).
+    public var format: String?
+    public var modalities: [String]?
+    public var splitSeed: UInt64?
+    public var splitFile: String?
 
     public init(data: String, out: String) { self.data = data; self.out = out }
 
+    /// How to read `data`.
+    public func datasetSpec() throws -> DatasetSpec {
+        DatasetSpec(format: try DatasetFormat(parsing: format ?? "folder"), modalities: modalities, size: size, splitSeed: splitSeed ?? 0)
+    }
+
     public func validate() throws {
         func bad(_ m: String) -> RefineSegError { .invalidArgument(m) }
+        _ = try datasetSpec()
         try checkBarlowTwinsBatch(batch)
         guard epochs >= 1 else { throw bad("--epochs must be at least 1 (got \(epochs))") }
         guard size >= 16, size % 16 == 0 else { throw bad("--size must be a positive multiple of 16 (got \(size))") }
@@ -50,11 +61,20 @@ public final class Pretrainer {
         return all
     }
 
+    /// The same images of a dataset in any format: train (and val, unlabelled) without masks,
+    /// never test; a made test split is read from or written to `splitFile`.
+    public static func pretrainingImages(path: String, spec: DatasetSpec, splitFile: String?) throws -> [Sample] {
+        if spec.format == .folder { return try pretrainingImages(try DatasetFolder(path)) }
+        let splits = try loadSplits(path: path, spec: spec, parts: [.train, .val, .unlabeled], splitFile: splitFile)
+        return (splits.train + (splits.validation ?? []) + splits.unlabeled).map { var s = $0; s.mask = nil; s.original = nil; return s }
+    }
+
     public init(config: PretrainConfig, backend: Backend, images: [Sample]? = nil) throws {
         try config.validate()
         self.config = config
         self.backend = backend
-        self.images = try images ?? Self.pretrainingImages(try DatasetFolder(config.data))
+        self.images = try images ?? Self.pretrainingImages(path: config.data, spec: try config.datasetSpec(),
+                                                            splitFile: config.splitFile ?? config.out + "/split.json")
         guard let channels = self.images.first?.channels else {
             throw RefineSegError.io(file: config.data, message: "no images to pre-train on")
         }

@@ -15,8 +15,17 @@ public struct StudySettings: Codable, Equatable {
     public var lr: Double = 2e-3
     public var projector: Int = 256
     public var device: Int?
+    /// Dataset layout (nil: "folder"), BraTS modalities and made-split seed; the split is OUT/split.json.
+    public var format: String?
+    public var modalities: [String]?
+    public var splitSeed: UInt64?
 
     public init(data: String, out: String) { self.data = data; self.out = out }
+
+    /// How to read `data`.
+    public func datasetSpec() throws -> DatasetSpec {
+        DatasetSpec(format: try DatasetFormat(parsing: format ?? "folder"), modalities: modalities, size: size, splitSeed: splitSeed ?? 0)
+    }
 }
 
 /// One finished run of the study.
@@ -67,8 +76,14 @@ public final class Study {
     @discardableResult
     public func run() throws -> [StudyResult] {
         let fm = FileManager.default
-        let folder = try DatasetFolder(settings.data)
-        let test = try folder.load(split: "test", masks: true)
+        // The dataset is read (and checked) before the study folder is created.
+        let spec = try settings.datasetSpec()
+        let splits = try loadSplits(path: settings.data, spec: spec, splitFile: settings.out + "/split.json")
+        let test = splits.test
+        // Pre-training sees every non-test image, without masks (as `Pretrainer.pretrainingImages`).
+        let pretrainingImages = (splits.train + (splits.validation ?? []) + splits.unlabeled).map { s -> Sample in
+            var s = s; s.mask = nil; s.original = nil; return s
+        }
         try fm.createDirectory(atPath: settings.out + "/runs", withIntermediateDirectories: true)
         // A study folder belongs to one set of settings: refuse to mix results.
         let settingsPath = settings.out + "/study.json"
@@ -91,8 +106,10 @@ public final class Study {
                 var pc = PretrainConfig(data: settings.data, out: "\(settings.out)/runs/pretrain-s\(seed)")
                 pc.epochs = settings.pretrainEpochs; pc.batch = settings.batch; pc.size = settings.size
                 pc.width = settings.width; pc.projector = settings.projector; pc.seed = UInt64(seed); pc.device = settings.device
+                pc.format = settings.format; pc.modalities = settings.modalities; pc.splitSeed = settings.splitSeed
+                pc.splitFile = settings.out + "/split.json"
                 progress.line("study: pre-training the Barlow Twins encoder for seed \(seed)")
-                let pre = try Pretrainer(config: pc, backend: backend)
+                let pre = try Pretrainer(config: pc, backend: backend, images: pretrainingImages)
                 pre.progress = progress
                 try pre.run()
                 if interruptRequested != 0 { throw RefineSegError.invalidArgument("interrupted; run the same command again to resume") }
@@ -111,7 +128,10 @@ public final class Study {
                     config.width = settings.width; config.lr = settings.lr; config.seed = UInt64(seed)
                     config.lacWeight = variant.usesLAC ? 0.1 : 0; config.device = settings.device
                     config.initEncoder = variant.usesPretraining ? encoderPath : nil
-                    let split = try TrainingSplit(folder: folder, labelFraction: fraction, seed: UInt64(seed))
+                    config.format = spec.format.rawValue; config.modalities = settings.modalities
+                    config.splitSeed = settings.splitSeed; config.splitFile = settings.out + "/split.json"
+                    let split = try TrainingSplit(train: splits.train, validation: splits.validation, labelFraction: fraction,
+                                                  seed: UInt64(seed), source: settings.data)
                     config.batch = min(settings.batch, split.labelled.count)
                     progress.line("study: \(variant.rawValue) at \(Int(fraction * 100)) % labels, seed \(seed) (\(split.labelled.count) labelled)")
                     let trainer = try Trainer(config: config, backend: backend, split: split)

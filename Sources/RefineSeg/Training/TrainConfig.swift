@@ -4,6 +4,12 @@ import Foundation
 public struct TrainConfig: Codable, Equatable {
     public var data: String
     public var format: String = "folder"
+    /// BraTS modalities used as channels (nil: all four).
+    public var modalities: [String]?
+    /// Seed of the test split made for datasets without one (nil: 0).
+    public var splitSeed: UInt64?
+    /// The split.json to read or write (nil: RUN/split.json).
+    public var splitFile: String?
     public var out: String
     public var labelFraction: Double = 1.0
     public var initEncoder: String?
@@ -33,6 +39,12 @@ public struct TrainConfig: Codable, Equatable {
         guard weightDecay.isFinite, weightDecay >= 0 else { throw bad("--weight-decay must be finite and ≥ 0 (got \(weightDecay))") }
         guard lacWeight.isFinite, lacWeight >= 0 else { throw bad("--lac-weight must be finite and ≥ 0 (got \(lacWeight))") }
         guard warmupEpochs >= 0 else { throw bad("--warmup-epochs must be ≥ 0 (got \(warmupEpochs))") }
+        _ = try datasetSpec()
+    }
+
+    /// How to read `data` (format, modalities, working size, split seed).
+    public func datasetSpec() throws -> DatasetSpec {
+        DatasetSpec(format: try DatasetFormat(parsing: format), modalities: modalities, size: size, splitSeed: splitSeed ?? 0)
     }
 }
 

@@ -38,7 +38,7 @@ public final class Trainer {
         try config.validate()
         self.config = config
         self.backend = backend
-        let s = try split ?? TrainingSplit(folder: try DatasetFolder(config.data), labelFraction: config.labelFraction, seed: config.seed)
+        let s = try split ?? TrainingSplit(config: config)
         self.split = s
         guard let channels = s.labelled.first?.channels else {
             throw RefineSegError.io(file: config.data, message: "no labelled training images")
@@ -185,7 +185,7 @@ public final class Trainer {
         var metrics = MetricAccumulator()
         for s in split.validation {
             guard let mask = s.mask else { continue }
-            try metrics.add(name: s.name, probabilities: try predictor.probabilities(s), label: mask, width: s.width, height: s.height)
+            try score(s, mask: mask, predictor: predictor, into: &metrics)
         }
         return metrics.summary().dice
     }
@@ -209,5 +209,21 @@ public final class Trainer {
 
     func saveLast() throws {
         try Checkpoint.save(model, extra: optimizer.stateTensors(), metadata: checkpointMetadata(), to: lastPath)
+    }
+}
+
+extension TrainingSplit {
+    /// The split of a run: `config.data` read in `config.format`; a made test split is read from
+    /// or written to `config.splitFile` (default RUN/split.json), and kept in RUN/split.json.
+    public init(config: TrainConfig) throws {
+        let runSplit = config.out + "/split.json"
+        let file = config.splitFile ?? runSplit
+        let splits = try loadSplits(path: config.data, spec: try config.datasetSpec(), parts: [.train, .val], splitFile: file)
+        if file != runSplit, FileManager.default.fileExists(atPath: file), !FileManager.default.fileExists(atPath: runSplit) {
+            try FileManager.default.createDirectory(atPath: config.out, withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: file, toPath: runSplit)
+        }
+        try self.init(train: splits.train, validation: splits.validation, labelFraction: config.labelFraction,
+                      seed: config.seed, source: config.data)
     }
 }
