@@ -4,7 +4,7 @@ import XCTest
 
 /// Small fixture copies of the public datasets' layouts, with their real naming, bit depths and
 /// NIfTI headers (int16 modalities, uint8 segmentations, gzip'd and big-endian files).
-enum Fixtures {
+enum FormatFixtures {
     /// A disc image: (value inside, value outside) per channel, plus a little seeded noise.
     static func disc(width: Int, height: Int, channels: Int, cx: Int, cy: Int, r: Int, rng: inout SeededRandom,
                      inside: [UInt16], outside: [UInt16]) -> (RawImage, [UInt16]) {
@@ -171,7 +171,7 @@ final class DatasetFormatsTests: XCTestCase {
 
     func testKDSB18MergesNucleusMasksAndReducesToGrey() throws {
         let root = try temporaryDirectory("kdsb").path
-        let ids = try Fixtures.kdsb18(root)
+        let ids = try FormatFixtures.kdsb18(root)
         let splits = try loadSplits(path: root, spec: DatasetSpec(format: .kdsb18), splitFile: root + "/split.json")
         XCTAssertEqual(splits.train.count + splits.test.count, ids.count)
         XCTAssertNil(splits.validation)
@@ -192,7 +192,7 @@ final class DatasetFormatsTests: XCTestCase {
 
     func testKDSB18TrainsAndEvaluates() throws {
         let root = try temporaryDirectory("kdsb").path
-        _ = try Fixtures.kdsb18(root)
+        _ = try FormatFixtures.kdsb18(root)
         let (config, test, _) = try trainAndEvaluate(root + "/stage1_train", format: .kdsb18)
         let record = try splitRecord(config.out + "/split.json")
         XCTAssertEqual(record.test.sorted(), test.map(\.name).sorted())
@@ -202,7 +202,7 @@ final class DatasetFormatsTests: XCTestCase {
 
     func testBUSIMergesMasksKeepsClassAndStratifies() throws {
         let root = try temporaryDirectory("busi").path
-        try Fixtures.busi(root, perClass: 5)
+        try FormatFixtures.busi(root, perClass: 5)
         let splits = try loadSplits(path: root, spec: DatasetSpec(format: .busi, size: 32), splitFile: root + "/split.json")
         let all = splits.train + splits.test
         XCTAssertEqual(all.count, 15)
@@ -224,7 +224,7 @@ final class DatasetFormatsTests: XCTestCase {
 
     func testBUSITrainsAndEvaluatesAtTheOriginalSize() throws {
         let root = try temporaryDirectory("busi").path
-        try Fixtures.busi(root)
+        try FormatFixtures.busi(root)
         let (_, test, metrics) = try trainAndEvaluate(root, format: .busi)
         for (s, row) in zip(test, metrics.rows) {
             let o = try XCTUnwrap(s.original)
@@ -237,7 +237,7 @@ final class DatasetFormatsTests: XCTestCase {
 
     func testISICUsesOfficialValidationAndTest() throws {
         let root = try temporaryDirectory("isic").path
-        try Fixtures.isic(root)
+        try FormatFixtures.isic(root)
         let splits = try loadSplits(path: root, spec: DatasetSpec(format: .isic2018, size: 32), splitFile: root + "/split.json")
         XCTAssertEqual(splits.train.count, 8)
         XCTAssertEqual(splits.validation?.count, 2)
@@ -248,7 +248,7 @@ final class DatasetFormatsTests: XCTestCase {
 
     func testISICWithoutTestGroundTruthMakesASplitAndReusesIt() throws {
         let root = try temporaryDirectory("isic").path
-        try Fixtures.isic(root, train: 10, test: false)
+        try FormatFixtures.isic(root, train: 10, test: false)
         let file = root + "/out/split.json"
         let first = try loadSplits(path: root, spec: DatasetSpec(format: .isic2018, size: 32, splitSeed: 7), parts: [.test], splitFile: file)
         XCTAssertEqual(first.test.count, 2)
@@ -260,7 +260,7 @@ final class DatasetFormatsTests: XCTestCase {
 
     func testISICTrainsAndEvaluates() throws {
         let root = try temporaryDirectory("isic").path
-        try Fixtures.isic(root)
+        try FormatFixtures.isic(root)
         let (_, test, metrics) = try trainAndEvaluate(root, format: .isic2018)
         XCTAssertEqual(test.count, 3)
         for (s, row) in zip(test, metrics.rows) {
@@ -273,7 +273,7 @@ final class DatasetFormatsTests: XCTestCase {
 
     func testBraTSReadsGzipAndBigEndianVolumesAsSlicesPerCase() throws {
         let root = try temporaryDirectory("brats").path
-        let ids = try Fixtures.brats(root)
+        let ids = try FormatFixtures.brats(root)
         let splits = try loadSplits(path: root, spec: DatasetSpec(format: .brats2018), splitFile: root + "/split.json")
         let all = splits.train + splits.test
         // Slices 0 and 5 have no brain: 4 slices per case.
@@ -299,7 +299,7 @@ final class DatasetFormatsTests: XCTestCase {
 
     func testBraTSModalitySubsetPicksChannelsInOrder() throws {
         let root = try temporaryDirectory("brats").path
-        let ids = try Fixtures.brats(root, cases: 3)
+        let ids = try FormatFixtures.brats(root, cases: 3)
         let subset = try BraTS2018Source(path: root, modalities: ["t2", "flair"])
         let allFour = try BraTS2018Source(path: root, modalities: nil)
         let entry = try allFour.entries().first { $0.id == ids[0] }!
@@ -314,7 +314,7 @@ final class DatasetFormatsTests: XCTestCase {
 
     func testBraTSTrainsAndEvaluatesByCase() throws {
         let root = try temporaryDirectory("brats").path
-        _ = try Fixtures.brats(root, cases: 8)
+        _ = try FormatFixtures.brats(root, cases: 8)
         let (config, test, _) = try trainAndEvaluate(root, format: .brats2018, modalities: ["flair", "t2"])
         let record = try splitRecord(config.out + "/split.json")
         XCTAssertEqual(Set(test.map(\.groupID)), Set(record.test))
@@ -330,7 +330,7 @@ final class DatasetFormatsTests: XCTestCase {
     /// Pre-training reads the same layouts and never sees the made test split.
     func testPretrainingImagesExcludeTheMadeTestSplit() throws {
         let root = try temporaryDirectory("busi").path
-        try Fixtures.busi(root, perClass: 5)
+        try FormatFixtures.busi(root, perClass: 5)
         let out = try temporaryDirectory("pre").path
         let images = try Pretrainer.pretrainingImages(path: root, spec: DatasetSpec(format: .busi, size: 32), splitFile: out + "/split.json")
         let record = try splitRecord(out + "/split.json")
@@ -341,7 +341,7 @@ final class DatasetFormatsTests: XCTestCase {
     /// The study reads a format, keeps its split in OUT/split.json and evaluates on its test part.
     func testStudyRunsOnAFormat() throws {
         let root = try temporaryDirectory("busi").path
-        try Fixtures.busi(root, perClass: 4)
+        try FormatFixtures.busi(root, perClass: 4)
         var settings = StudySettings(data: root, out: try temporaryDirectory("study").path)
         settings.format = "busi"; settings.fractions = [1.0]; settings.seeds = 1; settings.epochs = 1
         settings.pretrainEpochs = 1; settings.batch = 2; settings.size = 32; settings.width = 4; settings.projector = 8
@@ -370,25 +370,25 @@ final class DatasetFormatsTests: XCTestCase {
     func testBadLayoutsGiveOneLineErrorsNamingTheFile() throws {
         // KDSB18 case without its masks folder.
         let kdsb = try temporaryDirectory("kdsb").path
-        let ids = try Fixtures.kdsb18(kdsb, count: 3)
+        let ids = try FormatFixtures.kdsb18(kdsb, count: 3)
         try FileManager.default.removeItem(atPath: "\(kdsb)/stage1_train/\(ids[1])/masks")
         assertOneLineError(try loadSplits(path: kdsb, spec: DatasetSpec(format: .kdsb18)), mentions: [ids[1], "masks"])
 
         // BUSI image without a mask.
         let busi = try temporaryDirectory("busi").path
-        try Fixtures.busi(busi, perClass: 2)
+        try FormatFixtures.busi(busi, perClass: 2)
         try FileManager.default.removeItem(atPath: "\(busi)/Dataset_BUSI_with_GT/malignant/malignant (2)_mask.png")
         assertOneLineError(try loadSplits(path: busi, spec: DatasetSpec(format: .busi)), mentions: ["malignant (2).png", "without a mask"])
 
         // ISIC image whose ground truth is missing.
         let isic = try temporaryDirectory("isic").path
-        try Fixtures.isic(isic, train: 3, test: false)
+        try FormatFixtures.isic(isic, train: 3, test: false)
         try FileManager.default.removeItem(atPath: "\(isic)/ISIC2018_Task1_Training_GroundTruth/ISIC_0000001_segmentation.png")
         assertOneLineError(try loadSplits(path: isic, spec: DatasetSpec(format: .isic2018)), mentions: ["ISIC_0000001.jpg", "ground truth missing"])
 
         // BraTS case missing a modality; then modalities of differing shapes.
         let brats = try temporaryDirectory("brats").path
-        let cases = try Fixtures.brats(brats, cases: 3)
+        let cases = try FormatFixtures.brats(brats, cases: 3)
         let caseDir = "\(brats)/MICCAI_BraTS_2018_Data_Training/HGG/\(cases[2])"
         try FileManager.default.removeItem(atPath: "\(caseDir)/\(cases[2])_t1ce.nii.gz")
         assertOneLineError(try loadSplits(path: brats, spec: DatasetSpec(format: .brats2018)), mentions: [cases[2], "t1ce"])
@@ -406,7 +406,7 @@ final class DatasetFormatsCLITests: XCTestCase {
     /// run's size beside the model, and bad options are refused before any work.
     func testTrainAndEvaluateWithFormatOnTheCommandLine() throws {
         let root = try temporaryDirectory("cli-brats").path
-        _ = try Fixtures.brats(root, cases: 6)
+        _ = try FormatFixtures.brats(root, cases: 6)
         let run = try temporaryDirectory("cli-run").path
         let device = (try? CLBackend(device: nil)) == nil ? ["--device", "cpu"] : []
         let env = ["POCL_CACHE_DIR": NSHomeDirectory() + "/.cache/refineseg/pocl"]
