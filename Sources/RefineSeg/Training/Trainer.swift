@@ -224,6 +224,6 @@ extension TrainingSplit {
             try FileManager.default.copyItem(atPath: file, toPath: runSplit)
         }
         try self.init(train: splits.train, validation: splits.validation, labelFraction: config.labelFraction,
-                      seed: config.seed, source: config.data)
+                      seed: config.seed, source: config.format == DatasetFormat.folder.rawValue ? config.data + "/train" : config.data)
     }
 }
