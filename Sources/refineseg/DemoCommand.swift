@@ -9,14 +9,16 @@ struct DemoCommand: ParsableCommand {
 
     @Option(help: "Sample dataset folder.") var data: String = "data/sample"
     @Option(help: "Output folder.") var out: String = "demo-out"
-    @Option(help: "Epochs at 100 % labels (20 % runs 5× as many epochs, so both take a similar number of steps).") var epochs: Int = 30
+    @Option(help: "Epochs at 100 % labels (20 % runs 5× as many epochs, so both take a similar number of steps).") var epochs: Int = 40
+    @Option(help: "Training crop size (the 128×128 sample tiles are cropped; evaluation and annotation use whole images).") var size: Int = 64
+    @Option(help: "Peak learning rate.") var lr: Double = 3e-3
     @Option(help: "Base width of the network.") var width: Int = 16
     @Option(help: "Random seed.") var seed: UInt64 = 0
     @OptionGroup var deviceOptions: DeviceOptions
 
     func validate() throws {
         var probe = TrainConfig(data: data, out: out)
-        probe.epochs = epochs; probe.width = width
+        probe.epochs = epochs; probe.width = width; probe.size = size; probe.lr = lr
         do { try probe.validate() } catch { throw ValidationError("\(error)") }
     }
 
@@ -31,7 +33,7 @@ struct DemoCommand: ParsableCommand {
             for (fraction, name, runEpochs) in [(0.2, "labels-20", epochs * 5), (1.0, "labels-100", epochs)] {
                 var config = TrainConfig(data: data, out: "\(out)/\(name)")
                 config.labelFraction = fraction; config.epochs = runEpochs; config.batch = 8
-                config.width = width; config.seed = seed; config.warmupEpochs = max(1, runEpochs / 15)
+                config.width = width; config.size = size; config.lr = lr; config.seed = seed; config.warmupEpochs = max(1, runEpochs / 15)
                 config.device = deviceOptions.index
                 var split = try TrainingSplit(folder: try DatasetFolder(data), labelFraction: fraction, seed: seed)
                 config.batch = min(config.batch, split.labelled.count)

@@ -65,6 +65,9 @@ extension CLBackend: ConvOps {
         return "-DKH=\(g.kh) -DKW=\(g.kw) -DSH=\(p.strideH) -DSW=\(p.strideW) -DPH=\(p.padH) -DPW=\(p.padW) -DDH=\(p.dilationH) -DDW=\(p.dilationW)"
     }
 
+    /// Tuning is on by default on GPUs only (see `CLTuner`).
+    private var tunesByDefault: Bool { ctx.info.type == "GPU" || ctx.info.type == "ACCELERATOR" }
+
     private func tuningKey(_ pass: ConvPass, _ g: Conv2DGeometry, variant: String) -> String {
         "\(ctx.info.name)|\(ctx.info.driverVersion)|\(variant)|\(pass.rawValue)|\(g)"
     }
@@ -118,7 +121,8 @@ extension CLBackend: ConvOps {
             }
         }
         let pass: ConvPass = backwardData ? .backwardData : .forward
-        let config = try CLTuner.shared.choose(key: tuningKey(pass, g, variant: variant), candidates: candidates) { c in
+        let config = try CLTuner.shared.choose(key: tuningKey(pass, g, variant: variant), candidates: candidates,
+                                               deviceDefault: tunesByDefault) { c in
             try timeDevice { try launch(c) }
         }
         try launch(config)
@@ -162,7 +166,8 @@ extension CLBackend: ConvOps {
                     [.tensor(partial), .tensor(dw), .int(g.cout), .int(g.cin), .int(ciTiles * c.tn), .int(mp), .int(taps), .int(splits)],
                     global: [g.cout * g.cin * taps])
         }
-        let config = try CLTuner.shared.choose(key: tuningKey(.backwardWeights, g, variant: "reg"), candidates: candidates) { c in
+        let config = try CLTuner.shared.choose(key: tuningKey(.backwardWeights, g, variant: "reg"), candidates: candidates,
+                                               deviceDefault: tunesByDefault) { c in
             try timeDevice { try launch(c) }
         }
         try launch(config)

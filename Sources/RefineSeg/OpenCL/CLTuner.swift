@@ -24,13 +24,20 @@ struct ConvKernelConfig: Codable, Hashable, Sendable, CustomStringConvertible {
 /// (`$XDG_CACHE_HOME/refineseg/tuning.json` or `~/.cache/refineseg/tuning.json`).
 ///
 /// Deterministic given its cache: a cached entry is always used as it is. `REFINESEG_TUNE=0`
-/// turns tuning off (the first candidate, the default, is used and nothing is written).
+/// turns tuning off (the first candidate, the default, is used and nothing is written),
+/// `REFINESEG_TUNE=1` turns it on everywhere. Without the variable it is on for GPUs and off
+/// for CPU devices: on PoCL every candidate is one more kernel build (about a second each, some
+/// 160 s for a first DFR-UNet training run on the 2-core machine) for a step 2.5 % faster
+/// (BENCHMARKS.md, "Variants and the tuner").
 /// Candidates only change tile shapes and the backward-weight split count, so outputs change
 /// at most by float summation order (within the op cases' tolerances).
 final class CLTuner: @unchecked Sendable {
     static let shared = CLTuner()
 
-    let enabled: Bool
+    /// REFINESEG_TUNE: true for "1", false for "0", nil (the device decides) otherwise.
+    let setting: Bool?
+    /// Whether tuning is on where the device has no say (`choose(deviceDefault:)` true).
+    var enabled: Bool { setting ?? true }
     let path: String
     private let lock = NSLock()
     private var entries: [String: ConvKernelConfig]
@@ -42,7 +49,11 @@ final class CLTuner: @unchecked Sendable {
     var lastChosen: String { lock.lock(); defer { lock.unlock() }; return last }
 
     init(environment: [String: String] = ProcessInfo.processInfo.environment) {
-        enabled = environment["REFINESEG_TUNE"] != "0"
+        switch environment["REFINESEG_TUNE"] {
+        case "0"?: setting = false
+        case "1"?: setting = true
+        default: setting = nil
+        }
         let base = environment["XDG_CACHE_HOME"].flatMap { $0.isEmpty ? nil : $0 }
             ?? (NSHomeDirectory() + "/.cache")
         path = base + "/refineseg/tuning.json"
@@ -50,15 +61,16 @@ final class CLTuner: @unchecked Sendable {
                                              from: Data(contentsOf: URL(fileURLWithPath: path)))) ?? [:]
     }
 
-    /// The configuration for `key`: cached, else (when enabled) the fastest candidate by
-    /// `measure` (device milliseconds), else `candidates[0]`.
-    func choose(key: String, candidates: [ConvKernelConfig], measure: (ConvKernelConfig) throws -> Double) throws -> ConvKernelConfig {
+    /// The configuration for `key`: cached, else (when tuning is on: REFINESEG_TUNE, else
+    /// `deviceDefault`) the fastest candidate by `measure` (device milliseconds), else `candidates[0]`.
+    func choose(key: String, candidates: [ConvKernelConfig], deviceDefault: Bool = true,
+                measure: (ConvKernelConfig) throws -> Double) throws -> ConvKernelConfig {
         precondition(!candidates.isEmpty, "CLTuner.choose: no candidates for \(key)")
         lock.lock()
         let known = decided[key] ?? entries[key]
         lock.unlock()
         if let known { return remember(known) }
-        guard enabled, candidates.count > 1 else { return remember(candidates[0]) }
+        guard setting ?? deviceDefault, candidates.count > 1 else { return remember(candidates[0]) }
         var best = candidates[0], bestTime = Double.infinity
         for c in candidates {
             let t = try measure(c)
