@@ -55,6 +55,8 @@ struct StudyCommand: ParsableCommand {
     @Option(help: "Crop size.") var size: Int = 128
     @Option(help: "Base width.") var width: Int = 16
     @Option(help: "Projector dimension for pre-training.") var projector: Int = 256
+    @Option(help: "Peak learning rate of the training runs.") var lr: Double = 2e-3
+    @Flag(help: "Train each fraction for epochs / fraction epochs, so every run takes about as many steps as the 100 % run.") var equalSteps = false
     @OptionGroup var dataOptions: DataOptions
     @OptionGroup var deviceOptions: DeviceOptions
 
@@ -72,6 +74,7 @@ struct StudyCommand: ParsableCommand {
             settings.fractions = parsed.compactMap { $0 }; settings.seeds = seeds; settings.epochs = epochs
             settings.pretrainEpochs = pretrainEpochs; settings.batch = batch; settings.size = size
             settings.width = width; settings.projector = projector; settings.device = deviceOptions.index
+            settings.lr = lr; settings.equalSteps = equalSteps ? true : nil
             settings.format = dataOptions.formatName; settings.modalities = dataOptions.modalityList
             settings.splitSeed = dataOptions.splitSeed
             let backend = try deviceOptions.open()

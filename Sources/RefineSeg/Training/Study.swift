@@ -19,6 +19,14 @@ public struct StudySettings: Codable, Equatable {
     public var format: String?
     public var modalities: [String]?
     public var splitSeed: UInt64?
+    /// Scale each run's epochs by 1 / fraction, so every fraction gets about as many optimiser
+    /// steps as the 100 % run (nil: false, every run trains `epochs` epochs).
+    public var equalSteps: Bool?
+
+    /// Epochs of a run at `fraction`.
+    public func epochs(at fraction: Double) -> Int {
+        equalSteps == true ? Int((Double(epochs) / fraction).rounded(.up)) : epochs
+    }
 
     public init(data: String, out: String) { self.data = data; self.out = out }
 
@@ -124,7 +132,7 @@ public final class Study {
                     }
                     try? fm.removeItem(atPath: dir)        // an unfinished run starts over
                     var config = TrainConfig(data: settings.data, out: dir)
-                    config.labelFraction = fraction; config.epochs = settings.epochs; config.size = settings.size
+                    config.labelFraction = fraction; config.epochs = settings.epochs(at: fraction); config.size = settings.size
                     config.width = settings.width; config.lr = settings.lr; config.seed = UInt64(seed)
                     config.lacWeight = variant.usesLAC ? 0.1 : 0; config.device = settings.device
                     config.initEncoder = variant.usesPretraining ? encoderPath : nil
@@ -171,7 +179,9 @@ public final class Study {
     }
 
     func summaryMarkdown(_ results: [StudyResult]) -> String {
-        var text = "# Label-fraction study\n\nData: `\(settings.data)`, \(settings.seeds) seed(s), \(settings.epochs) epochs per run, "
+        var text = "# Label-fraction study\n\nData: `\(settings.data)`, \(settings.seeds) seed(s), "
+        text += settings.equalSteps == true ? "\(settings.epochs) epochs at 100 % labels and epochs / fraction below (equal steps), " : "\(settings.epochs) epochs per run, "
+        text += "crop \(settings.size), batch \(settings.batch), lr \(settings.lr), "
         text += "Barlow Twins pre-training \(settings.pretrainEpochs) epochs, width \(settings.width). Test split metrics, mean ± std over seeds.\n\n"
         text += "| labels | variant | precision | Dice | mIoU | FDR | FP components |\n|---|---|---|---|---|---|---|\n"
         for f in settings.fractions {
