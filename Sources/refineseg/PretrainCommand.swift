@@ -56,7 +56,7 @@ struct StudyCommand: ParsableCommand {
     @Option(help: "Base width.") var width: Int = 16
     @Option(help: "Projector dimension for pre-training.") var projector: Int = 256
     @Option(help: "Peak learning rate of the training runs.") var lr: Double = 2e-3
-    @Flag(help: "Train each fraction for epochs / fraction epochs, so every run takes about as many steps as the 100 % run.") var equalSteps = false
+    @Flag(help: "Each epoch at fraction f passes over its labelled images round(1/f) times, so every run takes about as many steps (same batch) as the 100 % run.") var equalSteps = false
     @OptionGroup var dataOptions: DataOptions
     @OptionGroup var deviceOptions: DeviceOptions
 

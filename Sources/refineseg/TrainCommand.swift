@@ -10,6 +10,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Dataset folder (train/images, train/masks, test/…, optional val/…).") var data: String?
     @Option(help: "Run folder to write.") var out: String?
     @Option(help: "Fraction of the labelled training images whose masks are used, in (0, 1].") var labelFraction: Double = 1.0
+    @Option(name: .customLong("repeat"), help: "Passes over the labelled images per epoch (with few labels, e.g. 5 at 20 %, so an epoch is as long as with all of them).") var repeats: Int = 1
     @Option(name: .customLong("init"), help: "Encoder checkpoint from `refineseg pretrain` to start from.") var initEncoder: String?
     @Option(help: "Epochs.") var epochs: Int = 40
     @Option(help: "Batch size.") var batch: Int = 8
@@ -41,7 +42,7 @@ struct TrainCommand: ParsableCommand {
                 FileHandle.standardError.write("resuming \(resume) after epoch \(trainer.epoch) on \(backend.name)\n".data(using: .utf8)!)
             } else if let data, let out {
                 var config = TrainConfig(data: data, out: out)
-                config.labelFraction = labelFraction; config.initEncoder = initEncoder; config.epochs = epochs
+                config.labelFraction = labelFraction; config.repeats = repeats == 1 ? nil : repeats; config.initEncoder = initEncoder; config.epochs = epochs
                 config.batch = batch; config.size = size; config.width = width; config.lr = lr
                 config.lacWeight = lacWeight; config.seed = seed; config.device = deviceOptions.index
                 config.format = dataOptions.formatName; config.modalities = dataOptions.modalityList

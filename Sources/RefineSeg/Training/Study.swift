@@ -19,13 +19,14 @@ public struct StudySettings: Codable, Equatable {
     public var format: String?
     public var modalities: [String]?
     public var splitSeed: UInt64?
-    /// Scale each run's epochs by 1 / fraction, so every fraction gets about as many optimiser
-    /// steps as the 100 % run (nil: false, every run trains `epochs` epochs).
+    /// Each epoch at fraction f passes over its labelled images round(1 / f) times, so every
+    /// fraction trains about as many steps, with the same batch, as the 100 % run
+    /// (nil: false, one pass per epoch).
     public var equalSteps: Bool?
 
-    /// Epochs of a run at `fraction`.
-    public func epochs(at fraction: Double) -> Int {
-        equalSteps == true ? Int((Double(epochs) / fraction).rounded(.up)) : epochs
+    /// Passes per epoch of a run at `fraction`.
+    public func repeats(at fraction: Double) -> Int {
+        equalSteps == true ? max(1, Int((1 / fraction).rounded())) : 1
     }
 
     public init(data: String, out: String) { self.data = data; self.out = out }
@@ -132,7 +133,7 @@ public final class Study {
                     }
                     try? fm.removeItem(atPath: dir)        // an unfinished run starts over
                     var config = TrainConfig(data: settings.data, out: dir)
-                    config.labelFraction = fraction; config.epochs = settings.epochs(at: fraction); config.size = settings.size
+                    config.labelFraction = fraction; config.epochs = settings.epochs; config.repeats = settings.repeats(at: fraction); config.size = settings.size
                     config.width = settings.width; config.lr = settings.lr; config.seed = UInt64(seed)
                     config.lacWeight = variant.usesLAC ? 0.1 : 0; config.device = settings.device
                     config.initEncoder = variant.usesPretraining ? encoderPath : nil
@@ -140,7 +141,7 @@ public final class Study {
                     config.splitSeed = settings.splitSeed; config.splitFile = settings.out + "/split.json"
                     let split = try TrainingSplit(train: splits.train, validation: splits.validation, labelFraction: fraction,
                                                   seed: UInt64(seed), source: settings.data)
-                    config.batch = min(settings.batch, split.labelled.count)
+                    config.batch = min(settings.batch, config.imagesPerEpoch(labelled: split.labelled.count))
                     progress.line("study: \(variant.rawValue) at \(Int(fraction * 100)) % labels, seed \(seed) (\(split.labelled.count) labelled)")
                     let trainer = try Trainer(config: config, backend: backend, split: split)
                     trainer.progress = progress
@@ -180,7 +181,7 @@ public final class Study {
 
     func summaryMarkdown(_ results: [StudyResult]) -> String {
         var text = "# Label-fraction study\n\nData: `\(settings.data)`, \(settings.seeds) seed(s), "
-        text += settings.equalSteps == true ? "\(settings.epochs) epochs at 100 % labels and epochs / fraction below (equal steps), " : "\(settings.epochs) epochs per run, "
+        text += settings.equalSteps == true ? "\(settings.epochs) epochs (an epoch at fraction f passes over its labels round(1/f) times: equal steps), " : "\(settings.epochs) epochs per run, "
         text += "crop \(settings.size), batch \(settings.batch), lr \(settings.lr), "
         text += "Barlow Twins pre-training \(settings.pretrainEpochs) epochs, width \(settings.width). Test split metrics, mean ± std over seeds.\n\n"
         text += "| labels | variant | precision | Dice | mIoU | FDR | FP components |\n|---|---|---|---|---|---|---|\n"

@@ -20,6 +20,11 @@ public struct TrainConfig: Codable, Equatable {
     public var lr: Double = 2e-3
     public var weightDecay: Double = 1e-4
     public var warmupEpochs: Int = 2
+    /// Passes over the labelled images per epoch (nil: 1). With few labels, R passes per epoch
+    /// keep the steps between validations and checkpoints (and the batch) as with R× the labels.
+    public var repeats: Int?
+    /// Images one epoch draws from `labelled` labelled images.
+    public func imagesPerEpoch(labelled: Int) -> Int { labelled * (repeats ?? 1) }
     public var seed: UInt64 = 0
     /// Weight β of the lesion-aware contrastive loss (MODEL.md: 0.1; 0 turns it off).
     public var lacWeight: Double = 0.1
@@ -38,6 +43,7 @@ public struct TrainConfig: Codable, Equatable {
         guard lr.isFinite, lr > 0 else { throw bad("--lr must be a finite positive number (got \(lr))") }
         guard weightDecay.isFinite, weightDecay >= 0 else { throw bad("--weight-decay must be finite and ≥ 0 (got \(weightDecay))") }
         guard lacWeight.isFinite, lacWeight >= 0 else { throw bad("--lac-weight must be finite and ≥ 0 (got \(lacWeight))") }
+        guard (repeats ?? 1) >= 1 else { throw bad("--repeat must be at least 1 (got \(repeats ?? 1))") }
         guard warmupEpochs >= 0 else { throw bad("--warmup-epochs must be ≥ 0 (got \(warmupEpochs))") }
         _ = try datasetSpec()
     }

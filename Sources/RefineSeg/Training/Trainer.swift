@@ -43,8 +43,9 @@ public final class Trainer {
         guard let channels = s.labelled.first?.channels else {
             throw RefineSegError.io(file: config.data, message: "no labelled training images")
         }
-        guard config.batch <= s.labelled.count else {
-            throw RefineSegError.invalidArgument("--batch \(config.batch) is larger than the \(s.labelled.count) labelled training image(s) at --label-fraction \(config.labelFraction)")
+        guard config.batch <= config.imagesPerEpoch(labelled: s.labelled.count) else {
+            throw RefineSegError.invalidArgument("--batch \(config.batch) is larger than the \(s.labelled.count) labelled training image(s) at --label-fraction \(config.labelFraction)"
+                                                 + ((config.repeats ?? 1) > 1 ? " × --repeat \(config.repeats ?? 1)" : ""))
         }
         model = try DFRUNet(backend, config: ModelConfig(inChannels: channels, width: config.width), seed: config.seed)
         optimizer = try AdamW(model.trainableParameters(), backend: backend, weightDecay: Float(config.weightDecay))
@@ -83,7 +84,7 @@ public final class Trainer {
         }
     }
 
-    var stepsPerEpoch: Int { (split.labelled.count + config.batch - 1) / config.batch }
+    var stepsPerEpoch: Int { (config.imagesPerEpoch(labelled: split.labelled.count) + config.batch - 1) / config.batch }
 
     /// Learning rate at a global step: linear warm-up, then cosine decay to 1 % of the base.
     func learningRate(at step: Int) throws -> Float {
@@ -108,7 +109,7 @@ public final class Trainer {
         let stepsAtStart = step
         while epoch < config.epochs {
             let epochStart = Date()
-            let loader = BatchLoader(samples: split.labelled, batchSize: config.batch, size: config.size,
+            let loader = BatchLoader(samples: Array(repeatElement(split.labelled, count: config.repeats ?? 1).joined()), batchSize: config.batch, size: config.size,
                                      seed: config.seed &+ UInt64(epoch) &* 0x9E37_79B9)
             let lossSum = try backend.zeros([1])
             var images = 0, batches = 0
