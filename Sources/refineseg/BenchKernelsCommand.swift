@@ -98,7 +98,7 @@ struct BenchKernelsCommand: ParsableCommand {
             }
             if let json {
                 let report = KernelBenchReport(device: backend.info, driver: backend.info.driverVersion,
-                                               git_commit: KernelBench.gitCommit(), environment: KernelBench.environment(),
+                                               git_commit: gitCommit(), environment: KernelBench.environment(),
                                                command: CommandLine.arguments.joined(separator: " "), results: results)
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

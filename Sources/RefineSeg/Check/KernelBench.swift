@@ -144,21 +144,6 @@ public enum KernelBench {
         return p
     }
 
-    /// `git rev-parse HEAD` in the current folder, or "unknown".
-    public static func gitCommit() -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["git", "rev-parse", "HEAD"]
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        do { try process.run() } catch { return "unknown" }
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        return process.terminationStatus == 0 && !text.isEmpty ? text : "unknown"
-    }
-
     /// POCL_* and REFINESEG_* variables, the host name and the CPU count.
     public static func environment() -> [String: String] {
         var env = ProcessInfo.processInfo.environment.filter { $0.key.hasPrefix("POCL_") || $0.key.hasPrefix("REFINESEG_") }
