@@ -28,6 +28,8 @@ struct Conv2DGeometry: Hashable, CustomStringConvertible {
     var inputShape: Shape { [n, cin, h, w] }
     var weightShape: Shape { [cout, cin, kh, kw] }
     var outputShape: Shape { [n, cout, oh, ow] }
+    /// 2·N·Cout·OH·OW·Cin·KH·KW: the FLOPs of the forward pass, and of each backward pass.
+    var flops: Double { 2 * Double(n * oh * ow) * Double(cout * cin * kh * kw) }
     /// Multiply-adds of one pass (forward, backward-data and backward-weight each do this many).
     var macs: Int { n * cout * oh * ow * cin * kh * kw }
 

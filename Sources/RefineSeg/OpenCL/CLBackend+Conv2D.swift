@@ -114,10 +114,10 @@ extension CLBackend: ConvOps {
                 let rtsm = c.tsm / c.wptm, rtsn = c.tsn / c.wptn
                 try run("conv2d_igemm_lmem", file: "conv2d",
                         options: geometry + " -DTSM=\(c.tsm) -DTSN=\(c.tsn) -DTSK=\(c.tsk) -DWPTM=\(c.wptm) -DWPTN=\(c.wptn)",
-                        args, global: [(m + c.tsm - 1) / c.tsm * rtsm, (pixels + c.tsn - 1) / c.tsn * rtsn], local: [rtsm, rtsn])
+                        args, global: [(m + c.tsm - 1) / c.tsm * rtsm, (pixels + c.tsn - 1) / c.tsn * rtsn], local: [rtsm, rtsn], flops: g.flops)
             } else {
                 try run("conv2d_igemm_reg", file: "conv2d", options: geometry + " -DTM=\(c.tm) -DTN=\(c.tn)",
-                        args, global: [(pixels + c.tn - 1) / c.tn, (m + c.tm - 1) / c.tm])
+                        args, global: [(pixels + c.tn - 1) / c.tn, (m + c.tm - 1) / c.tm], flops: g.flops)
             }
         }
         let pass: ConvPass = backwardData ? .backwardData : .forward
@@ -161,7 +161,7 @@ extension CLBackend: ConvOps {
             try run("conv2d_bwd_weight_reg", file: "conv2d", options: geometryOptions(g) + " -DTM=\(c.tm) -DTN=\(c.tn)",
                     [.tensor(rows), .tensor(x), .tensor(partial), .int(g.n), .int(g.cin), .int(g.h), .int(g.w),
                      .int(g.oh), .int(g.ow), .int(mp), .int(c.chunk)],
-                    global: [ciTiles * taps, (g.cout + c.tm - 1) / c.tm, splits])
+                    global: [ciTiles * taps, (g.cout + c.tm - 1) / c.tm, splits], flops: g.flops)
             try run("conv2d_bwd_weight_reduce", file: "conv2d",
                     [.tensor(partial), .tensor(dw), .int(g.cout), .int(g.cin), .int(ciTiles * c.tn), .int(mp), .int(taps), .int(splits)],
                     global: [g.cout * g.cin * taps])
