@@ -245,4 +245,28 @@ final class FaultTests: XCTestCase {
         XCTAssertEqual(c.status, 0, c.err)
         XCTAssertNotEqual(logRows("a").map { $0[2] }, logRows("c").map { $0[2] })
     }
+
+    /// kill -9 during `annotate` leaves its staging folder; the next run removes the folders of
+    /// processes that are gone and keeps those of live ones.
+    func testAnnotateRemovesStagingFoldersOfKilledRuns() throws {
+        try Fixtures.dataset(at: root.appendingPathComponent("ds"))
+        let r = try CLIProcess.run(train(out: "run", epochs: 1, seed: 3))
+        XCTAssertEqual(r.status, 0, r.err)
+        let finished = Process()
+        finished.executableURL = URL(fileURLWithPath: "/bin/true")
+        try finished.run()
+        finished.waitUntilExit()
+        let dead = path("out/.staging-\(finished.processIdentifier)"), alive = path("out/.staging-1")
+        for dir in [dead, alive] {
+            try FileManager.default.createDirectory(atPath: dir + "/masks", withIntermediateDirectories: true)
+            try Data("partial".utf8).write(to: URL(fileURLWithPath: dir + "/masks/t0.png"))
+        }
+        let a = try CLIProcess.run(["annotate", "--model", path("run/model.safetensors"), "--images", path("ds/test/images"),
+                                    "--out", path("out"), "--device", "cpu"])
+        XCTAssertEqual(a.status, 0, a.err)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dead), "the killed run's staging folder is removed")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: alive), "a live process's staging folder is left alone")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: path("out/masks/t0.png")))
+        XCTAssertNotEqual(try Data(contentsOf: URL(fileURLWithPath: path("out/masks/t0.png"))), Data("partial".utf8))
+    }
 }

@@ -26,6 +26,12 @@ public func annotate(model: DFRUNet, backend: Backend, imagesDir: String, out: S
     try fm.createDirectory(atPath: out, withIntermediateDirectories: true)
     let staging = out + "/.staging-\(getpid())"
     try? fm.removeItem(atPath: staging)
+    // Staging folders of runs that were killed (their process is gone) are removed.
+    for entry in (try? fm.contentsOfDirectory(atPath: out)) ?? [] where entry.hasPrefix(".staging-") {
+        if let pid = Int32(entry.dropFirst(".staging-".count)), kill(pid, 0) != 0, errno == ESRCH {
+            try? fm.removeItem(atPath: out + "/" + entry)
+        }
+    }
     for sub in ["masks", "probabilities", "overlays"] {
         try fm.createDirectory(atPath: staging + "/" + sub, withIntermediateDirectories: true)
     }
