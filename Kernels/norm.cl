@@ -1,6 +1,7 @@
 // norm.cl: batch normalisation over (N, H, W) per channel of NCHW; (N, C) inputs run with HW = 1.
-// Per-channel reductions use one work-group of RS_WG items per channel striding over the
-// channel's M = N·HW values in a fixed order, then wg_sum's fixed tree: reruns are bit-identical.
+// Per-channel reductions use one work-group of RS_WG items per channel; item l sums pixels
+// l, l + RS_WG, … of each of the channel's N planes (contiguous loads, no division per element)
+// in a fixed order, then wg_sum's fixed tree: reruns are bit-identical.
 // Variants: none.
 //   bn_stats             one work-group per channel: shifted two-pass mean and biased variance →
 //                        mean, invStd; updates running mean / var in place (unbiased variance)
@@ -9,8 +10,8 @@
 //   bn_backward_reduce   one work-group per channel: dbias = Σdy, dweight = Σdy·x̂
 //   bn_backward_dx       one item per element: dx = w·invStd/M·(M·dy − dbias − x̂·dweight)
 
-// Element j (of M) of channel c.
-#define BN_AT(p, j, c, C, HW) (p)[((size_t)((j) / (HW)) * (C) + (c)) * (HW) + (j) % (HW)]
+// The plane of channel c in image n.
+#define BN_PLANE(p, n, c, C, HW) ((p) + ((size_t)(n) * (C) + (c)) * (HW))
 
 __kernel void bn_stats(__global const float* x, __global float* mean, __global float* invStd,
                        __global float* runningMean, __global float* runningVar,
@@ -19,12 +20,18 @@ __kernel void bn_stats(__global const float* x, __global float* mean, __global f
     int c = get_group_id(0), lid = get_local_id(0), M = N * HW;
     // Subtracting the channel's first value keeps the sums small for offset data, and makes a
     // constant channel's mean exact and its variance exactly 0.
-    float shift = BN_AT(x, 0, c, C, HW);
+    float shift = BN_PLANE(x, 0, c, C, HW)[0];
     float acc = 0.0f;
-    for (int j = lid; j < M; j += RS_WG) acc += BN_AT(x, j, c, C, HW) - shift;
+    for (int n = 0; n < N; n++) {
+        __global const float* plane = BN_PLANE(x, n, c, C, HW);
+        for (int p = lid; p < HW; p += RS_WG) acc += plane[p] - shift;
+    }
     float mu = shift + wg_sum(scratch, acc) / (float)M;
     float sq = 0.0f;
-    for (int j = lid; j < M; j += RS_WG) { float d = BN_AT(x, j, c, C, HW) - mu; sq += d * d; }
+    for (int n = 0; n < N; n++) {
+        __global const float* plane = BN_PLANE(x, n, c, C, HW);
+        for (int p = lid; p < HW; p += RS_WG) { float d = plane[p] - mu; sq += d * d; }
+    }
     float var = wg_sum(scratch, sq) / (float)M;
     if (lid == 0) {
         mean[c] = mu;
@@ -54,13 +61,17 @@ __kernel void bn_backward_reduce(__global const float* dy, __global const float*
                                  __global const float* invStd, __global float* dweight, __global float* dbias,
                                  int N, int C, int HW) {
     __local float scratch[RS_WG];
-    int c = get_group_id(0), lid = get_local_id(0), M = N * HW;
+    int c = get_group_id(0), lid = get_local_id(0);
     float mu = mean[c], inv = invStd[c];
     float sd = 0.0f, sdx = 0.0f;
-    for (int j = lid; j < M; j += RS_WG) {
-        float g = BN_AT(dy, j, c, C, HW);
-        sd += g;
-        sdx += g * (BN_AT(x, j, c, C, HW) - mu) * inv;
+    for (int n = 0; n < N; n++) {
+        __global const float* gp = BN_PLANE(dy, n, c, C, HW);
+        __global const float* xp = BN_PLANE(x, n, c, C, HW);
+        for (int p = lid; p < HW; p += RS_WG) {
+            float g = gp[p];
+            sd += g;
+            sdx += g * (xp[p] - mu) * inv;
+        }
     }
     float db = wg_sum(scratch, sd);
     float dw = wg_sum(scratch, sdx);
