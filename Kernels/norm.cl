@@ -5,10 +5,10 @@
 // Variants: none.
 //   bn_stats             one work-group per channel: shifted two-pass mean and biased variance →
 //                        mean, invStd; updates running mean / var in place (unbiased variance)
-//   bn_apply             one item per element: y = (x − mean)·invStd·w + b; FROM_VAR=1 (eval) takes
+//   bn_apply             one item per element (2-D: pixel × plane): y = (x − mean)·invStd·w + b; FROM_VAR=1 (eval) takes
 //                        the running variance and inverts it in the kernel
 //   bn_backward_reduce   one work-group per channel: dbias = Σdy, dweight = Σdy·x̂
-//   bn_backward_dx       one item per element: dx = w·invStd/M·(M·dy − dbias − x̂·dweight)
+//   bn_backward_dx       one item per element (2-D: pixel × plane): dx = w·invStd/M·(M·dy − dbias − x̂·dweight)
 
 // The plane of channel c in image n.
 #define BN_PLANE(p, n, c, C, HW) ((p) + ((size_t)(n) * (C) + (c)) * (HW))
@@ -46,9 +46,11 @@ __kernel void bn_stats(__global const float* x, __global float* mean, __global f
 __kernel void bn_apply(__global const float* x, __global float* y, __global const float* mean,
                        __global const float* scale, __global const float* w, __global const float* b,
                        int C, int HW, int count, float eps) {
-    int gid = get_global_id(0);
-    if (gid >= count) return;
-    int c = (gid / HW) % C;
+    // 2-D launch: dimension 0 the pixel, dimension 1 the (image, channel) plane.
+    int p = get_global_id(0), plane = get_global_id(1);
+    if (p >= HW) return;
+    int c = plane % C;
+    size_t gid = (size_t)plane * HW + p;
 #if FROM_VAR
     float inv = 1.0f / sqrt(scale[c] + eps);
 #else
@@ -81,9 +83,10 @@ __kernel void bn_backward_reduce(__global const float* dy, __global const float*
 __kernel void bn_backward_dx(__global const float* dy, __global const float* x, __global const float* mean,
                              __global const float* invStd, __global const float* w, __global const float* dweight,
                              __global const float* dbias, __global float* dx, int C, int HW, int M, int count) {
-    int gid = get_global_id(0);
-    if (gid >= count) return;
-    int c = (gid / HW) % C;
+    int p = get_global_id(0), plane = get_global_id(1);
+    if (p >= HW) return;
+    int c = plane % C;
+    size_t gid = (size_t)plane * HW + p;
     float inv = invStd[c];
     float xhat = (x[gid] - mean[c]) * inv;
     dx[gid] = w[c] * inv / (float)M * ((float)M * dy[gid] - dbias[c] - xhat * dweight[c]);

@@ -22,7 +22,7 @@ extension CLBackend: NormOps {
         let y = try empty(x.shape, op: fromVariance ? "batch_norm_eval" : "batch_norm_train")
         try run("bn_apply", file: "norm", options: "-DFROM_VAR=\(fromVariance ? 1 : 0)",
                 [.tensor(x), .tensor(y), .tensor(mean), .tensor(scale), .tensor(weight), .tensor(bias),
-                 .int(g.c), .int(g.hw), .int(x.count), .float(eps)], global: [x.count])
+                 .int(g.c), .int(g.hw), .int(x.count), .float(eps)], global: [g.hw, g.n * g.c])
         return y
     }
 
@@ -37,7 +37,7 @@ extension CLBackend: NormOps {
         let dx = try empty(x.shape, op: "batch_norm_backward")
         try run("bn_backward_dx", file: "norm",
                 [.tensor(dy), .tensor(x), .tensor(saved.mean), .tensor(saved.invStd), .tensor(weight), .tensor(dw),
-                 .tensor(db), .tensor(dx), .int(g.c), .int(g.hw), .int(g.count), .int(x.count)], global: [x.count])
+                 .tensor(db), .tensor(dx), .int(g.c), .int(g.hw), .int(g.count), .int(x.count)], global: [g.hw, g.n * g.c])
         return (dx, dw, db)
     }
 }
