@@ -52,9 +52,10 @@ __kernel void ew_fill(__global float* y, int n, float v) {
 // of dst (Cdst channels), for all N. HW = H*W. One item per copied element.
 __kernel void copy_channels(__global const float* src, __global float* dst, int N, int C, int HW,
                             int Csrc, int srcStart, int Cdst, int dstStart) {
-    int i = get_global_id(0);
-    if (i >= N * C * HW) return;
-    int p = i % HW, c = (i / HW) % C, n = i / (HW * C);
+    // 2-D launch: dimension 0 the pixel, dimension 1 the (image, channel) plane.
+    int p = get_global_id(0), plane = get_global_id(1);
+    if (p >= HW) return;
+    int c = plane % C, n = plane / C;
     dst[(n * Cdst + dstStart + c) * HW + p] = src[(n * Csrc + srcStart + c) * HW + p];
 }
 

@@ -62,10 +62,10 @@ extension CLBackend: ElementwiseOps {
     private func copyChannels(_ src: Tensor, srcStart: Int, _ dst: Tensor, dstStart: Int, count: Int, op: String) throws {
         let (n, cs, h, w) = src.shape.nchw
         let cd = dst.shape[1]
-        let total = n * count * h * w
+        guard count > 0, n * h * w > 0 else { return }
         try run("copy_channels", file: "elementwise",
                 [.tensor(src), .tensor(dst), .int(n), .int(count), .int(h * w), .int(cs), .int(srcStart), .int(cd), .int(dstStart)],
-                global: [total])
+                global: [h * w, n * count])
     }
 
     public func concatChannels(_ parts: [Tensor]) throws -> Tensor {
