@@ -130,6 +130,7 @@ __kernel void conv2d_igemm_reg(__global const float* src, __global const float* 
         for (int kx = 0; kx < KW; ++kx) {
             int off[TN];
             float msk[TN];
+            int all = 1;
             #pragma unroll
             for (int j = 0; j < TN; ++j) {
                 int oky, okx;
@@ -137,15 +138,28 @@ __kernel void conv2d_igemm_reg(__global const float* src, __global const float* 
                 int ok = oky & okx;
                 off[j] = ok ? base[j] + sy * srcW + sx : 0;
                 msk[j] = ok ? 1.0f : 0.0f;
+                all &= ok;
             }
             __global const float* wk = wp + (size_t)(ky * KW + kx) * CS * MP + m0;
             __global const float* sk = src;
-            for (int c = 0; c < CS; ++c) {
-                VEC wv = VLOAD(0, wk);
-                #pragma unroll
-                for (int j = 0; j < TN; ++j) acc[j] = fma(wv, (VEC)(sk[off[j]] * msk[j]), acc[j]);
-                wk += MP;
-                sk += srcHW;
+            if (all) {
+                // Every pixel of the tile reads inside the source (the common, interior case):
+                // no mask, so each source value is a broadcast operand of its FMA.
+                for (int c = 0; c < CS; ++c) {
+                    VEC wv = VLOAD(0, wk);
+                    #pragma unroll
+                    for (int j = 0; j < TN; ++j) acc[j] = fma(wv, (VEC)(sk[off[j]]), acc[j]);
+                    wk += MP;
+                    sk += srcHW;
+                }
+            } else {
+                for (int c = 0; c < CS; ++c) {
+                    VEC wv = VLOAD(0, wk);
+                    #pragma unroll
+                    for (int j = 0; j < TN; ++j) acc[j] = fma(wv, (VEC)(sk[off[j]] * msk[j]), acc[j]);
+                    wk += MP;
+                    sk += srcHW;
+                }
             }
         }
     }
@@ -232,6 +246,10 @@ __kernel void conv2d_igemm_lmem(__global const float* src, __global const float*
 
 // partial[s][tap][ci][co] = Σ_{p in split s} dyT[p][co] · x[n, ci, source(p, tap)].
 // dyT [N·OH·OW][MP]; x (N, Cin, H, W). Global: (⌈Cin / TN⌉·KH·KW, MP / TM, splits).
+// The split's pixels are walked one output-row segment at a time: a row whose source row is in
+// the padding is skipped whole, and within a row only the columns whose source column is inside
+// the image are visited, so the inner loop has no bounds checks and only pointer increments.
+// The terms are added in ascending pixel order, as a plain loop over p would add them.
 __kernel void conv2d_bwd_weight_reg(__global const float* dyT, __global const float* x, __global float* partial,
                                     int N, int Cin, int H, int W, int OH, int OW, int MP, int chunk) {
     const int ciTiles = (Cin + TN - 1) / TN;
@@ -248,20 +266,30 @@ __kernel void conv2d_bwd_weight_reg(__global const float* dyT, __global const fl
     #pragma unroll
     for (int j = 0; j < TN; ++j) acc[j] = (VEC)(0.0f);
 
+    // Output columns whose source column ix = ox·SW − PW + kx·DW lies in [0, W): ox in [oxLo, oxHi).
+    const int t0 = PW - kx * DW, t1 = W - 1 + t0;
+    const int oxLo = t0 <= 0 ? 0 : (t0 + SW - 1) / SW;
+    const int oxHi = t1 < 0 ? 0 : min(OW, t1 / SW + 1);
     int p = s * chunk;
     const int pEnd = min(P, p + chunk);
-    if (p < pEnd) {
-        int n = p / OHW, r = p - n * OHW;
-        int oy = r / OW, ox = r - oy * OW;
-        for (; p < pEnd; ++p) {
-            int iy = oy * SH - PH + ky * DH, ix = ox * SW - PW + kx * DW;
-            int ok = (iy >= 0) & (iy < H) & (ix >= 0) & (ix < W);
-            int off = ok ? n * Cin * HW + iy * W + ix : 0;
-            VEC dv = VLOAD(0, dyT + (size_t)p * MP + m0) * (ok ? 1.0f : 0.0f);
-            #pragma unroll
-            for (int j = 0; j < TN; ++j) acc[j] = fma(dv, (VEC)(x[off + cofs[j]]), acc[j]);
-            if (++ox == OW) { ox = 0; if (++oy == OH) { oy = 0; ++n; } }
+    while (p < pEnd) {
+        const int n = p / OHW, r = p - n * OHW;
+        const int oy = r / OW, ox = r - oy * OW;
+        const int segEnd = min(pEnd, p + (OW - ox));
+        const int iy = oy * SH - PH + ky * DH;
+        const int a = max(ox, oxLo), b = min(ox + (segEnd - p), oxHi);
+        if (iy >= 0 && iy < H && a < b) {
+            __global const float* dp = dyT + (size_t)(p + (a - ox)) * MP + m0;
+            __global const float* xp = x + (size_t)n * Cin * HW + iy * W + a * SW - PW + kx * DW;
+            for (int c = a; c < b; ++c) {
+                VEC dv = VLOAD(0, dp);
+                #pragma unroll
+                for (int j = 0; j < TN; ++j) acc[j] = fma(dv, (VEC)(xp[cofs[j]]), acc[j]);
+                dp += MP;
+                xp += SW;
+            }
         }
+        p = segEnd;
     }
     const int CinP = ciTiles * TN;
     __global float* out = partial + (((size_t)s * KH * KW + tap) * CinP + ci0) * MP + m0;
