@@ -68,9 +68,17 @@ extension CLBackend: ConvOps {
     /// Tuning is on by default on GPUs only (see `CLTuner`).
     private var tunesByDefault: Bool { ctx.info.type == "GPU" || ctx.info.type == "ACCELERATOR" }
 
+    /// Tuning-cache key: device, driver, the conv kernels' source (so a build with changed
+    /// kernels tunes afresh instead of reusing winners timed on the old code), variant, pass, geometry.
     private func tuningKey(_ pass: ConvPass, _ g: Conv2DGeometry, variant: String) -> String {
-        "\(ctx.info.name)|\(ctx.info.driverVersion)|\(variant)|\(pass.rawValue)|\(g)"
+        "\(ctx.info.name)|\(ctx.info.driverVersion)|conv2d.cl \(Self.convSourceFingerprint)|\(variant)|\(pass.rawValue)|\(g)"
     }
+
+    /// FNV-1a of Kernels/common.h + Kernels/conv2d.cl as compiled into this build, in hex.
+    static let convSourceFingerprint: String = {
+        let source = (KernelSources.files["common.h"] ?? "") + "\n" + (KernelSources.files["conv2d"] ?? "")
+        return String(source.hashValueStable, radix: 16)
+    }()
 
     /// Vector widths worth trying for `m` output channels: none wider than needed.
     private func vectorWidths(_ m: Int) -> [Int] { [16, 8, 4].filter { $0 <= max(4, m.nextPowerOfTwo) } }
