@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what RefineSeg needs on Debian 12 (run as root, or with sudo available):
 # OpenCL headers and loader, PoCL (a CPU OpenCL device), libpng, libjpeg-turbo, zlib,
+# Open MPI (loaded at run time only under mpirun/srun; the MPI tests need mpirun),
 # and the Python packages of the reference scripts (CPU PyTorch, numpy, safetensors).
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
 need=()
-for p in ocl-icd-opencl-dev opencl-headers pocl-opencl-icd libpng-dev libturbojpeg0-dev zlib1g-dev clinfo; do
+for p in ocl-icd-opencl-dev opencl-headers pocl-opencl-icd libpng-dev libturbojpeg0-dev zlib1g-dev clinfo libopenmpi-dev openmpi-bin; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then

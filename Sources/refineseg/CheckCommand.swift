@@ -4,21 +4,35 @@ import RefineSeg
 
 /// Options shared by every command that opens a device.
 struct DeviceOptions: ParsableArguments {
-    @Option(name: .long, help: "OpenCL device index from `refineseg devices`, or `cpu` for the (slow) CPU reference backend (default: REFINESEG_DEVICE, else the first GPU, else 0).")
+    @Option(name: .long, help: "OpenCL device index from `refineseg devices`, or `cpu` for the (slow) CPU reference backend (default: REFINESEG_DEVICE, else the first GPU, else 0). Under mpirun/srun a list such as 0,1,2,3 gives each rank on a node its own (by local rank); without one each rank takes its node's GPU of its local rank.")
     var device: String?
 
     func validate() throws {
-        if let device, device != "cpu", Int(device) == nil {
-            throw ValidationError("--device must be a device index (see `refineseg devices`) or `cpu` (got \(device))")
+        if let device, device != "cpu", indices.isEmpty {
+            throw ValidationError("--device must be a device index (see `refineseg devices`), a list such as 0,1 (under mpirun) or `cpu` (got \(device))")
         }
     }
 
     /// The OpenCL device index asked for (nil: the default).
     var index: Int? { device.flatMap { Int($0) } }
 
-    /// The backend asked for: the CPU reference for `cpu`, else an OpenCL device.
+    /// Every index of `--device a,b,…` (empty if it is not such a list).
+    var indices: [Int] {
+        guard let device else { return [] }
+        let list = device.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        return list.contains(nil) ? [] : list.compactMap { $0 }
+    }
+
+    /// The backend asked for: the CPU reference for `cpu`, else an OpenCL device. Started by
+    /// an MPI launcher, MPI is initialised here and each rank opens its own device.
     func open() throws -> Backend {
-        if device == "cpu" { return CPUBackend() }
+        if device == "cpu" { _ = try Distributed.start(); return CPUBackend() }
+        if let comm = try Distributed.start() {
+            return try CLBackend(device: try Distributed.deviceIndex(requested: indices, comm: comm))
+        }
+        if indices.count > 1 {
+            throw RefineSegError.invalidArgument("--device \(device ?? "") lists several devices: start one rank per device with `mpirun -np \(indices.count)`")
+        }
         return try CLBackend(device: index)
     }
 

@@ -28,13 +28,17 @@ func formatBytes(_ n: Int) -> String {
 
 /// Runs `body`, turning any thrown error into one line on stderr and exit status 1 (no stack trace).
 func runReportingErrors(_ body: () throws -> Void) throws {
+    // In an MPI job a rank that fails ends the whole job, so no other rank waits for it forever.
+    var rank: String { Distributed.current.map { "rank \($0.rank): " } ?? "" }
     do { try body() } catch let error as RefineSegError {
-        FileHandle.standardError.write(("error: " + error.description + "\n").data(using: .utf8)!)
+        FileHandle.standardError.write(("error: " + rank + error.description + "\n").data(using: .utf8)!)
+        Distributed.abortIfRunning(code: 1)
         throw ExitCode(1)
     } catch let error as ExitCode {
         throw error
     } catch {
-        FileHandle.standardError.write(("error: \(error.localizedDescription)\n").data(using: .utf8)!)
+        FileHandle.standardError.write(("error: \(rank)\(error.localizedDescription)\n").data(using: .utf8)!)
+        Distributed.abortIfRunning(code: 1)
         throw ExitCode(1)
     }
 }

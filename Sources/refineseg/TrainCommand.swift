@@ -79,21 +79,33 @@ struct EvaluateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "evaluate", abstract: "Evaluate a model on a labelled split; writes DIR/metrics.json and DIR/per_image.csv.")
 
-    @Option(help: "Model checkpoint (model.safetensors).") var model: String
-    @Option(help: "Dataset folder (with --format, a public dataset as downloaded).") var data: String
+    @Option(help: "Model checkpoint (model.safetensors).") var model: String?
+    @Option(help: "Dataset folder (with --format, a public dataset as downloaded).") var data: String?
     @Option(help: "Split to evaluate: test, val or train.") var split: String = "test"
     @Option(help: "Output folder.") var out: String
     @Option(help: "Working size of busi and isic2018 images (default: the --size of the model's run, from RUN/config.json beside it, else 128).") var size: Int?
+    @OptionGroup var shardOptions: ShardOptions
     @OptionGroup var dataOptions: DataOptions
     @OptionGroup var deviceOptions: DeviceOptions
 
     func validate() throws {
         guard let part = DatasetPart(rawValue: split), part != .unlabeled else { throw ValidationError("--split must be test, val or train (got \(split))") }
+        if !shardOptions.merge && (model == nil || data == nil) { throw ValidationError("--model and --data are required (or --merge --out DIR)") }
     }
 
     func run() throws {
         try runReportingErrors {
+            if shardOptions.merge {
+                let metrics = try mergeEvaluationParts(out: out)
+                print(metricsTable([(split, metrics.summary())]), terminator: "")
+                print("merged \(metrics.rows.count) image(s) into \(out)/metrics.json and \(out)/per_image.csv")
+                return
+            }
+            guard let model, let data else { return }
+            let shard = try shardOptions.shard()
             let backend = try deviceOptions.open()
+            let comm = Distributed.current
+            let root = comm?.isRoot ?? true
             let net = try loadModel(model, backend: backend)
             // A made split and the working size come from the model's run folder when it has them,
             // so evaluate scores the images that run held out, at the size it trained at.
@@ -102,15 +114,27 @@ struct EvaluateCommand: ParsableCommand {
             let runSplit = runDir + "/split.json"
             let splitFile = dataOptions.splitFile ?? (FileManager.default.fileExists(atPath: runSplit) ? runSplit : out + "/split.json")
             let part = DatasetPart(rawValue: split) ?? .test
-            let samples = try loadSplits(path: data, spec: try dataOptions.spec(size: size ?? runSize ?? 128), parts: [part],
-                                         splitFile: splitFile).samples(part)
+            // Rank 0 first: a split made here is written once, then read by the other ranks.
+            func load() throws -> [Sample] {
+                try loadSplits(path: data, spec: try dataOptions.spec(size: size ?? runSize ?? 128), parts: [part],
+                               splitFile: splitFile).samples(part)
+            }
+            var samples = root ? try load() : []
+            try comm?.barrier()
+            if !root { samples = try load() }
             guard !samples.isEmpty else { throw RefineSegError.io(file: data, message: "the \(split) split is empty") }
             let empty = masksWithoutLesion(samples)
-            if !empty.isEmpty { print("\(empty.count) mask(s) without lesion pixels (allowed): \(listPreview(empty))") }
-            let metrics = try evaluate(model: net, backend: backend, samples: samples, progress: ProgressPrinter())
+            if root && !empty.isEmpty { print("\(empty.count) mask(s) without lesion pixels (allowed): \(listPreview(empty))") }
+            guard let metrics = try evaluate(model: net, backend: backend, samples: samples, progress: root ? ProgressPrinter() : nil,
+                                             shard: shard, comm: comm) else { return }
+            if comm == nil && shard.count > 1 {
+                try writeEvaluationPart(metrics, to: out, shard: shard)
+                print("wrote part \(shard.index) of \(shard.count) (\(metrics.rows.count) image(s)) to \(out)/\(shard.folderName); `refineseg evaluate --merge --out \(out)` when all parts are done")
+                return
+            }
             try writeEvaluation(metrics, to: out)
             print(metricsTable([(split, metrics.summary())]), terminator: "")
-            print("wrote \(out)/metrics.json and \(out)/per_image.csv")
+            print("wrote \(out)/metrics.json and \(out)/per_image.csv" + (comm.map { " (\($0.size) ranks)" } ?? ""))
         }
     }
 }
@@ -120,18 +144,54 @@ struct AnnotateCommand: ParsableCommand {
         commandName: "annotate",
         abstract: "Predict masks for a folder of images: OUT/masks, OUT/probabilities, OUT/overlays and OUT/review.csv (most uncertain first).")
 
-    @Option(help: "Model checkpoint (model.safetensors).") var model: String
-    @Option(help: "Folder of images (.png, .jpg).") var images: String
+    @Option(help: "Model checkpoint (model.safetensors).") var model: String?
+    @Option(help: "Folder of images (.png, .jpg).") var images: String?
     @Option(help: "Output folder.") var out: String
+    @OptionGroup var shardOptions: ShardOptions
     @OptionGroup var deviceOptions: DeviceOptions
+
+    func validate() throws {
+        if !shardOptions.merge && (model == nil || images == nil) { throw ValidationError("--model and --images are required (or --merge --out DIR)") }
+    }
 
     func run() throws {
         try runReportingErrors {
+            if shardOptions.merge {
+                let rows = try mergeAnnotationParts(out: out)
+                print("merged \(rows.count) annotated image(s) into \(out); ranking in \(out)/review.csv")
+                return
+            }
+            guard let model, let images else { return }
+            let shard = try shardOptions.shard()
             let backend = try deviceOptions.open()
+            let comm = Distributed.current
             let net = try loadModel(model, backend: backend)
-            let rows = try annotate(model: net, backend: backend, imagesDir: images, out: out, progress: ProgressPrinter())
+            let rows = try annotate(model: net, backend: backend, imagesDir: images, out: out,
+                                    progress: (comm?.isRoot ?? true) ? ProgressPrinter() : nil, shard: shard, comm: comm)
+            if let comm, !comm.isRoot { return }
+            if comm == nil && shard.count > 1 {
+                print("annotated part \(shard.index) of \(shard.count) (\(rows.count) image(s)) into \(out)/\(shard.folderName); `refineseg annotate --merge --out \(out)` when all parts are done")
+                return
+            }
             print("annotated \(rows.count) image(s); review first: \(rows.prefix(3).map(\.name).joined(separator: ", "))")
             print("overlays in \(out)/overlays, ranking in \(out)/review.csv")
         }
+    }
+}
+
+/// Splitting a command's images across the tasks of a job array (without MPI).
+struct ShardOptions: ParsableArguments {
+    @Option(help: "Split the images into this many parts (for a job array without MPI); this task does --part-id. Under mpirun/srun the ranks split them by themselves.")
+    var numParts: Int = 1
+    @Option(help: "Which part this task does, 0 ..< --num-parts; writes OUT/part-K-of-N/.") var partId: Int = 0
+    @Flag(help: "Merge the finished OUT/part-K-of-N/ folders into OUT as one run would have written it.") var merge = false
+
+    func shard() throws -> Shard {
+        let s = Shard(count: numParts, index: partId)
+        try s.validate()
+        if numParts > 1, let comm = try Distributed.start() {
+            throw RefineSegError.invalidArgument("--num-parts is for job arrays without MPI; under \(comm.launcher.name) the \(comm.size) ranks split the images by themselves")
+        }
+        return s
     }
 }

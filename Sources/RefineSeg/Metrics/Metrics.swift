@@ -168,6 +168,12 @@ public struct MetricAccumulator: Sendable {
                 label: BinaryMask(label: label, width: width, height: height))
     }
 
+    /// Adds a row computed elsewhere (the parts of a sharded evaluation, merged in part order).
+    public mutating func add(_ row: ImageMetrics) {
+        rows.append(row)
+        tp += row.tp; fp += row.fp; fn += row.fn; tn += row.tn
+    }
+
     public func summary() -> MetricSummary {
         func ratio(_ num: Int, _ den: Int, empty: Double) -> Double {
             den == 0 ? empty : Double(num) / Double(den)

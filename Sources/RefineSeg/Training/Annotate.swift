@@ -21,65 +21,115 @@ public struct ReviewRow {
 @discardableResult
 public func annotate(model: DFRUNet, backend: Backend, imagesDir: String, out: String,
                      progress: ProgressPrinter? = nil) throws -> [ReviewRow] {
+    try annotate(model: model, backend: backend, imagesDir: imagesDir, out: out, progress: progress, shard: .whole, comm: nil)
+}
+
+/// `annotate` of one part of the images: with `comm` (an MPI job) each rank predicts its block
+/// of the images into one shared staging folder and rank 0 writes review.csv for all of them
+/// (the same files as one process; rank 0 returns all rows, the others their own); with `shard` alone (a job
+/// array) the part's outputs go to OUT/part-K-of-N/ for `mergeAnnotationParts`.
+@discardableResult
+public func annotate(model: DFRUNet, backend: Backend, imagesDir: String, out: String,
+                     progress: ProgressPrinter?, shard: Shard, comm: Communicator?) throws -> [ReviewRow] {
+    try shard.validate()
     let names = try DatasetFolder.imageNames(in: imagesDir)
-    let fm = FileManager.default
-    try fm.createDirectory(atPath: out, withIntermediateDirectories: true)
-    let staging = out + "/.staging-\(getpid())"
-    try? fm.removeItem(atPath: staging)
-    // Staging folders of runs that were killed (their process is gone) are removed.
-    for entry in (try? fm.contentsOfDirectory(atPath: out)) ?? [] where entry.hasPrefix(".staging-") {
-        if let pid = Int32(entry.dropFirst(".staging-".count)), kill(pid, 0) != 0, errno == ESRCH {
-            try? fm.removeItem(atPath: out + "/" + entry)
-        }
-    }
-    for sub in ["masks", "probabilities", "overlays"] {
-        try fm.createDirectory(atPath: staging + "/" + sub, withIntermediateDirectories: true)
-    }
-    defer { try? fm.removeItem(atPath: staging) }
+    let part = comm.map { Shard(count: $0.size, index: $0.rank) } ?? shard
+    let target = comm == nil && part.count > 1 ? out + "/" + part.folderName : out
+    let isRoot = comm?.isRoot ?? true
+    let staging = try prepareStaging(out: target, subfolders: ["masks", "probabilities", "overlays"], comm: comm)
+    defer { if isRoot { try? FileManager.default.removeItem(atPath: staging) } }
     let predictor = Predictor(model: model, backend: backend)
+    let mine = part.slice(names)
     var rows = [ReviewRow]()
-    for (i, file) in names.enumerated() {
-        let path = imagesDir + "/" + file
-        let raw = try readImageFile(path)
-        guard raw.channels == model.config.inChannels else {
-            throw RefineSegError.io(file: path, message: "has \(raw.channels) channel(s) but the model takes \(model.config.inChannels)")
+    for (i, file) in mine.enumerated() {
+        rows.append(try annotateImage(imagesDir + "/" + file, predictor: predictor, model: model, staging: staging))
+        progress?.update("annotating \(i + 1)/\(mine.count)" + (part.count > 1 ? " (part \(part.index + 1) of \(part.count))" : ""))
+    }
+    if let comm {
+        guard let all = try comm.gatherRows(rows, ReviewRowCodec.self) else {
+            try comm.barrier()   // rank 0 publishes; wait until OUT is complete
+            return rows
         }
-        let normalised = normalizePercentiles(raw.planarFloats(), channels: raw.channels)
-        let sample = Sample(name: stem(file), path: path, channels: raw.channels, height: raw.height, width: raw.width,
-                            image: normalised, mask: nil)
-        let p = try predictor.probabilities(sample)
-        let name = stem(file)
-        let mask = p.map { $0 > 0.5 }
-        try PNGFile.write(RawImage(width: raw.width, height: raw.height, channels: 1, bitDepth: 8,
-                                   samples: mask.map { $0 ? 255 : 0 }), to: "\(staging)/masks/\(name).png")
-        try PNGFile.write(RawImage(width: raw.width, height: raw.height, channels: 1, bitDepth: 16,
-                                   samples: p.map { UInt16((min(max($0, 0), 1) * 65535).rounded()) }),
-                          to: "\(staging)/probabilities/\(name).png")
-        try PNGFile.write(overlay(normalised, channels: raw.channels, width: raw.width, height: raw.height, mask: mask),
-                          to: "\(staging)/overlays/\(name).png")
-        var entropy = 0.0
-        for v in p {
-            let q = min(max(Double(v), 1e-7), 1 - 1e-7)
-            entropy += -(q * log2(q) + (1 - q) * log2(1 - q))
-        }
-        rows.append(ReviewRow(name: name, meanEntropy: entropy / Double(max(p.count, 1)),
-                              lesionFraction: Double(mask.filter { $0 }.count) / Double(max(p.count, 1)),
-                              width: raw.width, height: raw.height))
-        progress?.update("annotating \(i + 1)/\(names.count)")
+        rows = all
+    } else if part.count > 1 {
+        try writeAtomically(try ReviewRowCodec.encode(rows), to: staging + "/rows.json")
     }
     rows.sort { $0.meanEntropy != $1.meanEntropy ? $0.meanEntropy > $1.meanEntropy : $0.name < $1.name }
+    try writeAtomically(Data(reviewCSV(rows).utf8), to: staging + "/review.csv")
+    try publish(["masks", "probabilities", "overlays", "review.csv"] + (comm == nil && part.count > 1 ? ["rows.json"] : []),
+                from: staging, to: target)
+    try comm?.barrier()
+    return rows
+}
+
+/// review.csv: rank, name, mean entropy, lesion share, size; `rows` already ranked.
+func reviewCSV(_ rows: [ReviewRow]) -> String {
     var csv = "rank,name,mean_entropy_bits,lesion_fraction,width,height\n"
     for (rank, r) in rows.enumerated() {
         csv += "\(rank + 1),\(csvEscape(r.name)),\(String(format: "%.6f,%.6f", r.meanEntropy, r.lesionFraction)),\(r.width),\(r.height)\n"
     }
-    try writeAtomically(Data(csv.utf8), to: staging + "/review.csv")
-    // Move the finished outputs into place, replacing earlier ones.
-    for entry in ["masks", "probabilities", "overlays", "review.csv"] {
+    return csv
+}
+
+/// Predicts one image and writes its mask, probabilities and overlay into `staging`.
+func annotateImage(_ path: String, predictor: Predictor, model: DFRUNet, staging: String) throws -> ReviewRow {
+    let file = (path as NSString).lastPathComponent
+    let raw = try readImageFile(path)
+    guard raw.channels == model.config.inChannels else {
+        throw RefineSegError.io(file: path, message: "has \(raw.channels) channel(s) but the model takes \(model.config.inChannels)")
+    }
+    let normalised = normalizePercentiles(raw.planarFloats(), channels: raw.channels)
+    let sample = Sample(name: stem(file), path: path, channels: raw.channels, height: raw.height, width: raw.width,
+                        image: normalised, mask: nil)
+    let p = try predictor.probabilities(sample)
+    let name = stem(file)
+    let mask = p.map { $0 > 0.5 }
+    try PNGFile.write(RawImage(width: raw.width, height: raw.height, channels: 1, bitDepth: 8,
+                               samples: mask.map { $0 ? 255 : 0 }), to: "\(staging)/masks/\(name).png")
+    try PNGFile.write(RawImage(width: raw.width, height: raw.height, channels: 1, bitDepth: 16,
+                               samples: p.map { UInt16((min(max($0, 0), 1) * 65535).rounded()) }),
+                      to: "\(staging)/probabilities/\(name).png")
+    try PNGFile.write(overlay(normalised, channels: raw.channels, width: raw.width, height: raw.height, mask: mask),
+                      to: "\(staging)/overlays/\(name).png")
+    var entropy = 0.0
+    for v in p {
+        let q = min(max(Double(v), 1e-7), 1 - 1e-7)
+        entropy += -(q * log2(q) + (1 - q) * log2(1 - q))
+    }
+    return ReviewRow(name: name, meanEntropy: entropy / Double(max(p.count, 1)),
+                     lesionFraction: Double(mask.filter { $0 }.count) / Double(max(p.count, 1)),
+                     width: raw.width, height: raw.height)
+}
+
+/// Creates OUT/.staging-PID with `subfolders` (PID of rank 0 in an MPI job, whose ranks all
+/// write there) after removing the staging folders of killed runs.
+func prepareStaging(out: String, subfolders: [String], comm: Communicator?) throws -> String {
+    let fm = FileManager.default
+    var staging = ""
+    if comm?.isRoot ?? true {
+        try fm.createDirectory(atPath: out, withIntermediateDirectories: true)
+        staging = out + "/.staging-\(getpid())"
+        try? fm.removeItem(atPath: staging)
+        // Staging folders of runs that were killed (their process is gone) are removed.
+        for entry in (try? fm.contentsOfDirectory(atPath: out)) ?? [] where entry.hasPrefix(".staging-") {
+            if let pid = Int32(entry.dropFirst(".staging-".count)), kill(pid, 0) != 0, errno == ESRCH {
+                try? fm.removeItem(atPath: out + "/" + entry)
+            }
+        }
+        for sub in subfolders { try fm.createDirectory(atPath: staging + "/" + sub, withIntermediateDirectories: true) }
+    }
+    if let comm { staging = String(decoding: try comm.broadcast(Data(staging.utf8)), as: UTF8.self) }
+    return staging
+}
+
+/// Moves the finished `entries` of `staging` into `out`, replacing earlier ones.
+func publish(_ entries: [String], from staging: String, to out: String) throws {
+    let fm = FileManager.default
+    for entry in entries {
         let target = out + "/" + entry
         if fm.fileExists(atPath: target) { try fm.removeItem(atPath: target) }
         try fm.moveItem(atPath: staging + "/" + entry, toPath: target)
     }
-    return rows
 }
 
 func csvEscape(_ s: String) -> String {
