@@ -23,7 +23,7 @@ func runMPI(_ np: Int, _ arguments: [String]) throws -> (status: Int32, out: Str
     process.arguments = ["--allow-run-as-root", "--oversubscribe", "-np", "\(np)", binary] + arguments
     // stderr goes to a file, so neither pipe can fill up while the other is read.
     let errFile = FileManager.default.temporaryDirectory.appendingPathComponent("refineseg-mpi-\(UUID().uuidString).err")
-    FileManager.default.createFile(atPath: errFile.path, contents: nil)
+    _ = FileManager.default.createFile(atPath: errFile.path, contents: nil)
     defer { try? FileManager.default.removeItem(at: errFile) }
     let out = Pipe()
     process.standardOutput = out
