@@ -1,41 +1,99 @@
 // norm.cl: batch normalisation over (N, H, W) per channel of NCHW; (N, C) inputs run with HW = 1.
-// Per-channel reductions use one work-group of RS_WG items per channel; item l sums pixels
-// l, l + RS_WG, … of each of the channel's N planes (contiguous loads, no division per element)
-// in a fixed order, then wg_sum's fixed tree: reruns are bit-identical.
-// Variants: none.
-//   bn_stats             one work-group per channel: shifted two-pass mean and biased variance →
-//                        mean, invStd; updates running mean / var in place (unbiased variance)
-//   bn_apply             one item per element (2-D: pixel × plane): y = (x − mean)·invStd·w + b; FROM_VAR=1 (eval) takes
-//                        the running variance and inverts it in the kernel
-//   bn_backward_reduce   one work-group per channel: dbias = Σdy, dweight = Σdy·x̂
-//   bn_backward_dx       one item per element (2-D: pixel × plane): dx = w·invStd/M·(M·dy − dbias − x̂·dweight)
+// Training mode runs one work-group of RS_WG items per channel and does the whole op in it:
+// forward = statistics + apply (+ ReLU), backward = both reductions + dx. A channel's values
+// (N planes of HW) are read from memory once; the later passes find them in the core's cache.
+// Item l owns the contiguous span [l·S, (l+1)·S) of each plane (S = ⌈HW / RS_WG⌉ rounded up to
+// 8) and walks it with 8-wide loads (vload8 needs only float alignment), then a scalar tail;
+// wg_sum's fixed tree combines the items, so reruns are bit-identical.
+// Variants: RELU=1 fuses a ReLU after the affine map (forward: y = max(t, 0); backward: dy is
+// masked by t > 0, t recomputed from x with the same expression, so nothing extra is saved).
+//   bn_train            one work-group per channel: shifted two-pass mean and biased variance,
+//                       running-stat update (unbiased variance), y = (x − mean)·invStd·w + b
+//   bn_backward         one work-group per channel: dbias = Σdy, dweight = Σdy·x̂, then
+//                       dx = w·invStd/M·(M·dy − dbias − x̂·dweight)
+//   bn_eval             2-D (span of a plane, plane): y from the running statistics (FROM_VAR: the
+//                       running variance, inverted in the kernel), 8-wide
 
 // The plane of channel c in image n.
 #define BN_PLANE(p, n, c, C, HW) ((p) + ((size_t)(n) * (C) + (c)) * (HW))
 
-__kernel void bn_stats(__global const float* x, __global float* mean, __global float* invStd,
+#ifndef RELU
+#define RELU 0
+#endif
+
+// Elements per item in the eval kernel's launch (dimension 0 counts spans of this size).
+#define BN_SPAN 256
+
+// This item's span [*lo, *hi) of a plane of HW values.
+inline void bn_span(int HW, int* lo, int* hi) {
+    int per = ((HW + RS_WG - 1) / RS_WG + 7) & ~7;
+    int l = get_local_id(0) * per;
+    *lo = min(l, HW);
+    *hi = min(l + per, HW);
+}
+
+inline float hsum8(float8 v) {
+    float4 s = v.lo + v.hi;
+    return (s.x + s.y) + (s.z + s.w);
+}
+
+// The affine map (and the ReLU mask's argument): one expression for forward and backward.
+inline float bn_t(float x, float mu, float inv, float w, float b) { return (x - mu) * inv * w + b; }
+inline float8 bn_t8(float8 x, float mu, float inv, float w, float b) { return (x - mu) * inv * w + b; }
+
+__kernel void bn_train(__global const float* x, __global float* y, __global float* mean, __global float* invStd,
                        __global float* runningMean, __global float* runningVar,
+                       __global const float* w, __global const float* b,
                        int N, int C, int HW, float momentum, float eps) {
     __local float scratch[RS_WG];
-    int c = get_group_id(0), lid = get_local_id(0), M = N * HW;
+    int c = get_group_id(0), M = N * HW;
+    int lo, hi;
+    bn_span(HW, &lo, &hi);
     // Subtracting the channel's first value keeps the sums small for offset data, and makes a
     // constant channel's mean exact and its variance exactly 0.
     float shift = BN_PLANE(x, 0, c, C, HW)[0];
+    float8 acc8 = 0.0f;
     float acc = 0.0f;
     for (int n = 0; n < N; n++) {
         __global const float* plane = BN_PLANE(x, n, c, C, HW);
-        for (int p = lid; p < HW; p += RS_WG) acc += plane[p] - shift;
+        int p = lo;
+        for (; p + 8 <= hi; p += 8) acc8 += vload8(0, plane + p) - shift;
+        for (; p < hi; p++) acc += plane[p] - shift;
     }
-    float mu = shift + wg_sum(scratch, acc) / (float)M;
+    float mu = shift + wg_sum(scratch, hsum8(acc8) + acc) / (float)M;
+    float8 sq8 = 0.0f;
     float sq = 0.0f;
     for (int n = 0; n < N; n++) {
         __global const float* plane = BN_PLANE(x, n, c, C, HW);
-        for (int p = lid; p < HW; p += RS_WG) { float d = plane[p] - mu; sq += d * d; }
+        int p = lo;
+        for (; p + 8 <= hi; p += 8) { float8 d = vload8(0, plane + p) - mu; sq8 += d * d; }
+        for (; p < hi; p++) { float d = plane[p] - mu; sq += d * d; }
     }
-    float var = wg_sum(scratch, sq) / (float)M;
-    if (lid == 0) {
+    float var = wg_sum(scratch, hsum8(sq8) + sq) / (float)M;
+    float inv = 1.0f / sqrt(var + eps);
+    float wc = w[c], bc = b[c];
+    for (int n = 0; n < N; n++) {
+        __global const float* plane = BN_PLANE(x, n, c, C, HW);
+        __global float* out = BN_PLANE(y, n, c, C, HW);
+        int p = lo;
+        for (; p + 8 <= hi; p += 8) {
+            float8 t = bn_t8(vload8(0, plane + p), mu, inv, wc, bc);
+#if RELU
+            t = fmax(t, 0.0f);
+#endif
+            vstore8(t, 0, out + p);
+        }
+        for (; p < hi; p++) {
+            float t = bn_t(plane[p], mu, inv, wc, bc);
+#if RELU
+            t = fmax(t, 0.0f);
+#endif
+            out[p] = t;
+        }
+    }
+    if (get_local_id(0) == 0) {
         mean[c] = mu;
-        invStd[c] = 1.0f / sqrt(var + eps);
+        invStd[c] = inv;
         // One value per channel has no unbiased variance; the biased one (0) is used instead.
         float unbiased = M > 1 ? var * (float)M / (float)(M - 1) : var;
         runningMean[c] = (1.0f - momentum) * runningMean[c] + momentum * mu;
@@ -43,51 +101,86 @@ __kernel void bn_stats(__global const float* x, __global float* mean, __global f
     }
 }
 
-__kernel void bn_apply(__global const float* x, __global float* y, __global const float* mean,
-                       __global const float* scale, __global const float* w, __global const float* b,
-                       int C, int HW, int count, float eps) {
-    // 2-D launch: dimension 0 the pixel, dimension 1 the (image, channel) plane.
-    int p = get_global_id(0), plane = get_global_id(1);
-    if (p >= HW) return;
-    int c = plane % C;
-    size_t gid = (size_t)plane * HW + p;
-#if FROM_VAR
-    float inv = 1.0f / sqrt(scale[c] + eps);
-#else
-    float inv = scale[c];
-#endif
-    y[gid] = (x[gid] - mean[c]) * inv * w[c] + b[c];
-}
-
-__kernel void bn_backward_reduce(__global const float* dy, __global const float* x, __global const float* mean,
-                                 __global const float* invStd, __global float* dweight, __global float* dbias,
-                                 int N, int C, int HW) {
+__kernel void bn_backward(__global const float* dy, __global const float* x, __global const float* mean,
+                          __global const float* invStd, __global const float* w, __global const float* b,
+                          __global float* dweight, __global float* dbias, __global float* dx,
+                          int N, int C, int HW) {
     __local float scratch[RS_WG];
-    int c = get_group_id(0), lid = get_local_id(0);
-    float mu = mean[c], inv = invStd[c];
+    int c = get_group_id(0), M = N * HW;
+    int lo, hi;
+    bn_span(HW, &lo, &hi);
+    float mu = mean[c], inv = invStd[c], wc = w[c], bc = b[c];
+    float8 sd8 = 0.0f, sdx8 = 0.0f;
     float sd = 0.0f, sdx = 0.0f;
     for (int n = 0; n < N; n++) {
         __global const float* gp = BN_PLANE(dy, n, c, C, HW);
         __global const float* xp = BN_PLANE(x, n, c, C, HW);
-        for (int p = lid; p < HW; p += RS_WG) {
-            float g = gp[p];
+        int p = lo;
+        for (; p + 8 <= hi; p += 8) {
+            float8 xv = vload8(0, xp + p), g = vload8(0, gp + p);
+#if RELU
+            g = select((float8)(0.0f), g, bn_t8(xv, mu, inv, wc, bc) > 0.0f);
+#endif
+            sd8 += g;
+            sdx8 += g * ((xv - mu) * inv);
+        }
+        for (; p < hi; p++) {
+            float xv = xp[p], g = gp[p];
+#if RELU
+            g = bn_t(xv, mu, inv, wc, bc) > 0.0f ? g : 0.0f;
+#endif
             sd += g;
-            sdx += g * (xp[p] - mu) * inv;
+            sdx += g * ((xv - mu) * inv);
         }
     }
-    float db = wg_sum(scratch, sd);
-    float dw = wg_sum(scratch, sdx);
-    if (lid == 0) { dbias[c] = db; dweight[c] = dw; }
+    float db = wg_sum(scratch, hsum8(sd8) + sd);
+    float dw = wg_sum(scratch, hsum8(sdx8) + sdx);
+    if (get_local_id(0) == 0) { dbias[c] = db; dweight[c] = dw; }
+    float k = wc * inv / (float)M, fm = (float)M;
+    for (int n = 0; n < N; n++) {
+        __global const float* gp = BN_PLANE(dy, n, c, C, HW);
+        __global const float* xp = BN_PLANE(x, n, c, C, HW);
+        __global float* q = BN_PLANE(dx, n, c, C, HW);
+        int p = lo;
+        for (; p + 8 <= hi; p += 8) {
+            float8 xv = vload8(0, xp + p), g = vload8(0, gp + p);
+#if RELU
+            g = select((float8)(0.0f), g, bn_t8(xv, mu, inv, wc, bc) > 0.0f);
+#endif
+            vstore8(k * (fm * g - db - ((xv - mu) * inv) * dw), 0, q + p);
+        }
+        for (; p < hi; p++) {
+            float xv = xp[p], g = gp[p];
+#if RELU
+            g = bn_t(xv, mu, inv, wc, bc) > 0.0f ? g : 0.0f;
+#endif
+            q[p] = k * (fm * g - db - ((xv - mu) * inv) * dw);
+        }
+    }
 }
 
-__kernel void bn_backward_dx(__global const float* dy, __global const float* x, __global const float* mean,
-                             __global const float* invStd, __global const float* w, __global const float* dweight,
-                             __global const float* dbias, __global float* dx, int C, int HW, int M, int count) {
-    int p = get_global_id(0), plane = get_global_id(1);
-    if (p >= HW) return;
-    int c = plane % C;
-    size_t gid = (size_t)plane * HW + p;
-    float inv = invStd[c];
-    float xhat = (x[gid] - mean[c]) * inv;
-    dx[gid] = w[c] * inv / (float)M * ((float)M * dy[gid] - dbias[c] - xhat * dweight[c]);
+__kernel void bn_eval(__global const float* x, __global float* y, __global const float* mean,
+                      __global const float* var, __global const float* w, __global const float* b,
+                      int C, int HW, float eps) {
+    // 2-D launch: dimension 0 the span of BN_SPAN values, dimension 1 the (image, channel) plane.
+    int plane = get_global_id(1), c = plane % C;
+    int lo = get_global_id(0) * BN_SPAN, hi = min(lo + BN_SPAN, HW);
+    float mu = mean[c], inv = 1.0f / sqrt(var[c] + eps), wc = w[c], bc = b[c];
+    __global const float* xp = x + (size_t)plane * HW;
+    __global float* out = y + (size_t)plane * HW;
+    int p = lo;
+    for (; p + 8 <= hi; p += 8) {
+        float8 t = bn_t8(vload8(0, xp + p), mu, inv, wc, bc);
+#if RELU
+        t = fmax(t, 0.0f);
+#endif
+        vstore8(t, 0, out + p);
+    }
+    for (; p < hi; p++) {
+        float t = bn_t(xp[p], mu, inv, wc, bc);
+#if RELU
+        t = fmax(t, 0.0f);
+#endif
+        out[p] = t;
+    }
 }

@@ -74,4 +74,25 @@ final class AttentionTests: XCTestCase {
             XCTAssertThrowsError(try b.broadcastSpatial(try b.zeros([2, 3, 2, 1]), height: 2, width: 2))
         }
     }
+
+    /// spatialMeanMax is one graph node: its backward gets both descriptors' gradients at once
+    /// (a descriptor nobody used counts as zero) and x's gradient is their joint backward.
+    func testSpatialMeanMaxRecordsOneNodeWithBothGradients() throws {
+        for b in backendsUnderTest() {
+            let shape: Shape = [2, 3, 5, 7]
+            for useMean in [true, false] {
+                let p = Parameter(try random(b, shape, seed: 6))
+                let g = Graph(backend: b, training: true)
+                let (mean, peak) = try g.spatialMeanMax(g.parameter(p))
+                let twicePeak = try g.scale(peak, by: 2)
+                let loss = try g.mean(useMean ? try g.add(mean, twicePeak) : twicePeak, axes: 0..<2)
+                try g.backward(loss)
+                let k: Float = 1.0 / 6
+                let want = try b.spatialMeanMaxBackward(dMean: try b.full([2, 3], value: useMean ? k : 0),
+                                                        dMax: try b.full([2, 3], value: 2 * k), input: p.value)
+                let grad = try XCTUnwrap(p.grad, "on \(b.name)")
+                assertClose(try grad.toArray(), try want.toArray(), tol: 1e-6, "useMean \(useMean) on \(b.name)")
+            }
+        }
+    }
 }

@@ -84,4 +84,32 @@ final class NormTests: XCTestCase {
         }
         XCTAssertEqual(runs[0], runs[1])
     }
+
+    /// The fused ReLU equals relu(batch norm) forward, and its backward equals the plain batch
+    /// norm's backward of relu's backward, in training and eval mode.
+    func testFusedReLUEqualsReLUOfBatchNorm() throws {
+        for b in backendsUnderTest() {
+            var rng = SeededRandom(seed: 9)
+            let shape: Shape = [3, 5, 9, 11]
+            let x = try b.tensor((0..<shape.count).map { _ in rng.uniform(-2, 3) }, shape: shape)
+            let dy = try b.tensor((0..<shape.count).map { _ in rng.uniform(-1, 1) }, shape: shape)
+            let w = try b.tensor([1.5, -0.5, 0.8, 1, 2], shape: [5]), bias = try b.tensor([0.1, -0.3, 0, 0.5, -1], shape: [5])
+            func stats() throws -> (Tensor, Tensor) { (try b.zeros([5]), try b.full([5], value: 1)) }
+            let (rm0, rv0) = try stats(), (rm1, rv1) = try stats()
+            let plain = try b.batchNormTrain(x, weight: w, bias: bias, runningMean: rm0, runningVar: rv0, momentum: 0.1, eps: 1e-5)
+            let fused = try b.batchNormTrain(x, weight: w, bias: bias, runningMean: rm1, runningVar: rv1, momentum: 0.1, eps: 1e-5,
+                                             relu: true)
+            let relu = try b.relu(plain.y)
+            assertClose(try fused.y.toArray(), try relu.toArray(), tol: 1e-6, "forward on \(b.name)")
+            XCTAssertEqual(try rm1.toArray(), try rm0.toArray(), "running mean on \(b.name)")
+            let want = try b.batchNormBackward(try b.reluBackward(dy, output: relu), input: x, weight: w, saved: plain.saved)
+            let got = try b.batchNormBackward(dy, input: x, weight: w, saved: fused.saved)
+            assertClose(try got.dx.toArray(), try want.dx.toArray(), tol: 1e-5, "dx on \(b.name)")
+            assertClose(try got.dweight.toArray(), try want.dweight.toArray(), tol: 1e-4, "dweight on \(b.name)")
+            assertClose(try got.dbias.toArray(), try want.dbias.toArray(), tol: 1e-4, "dbias on \(b.name)")
+            let eval = try b.batchNormEval(x, weight: w, bias: bias, runningMean: rm0, runningVar: rv0, eps: 1e-5, relu: true)
+            let evalPlain = try b.batchNormEval(x, weight: w, bias: bias, runningMean: rm0, runningVar: rv0, eps: 1e-5)
+            XCTAssertEqual(try eval.toArray(), try b.relu(evalPlain).toArray(), "eval on \(b.name)")
+        }
+    }
 }

@@ -73,35 +73,34 @@ extension Graph {
     }
 
     /// BatchNorm2d (NCHW) or BatchNorm1d ((N, C)): batch statistics and a running-stat update
-    /// in training mode, running statistics otherwise.
-    public func batchNorm(_ x: Var, _ bn: BatchNorm) throws -> Var {
+    /// in training mode, running statistics otherwise. `relu`: max(0, ·) fused into the same
+    /// kernels, forward and backward (one node instead of two).
+    public func batchNorm(_ x: Var, _ bn: BatchNorm, relu: Bool = false) throws -> Var {
         let b = backend
         let w = parameter(bn.weight), bias = parameter(bn.bias)
         guard training else {
             let y = try b.batchNormEval(x.value, weight: w.value, bias: bias.value, runningMean: bn.runningMean.value,
-                                        runningVar: bn.runningVar.value, eps: bn.eps)
+                                        runningVar: bn.runningVar.value, eps: bn.eps, relu: relu)
             return constant(y)
         }
         let (y, saved) = try b.batchNormTrain(x.value, weight: w.value, bias: bias.value, runningMean: bn.runningMean.value,
-                                              runningVar: bn.runningVar.value, momentum: bn.momentum, eps: bn.eps)
+                                              runningVar: bn.runningVar.value, momentum: bn.momentum, eps: bn.eps, relu: relu)
         return record(y, [x, w, bias]) { g in
             let r = try b.batchNormBackward(g, input: x.value, weight: w.value, saved: saved)
             return [r.dx, r.dweight, r.dbias]
         }
     }
 
-    /// Mean and max over H, W: two (N, C) descriptors from one pass. Each output sends its
-    /// gradient back on its own (the other descriptor's gradient taken as zero).
+    /// Mean and max over H, W: two (N, C) descriptors from one pass, recorded as one node whose
+    /// backward runs once with both gradients (a missing one taken as zero).
     public func spatialMeanMax(_ x: Var) throws -> (mean: Var, max: Var) {
         let b = backend
         let (mean, maxv) = try b.spatialMeanMax(x.value)
-        let meanVar = record(mean, [x]) { g in
-            [try b.spatialMeanMaxBackward(dMean: g, dMax: try b.zeros(g.shape), input: x.value)]
+        let r = recordJoint([mean, maxv], [x]) { g in
+            [try b.spatialMeanMaxBackward(dMean: try g[0] ?? b.zeros(mean.shape), dMax: try g[1] ?? b.zeros(maxv.shape),
+                                          input: x.value)]
         }
-        let maxVar = record(maxv, [x]) { g in
-            [try b.spatialMeanMaxBackward(dMean: try b.zeros(g.shape), dMax: g, input: x.value)]
-        }
-        return (meanVar, maxVar)
+        return (r[0], r[1])
     }
 
     /// concat[mean over C, max over C] → (N, 2, H, W).

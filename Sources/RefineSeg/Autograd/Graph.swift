@@ -8,6 +8,11 @@ public final class Var {
     let inputs: [Var]
     /// Set for parameter leaves: where the gradient accumulates.
     let parameter: Parameter?
+    /// Set for the hidden node of an op with several results (`Graph.recordJoint`): the results,
+    /// whose gradients this node hands to `jointBackward` together, once.
+    var jointOutputs: [Var] = []
+    /// Maps the results' gradients (nil where a result got none) to one gradient per input.
+    var jointBackward: (([Tensor?]) throws -> [Tensor?])?
 
     init(_ value: Tensor, needsGrad: Bool, inputs: [Var] = [], parameter: Parameter? = nil,
          backward: ((Tensor) throws -> [Tensor?])? = nil) {
@@ -50,6 +55,22 @@ public final class Graph {
         return v
     }
 
+    /// Records an op with several results as one node: `backward` runs once, with the gradient
+    /// of every result (nil for a result that received none), and maps them to the inputs'
+    /// gradients. The results are leaves of the tape that this node reads.
+    func recordJoint(_ values: [Tensor], _ inputs: [Var], backward: @escaping ([Tensor?]) throws -> [Tensor?]) -> [Var] {
+        let needs = training && inputs.contains { $0.needsGrad }
+        guard needs else { return values.map { Var($0, needsGrad: false) } }
+        let outputs = values.map { Var($0, needsGrad: true) }
+        // The joint node precedes its results on the tape, so the reverse walk reaches it only
+        // after every consumer of every result has sent its gradient.
+        let joint = Var(values[0], needsGrad: true, inputs: inputs)
+        joint.jointOutputs = outputs
+        joint.jointBackward = backward
+        tape.append(joint)
+        return outputs
+    }
+
     /// Back-propagates from a one-element `loss` (seed gradient 1), accumulating into every
     /// parameter's `grad`, then releases the tape.
     public func backward(_ loss: Var) throws {
@@ -59,19 +80,30 @@ public final class Graph {
         loss.grad = try backend.full(loss.shape, value: 1)
         defer { tape.removeAll() }
         for node in tape.reversed() {
+            if let fn = node.jointBackward {
+                let outputGrads = node.jointOutputs.map(\.grad)
+                for output in node.jointOutputs { output.grad = nil }
+                guard outputGrads.contains(where: { $0 != nil }) else { continue }
+                try send(try fn(outputGrads), to: node.inputs)
+                continue
+            }
             guard let g = node.grad else { continue }
             if let p = node.parameter {
                 if let existing = p.grad { try backend.accumulate(existing, g, alpha: 1) } else { p.grad = try backend.copy(g) }
                 continue
             }
             guard let fn = node.backwardFn else { continue }
-            let grads = try fn(g)
-            for (input, grad) in zip(node.inputs, grads) where input.needsGrad {
-                guard let grad else { continue }
-                try grad.shape.expect(equal: input.shape, op: "backward")
-                input.grad = try input.grad.map { try backend.add($0, grad) } ?? grad
-            }
+            try send(try fn(g), to: node.inputs)
             node.grad = nil
+        }
+    }
+
+    /// Adds each gradient to its input's (an input reached twice gets the sum).
+    private func send(_ grads: [Tensor?], to inputs: [Var]) throws {
+        for (input, grad) in zip(inputs, grads) where input.needsGrad {
+            guard let grad else { continue }
+            try grad.shape.expect(equal: input.shape, op: "backward")
+            input.grad = try input.grad.map { try backend.add($0, grad) } ?? grad
         }
     }
 }

@@ -121,27 +121,49 @@ public protocol ConvOps {
     func maxPool2x2Backward(_ dy: Tensor, input x: Tensor) throws -> Tensor
 }
 
-/// Saved statistics of a training-mode batch norm, needed by its backward.
+/// Saved state of a training-mode batch norm, everything its backward needs (nothing is recomputed
+/// but the cheap per-element affine map).
 public struct BatchNormSaved {
     /// Per-channel batch mean (C).
     public var mean: Tensor
     /// Per-channel 1 / sqrt(biased batch variance + eps) (C).
     public var invStd: Tensor
-    public init(mean: Tensor, invStd: Tensor) { self.mean = mean; self.invStd = invStd }
+    /// The bias (C) when a ReLU was fused after the normalisation (the backward masks dy where
+    /// (x − mean)·invStd·weight + bias ≤ 0); nil without ReLU.
+    public var reluBias: Tensor?
+    public init(mean: Tensor, invStd: Tensor, reluBias: Tensor? = nil) {
+        self.mean = mean; self.invStd = invStd; self.reluBias = reluBias
+    }
 }
 
 /// Batch normalisation over (N, H, W) per channel; rank-2 (N, C) inputs are BatchNorm1d. (Kernels/norm.cl)
 public protocol NormOps {
     /// Training mode: normalises with the batch statistics (biased variance) and updates the
     /// running statistics in place with the unbiased variance: r ← (1 − momentum)·r + momentum·batch.
+    /// `relu`: y = max(0, batch norm) in the same pass (and `saved` says so for the backward).
     func batchNormTrain(_ x: Tensor, weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor,
-                        momentum: Float, eps: Float) throws -> (y: Tensor, saved: BatchNormSaved)
-    /// Evaluation mode: normalises with the running statistics.
+                        momentum: Float, eps: Float, relu: Bool) throws -> (y: Tensor, saved: BatchNormSaved)
+    /// Evaluation mode: normalises with the running statistics (`relu`: then max(0, ·), same pass).
     func batchNormEval(_ x: Tensor, weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor,
-                       eps: Float) throws -> Tensor
-    /// Gradients of training-mode batch norm: (dx, dweight, dbias).
+                       eps: Float, relu: Bool) throws -> Tensor
+    /// Gradients of training-mode batch norm (with its fused ReLU when `saved.reluBias` is set):
+    /// (dx, dweight, dbias).
     func batchNormBackward(_ dy: Tensor, input x: Tensor, weight: Tensor, saved: BatchNormSaved) throws
         -> (dx: Tensor, dweight: Tensor, dbias: Tensor)
+}
+
+extension NormOps {
+    /// Batch norm without a fused ReLU.
+    public func batchNormTrain(_ x: Tensor, weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor,
+                               momentum: Float, eps: Float) throws -> (y: Tensor, saved: BatchNormSaved) {
+        try batchNormTrain(x, weight: weight, bias: bias, runningMean: runningMean, runningVar: runningVar,
+                           momentum: momentum, eps: eps, relu: false)
+    }
+
+    public func batchNormEval(_ x: Tensor, weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor,
+                              eps: Float) throws -> Tensor {
+        try batchNormEval(x, weight: weight, bias: bias, runningMean: runningMean, runningVar: runningVar, eps: eps, relu: false)
+    }
 }
 
 /// The refinement blocks' fused pieces. (Kernels/attention.cl)

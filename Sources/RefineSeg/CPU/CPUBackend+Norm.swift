@@ -2,7 +2,7 @@ import Foundation
 
 extension CPUBackend: NormOps {
     public func batchNormTrain(_ x: Tensor, weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor,
-                               momentum: Float, eps: Float) throws -> (y: Tensor, saved: BatchNormSaved) {
+                               momentum: Float, eps: Float, relu: Bool) throws -> (y: Tensor, saved: BatchNormSaved) {
         let g = try BatchNormGeometry(x, params: [weight, bias, runningMean, runningVar], op: "batch_norm_train")
         let v = try values(x)                                       // (N, C, H, W) or (N, C)
         let wt = try values(weight), bs = try values(bias)          // (C)
@@ -29,7 +29,8 @@ extension CPUBackend: NormOps {
             for b in 0..<g.n {
                 for p in 0..<g.hw {
                     let i = g.index(b, ch, p)
-                    y[i] = (v[i] - mu) * invStd[ch] * wt[ch] + bs[ch]
+                    let t = (v[i] - mu) * invStd[ch] * wt[ch] + bs[ch]
+                    y[i] = relu ? max(t, 0) : t
                 }
             }
             rm[ch] = (1 - m) * rm[ch] + m * mu
@@ -37,11 +38,11 @@ extension CPUBackend: NormOps {
         }
         try overwrite(runningMean, rm)
         try overwrite(runningVar, rv)
-        return (make(y, x.shape), BatchNormSaved(mean: make(mean, [g.c]), invStd: make(invStd, [g.c])))
+        return (make(y, x.shape), BatchNormSaved(mean: make(mean, [g.c]), invStd: make(invStd, [g.c]), reluBias: relu ? bias : nil))
     }
 
     public func batchNormEval(_ x: Tensor, weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor,
-                              eps: Float) throws -> Tensor {
+                              eps: Float, relu: Bool) throws -> Tensor {
         let g = try BatchNormGeometry(x, params: [weight, bias, runningMean, runningVar], op: "batch_norm_eval")
         let v = try values(x)
         let wt = try values(weight), bs = try values(bias), rm = try values(runningMean), rv = try values(runningVar)
@@ -51,7 +52,8 @@ extension CPUBackend: NormOps {
                 let inv = 1 / (rv[ch] + Double(eps)).squareRoot()
                 for p in 0..<g.hw {
                     let i = g.index(b, ch, p)
-                    y[i] = (v[i] - rm[ch]) * inv * wt[ch] + bs[ch]
+                    let t = (v[i] - rm[ch]) * inv * wt[ch] + bs[ch]
+                    y[i] = relu ? max(t, 0) : t
                 }
             }
         }
@@ -60,9 +62,23 @@ extension CPUBackend: NormOps {
 
     public func batchNormBackward(_ dy: Tensor, input x: Tensor, weight: Tensor, saved: BatchNormSaved) throws
         -> (dx: Tensor, dweight: Tensor, dbias: Tensor) {
-        let g = try BatchNormGeometry(x, params: [weight, saved.mean, saved.invStd], op: "batch_norm_backward")
+        let g = try BatchNormGeometry(x, params: [weight, saved.mean, saved.invStd] + (saved.reluBias.map { [$0] } ?? []),
+                                      op: "batch_norm_backward")
         try dy.shape.expect(equal: x.shape, op: "batch_norm_backward")
-        let v = try values(x), d = try values(dy)
+        let v = try values(x)
+        var d = try values(dy)
+        if let reluBias = saved.reluBias {
+            // The fused ReLU passes dy only where its input, the affine map, was positive.
+            let wt = try values(weight), bs = try values(reluBias), mean = try values(saved.mean), invStd = try values(saved.invStd)
+            for ch in 0..<g.c {
+                for b in 0..<g.n {
+                    for p in 0..<g.hw {
+                        let i = g.index(b, ch, p)
+                        if (v[i] - mean[ch]) * invStd[ch] * wt[ch] + bs[ch] <= 0 { d[i] = 0 }
+                    }
+                }
+            }
+        }
         let wt = try values(weight), mean = try values(saved.mean), invStd = try values(saved.invStd)
         var dx = [Double](repeating: 0, count: x.count)             // like x
         var dw = [Double](repeating: 0, count: g.c)                 // (C)

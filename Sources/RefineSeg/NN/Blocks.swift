@@ -10,7 +10,8 @@ public final class ConvBN: Module {
         bn = try BatchNorm(backend, cout)
     }
 
-    public func callAsFunction(_ x: Var, _ g: Graph) throws -> Var { try bn(try conv(x, g), g) }
+    /// `relu`: ConvBN followed by ReLU, the ReLU fused into the batch norm.
+    public func callAsFunction(_ x: Var, _ g: Graph, relu: Bool = false) throws -> Var { try bn(try conv(x, g), g, relu: relu) }
 
     public func collect(prefix: String, into list: inout [(String, Parameter)]) {
         conv.collect(prefix: join(prefix, "conv"), into: &list)
@@ -78,7 +79,7 @@ public final class RefineBlock: Module {
     }
 
     public func callAsFunction(_ x: Var, _ g: Graph) throws -> Var {
-        let h = try sa(try ca(try conv2(try g.relu(try conv1(x, g)), g), g), g)
+        let h = try sa(try ca(try conv2(try conv1(x, g, relu: true), g), g), g)
         return try g.relu(try g.add(h, try shortcut(x, g)))
     }
 
@@ -107,10 +108,10 @@ public final class DilatedContext: Module {
 
     public func callAsFunction(_ x: Var, _ g: Graph) throws -> Var {
         let h = x.shape[2], w = x.shape[3]
-        var parts = try branches.map { try g.relu(try $0(x, g)) }
+        var parts = try branches.map { try $0(x, g, relu: true) }
         let pooled = try g.relu(try pool(try g.mean(x, axes: 2..<4), g))
         parts.append(try g.broadcastSpatial(pooled, height: h, width: w))
-        return try g.add(x, try g.relu(try fuse(try g.concatChannels(parts), g)))
+        return try g.add(x, try fuse(try g.concatChannels(parts), g, relu: true))
     }
 
     public func collect(prefix: String, into list: inout [(String, Parameter)]) {

@@ -70,7 +70,8 @@ public final class BatchNorm: Module {
         runningVar = Parameter(try backend.full([channels], value: 1), isBuffer: true)
     }
 
-    public func callAsFunction(_ x: Var, _ g: Graph) throws -> Var { try g.batchNorm(x, self) }
+    /// `relu`: max(0, ·) after the normalisation, fused into its kernels.
+    public func callAsFunction(_ x: Var, _ g: Graph, relu: Bool = false) throws -> Var { try g.batchNorm(x, self, relu: relu) }
 
     public func collect(prefix: String, into list: inout [(String, Parameter)]) {
         list.append((join(prefix, "weight"), weight))
