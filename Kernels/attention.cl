@@ -28,15 +28,43 @@ void wg_argmax(__local float* sv, __local int* si, float v, int idx, float* outV
     barrier(CLK_LOCAL_MEM_FENCE);
 }
 
+// This item's contiguous span [*lo, *hi) of a plane of HW values (item l of RS_WG takes the
+// l-th run of ⌈HW / RS_WG⌉ values rounded up to 8, so the loops below load 8 at a time).
+inline void plane_span(int HW, int* lo, int* hi) {
+    int per = ((HW + RS_WG - 1) / RS_WG + 7) & ~7;
+    int l = get_local_id(0) * per;
+    *lo = min(l, HW);
+    *hi = min(l + per, HW);
+}
+
+// (v, i) beats (bv, bi): larger value, or equal with smaller index, or bv has no index yet.
+inline int beats(float v, int i, float bv, int bi) { return bi == INT_MAX || v > bv || (v == bv && i < bi); }
+
 // This item's share of a plane: sum, and first maximum with its index (INT_MAX when it has none).
 void plane_partial(__global const float* p, int HW, float* sum, float* best, int* bestIdx) {
-    int lid = get_local_id(0);
-    float acc = 0.0f, bv = -INFINITY;
+    int lo, hi;
+    plane_span(HW, &lo, &hi);
+    float8 acc8 = 0.0f, bv8 = -INFINITY;
+    int8 bi8 = INT_MAX;
+    int i = lo;
+    for (; i + 8 <= hi; i += 8) {
+        float8 v = vload8(0, p + i);
+        acc8 += v;
+        // Per lane, a strictly larger value (or the lane's first) replaces: lanes keep first maxima.
+        int8 take = (v > bv8) | (bi8 == INT_MAX);
+        bv8 = select(bv8, v, take);
+        bi8 = select(bi8, (int8)(i) + (int8)(0, 1, 2, 3, 4, 5, 6, 7), take);
+    }
+    float acc = (acc8.s0 + acc8.s1 + acc8.s2 + acc8.s3) + (acc8.s4 + acc8.s5 + acc8.s6 + acc8.s7);
+    float bvs[8] = {bv8.s0, bv8.s1, bv8.s2, bv8.s3, bv8.s4, bv8.s5, bv8.s6, bv8.s7};
+    int bis[8] = {bi8.s0, bi8.s1, bi8.s2, bi8.s3, bi8.s4, bi8.s5, bi8.s6, bi8.s7};
+    float bv = -INFINITY;
     int bi = INT_MAX;
-    for (int i = lid; i < HW; i += RS_WG) {
+    for (int k = 0; k < 8; k++) if (bis[k] != INT_MAX && beats(bvs[k], bis[k], bv, bi)) { bv = bvs[k]; bi = bis[k]; }
+    for (; i < hi; i++) {
         float v = p[i];
         acc += v;
-        if (v > bv || bi == INT_MAX) { bv = v; bi = i; }
+        if (beats(v, i, bv, bi)) { bv = v; bi = i; }
     }
     *sum = acc; *best = bv; *bestIdx = bi;
 }
@@ -65,7 +93,9 @@ __kernel void spatial_mean_max_backward(__global const float* dMean, __global co
     wg_argmax(sv, si, bv, bi, &top, &topIdx);
     float share = dMean[nc] / (float)HW, g = dMax[nc];
     __global float* q = dx + (size_t)nc * HW;
-    for (int i = get_local_id(0); i < HW; i += RS_WG) q[i] = i == topIdx ? share + g : share;
+    int lo, hi;
+    plane_span(HW, &lo, &hi);
+    for (int i = lo; i < hi; i++) q[i] = i == topIdx ? share + g : share;
 }
 
 __kernel void channel_mean_max(__global const float* x, __global float* y, int N, int C, int HW) {
@@ -106,4 +136,126 @@ __kernel void broadcast_spatial_backward(__global const float* dy, __global floa
     for (int i = get_local_id(0); i < HW; i += RS_WG) acc += p[i];
     float total = wg_sum(scratch, acc);
     if (get_local_id(0) == 0) dx[nc] = total;
+}
+
+// The channel-attention descriptors stacked for one pass of the shared MLP: d (2N, C) holds the
+// means in rows 0..N−1 and the maxima in rows N..2N−1; argmax (N·C) keeps each plane's first
+// arg-max (as a float, exact below 2^24) so the backward never reads x.    one work-group per (n, c)
+__kernel void channel_descriptors(__global const float* x, __global float* d, __global float* argmax, int NC, int HW) {
+    __local float scratch[RS_WG];
+    __local float sv[RS_WG];
+    __local int si[RS_WG];
+    int nc = get_group_id(0);
+    float acc, bv, top;
+    int bi, topIdx;
+    plane_partial(x + (size_t)nc * HW, HW, &acc, &bv, &bi);
+    float total = wg_sum(scratch, acc);
+    wg_argmax(sv, si, bv, bi, &top, &topIdx);
+    if (get_local_id(0) == 0) { d[nc] = total / (float)HW; d[NC + nc] = top; argmax[nc] = (float)topIdx; }
+}
+
+// dx from the stacked descriptors' gradient: dMean/HW everywhere, + dMax at the saved arg-max.
+// 2-D: (span of SPAN values, plane).
+#define SPAN 256
+__kernel void channel_descriptors_backward(__global const float* dd, __global const float* argmax, __global float* dx,
+                                           int NC, int HW) {
+    int nc = get_global_id(1);
+    int lo = get_global_id(0) * SPAN, hi = min(lo + SPAN, HW);
+    float share = dd[nc] / (float)HW, g = dd[NC + nc];
+    int top = (int)argmax[nc];
+    __global float* q = dx + (size_t)nc * HW;
+    int i = lo;
+    for (; i + 8 <= hi; i += 8) vstore8((float8)(share), 0, q + i);
+    for (; i < hi; i++) q[i] = share;
+    if (top >= lo && top < hi) q[top] = share + g;
+}
+
+inline float gate_of(__global const float* l, int NC, int nc) { return 1.0f / (1.0f + exp(-(l[nc] + l[NC + nc]))); }
+
+// y = x · sigmoid(l[n, c] + l[N + n, c]) for stacked MLP outputs l (2N, C).   2-D: (span, plane)
+__kernel void channel_gate(__global const float* x, __global const float* l, __global float* y, int NC, int HW) {
+    int nc = get_global_id(1);
+    int lo = get_global_id(0) * SPAN, hi = min(lo + SPAN, HW);
+    float s = gate_of(l, NC, nc);
+    __global const float* p = x + (size_t)nc * HW;
+    __global float* q = y + (size_t)nc * HW;
+    int i = lo;
+    for (; i + 8 <= hi; i += 8) vstore8(vload8(0, p + i) * s, 0, q + i);
+    for (; i < hi; i++) q[i] = p[i] * s;
+}
+
+// dx = dy · s and dl[n, c] = dl[N + n, c] = s(1 − s)·Σ_hw dy·x in one pass.   one work-group per (n, c)
+__kernel void channel_gate_backward(__global const float* dy, __global const float* x, __global const float* l,
+                                    __global float* dx, __global float* dl, int NC, int HW) {
+    __local float scratch[RS_WG];
+    int nc = get_group_id(0);
+    int lo, hi;
+    plane_span(HW, &lo, &hi);
+    float s = gate_of(l, NC, nc);
+    __global const float* gp = dy + (size_t)nc * HW;
+    __global const float* xp = x + (size_t)nc * HW;
+    __global float* q = dx + (size_t)nc * HW;
+    float8 acc8 = 0.0f;
+    float acc = 0.0f;
+    int i = lo;
+    for (; i + 8 <= hi; i += 8) {
+        float8 g = vload8(0, gp + i);
+        acc8 += g * vload8(0, xp + i);
+        vstore8(g * s, 0, q + i);
+    }
+    for (; i < hi; i++) { float g = gp[i]; acc += g * xp[i]; q[i] = g * s; }
+    acc += (acc8.s0 + acc8.s1 + acc8.s2 + acc8.s3) + (acc8.s4 + acc8.s5 + acc8.s6 + acc8.s7);
+    float total = wg_sum(scratch, acc);
+    if (get_local_id(0) == 0) { float d = s * (1.0f - s) * total; dl[nc] = d; dl[NC + nc] = d; }
+}
+
+// The refinement block's tail: y = relu(x · gate[n, 0, p] + r) over (N, C, HW).
+// 2-D: (span of SPAN pixels, image); each item walks all C channels of its pixels.
+__kernel void pixel_gate_add_relu(__global const float* x, __global const float* gate, __global const float* r,
+                                  __global float* y, int C, int HW) {
+    int n = get_global_id(1);
+    int lo = get_global_id(0) * SPAN, hi = min(lo + SPAN, HW);
+    __global const float* gp = gate + (size_t)n * HW;
+    for (int c = 0; c < C; c++) {
+        size_t base = ((size_t)n * C + c) * HW;
+        int i = lo;
+        for (; i + 8 <= hi; i += 8)
+            vstore8(fmax(vload8(0, x + base + i) * vload8(0, gp + i) + vload8(0, r + base + i), 0.0f), 0, y + base + i);
+        for (; i < hi; i++) y[base + i] = fmax(x[base + i] * gp[i] + r[base + i], 0.0f);
+    }
+}
+
+// Its backward: ds = dy where x·g + r > 0; dx = ds·g, dr = ds, dgate = Σ_c ds·x.   same launch
+__kernel void pixel_gate_add_relu_backward(__global const float* dy, __global const float* x, __global const float* gate,
+                                           __global const float* r, __global float* dx, __global float* dgate,
+                                           __global float* dr, int C, int HW) {
+    int n = get_global_id(1);
+    int lo = get_global_id(0) * SPAN, hi = min(lo + SPAN, HW);
+    __global const float* gp = gate + (size_t)n * HW;
+    __global float* dgp = dgate + (size_t)n * HW;
+    int i = lo;
+    for (; i + 8 <= hi; i += 8) {
+        float8 g = vload8(0, gp + i), acc = 0.0f;
+        for (int c = 0; c < C; c++) {
+            size_t at = ((size_t)n * C + c) * HW + i;
+            float8 xv = vload8(0, x + at);
+            float8 ds = select((float8)(0.0f), vload8(0, dy + at), xv * g + vload8(0, r + at) > 0.0f);
+            vstore8(ds * g, 0, dx + at);
+            vstore8(ds, 0, dr + at);
+            acc += ds * xv;
+        }
+        vstore8(acc, 0, dgp + i);
+    }
+    for (; i < hi; i++) {
+        float g = gp[i], acc = 0.0f;
+        for (int c = 0; c < C; c++) {
+            size_t at = ((size_t)n * C + c) * HW + i;
+            float xv = x[at];
+            float ds = xv * g + r[at] > 0.0f ? dy[at] : 0.0f;
+            dx[at] = ds * g;
+            dr[at] = ds;
+            acc += ds * xv;
+        }
+        dgp[i] = acc;
+    }
 }

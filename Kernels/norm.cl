@@ -5,8 +5,9 @@
 // Item l owns the contiguous span [l·S, (l+1)·S) of each plane (S = ⌈HW / RS_WG⌉ rounded up to
 // 8) and walks it with 8-wide loads (vload8 needs only float alignment), then a scalar tail;
 // wg_sum's fixed tree combines the items, so reruns are bit-identical.
-// Variants: RELU=1 fuses a ReLU after the affine map (forward: y = max(t, 0); backward: dy is
-// masked by t > 0, t recomputed from x with the same expression, so nothing extra is saved).
+// Variants: ACT=1 fuses a ReLU after the affine map t (forward: y = max(t, 0); backward: dy is
+// masked by t > 0), ACT=2 a sigmoid (y = σ(t); backward: dy·σ(t)(1 − σ(t))); t is recomputed
+// from x with the same expression in the backward, so nothing extra is saved.
 //   bn_train            one work-group per channel: shifted two-pass mean and biased variance,
 //                       running-stat update (unbiased variance), y = (x − mean)·invStd·w + b
 //   bn_backward         one work-group per channel: dbias = Σdy, dweight = Σdy·x̂, then
@@ -17,8 +18,8 @@
 // The plane of channel c in image n.
 #define BN_PLANE(p, n, c, C, HW) ((p) + ((size_t)(n) * (C) + (c)) * (HW))
 
-#ifndef RELU
-#define RELU 0
+#ifndef ACT
+#define ACT 0
 #endif
 
 // Elements per item in the eval kernel's launch (dimension 0 counts spans of this size).
@@ -40,6 +41,23 @@ inline float hsum8(float8 v) {
 // The affine map (and the ReLU mask's argument): one expression for forward and backward.
 inline float bn_t(float x, float mu, float inv, float w, float b) { return (x - mu) * inv * w + b; }
 inline float8 bn_t8(float8 x, float mu, float inv, float w, float b) { return (x - mu) * inv * w + b; }
+
+// The fused activation and its derivative's factor on dy, from t.
+#if ACT == 1
+#define BN_ACT(t) fmax((t), 0.0f)
+#define BN_DACT(g, t) select((float8)(0.0f), (g), (t) > 0.0f)
+#define BN_DACT1(g, t) ((t) > 0.0f ? (g) : 0.0f)
+#elif ACT == 2
+#define BN_ACT(t) (1.0f / (1.0f + exp(-(t))))
+inline float8 bn_dsig8(float8 g, float8 t) { float8 s = BN_ACT(t); return g * s * (1.0f - s); }
+inline float bn_dsig(float g, float t) { float s = BN_ACT(t); return g * s * (1.0f - s); }
+#define BN_DACT(g, t) bn_dsig8((g), (t))
+#define BN_DACT1(g, t) bn_dsig((g), (t))
+#else
+#define BN_ACT(t) (t)
+#define BN_DACT(g, t) (g)
+#define BN_DACT1(g, t) (g)
+#endif
 
 __kernel void bn_train(__global const float* x, __global float* y, __global float* mean, __global float* invStd,
                        __global float* runningMean, __global float* runningVar,
@@ -77,18 +95,10 @@ __kernel void bn_train(__global const float* x, __global float* y, __global floa
         __global float* out = BN_PLANE(y, n, c, C, HW);
         int p = lo;
         for (; p + 8 <= hi; p += 8) {
-            float8 t = bn_t8(vload8(0, plane + p), mu, inv, wc, bc);
-#if RELU
-            t = fmax(t, 0.0f);
-#endif
-            vstore8(t, 0, out + p);
+            vstore8(BN_ACT(bn_t8(vload8(0, plane + p), mu, inv, wc, bc)), 0, out + p);
         }
         for (; p < hi; p++) {
-            float t = bn_t(plane[p], mu, inv, wc, bc);
-#if RELU
-            t = fmax(t, 0.0f);
-#endif
-            out[p] = t;
+            out[p] = BN_ACT(bn_t(plane[p], mu, inv, wc, bc));
         }
     }
     if (get_local_id(0) == 0) {
@@ -118,17 +128,13 @@ __kernel void bn_backward(__global const float* dy, __global const float* x, __g
         int p = lo;
         for (; p + 8 <= hi; p += 8) {
             float8 xv = vload8(0, xp + p), g = vload8(0, gp + p);
-#if RELU
-            g = select((float8)(0.0f), g, bn_t8(xv, mu, inv, wc, bc) > 0.0f);
-#endif
+            g = BN_DACT(g, bn_t8(xv, mu, inv, wc, bc));
             sd8 += g;
             sdx8 += g * ((xv - mu) * inv);
         }
         for (; p < hi; p++) {
             float xv = xp[p], g = gp[p];
-#if RELU
-            g = bn_t(xv, mu, inv, wc, bc) > 0.0f ? g : 0.0f;
-#endif
+            g = BN_DACT1(g, bn_t(xv, mu, inv, wc, bc));
             sd += g;
             sdx += g * ((xv - mu) * inv);
         }
@@ -144,16 +150,12 @@ __kernel void bn_backward(__global const float* dy, __global const float* x, __g
         int p = lo;
         for (; p + 8 <= hi; p += 8) {
             float8 xv = vload8(0, xp + p), g = vload8(0, gp + p);
-#if RELU
-            g = select((float8)(0.0f), g, bn_t8(xv, mu, inv, wc, bc) > 0.0f);
-#endif
+            g = BN_DACT(g, bn_t8(xv, mu, inv, wc, bc));
             vstore8(k * (fm * g - db - ((xv - mu) * inv) * dw), 0, q + p);
         }
         for (; p < hi; p++) {
             float xv = xp[p], g = gp[p];
-#if RELU
-            g = bn_t(xv, mu, inv, wc, bc) > 0.0f ? g : 0.0f;
-#endif
+            g = BN_DACT1(g, bn_t(xv, mu, inv, wc, bc));
             q[p] = k * (fm * g - db - ((xv - mu) * inv) * dw);
         }
     }
@@ -170,17 +172,9 @@ __kernel void bn_eval(__global const float* x, __global float* y, __global const
     __global float* out = y + (size_t)plane * HW;
     int p = lo;
     for (; p + 8 <= hi; p += 8) {
-        float8 t = bn_t8(vload8(0, xp + p), mu, inv, wc, bc);
-#if RELU
-        t = fmax(t, 0.0f);
-#endif
-        vstore8(t, 0, out + p);
+        vstore8(BN_ACT(bn_t8(vload8(0, xp + p), mu, inv, wc, bc)), 0, out + p);
     }
     for (; p < hi; p++) {
-        float t = bn_t(xp[p], mu, inv, wc, bc);
-#if RELU
-        t = fmax(t, 0.0f);
-#endif
-        out[p] = t;
+        out[p] = BN_ACT(bn_t(xp[p], mu, inv, wc, bc));
     }
 }

@@ -95,4 +95,58 @@ final class AttentionTests: XCTestCase {
             }
         }
     }
+
+    /// The fused channel-attention ops equal the plain ops they replace: stacked descriptors =
+    /// [mean; max], channel gate = x · σ(sum of halves), and their backwards agree.
+    func testChannelAttentionOpsEqualThePlainOps() throws {
+        for b in backendsUnderTest() {
+            for shape in [Shape([1, 1, 1, 1]), [3, 5, 7, 13], [2, 16, 33, 31]] {
+                let (n, c, _, _) = shape.nchw
+                let x = try random(b, shape, seed: 7)
+                let (d, argmax) = try b.channelDescriptors(x)
+                let plain = try b.spatialMeanMax(x)
+                XCTAssertEqual(d.shape, [2 * n, c])
+                let dv = try d.toArray()
+                assertClose(Array(dv[..<(n * c)]), try plain.mean.toArray(), tol: 1e-6, "mean \(shape) on \(b.name)")
+                XCTAssertEqual(Array(dv[(n * c)...]), try plain.max.toArray(), "max \(shape) on \(b.name)")
+                let dd = try random(b, [2 * n, c], seed: 8), ddv = try dd.toArray()
+                let dx = try b.channelDescriptorsBackward(dd, argmax: argmax, inputShape: shape)
+                let want = try b.spatialMeanMaxBackward(dMean: try b.tensor(Array(ddv[..<(n * c)]), shape: [n, c]),
+                                                        dMax: try b.tensor(Array(ddv[(n * c)...]), shape: [n, c]), input: x)
+                assertClose(try dx.toArray(), try want.toArray(), tol: 1e-6, "descriptor backward \(shape) on \(b.name)")
+
+                let l = try random(b, [2 * n, c], seed: 9), lv = try l.toArray()
+                let s = try b.sigmoid(try b.add(try b.tensor(Array(lv[..<(n * c)]), shape: [n, c]),
+                                                try b.tensor(Array(lv[(n * c)...]), shape: [n, c])))
+                assertClose(try b.channelGate(x, logits: l).toArray(), try b.mulChannelGate(x, s).toArray(), tol: 1e-6,
+                            "gate \(shape) on \(b.name)")
+                let dy = try random(b, shape, seed: 10)
+                let fused = try b.channelGateBackward(dy, x: x, logits: l)
+                let ref = try b.mulChannelGateBackward(dy, x: x, gate: s)
+                let dpre = try b.sigmoidBackward(ref.dgate, output: s).toArray()
+                assertClose(try fused.dx.toArray(), try ref.dx.toArray(), tol: 1e-6, "gate dx \(shape) on \(b.name)")
+                assertClose(try fused.dlogits.toArray(), dpre + dpre, tol: 1e-5, "gate dlogits \(shape) on \(b.name)")
+            }
+        }
+    }
+
+    /// relu(x · gate + r) in one op equals relu(add(mulPixelGate(x, gate), r)), both ways.
+    func testPixelGateAddReLUEqualsThePlainOps() throws {
+        for b in backendsUnderTest() {
+            for shape in [Shape([1, 1, 1, 1]), [3, 5, 7, 13], [2, 16, 33, 31]] {
+                let (n, _, h, w) = shape.nchw
+                let x = try random(b, shape, seed: 11), gate = try random(b, [n, 1, h, w], seed: 12)
+                let r = try random(b, shape, seed: 13), dy = try random(b, shape, seed: 14)
+                let y = try b.pixelGateAddReLU(x, gate: gate, residual: r)
+                let plain = try b.relu(try b.add(try b.mulPixelGate(x, gate), r))
+                assertClose(try y.toArray(), try plain.toArray(), tol: 1e-6, "forward \(shape) on \(b.name)")
+                let got = try b.pixelGateAddReLUBackward(dy, x: x, gate: gate, residual: r)
+                let ds = try b.reluBackward(dy, output: plain)
+                let want = try b.mulPixelGateBackward(ds, x: x, gate: gate)
+                assertClose(try got.dresidual.toArray(), try ds.toArray(), tol: 1e-6, "dr \(shape) on \(b.name)")
+                assertClose(try got.dx.toArray(), try want.dx.toArray(), tol: 1e-6, "dx \(shape) on \(b.name)")
+                assertClose(try got.dgate.toArray(), try want.dgate.toArray(), tol: 1e-5, "dgate \(shape) on \(b.name)")
+            }
+        }
+    }
 }

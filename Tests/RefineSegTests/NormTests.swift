@@ -98,7 +98,7 @@ final class NormTests: XCTestCase {
             let (rm0, rv0) = try stats(), (rm1, rv1) = try stats()
             let plain = try b.batchNormTrain(x, weight: w, bias: bias, runningMean: rm0, runningVar: rv0, momentum: 0.1, eps: 1e-5)
             let fused = try b.batchNormTrain(x, weight: w, bias: bias, runningMean: rm1, runningVar: rv1, momentum: 0.1, eps: 1e-5,
-                                             relu: true)
+                                             activation: .relu)
             let relu = try b.relu(plain.y)
             assertClose(try fused.y.toArray(), try relu.toArray(), tol: 1e-6, "forward on \(b.name)")
             XCTAssertEqual(try rm1.toArray(), try rm0.toArray(), "running mean on \(b.name)")
@@ -107,7 +107,7 @@ final class NormTests: XCTestCase {
             assertClose(try got.dx.toArray(), try want.dx.toArray(), tol: 1e-5, "dx on \(b.name)")
             assertClose(try got.dweight.toArray(), try want.dweight.toArray(), tol: 1e-4, "dweight on \(b.name)")
             assertClose(try got.dbias.toArray(), try want.dbias.toArray(), tol: 1e-4, "dbias on \(b.name)")
-            let eval = try b.batchNormEval(x, weight: w, bias: bias, runningMean: rm0, runningVar: rv0, eps: 1e-5, relu: true)
+            let eval = try b.batchNormEval(x, weight: w, bias: bias, runningMean: rm0, runningVar: rv0, eps: 1e-5, activation: .relu)
             let evalPlain = try b.batchNormEval(x, weight: w, bias: bias, runningMean: rm0, runningVar: rv0, eps: 1e-5)
             XCTAssertEqual(try eval.toArray(), try b.relu(evalPlain).toArray(), "eval on \(b.name)")
         }

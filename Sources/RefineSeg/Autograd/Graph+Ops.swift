@@ -73,18 +73,18 @@ extension Graph {
     }
 
     /// BatchNorm2d (NCHW) or BatchNorm1d ((N, C)): batch statistics and a running-stat update
-    /// in training mode, running statistics otherwise. `relu`: max(0, ·) fused into the same
-    /// kernels, forward and backward (one node instead of two).
-    public func batchNorm(_ x: Var, _ bn: BatchNorm, relu: Bool = false) throws -> Var {
+    /// in training mode, running statistics otherwise. `activation` (ReLU, sigmoid) is fused
+    /// into the same kernels, forward and backward (one node instead of two).
+    public func batchNorm(_ x: Var, _ bn: BatchNorm, activation: NormActivation = .none) throws -> Var {
         let b = backend
         let w = parameter(bn.weight), bias = parameter(bn.bias)
         guard training else {
             let y = try b.batchNormEval(x.value, weight: w.value, bias: bias.value, runningMean: bn.runningMean.value,
-                                        runningVar: bn.runningVar.value, eps: bn.eps, relu: relu)
+                                        runningVar: bn.runningVar.value, eps: bn.eps, activation: activation)
             return constant(y)
         }
         let (y, saved) = try b.batchNormTrain(x.value, weight: w.value, bias: bias.value, runningMean: bn.runningMean.value,
-                                              runningVar: bn.runningVar.value, momentum: bn.momentum, eps: bn.eps, relu: relu)
+                                              runningVar: bn.runningVar.value, momentum: bn.momentum, eps: bn.eps, activation: activation)
         return record(y, [x, w, bias]) { g in
             let r = try b.batchNormBackward(g, input: x.value, weight: w.value, saved: saved)
             return [r.dx, r.dweight, r.dbias]
@@ -101,6 +101,33 @@ extension Graph {
                                           input: x.value)]
         }
         return (r[0], r[1])
+    }
+
+    /// Channel-attention descriptors stacked (2N, C): means over H, W, then maxima, so the
+    /// shared MLP runs once; the backward uses the saved arg-max and never reads x.
+    public func channelDescriptors(_ x: Var) throws -> Var {
+        let b = backend
+        let (d, argmax) = try b.channelDescriptors(x.value)
+        let shape = x.shape
+        return record(d, [x]) { g in [try b.channelDescriptorsBackward(g, argmax: argmax, inputShape: shape)] }
+    }
+
+    /// x · σ(l[n, c] + l[N + n, c]) for the stacked MLP outputs l (2N, C), one kernel each way.
+    public func channelGate(_ x: Var, logits: Var) throws -> Var {
+        let b = backend
+        return record(try b.channelGate(x.value, logits: logits.value), [x, logits]) { g in
+            let r = try b.channelGateBackward(g, x: x.value, logits: logits.value)
+            return [r.dx, r.dlogits]
+        }
+    }
+
+    /// relu(x · gate + residual) with a (N, 1, H, W) gate, one kernel each way.
+    public func pixelGateAddReLU(_ x: Var, gate: Var, residual: Var) throws -> Var {
+        let b = backend
+        return record(try b.pixelGateAddReLU(x.value, gate: gate.value, residual: residual.value), [x, gate, residual]) { g in
+            let r = try b.pixelGateAddReLUBackward(g, x: x.value, gate: gate.value, residual: residual.value)
+            return [r.dx, r.dgate, r.dresidual]
+        }
     }
 
     /// concat[mean over C, max over C] → (N, 2, H, W).

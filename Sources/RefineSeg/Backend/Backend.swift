@@ -121,6 +121,11 @@ public protocol ConvOps {
     func maxPool2x2Backward(_ dy: Tensor, input x: Tensor) throws -> Tensor
 }
 
+/// An activation fused after a batch norm (in the same kernels, forward and backward).
+public enum NormActivation: Int, Sendable, CaseIterable {
+    case none = 0, relu = 1, sigmoid = 2
+}
+
 /// Saved state of a training-mode batch norm, everything its backward needs (nothing is recomputed
 /// but the cheap per-element affine map).
 public struct BatchNormSaved {
@@ -128,11 +133,13 @@ public struct BatchNormSaved {
     public var mean: Tensor
     /// Per-channel 1 / sqrt(biased batch variance + eps) (C).
     public var invStd: Tensor
-    /// The bias (C) when a ReLU was fused after the normalisation (the backward masks dy where
-    /// (x − mean)·invStd·weight + bias ≤ 0); nil without ReLU.
-    public var reluBias: Tensor?
-    public init(mean: Tensor, invStd: Tensor, reluBias: Tensor? = nil) {
-        self.mean = mean; self.invStd = invStd; self.reluBias = reluBias
+    /// The activation fused after the normalisation.
+    public var activation: NormActivation
+    /// The bias (C) when an activation was fused: the backward recomputes its input
+    /// t = (x − mean)·invStd·weight + bias rather than keeping the output.
+    public var bias: Tensor?
+    public init(mean: Tensor, invStd: Tensor, activation: NormActivation = .none, bias: Tensor? = nil) {
+        self.mean = mean; self.invStd = invStd; self.activation = activation; self.bias = bias
     }
 }
 
@@ -140,29 +147,29 @@ public struct BatchNormSaved {
 public protocol NormOps {
     /// Training mode: normalises with the batch statistics (biased variance) and updates the
     /// running statistics in place with the unbiased variance: r ← (1 − momentum)·r + momentum·batch.
-    /// `relu`: y = max(0, batch norm) in the same pass (and `saved` says so for the backward).
+    /// `activation` is applied to the result in the same pass (and `saved` says so for the backward).
     func batchNormTrain(_ x: Tensor, weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor,
-                        momentum: Float, eps: Float, relu: Bool) throws -> (y: Tensor, saved: BatchNormSaved)
-    /// Evaluation mode: normalises with the running statistics (`relu`: then max(0, ·), same pass).
+                        momentum: Float, eps: Float, activation: NormActivation) throws -> (y: Tensor, saved: BatchNormSaved)
+    /// Evaluation mode: normalises with the running statistics, then `activation`, same pass.
     func batchNormEval(_ x: Tensor, weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor,
-                       eps: Float, relu: Bool) throws -> Tensor
-    /// Gradients of training-mode batch norm (with its fused ReLU when `saved.reluBias` is set):
+                       eps: Float, activation: NormActivation) throws -> Tensor
+    /// Gradients of training-mode batch norm (through its fused activation, `saved.activation`):
     /// (dx, dweight, dbias).
     func batchNormBackward(_ dy: Tensor, input x: Tensor, weight: Tensor, saved: BatchNormSaved) throws
         -> (dx: Tensor, dweight: Tensor, dbias: Tensor)
 }
 
 extension NormOps {
-    /// Batch norm without a fused ReLU.
+    /// Batch norm without a fused activation.
     public func batchNormTrain(_ x: Tensor, weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor,
                                momentum: Float, eps: Float) throws -> (y: Tensor, saved: BatchNormSaved) {
         try batchNormTrain(x, weight: weight, bias: bias, runningMean: runningMean, runningVar: runningVar,
-                           momentum: momentum, eps: eps, relu: false)
+                           momentum: momentum, eps: eps, activation: .none)
     }
 
     public func batchNormEval(_ x: Tensor, weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor,
                               eps: Float) throws -> Tensor {
-        try batchNormEval(x, weight: weight, bias: bias, runningMean: runningMean, runningVar: runningVar, eps: eps, relu: false)
+        try batchNormEval(x, weight: weight, bias: bias, runningMean: runningMean, runningVar: runningVar, eps: eps, activation: .none)
     }
 }
 
@@ -180,6 +187,22 @@ public protocol AttentionOps {
     func broadcastSpatial(_ x: Tensor, height: Int, width: Int) throws -> Tensor
     /// Backward of `broadcastSpatial`: Σ over H, W → (N, C, 1, 1).
     func broadcastSpatialBackward(_ dy: Tensor) throws -> Tensor
+    /// Channel-attention descriptors of x (N, C, H, W) stacked for one pass of the shared MLP:
+    /// (2N, C) with the means over H, W in rows 0..<N and the maxima in rows N..<2N, plus the
+    /// saved state of the backward: each plane's first arg-max (N, C), as float indices.
+    func channelDescriptors(_ x: Tensor) throws -> (descriptors: Tensor, argmax: Tensor)
+    /// dx (shape `inputShape`) from the descriptors' gradient (2N, C) and the saved arg-max.
+    func channelDescriptorsBackward(_ d: Tensor, argmax: Tensor, inputShape: Shape) throws -> Tensor
+    /// The channel gate from the stacked MLP outputs l (2N, C): y = x · σ(l[n, c] + l[N + n, c]).
+    func channelGate(_ x: Tensor, logits: Tensor) throws -> Tensor
+    /// (dx, dlogits (2N, C)): both halves of dlogits get σ'·Σ_hw dy·x.
+    func channelGateBackward(_ dy: Tensor, x: Tensor, logits: Tensor) throws -> (dx: Tensor, dlogits: Tensor)
+    /// The refinement block's tail in one pass: y = relu(x · gate[n, 0, h, w] + residual),
+    /// gate (N, 1, H, W), residual like x.
+    func pixelGateAddReLU(_ x: Tensor, gate: Tensor, residual: Tensor) throws -> Tensor
+    /// (dx, dgate, dresidual) of `pixelGateAddReLU` (the ReLU mask recomputed from the inputs).
+    func pixelGateAddReLUBackward(_ dy: Tensor, x: Tensor, gate: Tensor, residual: Tensor) throws
+        -> (dx: Tensor, dgate: Tensor, dresidual: Tensor)
 }
 
 /// Constants of the lesion-aware contrastive loss (MODEL.md).

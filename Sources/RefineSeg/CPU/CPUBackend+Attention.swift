@@ -1,3 +1,5 @@
+import Foundation
+
 extension CPUBackend: AttentionOps {
     public func spatialMeanMax(_ x: Tensor) throws -> (mean: Tensor, max: Tensor) {
         try x.shape.expect(rank: 4, op: "spatial_mean_max")
@@ -96,8 +98,140 @@ extension CPUBackend: AttentionOps {
     }
 }
 
+extension CPUBackend {
+    public func channelDescriptors(_ x: Tensor) throws -> (descriptors: Tensor, argmax: Tensor) {
+        let (n, c, hw) = try AttentionGeometry.descriptorInput(x)
+        let v = try values(x)                                   // (N, C, H, W)
+        var d = [Double](repeating: 0, count: 2 * n * c)        // (2N, C): means, then maxima
+        var arg = [Double](repeating: 0, count: n * c)          // (N, C): first arg-max
+        for nc in 0..<(n * c) {
+            var sum = 0.0, best = 0
+            for p in 0..<hw {
+                sum += v[nc * hw + p]
+                if v[nc * hw + p] > v[nc * hw + best] { best = p }
+            }
+            d[nc] = sum / Double(hw)
+            d[n * c + nc] = v[nc * hw + best]
+            arg[nc] = Double(best)
+        }
+        return (make(d, [2 * n, c]), make(arg, [n, c]))
+    }
+
+    public func channelDescriptorsBackward(_ d: Tensor, argmax: Tensor, inputShape: Shape) throws -> Tensor {
+        let (n, c, hw) = try AttentionGeometry.descriptorGradients(d, argmax: argmax, inputShape: inputShape)
+        let g = try values(d), arg = try values(argmax)
+        var dx = [Double](repeating: 0, count: inputShape.count) // (N, C, H, W)
+        for nc in 0..<(n * c) {
+            for p in 0..<hw { dx[nc * hw + p] = g[nc] / Double(hw) }
+            dx[nc * hw + Int(arg[nc])] += g[n * c + nc]
+        }
+        return make(dx, inputShape)
+    }
+
+    public func channelGate(_ x: Tensor, logits: Tensor) throws -> Tensor {
+        let (n, c, hw) = try AttentionGeometry.channelGate(x, logits: logits)
+        let v = try values(x), l = try values(logits)
+        var y = [Double](repeating: 0, count: x.count)          // like x
+        for nc in 0..<(n * c) {
+            let s = 1 / (1 + exp(-(l[nc] + l[n * c + nc])))
+            for p in 0..<hw { y[nc * hw + p] = v[nc * hw + p] * s }
+        }
+        return make(y, x.shape)
+    }
+
+    public func channelGateBackward(_ dy: Tensor, x: Tensor, logits: Tensor) throws -> (dx: Tensor, dlogits: Tensor) {
+        let (n, c, hw) = try AttentionGeometry.channelGate(x, logits: logits)
+        try dy.shape.expect(equal: x.shape, op: "channel_gate_backward")
+        let v = try values(x), l = try values(logits), g = try values(dy)
+        var dx = [Double](repeating: 0, count: x.count)         // like x
+        var dl = [Double](repeating: 0, count: 2 * n * c)       // (2N, C)
+        for nc in 0..<(n * c) {
+            let s = 1 / (1 + exp(-(l[nc] + l[n * c + nc])))
+            var acc = 0.0
+            for p in 0..<hw {
+                dx[nc * hw + p] = g[nc * hw + p] * s
+                acc += g[nc * hw + p] * v[nc * hw + p]
+            }
+            dl[nc] = s * (1 - s) * acc
+            dl[n * c + nc] = dl[nc]
+        }
+        return (make(dx, x.shape), make(dl, logits.shape))
+    }
+
+    public func pixelGateAddReLU(_ x: Tensor, gate: Tensor, residual: Tensor) throws -> Tensor {
+        let (n, c, hw) = try AttentionGeometry.pixelGateAdd(x, gate: gate, residual: residual)
+        let v = try values(x), g = try values(gate), r = try values(residual)
+        var y = [Double](repeating: 0, count: x.count)          // like x
+        for b in 0..<n {
+            for ch in 0..<c {
+                for p in 0..<hw {
+                    let i = (b * c + ch) * hw + p
+                    y[i] = max(v[i] * g[b * hw + p] + r[i], 0)
+                }
+            }
+        }
+        return make(y, x.shape)
+    }
+
+    public func pixelGateAddReLUBackward(_ dy: Tensor, x: Tensor, gate: Tensor, residual: Tensor) throws
+        -> (dx: Tensor, dgate: Tensor, dresidual: Tensor) {
+        let (n, c, hw) = try AttentionGeometry.pixelGateAdd(x, gate: gate, residual: residual)
+        try dy.shape.expect(equal: x.shape, op: "pixel_gate_add_relu_backward")
+        let v = try values(x), g = try values(gate), r = try values(residual), d = try values(dy)
+        var dx = [Double](repeating: 0, count: x.count)         // like x
+        var dr = [Double](repeating: 0, count: x.count)         // like x
+        var dg = [Double](repeating: 0, count: n * hw)          // (N, 1, H, W)
+        for b in 0..<n {
+            for ch in 0..<c {
+                for p in 0..<hw {
+                    let i = (b * c + ch) * hw + p
+                    let ds = v[i] * g[b * hw + p] + r[i] > 0 ? d[i] : 0
+                    dx[i] = ds * g[b * hw + p]
+                    dr[i] = ds
+                    dg[b * hw + p] += ds * v[i]
+                }
+            }
+        }
+        return (make(dx, x.shape), make(dg, gate.shape), make(dr, x.shape))
+    }
+}
+
 /// Shape rules shared by both backends' attention ops.
 enum AttentionGeometry {
+    /// (N, C, H·W) of a descriptor input; H·W must stay below 2^24 (arg-max indices travel as floats).
+    static func descriptorInput(_ x: Tensor) throws -> (n: Int, c: Int, hw: Int) {
+        try x.shape.expect(rank: 4, op: "channel_descriptors")
+        let (n, c, h, w) = x.shape.nchw
+        guard h * w > 0, h * w < 1 << 24 else {
+            throw RefineSegError.invalidArgument("[channel_descriptors] input \(x.shape) needs 1 ≤ H·W < 2^24")
+        }
+        return (n, c, h * w)
+    }
+
+    static func descriptorGradients(_ d: Tensor, argmax: Tensor, inputShape: Shape) throws -> (n: Int, c: Int, hw: Int) {
+        guard inputShape.rank == 4 else {
+            throw RefineSegError.shapeMismatch(op: "channel_descriptors_backward", detail: "input shape \(inputShape) must be (N, C, H, W)")
+        }
+        let (n, c, h, w) = inputShape.nchw
+        try d.shape.expect(equal: [2 * n, c], op: "channel_descriptors_backward")
+        try argmax.shape.expect(equal: [n, c], op: "channel_descriptors_backward")
+        return (n, c, h * w)
+    }
+
+    static func channelGate(_ x: Tensor, logits: Tensor) throws -> (n: Int, c: Int, hw: Int) {
+        try x.shape.expect(rank: 4, op: "channel_gate")
+        let (n, c, h, w) = x.shape.nchw
+        try logits.shape.expect(equal: [2 * n, c], op: "channel_gate")
+        return (n, c, h * w)
+    }
+
+    static func pixelGateAdd(_ x: Tensor, gate: Tensor, residual: Tensor) throws -> (n: Int, c: Int, hw: Int) {
+        try checkPixelGate(x, gate)
+        try residual.shape.expect(equal: x.shape, op: "pixel_gate_add_relu")
+        let (n, c, h, w) = x.shape.nchw
+        return (n, c, h * w)
+    }
+
     /// (N, C) of a per-channel tensor given as (N, C) or (N, C, 1, 1).
     static func channels(of x: Tensor, op: String, height: Int, width: Int) throws -> (n: Int, c: Int) {
         guard x.shape.rank == 2 || (x.shape.rank == 4 && x.shape[2] == 1 && x.shape[3] == 1) else {

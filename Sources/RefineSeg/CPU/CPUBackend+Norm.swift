@@ -2,7 +2,7 @@ import Foundation
 
 extension CPUBackend: NormOps {
     public func batchNormTrain(_ x: Tensor, weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor,
-                               momentum: Float, eps: Float, relu: Bool) throws -> (y: Tensor, saved: BatchNormSaved) {
+                               momentum: Float, eps: Float, activation: NormActivation) throws -> (y: Tensor, saved: BatchNormSaved) {
         let g = try BatchNormGeometry(x, params: [weight, bias, runningMean, runningVar], op: "batch_norm_train")
         let v = try values(x)                                       // (N, C, H, W) or (N, C)
         let wt = try values(weight), bs = try values(bias)          // (C)
@@ -30,7 +30,7 @@ extension CPUBackend: NormOps {
                 for p in 0..<g.hw {
                     let i = g.index(b, ch, p)
                     let t = (v[i] - mu) * invStd[ch] * wt[ch] + bs[ch]
-                    y[i] = relu ? max(t, 0) : t
+                    y[i] = activation.apply(t)
                 }
             }
             rm[ch] = (1 - m) * rm[ch] + m * mu
@@ -38,11 +38,11 @@ extension CPUBackend: NormOps {
         }
         try overwrite(runningMean, rm)
         try overwrite(runningVar, rv)
-        return (make(y, x.shape), BatchNormSaved(mean: make(mean, [g.c]), invStd: make(invStd, [g.c]), reluBias: relu ? bias : nil))
+        return (make(y, x.shape), BatchNormSaved(mean: make(mean, [g.c]), invStd: make(invStd, [g.c]), activation: activation, bias: activation == .none ? nil : bias))
     }
 
     public func batchNormEval(_ x: Tensor, weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor,
-                              eps: Float, relu: Bool) throws -> Tensor {
+                              eps: Float, activation: NormActivation) throws -> Tensor {
         let g = try BatchNormGeometry(x, params: [weight, bias, runningMean, runningVar], op: "batch_norm_eval")
         let v = try values(x)
         let wt = try values(weight), bs = try values(bias), rm = try values(runningMean), rv = try values(runningVar)
@@ -53,7 +53,7 @@ extension CPUBackend: NormOps {
                 for p in 0..<g.hw {
                     let i = g.index(b, ch, p)
                     let t = (v[i] - rm[ch]) * inv * wt[ch] + bs[ch]
-                    y[i] = relu ? max(t, 0) : t
+                    y[i] = activation.apply(t)
                 }
             }
         }
@@ -62,19 +62,19 @@ extension CPUBackend: NormOps {
 
     public func batchNormBackward(_ dy: Tensor, input x: Tensor, weight: Tensor, saved: BatchNormSaved) throws
         -> (dx: Tensor, dweight: Tensor, dbias: Tensor) {
-        let g = try BatchNormGeometry(x, params: [weight, saved.mean, saved.invStd] + (saved.reluBias.map { [$0] } ?? []),
+        let g = try BatchNormGeometry(x, params: [weight, saved.mean, saved.invStd] + (saved.bias.map { [$0] } ?? []),
                                       op: "batch_norm_backward")
         try dy.shape.expect(equal: x.shape, op: "batch_norm_backward")
         let v = try values(x)
         var d = try values(dy)
-        if let reluBias = saved.reluBias {
-            // The fused ReLU passes dy only where its input, the affine map, was positive.
-            let wt = try values(weight), bs = try values(reluBias), mean = try values(saved.mean), invStd = try values(saved.invStd)
+        if let actBias = saved.bias, saved.activation != .none {
+            // Through the fused activation: dy times its derivative at t, the affine map.
+            let wt = try values(weight), bs = try values(actBias), mean = try values(saved.mean), invStd = try values(saved.invStd)
             for ch in 0..<g.c {
                 for b in 0..<g.n {
                     for p in 0..<g.hw {
                         let i = g.index(b, ch, p)
-                        if (v[i] - mean[ch]) * invStd[ch] * wt[ch] + bs[ch] <= 0 { d[i] = 0 }
+                        d[i] *= saved.activation.derivative((v[i] - mean[ch]) * invStd[ch] * wt[ch] + bs[ch])
                     }
                 }
             }
@@ -128,4 +128,24 @@ struct BatchNormGeometry {
 
     /// Flat index of element p (of H·W) of channel ch of image b.
     func index(_ b: Int, _ ch: Int, _ p: Int) -> Int { (b * c + ch) * hw + p }
+}
+
+extension NormActivation {
+    /// The activation at t (CPU reference).
+    func apply(_ t: Double) -> Double {
+        switch self {
+        case .none: return t
+        case .relu: return max(t, 0)
+        case .sigmoid: return 1 / (1 + exp(-t))
+        }
+    }
+
+    /// Its derivative at t (ReLU: 1 where t > 0, else 0).
+    func derivative(_ t: Double) -> Double {
+        switch self {
+        case .none: return 1
+        case .relu: return t > 0 ? 1 : 0
+        case .sigmoid: let s = apply(t); return s * (1 - s)
+        }
+    }
 }

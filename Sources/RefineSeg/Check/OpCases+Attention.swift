@@ -15,6 +15,29 @@ extension OpCases {
                                 forward: { b, x in [try b.broadcastSpatial(x[0], height: h, width: w)] },
                                 backward: { b, _, _, g in [try b.broadcastSpatialBackward(g[0]).reshaped([n, c])] }))
         }
+        // The refinement blocks' fused attention ops, at odd shapes and one DFR-UNet-like shape.
+        for s in oddShapes + [[2, 32, 16, 16]] {
+            let (n, c, h, w) = s.nchw
+            cases.append(OpCase(op: "channel_descriptors", params: "\(s) → [\(2 * n), \(c)]", inputs: [OpInput("x", s)],
+                                tolerance: .sums,
+                                forward: { b, x in let r = try b.channelDescriptors(x[0]); return [r.descriptors, r.argmax] },
+                                backward: { b, x, y, g in [try b.channelDescriptorsBackward(g[0], argmax: y[1], inputShape: x[0].shape)] }))
+            cases.append(OpCase(op: "channel_gate", params: "\(s) with logits [\(2 * n), \(c)]",
+                                inputs: [OpInput("x", s), OpInput("logits", [2 * n, c], .uniform(-2, 2))], tolerance: .sums,
+                                forward: { b, x in [try b.channelGate(x[0], logits: x[1])] },
+                                backward: { b, x, _, g in let r = try b.channelGateBackward(g[0], x: x[0], logits: x[1]); return [r.dx, r.dlogits] }))
+            // |x·gate| ≤ 1/16 stays below the residual's distance from 0, so no finite-difference
+            // step crosses the ReLU's kink.
+            cases.append(OpCase(op: "pixel_gate_add_relu", params: "\(s) gate [\(n), 1, \(h), \(w)]",
+                                inputs: [OpInput("x", s, .uniform(-0.25, 0.25)), OpInput("gate", [n, 1, h, w], .uniform(-0.25, 0.25)),
+                                         OpInput("residual", s, .awayFromZero(-1, 1, gap: 0.1))],
+                                tolerance: .sums,
+                                forward: { b, x in [try b.pixelGateAddReLU(x[0], gate: x[1], residual: x[2])] },
+                                backward: { b, x, _, g in
+                                    let r = try b.pixelGateAddReLUBackward(g[0], x: x[0], gate: x[1], residual: x[2])
+                                    return [r.dx, r.dgate, r.dresidual]
+                                }))
+        }
         // The context block's pool branch hands over (N, C, 1, 1).
         cases.append(OpCase(op: "broadcast_spatial", params: "[3, 64, 1, 1] → [3, 64, 5, 3]", inputs: [OpInput("x", [3, 64, 1, 1])],
                             tolerance: .sums,

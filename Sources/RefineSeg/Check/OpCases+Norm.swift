@@ -24,42 +24,47 @@ extension OpCases {
                           OpInput("running_var", [c], .uniform(0.5, 1.5), differentiable: false)]
             let small = s.count <= 2048
             for momentum: Float in [0.1, 0] {
-                for relu in [false, true] {
+                for act in NormActivation.allCases {
                     // The running statistics are outputs too, so the in-place update is compared; they
                     // depend on x unless momentum is 0, which is why only momentum 0 is gradient-checked.
-                    // The fused ReLU runs on the small shapes (its kink makes finite differences of
+                    // The fused activations run on the small shapes (ReLU's kink makes finite differences of
                     // large ones unreliable; the plain shapes cover the rest of the kernel).
                     if momentum == 0 && !small { continue }
-                    if relu && (!small || note == " constant") { continue }
+                    if act != .none && (!small || note == " constant") { continue }
                     cases.append(OpCase(
-                        op: relu ? "batch_norm_relu_train" : "batch_norm_train", params: "\(s) momentum \(momentum)\(note)",
+                        op: "batch_norm\(act.opSuffix)_train", params: "\(s) momentum \(momentum)\(note)",
                         inputs: inputs, tolerance: .batchNorm, gradCheck: momentum == 0,
                         forward: { b, x in
                             // Copies, so every run starts from the same running statistics.
                             let rm = try b.copy(x[3]), rv = try b.copy(x[4])
                             let r = try b.batchNormTrain(x[0], weight: x[1], bias: x[2], runningMean: rm, runningVar: rv,
-                                                         momentum: momentum, eps: 1e-5, relu: relu)
+                                                         momentum: momentum, eps: 1e-5, activation: act)
                             return [r.y, rm, rv]
                         },
                         backward: { b, x, _, g in
                             let saved = try b.batchNormTrain(x[0], weight: x[1], bias: x[2], runningMean: try b.copy(x[3]),
                                                              runningVar: try b.copy(x[4]), momentum: momentum, eps: 1e-5,
-                                                             relu: relu).saved
+                                                             activation: act).saved
                             let r = try b.batchNormBackward(g[0], input: x[0], weight: x[1], saved: saved)
                             return [r.dx, r.dweight, r.dbias, nil, nil]
                         }))
                 }
             }
-            for relu in [false, true] {
+            for act in NormActivation.allCases {
                 cases.append(OpCase(
-                    op: relu ? "batch_norm_relu_eval" : "batch_norm_eval", params: "\(s)\(note)", inputs: inputs,
+                    op: "batch_norm\(act.opSuffix)_eval", params: "\(s)\(note)", inputs: inputs,
                     tolerance: .batchNorm,
                     forward: { b, x in
                         [try b.batchNormEval(x[0], weight: x[1], bias: x[2], runningMean: x[3], runningVar: x[4], eps: 1e-5,
-                                             relu: relu)]
+                                             activation: act)]
                     }))
             }
         }
         return cases
     }
+}
+
+extension NormActivation {
+    /// "", "_relu", "_sigmoid": the op name's infix in the registry.
+    var opSuffix: String { self == .none ? "" : "_\(self)" }
 }

@@ -10,8 +10,10 @@ public final class ConvBN: Module {
         bn = try BatchNorm(backend, cout)
     }
 
-    /// `relu`: ConvBN followed by ReLU, the ReLU fused into the batch norm.
-    public func callAsFunction(_ x: Var, _ g: Graph, relu: Bool = false) throws -> Var { try bn(try conv(x, g), g, relu: relu) }
+    /// `activation` (ReLU) after the batch norm, fused into it.
+    public func callAsFunction(_ x: Var, _ g: Graph, activation: NormActivation = .none) throws -> Var {
+        try bn(try conv(x, g), g, activation: activation)
+    }
 
     public func collect(prefix: String, into list: inout [(String, Parameter)]) {
         conv.collect(prefix: join(prefix, "conv"), into: &list)
@@ -29,11 +31,11 @@ public final class ChannelAttention: Module {
         fc2 = try PointwiseLinear(backend, hidden, channels, rng: &rng)
     }
 
+    /// The mean and max descriptors go through the shared MLP as one (2N, C) batch; the gate
+    /// adds the two halves, applies σ and multiplies x in one kernel.
     public func callAsFunction(_ x: Var, _ g: Graph) throws -> Var {
-        let (mean, maxv) = try g.spatialMeanMax(x)
-        let a = try fc2(try g.relu(try fc1(mean, g)), g)
-        let m = try fc2(try g.relu(try fc1(maxv, g)), g)
-        return try g.mulChannelGate(x, try g.sigmoid(try g.add(a, m)))
+        let l = try fc2(try g.relu(try fc1(try g.channelDescriptors(x), g)), g)
+        return try g.channelGate(x, logits: l)
     }
 
     public func collect(prefix: String, into list: inout [(String, Parameter)]) {
@@ -52,9 +54,11 @@ public final class SpatialAttention: Module {
         bn = try BatchNorm(backend, 1)
     }
 
-    public func callAsFunction(_ x: Var, _ g: Graph) throws -> Var {
-        let gate = try g.sigmoid(try bn(try conv(try g.channelMeanMax(x), g), g))
-        return try g.mulPixelGate(x, gate)
+    public func callAsFunction(_ x: Var, _ g: Graph) throws -> Var { try g.mulPixelGate(x, try gate(x, g)) }
+
+    /// The (N, 1, H, W) gate, the sigmoid fused into the batch norm.
+    public func gate(_ x: Var, _ g: Graph) throws -> Var {
+        try bn(try conv(try g.channelMeanMax(x), g), g, activation: .sigmoid)
     }
 
     public func collect(prefix: String, into list: inout [(String, Parameter)]) {
@@ -79,8 +83,9 @@ public final class RefineBlock: Module {
     }
 
     public func callAsFunction(_ x: Var, _ g: Graph) throws -> Var {
-        let h = try sa(try ca(try conv2(try conv1(x, g, relu: true), g), g), g)
-        return try g.relu(try g.add(h, try shortcut(x, g)))
+        let a = try ca(try conv2(try conv1(x, g, activation: .relu), g), g)
+        // sa's gate, the shortcut add and the ReLU in one kernel.
+        return try g.pixelGateAddReLU(a, gate: try sa.gate(a, g), residual: try shortcut(x, g))
     }
 
     public func collect(prefix: String, into list: inout [(String, Parameter)]) {
@@ -108,10 +113,10 @@ public final class DilatedContext: Module {
 
     public func callAsFunction(_ x: Var, _ g: Graph) throws -> Var {
         let h = x.shape[2], w = x.shape[3]
-        var parts = try branches.map { try $0(x, g, relu: true) }
+        var parts = try branches.map { try $0(x, g, activation: .relu) }
         let pooled = try g.relu(try pool(try g.mean(x, axes: 2..<4), g))
         parts.append(try g.broadcastSpatial(pooled, height: h, width: w))
-        return try g.add(x, try fuse(try g.concatChannels(parts), g, relu: true))
+        return try g.add(x, try fuse(try g.concatChannels(parts), g, activation: .relu))
     }
 
     public func collect(prefix: String, into list: inout [(String, Parameter)]) {

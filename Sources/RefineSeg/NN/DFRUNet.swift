@@ -103,8 +103,8 @@ public final class Projector: Module {
 
     /// (N, 16w) embeddings → (N, d).
     public func callAsFunction(_ x: Var, _ g: Graph) throws -> Var {
-        let h = try bn1(try l0(x, g), g, relu: true)
-        return try l6(try bn4(try l3(h, g), g, relu: true), g)
+        let h = try bn1(try l0(x, g), g, activation: .relu)
+        return try l6(try bn4(try l3(h, g), g, activation: .relu), g)
     }
 
     public func collect(prefix: String, into list: inout [(String, Parameter)]) {

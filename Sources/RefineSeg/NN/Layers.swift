@@ -70,8 +70,10 @@ public final class BatchNorm: Module {
         runningVar = Parameter(try backend.full([channels], value: 1), isBuffer: true)
     }
 
-    /// `relu`: max(0, ·) after the normalisation, fused into its kernels.
-    public func callAsFunction(_ x: Var, _ g: Graph, relu: Bool = false) throws -> Var { try g.batchNorm(x, self, relu: relu) }
+    /// `activation` after the normalisation, fused into its kernels.
+    public func callAsFunction(_ x: Var, _ g: Graph, activation: NormActivation = .none) throws -> Var {
+        try g.batchNorm(x, self, activation: activation)
+    }
 
     public func collect(prefix: String, into list: inout [(String, Parameter)]) {
         list.append((join(prefix, "weight"), weight))

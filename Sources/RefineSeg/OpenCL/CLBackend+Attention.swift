@@ -3,9 +3,9 @@ extension CLBackend: AttentionOps {
     static let reductionGroup = 64
 
     /// Launches `kernel` with one work-group per plane.
-    func runPerGroup(_ kernel: String, file: String, _ args: [KernelArg], groups: Int) throws {
+    func runPerGroup(_ kernel: String, file: String, _ args: [KernelArg], groups: Int, bytes: Int? = nil) throws {
         let wg = Self.reductionGroup
-        try run(kernel, file: file, args, global: [max(groups, 1) * wg], local: [wg])
+        try run(kernel, file: file, args, global: [max(groups, 1) * wg], local: [wg], bytes: bytes)
     }
 
     public func spatialMeanMax(_ x: Tensor) throws -> (mean: Tensor, max: Tensor) {
@@ -59,5 +59,64 @@ extension CLBackend: AttentionOps {
         let dx = try empty([n, c, 1, 1], op: "broadcast_spatial_backward")
         try runPerGroup("broadcast_spatial_backward", file: "attention", [.tensor(dy), .tensor(dx), .int(h * w)], groups: n * c)
         return dx
+    }
+
+    /// Values per item of the span-launched attention kernels (SPAN in Kernels/attention.cl).
+    static let attentionSpan = 256
+
+    private func spans(_ hw: Int) -> Int { (hw + Self.attentionSpan - 1) / Self.attentionSpan }
+
+    public func channelDescriptors(_ x: Tensor) throws -> (descriptors: Tensor, argmax: Tensor) {
+        let (n, c, hw) = try AttentionGeometry.descriptorInput(x)
+        let d = try empty([2 * n, c], op: "channel_descriptors"), arg = try empty([n, c], op: "channel_descriptors")
+        try runPerGroup("channel_descriptors", file: "attention", [.tensor(x), .tensor(d), .tensor(arg), .int(n * c), .int(hw)],
+                        groups: n * c, bytes: 4 * x.count)
+        return (d, arg)
+    }
+
+    public func channelDescriptorsBackward(_ d: Tensor, argmax: Tensor, inputShape: Shape) throws -> Tensor {
+        let (n, c, hw) = try AttentionGeometry.descriptorGradients(d, argmax: argmax, inputShape: inputShape)
+        let dx = try empty(inputShape, op: "channel_descriptors_backward")
+        try run("channel_descriptors_backward", file: "attention", [.tensor(d), .tensor(argmax), .tensor(dx), .int(n * c), .int(hw)],
+                global: [spans(hw), n * c], bytes: 4 * dx.count)
+        return dx
+    }
+
+    public func channelGate(_ x: Tensor, logits: Tensor) throws -> Tensor {
+        let (n, c, hw) = try AttentionGeometry.channelGate(x, logits: logits)
+        let y = try empty(x.shape, op: "channel_gate")
+        try run("channel_gate", file: "attention", [.tensor(x), .tensor(logits), .tensor(y), .int(n * c), .int(hw)],
+                global: [spans(hw), n * c], bytes: 8 * x.count)
+        return y
+    }
+
+    public func channelGateBackward(_ dy: Tensor, x: Tensor, logits: Tensor) throws -> (dx: Tensor, dlogits: Tensor) {
+        let (n, c, hw) = try AttentionGeometry.channelGate(x, logits: logits)
+        try dy.shape.expect(equal: x.shape, op: "channel_gate_backward")
+        let dx = try empty(x.shape, op: "channel_gate_backward"), dl = try empty(logits.shape, op: "channel_gate_backward")
+        try runPerGroup("channel_gate_backward", file: "attention",
+                        [.tensor(dy), .tensor(x), .tensor(logits), .tensor(dx), .tensor(dl), .int(n * c), .int(hw)],
+                        groups: n * c, bytes: 12 * x.count)
+        return (dx, dl)
+    }
+
+    public func pixelGateAddReLU(_ x: Tensor, gate: Tensor, residual: Tensor) throws -> Tensor {
+        let (n, c, hw) = try AttentionGeometry.pixelGateAdd(x, gate: gate, residual: residual)
+        let y = try empty(x.shape, op: "pixel_gate_add_relu")
+        try run("pixel_gate_add_relu", file: "attention", [.tensor(x), .tensor(gate), .tensor(residual), .tensor(y), .int(c), .int(hw)],
+                global: [spans(hw), n], bytes: 12 * x.count + 4 * gate.count)
+        return y
+    }
+
+    public func pixelGateAddReLUBackward(_ dy: Tensor, x: Tensor, gate: Tensor, residual: Tensor) throws
+        -> (dx: Tensor, dgate: Tensor, dresidual: Tensor) {
+        let (n, c, hw) = try AttentionGeometry.pixelGateAdd(x, gate: gate, residual: residual)
+        try dy.shape.expect(equal: x.shape, op: "pixel_gate_add_relu_backward")
+        let dx = try empty(x.shape, op: "pixel_gate_add_relu_backward"), dr = try empty(x.shape, op: "pixel_gate_add_relu_backward")
+        let dg = try empty(gate.shape, op: "pixel_gate_add_relu_backward")
+        try run("pixel_gate_add_relu_backward", file: "attention",
+                [.tensor(dy), .tensor(x), .tensor(gate), .tensor(residual), .tensor(dx), .tensor(dg), .tensor(dr), .int(c), .int(hw)],
+                global: [spans(hw), n], bytes: 20 * x.count + 8 * gate.count)
+        return (dx, dg, dr)
     }
 }

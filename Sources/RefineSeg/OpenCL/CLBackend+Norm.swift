@@ -1,21 +1,21 @@
 extension CLBackend: NormOps {
     public func batchNormTrain(_ x: Tensor, weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor,
-                               momentum: Float, eps: Float, relu: Bool) throws -> (y: Tensor, saved: BatchNormSaved) {
+                               momentum: Float, eps: Float, activation: NormActivation) throws -> (y: Tensor, saved: BatchNormSaved) {
         let g = try BatchNormGeometry(x, params: [weight, bias, runningMean, runningVar], op: "batch_norm_train")
         let mean = try empty([g.c], op: "batch_norm_train"), invStd = try empty([g.c], op: "batch_norm_train")
         let y = try empty(x.shape, op: "batch_norm_train")
-        try run("bn_train", file: "norm", options: "-DRELU=\(relu ? 1 : 0)",
+        try run("bn_train", file: "norm", options: "-DACT=\(activation.rawValue)",
                 [.tensor(x), .tensor(y), .tensor(mean), .tensor(invStd), .tensor(runningMean), .tensor(runningVar),
                  .tensor(weight), .tensor(bias), .int(g.n), .int(g.c), .int(g.hw), .float(momentum), .float(eps)],
                 global: [g.c * Self.reductionGroup], local: [Self.reductionGroup], bytes: 8 * x.count)
-        return (y, BatchNormSaved(mean: mean, invStd: invStd, reluBias: relu ? bias : nil))
+        return (y, BatchNormSaved(mean: mean, invStd: invStd, activation: activation, bias: activation == .none ? nil : bias))
     }
 
     public func batchNormEval(_ x: Tensor, weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor,
-                              eps: Float, relu: Bool) throws -> Tensor {
+                              eps: Float, activation: NormActivation) throws -> Tensor {
         let g = try BatchNormGeometry(x, params: [weight, bias, runningMean, runningVar], op: "batch_norm_eval")
         let y = try empty(x.shape, op: "batch_norm_eval")
-        try run("bn_eval", file: "norm", options: "-DRELU=\(relu ? 1 : 0)",
+        try run("bn_eval", file: "norm", options: "-DACT=\(activation.rawValue)",
                 [.tensor(x), .tensor(y), .tensor(runningMean), .tensor(runningVar), .tensor(weight), .tensor(bias),
                  .int(g.c), .int(g.hw), .float(eps)],
                 global: [(g.hw + Self.normSpan - 1) / Self.normSpan, g.n * g.c], bytes: 8 * x.count)
@@ -27,16 +27,16 @@ extension CLBackend: NormOps {
 
     public func batchNormBackward(_ dy: Tensor, input x: Tensor, weight: Tensor, saved: BatchNormSaved) throws
         -> (dx: Tensor, dweight: Tensor, dbias: Tensor) {
-        let relu = saved.reluBias != nil
-        let g = try BatchNormGeometry(x, params: [weight, saved.mean, saved.invStd] + (saved.reluBias.map { [$0] } ?? []),
+        let activation = saved.bias == nil ? NormActivation.none : saved.activation
+        let g = try BatchNormGeometry(x, params: [weight, saved.mean, saved.invStd] + (saved.bias.map { [$0] } ?? []),
                                       op: "batch_norm_backward")
         try dy.shape.expect(equal: x.shape, op: "batch_norm_backward")
         let dw = try empty([g.c], op: "batch_norm_backward"), db = try empty([g.c], op: "batch_norm_backward")
         let dx = try empty(x.shape, op: "batch_norm_backward")
-        // Without ReLU the bias argument is unused; any (C) tensor fills the slot.
-        try run("bn_backward", file: "norm", options: "-DRELU=\(relu ? 1 : 0)",
+        // Without an activation the bias argument is unused; any (C) tensor fills the slot.
+        try run("bn_backward", file: "norm", options: "-DACT=\(activation.rawValue)",
                 [.tensor(dy), .tensor(x), .tensor(saved.mean), .tensor(saved.invStd), .tensor(weight),
-                 .tensor(saved.reluBias ?? weight), .tensor(dw), .tensor(db), .tensor(dx), .int(g.n), .int(g.c), .int(g.hw)],
+                 .tensor(saved.bias ?? weight), .tensor(dw), .tensor(db), .tensor(dx), .int(g.n), .int(g.c), .int(g.hw)],
                 global: [g.c * Self.reductionGroup], local: [Self.reductionGroup], bytes: 12 * x.count)
         return (dx, dw, db)
     }
