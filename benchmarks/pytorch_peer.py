@@ -3,7 +3,7 @@
 
 One step = zero_grad → forward (logits + lac embedding) → loss → backward → AdamW step, with
     L = 0.5·BCEWithLogits + 0.5·(1 − softDice) + 0.1·L_LAC
-exactly as /work/shared/spec/MODEL.md "Supervised loss" defines it. The model is the one in
+exactly as docs/MODEL.md "Supervised loss" defines it. The model is the one in
 scripts/torch_dfrunet.py. Inputs are seeded random images and blob-like binary masks (a few
 random ellipses per image; one image in eight is left without lesion so the LAC skip path runs).
 

@@ -3,7 +3,7 @@
 
 Every input is written literally below. Run `python3 scripts/golden_losses.py` and copy the
 printed Swift literals into the tests. The lesion-aware contrastive loss is written here
-from its text in /work/shared/spec/MODEL.md (prototypes detached); the rest are torch's own ops.
+from its text in docs/MODEL.md (prototypes detached); the rest are torch's own ops.
 """
 import torch
 import torch.nn.functional as F

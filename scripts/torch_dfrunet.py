@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""DFR-UNet in PyTorch, exactly as /work/shared/spec/MODEL.md (version 1) defines it.
+"""DFR-UNet in PyTorch, exactly as docs/MODEL.md (version 1) defines it.
 
 This is the reference peer for the Swift/OpenCL implementation: a checkpoint written by
 `refineseg` (safetensors, dotted tensor names, metadata `in_channels` and `width` as

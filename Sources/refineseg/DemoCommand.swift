@@ -51,7 +51,7 @@ struct DemoCommand: ParsableCommand {
             }
             let model = try loadModel(best, backend: backend)
             let annotations = try annotate(model: model, backend: backend, imagesDir: data + "/test/images", out: out + "/annotations")
-            print("\nTest split (\(data)/test), MODEL.md metrics:")
+            print("\nTest split (\(data)/test), docs/MODEL.md metrics:")
             print(metricsTable(rows), terminator: "")
             print("\nannotated \(annotations.count) test image(s) with the 100 % model:")
             print("  overlays:  \(out)/annotations/overlays/")

@@ -1,7 +1,7 @@
 import XCTest
 @testable import RefineSeg
 
-/// MODEL.md's metrics: golden values from scripts/metrics_reference.py (numpy/scipy, medpy's
+/// docs/MODEL.md's metrics: golden values from scripts/metrics_reference.py (numpy/scipy, medpy's
 /// hd95 algorithm) on the same ASCII-art masks, plus hand-computed tiny cases.
 final class MetricsTests: XCTestCase {
     /// '#' = lesion, '.' = background; rows top to bottom.

@@ -2,7 +2,7 @@ import Foundation
 import XCTest
 @testable import RefineSeg
 
-/// The model's tensor names and shapes follow MODEL.md (and so PyTorch's state dict).
+/// The model's tensor names and shapes follow docs/MODEL.md (and so PyTorch's state dict).
 final class ModelNamesTests: XCTestCase {
     func testNamesAndShapesFollowTheSpec() throws {
         let model = try DFRUNet(CPUBackend(), config: ModelConfig(inChannels: 3, width: 16), seed: 0)

@@ -3,7 +3,7 @@ import XCTest
 @testable import RefineSeg
 
 /// A checkpoint written by RefineSeg loads into the PyTorch DFR-UNet of scripts/torch_dfrunet.py
-/// (built from MODEL.md) and gives the same probabilities within 1e-3.
+/// (built from docs/MODEL.md) and gives the same probabilities within 1e-3.
 final class TorchCheckpointTests: XCTestCase {
     func torchOrSkip() throws {
         let probe = Process()

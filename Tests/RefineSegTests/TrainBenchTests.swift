@@ -80,7 +80,7 @@ final class TrainBenchTests: XCTestCase {
         XCTAssertEqual(b.masks, TrainBench.syntheticBatch(count: 8, channels: 1, size: 32, seed: 3).masks, "seeded")
     }
 
-    /// DFR-UNet at width 4 on one 1×16×16 image, counted by hand from MODEL.md's layer list.
+    /// DFR-UNet at width 4 on one 1×16×16 image, counted by hand from docs/MODEL.md's layer list.
     func testFLOPCounterMatchesAHandCount() throws {
         let model = try DFRUNet(CPUBackend(), config: ModelConfig(inChannels: 1, width: 4), seed: 0)
         // RefineBlock(cin, cout) at s×s: conv1 3×3, conv2 3×3, shortcut 1×1, spatial attention 7×7

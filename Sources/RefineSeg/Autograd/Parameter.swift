@@ -12,7 +12,7 @@ public final class Parameter {
     }
 }
 
-/// Anything with named parameters, named like the checkpoint tensors of MODEL.md.
+/// Anything with named parameters, named like the checkpoint tensors of docs/MODEL.md.
 public protocol Module: AnyObject {
     /// Appends (dotted name, parameter) pairs, parameters and buffers alike, in a fixed order.
     func collect(prefix: String, into list: inout [(String, Parameter)])

@@ -205,7 +205,7 @@ public protocol AttentionOps {
         -> (dx: Tensor, dgate: Tensor, dresidual: Tensor)
 }
 
-/// Constants of the lesion-aware contrastive loss (MODEL.md).
+/// Constants of the lesion-aware contrastive loss (docs/MODEL.md).
 public struct LACParams: Equatable, Sendable {
     public var tau: Float = 0.1
     public var gamma: Float = 4
@@ -225,7 +225,7 @@ public protocol LossOps {
     /// Σ_i (1 − c_ii)² + λ Σ_{i≠j} c_ij² of a square cross-correlation matrix c (D, D).
     func barlowTwinsFromCorrelation(_ c: Tensor, lambda: Float) throws -> Tensor
     func barlowTwinsFromCorrelationBackward(_ dLoss: Tensor, correlation c: Tensor, lambda: Float) throws -> Tensor
-    /// The lesion-aware contrastive loss of MODEL.md from the raw embedding e (N, D, H, W)
+    /// The lesion-aware contrastive loss of docs/MODEL.md from the raw embedding e (N, D, H, W)
     /// (L2-normalised per pixel inside), the logits (N, 1, H, W) and binary target (N, 1, H, W).
     func lesionContrastive(_ embedding: Tensor, logits: Tensor, target: Tensor, params: LACParams) throws -> Tensor
     /// d loss / d embedding (prototypes and weights are constants).

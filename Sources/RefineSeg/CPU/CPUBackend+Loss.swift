@@ -143,7 +143,7 @@ struct LACGeometry {
     }
 }
 
-/// The lesion-aware contrastive loss of MODEL.md in plain double loops, split so the
+/// The lesion-aware contrastive loss of docs/MODEL.md in plain double loops, split so the
 /// prototypes can be held fixed (the loss treats them as constants; tests differentiate
 /// `loss(prototypes:)` by finite differences with prototypes from the unperturbed input).
 ///

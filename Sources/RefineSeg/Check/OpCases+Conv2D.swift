@@ -139,7 +139,7 @@ extension OpCases {
     }
 
     /// Every convolution, transposed convolution and pooling geometry of DFR-UNet at width 16
-    /// and 128×128 input (MODEL.md), equal geometries merged (their names joined). Batch 1 at
+    /// and 128×128 input (docs/MODEL.md), equal geometries merged (their names joined). Batch 1 at
     /// 64×64 and above, 2 below, so that the CPU reference stays quick.
     public static func dfrUNetConvLayers(width w: Int = 16, size s: Int = 128) -> [ConvLayerSpec] {
         var specs = [ConvLayerSpec]()

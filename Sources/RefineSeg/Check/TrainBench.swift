@@ -17,7 +17,7 @@ public struct TrainBenchSettings: Sendable {
     public var eval = false
     public var seed: UInt64 = 0
     public var lr: Double = 1e-3
-    /// β of the lesion-aware contrastive term (MODEL.md's 0.1).
+    /// β of the lesion-aware contrastive term (docs/MODEL.md's 0.1).
     public var lacWeight: Double = 0.1
 
     public init() {}
@@ -159,7 +159,7 @@ public enum TrainBench {
             try backend.synchronize()
             times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
             hostTimes.append(Double(t1 - t0) / 1e6)
-            // The differentiable loss omits MODEL.md's constant 0.5 (see SegmentationLoss); Trainer adds it back too.
+            // The differentiable loss omits docs/MODEL.md's constant 0.5 (see SegmentationLoss); Trainer adds it back too.
             let offset: Float = settings.eval ? 0 : 0.5
             if i == 0 { first = try value.scalar() + offset }
             if i == settings.steps - 1 { last = try value.scalar() + offset }

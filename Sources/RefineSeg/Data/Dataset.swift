@@ -8,7 +8,7 @@ public struct Sample: Sendable {
     public var channels: Int
     public var height: Int
     public var width: Int
-    /// (C, H, W), normalised per MODEL.md.
+    /// (C, H, W), normalised per docs/MODEL.md.
     public var image: [Float]
     /// (H, W) binary 0/1, or nil for unlabelled images.
     public var mask: [Float]?

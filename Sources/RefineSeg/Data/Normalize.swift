@@ -7,7 +7,7 @@ public func percentile(sorted values: [Float], _ q: Double) -> Float {
     return Float(Double(values[lo]) + (Double(values[hi]) - Double(values[lo])) * frac)
 }
 
-/// MODEL.md input normalisation, per image and channel: x' = (x − p1) / (p99.8 − p1 + 1e-6), not clipped.
+/// docs/MODEL.md input normalisation, per image and channel: x' = (x − p1) / (p99.8 − p1 + 1e-6), not clipped.
 /// `planar` is (C, H·W) in channel-major order.
 public func normalizePercentiles(_ planar: [Float], channels: Int) -> [Float] {
     let plane = planar.count / max(channels, 1)

@@ -11,7 +11,7 @@ import Foundation
     return top * (1 - fy) + bottom * fy
 }
 
-/// The augmentation of one Barlow Twins view (MODEL.md): random resized crop (area 0.5–1,
+/// The augmentation of one Barlow Twins view (docs/MODEL.md): random resized crop (area 0.5–1,
 /// aspect 3/4–4/3) to S×S, flips, 90° rotations, brightness/contrast jitter (±0.4),
 /// gaussian blur with probability `blurP`, additive gaussian noise, solarize with probability `solarizeP`.
 public struct ViewAugmentation: Sendable {

@@ -1,6 +1,6 @@
 /// A binary image mask, row-major (`pixels[y * width + x]`), true = lesion / predicted lesion.
 ///
-/// MODEL.md's binarisation: a label pixel is lesion when it is non-zero; a prediction pixel
+/// docs/MODEL.md's binarisation: a label pixel is lesion when it is non-zero; a prediction pixel
 /// is lesion when its probability is strictly greater than 0.5.
 public struct BinaryMask: Equatable, Sendable {
     public let width: Int

@@ -1,7 +1,7 @@
 /// Connected components of a binary mask.
 enum Components {
     /// The number of 8-connected components of `prediction` that contain no lesion pixel of
-    /// `label` (false-positive components, MODEL.md "Metrics").
+    /// `label` (false-positive components, docs/MODEL.md "Metrics").
     static func falsePositiveCount(prediction: BinaryMask, label: BinaryMask) -> Int {
         precondition(prediction.width == label.width && prediction.height == label.height,
                      "components of masks of different size")

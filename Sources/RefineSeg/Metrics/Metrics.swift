@@ -1,6 +1,6 @@
 import Foundation
 
-/// The segmentation metrics of MODEL.md "Metrics", for one image.
+/// The segmentation metrics of docs/MODEL.md "Metrics", for one image.
 ///
 /// `A` is the binarised prediction, `B` the binarised label. Conventions where a ratio has
 /// a zero denominator (no value is ever NaN):
@@ -50,7 +50,7 @@ public struct ImageMetrics: Equatable, Sendable {
     }
 }
 
-/// Set-level metrics; the JSON keys are exactly MODEL.md's snake_case names.
+/// Set-level metrics; the JSON keys are exactly docs/MODEL.md's snake_case names.
 ///
 /// Pixel counts (TP, FP, FN, TN) are accumulated over the whole set for precision, recall,
 /// fdr, fpr and miou; dice, iou, thresholded_jaccard and fp_components_mean are means over
@@ -125,7 +125,7 @@ public struct MetricSummary: Codable, Equatable, Sendable {
     }
 }
 
-/// Accumulates MODEL.md's metrics over a test set, one image at a time.
+/// Accumulates docs/MODEL.md's metrics over a test set, one image at a time.
 ///
 /// Masks are row-major `width * height`. Predictions are binarised at probability > 0.5
 /// (or non-zero for an already binary prediction); labels at non-zero.

@@ -15,7 +15,7 @@ public struct DFRUNetOutput {
     public var embedding: Var?
 }
 
-/// DFR-UNet exactly as MODEL.md: RefineBlock encoder and decoder, dilated context, 1×1 head,
+/// DFR-UNet exactly as docs/MODEL.md: RefineBlock encoder and decoder, dilated context, 1×1 head,
 /// plus the `lac` embedding head used by the lesion-aware contrastive loss.
 public final class DFRUNet: Module {
     public let config: ModelConfig

@@ -55,7 +55,7 @@ public final class PointwiseLinear: Module {
     }
 }
 
-/// BatchNorm2d / BatchNorm1d: eps 1e-5, momentum 0.1 (MODEL.md conventions).
+/// BatchNorm2d / BatchNorm1d: eps 1e-5, momentum 0.1 (docs/MODEL.md conventions).
 public final class BatchNorm: Module {
     public let weight: Parameter, bias: Parameter
     public let runningMean: Parameter, runningVar: Parameter

@@ -1,6 +1,6 @@
 import Foundation
 
-/// Checkpoints are safetensors files with MODEL.md's tensor names, loadable by PyTorch.
+/// Checkpoints are safetensors files with docs/MODEL.md's tensor names, loadable by PyTorch.
 public enum Checkpoint {
     /// Writes the module's parameters and buffers (plus `extra` tensors) atomically. Refuses
     /// tensors holding NaN or infinity, so a diverged run never replaces a good checkpoint.

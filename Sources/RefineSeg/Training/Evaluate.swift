@@ -1,6 +1,6 @@
 import Foundation
 
-/// Predicts every image of a labelled split and computes MODEL.md's metrics.
+/// Predicts every image of a labelled split and computes docs/MODEL.md's metrics.
 public func evaluate(model: DFRUNet, backend: Backend, samples: [Sample], progress: ProgressPrinter? = nil) throws -> MetricAccumulator {
     let predictor = Predictor(model: model, backend: backend)
     var metrics = MetricAccumulator()

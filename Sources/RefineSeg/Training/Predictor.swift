@@ -1,4 +1,4 @@
-/// Whole-image prediction: reflect-pad to multiples of 16, predict, crop back (MODEL.md);
+/// Whole-image prediction: reflect-pad to multiples of 16, predict, crop back (docs/MODEL.md);
 /// images larger than `tile` on a side are predicted in overlapping tiles whose
 /// probabilities are averaged, so any image size fits on the device.
 public struct Predictor {

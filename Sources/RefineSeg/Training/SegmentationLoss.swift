@@ -1,4 +1,4 @@
-/// The supervised loss of MODEL.md:
+/// The supervised loss of docs/MODEL.md:
 /// L = 0.5 · BCEWithLogits + 0.5 · (1 − softDice(sigmoid(logit))) + β · L_LAC.
 public struct SegmentationLoss {
     /// Weight of the lesion-aware contrastive term; 0 turns it off (and skips the embedding head).

@@ -26,7 +26,7 @@ public struct TrainConfig: Codable, Equatable {
     /// Images one epoch draws from `labelled` labelled images.
     public func imagesPerEpoch(labelled: Int) -> Int { labelled * (repeats ?? 1) }
     public var seed: UInt64 = 0
-    /// Weight β of the lesion-aware contrastive loss (MODEL.md: 0.1; 0 turns it off).
+    /// Weight β of the lesion-aware contrastive loss (docs/MODEL.md: 0.1; 0 turns it off).
     public var lacWeight: Double = 0.1
     public var device: Int?
 

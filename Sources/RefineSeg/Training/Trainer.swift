@@ -8,7 +8,7 @@ public struct RunRecord: Codable {
     public var started: String
 }
 
-/// Supervised training of DFR-UNet on a dataset folder (MODEL.md's loss, AdamW, warm-up + cosine).
+/// Supervised training of DFR-UNet on a dataset folder (docs/MODEL.md's loss, AdamW, warm-up + cosine).
 public final class Trainer {
     public private(set) var config: TrainConfig
     public let backend: Backend
@@ -180,7 +180,7 @@ public final class Trainer {
         return loss.value
     }
 
-    /// Mean per-image Dice of the validation images (whole images, MODEL.md's definition).
+    /// Mean per-image Dice of the validation images (whole images, docs/MODEL.md's definition).
     public func validationDice() throws -> Double {
         let predictor = Predictor(model: model, backend: backend)
         var metrics = MetricAccumulator()

@@ -12,7 +12,7 @@ import Foundation
 /// - Brain: voxels where any chosen modality is non-zero. Slices without brain are skipped.
 /// - Normalisation per volume and modality, not per slice: x' = (x − p1) / (p99.8 − p1 + 1e-6)
 ///   with the percentiles over the brain voxels of the whole volume, applied to every voxel
-///   (MODEL.md's formula with volume statistics, so slices of a case share one scale).
+///   (docs/MODEL.md's formula with volume statistics, so slices of a case share one scale).
 /// - Memory: every kept slice is cropped to the case's in-plane brain bounding box (the union
 ///   over all slices), about 140×170 of BraTS's 240×240, so a case costs about
 ///   (slices with brain) × C × 140×170 floats ≈ 50 MB with four modalities instead of 140 MB.
