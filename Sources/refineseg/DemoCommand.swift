@@ -9,7 +9,7 @@ struct DemoCommand: ParsableCommand {
 
     @Option(help: "Sample dataset folder.") var data: String = "data/sample"
     @Option(help: "Output folder.") var out: String = "demo-out"
-    @Option(help: "Epochs (at 20 % labels an epoch passes over the labelled tiles 5 times, so both runs take the same number of steps).") var epochs: Int = 40
+    @Option(help: "Epochs (an epoch is one pass's worth of steps over the 10 training tiles, at 20 % labels too, so both runs take the same number of steps).") var epochs: Int = 40
     @Option(help: "Training crop size (the 128×128 sample tiles are cropped; evaluation and annotation use whole images).") var size: Int = 64
     @Option(help: "Peak learning rate.") var lr: Double = 3e-3
     @Option(help: "Base width of the network.") var width: Int = 16
@@ -30,15 +30,15 @@ struct DemoCommand: ParsableCommand {
             let start = Date()
             var rows = [(String, MetricSummary)]()
             var best = ""
-            for (fraction, name, repeats) in [(0.2, "labels-20", 5), (1.0, "labels-100", 1)] {
+            for (fraction, name) in [(0.2, "labels-20"), (1.0, "labels-100")] {
                 var config = TrainConfig(data: data, out: "\(out)/\(name)")
-                config.labelFraction = fraction; config.epochs = epochs; config.repeats = repeats; config.batch = 8
+                config.labelFraction = fraction; config.epochs = epochs; config.batch = 8
                 config.width = width; config.size = size; config.lr = lr; config.seed = seed; config.warmupEpochs = max(1, epochs / 15)
                 config.device = deviceOptions.index
                 var split = try TrainingSplit(folder: try DatasetFolder(data), labelFraction: fraction, seed: seed)
-                config.batch = min(config.batch, config.imagesPerEpoch(labelled: split.labelled.count))
                 split.unlabelled = []
-                print("\n[\(name)] training on \(split.labelled.count) labelled tile(s) for \(epochs) epochs\(repeats > 1 ? " (\(repeats) passes each)" : "") (validation: \(split.validation.count))")
+                let steps = config.resolvedStepsPerEpoch(labelled: split.labelled.count, trainingImages: split.trainingImages)
+                print("\n[\(name)] training on \(split.labelled.count) labelled tile(s) for \(epochs) epochs of \(steps) step(s), batches of \(config.batch) drawn with replacement (validation: \(split.validation.count))")
                 let trainer = try Trainer(config: config, backend: backend, split: split)
                 try trainer.run()
                 if interruptRequested != 0 { throw ExitCode(130) }

@@ -56,7 +56,8 @@ struct StudyCommand: ParsableCommand {
     @Option(help: "Base width.") var width: Int = 16
     @Option(help: "Projector dimension for pre-training.") var projector: Int = 256
     @Option(help: "Peak learning rate of the training runs.") var lr: Double = 2e-3
-    @Flag(help: "Each epoch at fraction f passes over its labelled images round(1/f) times, so every run takes about as many steps (same batch) as the 100 % run.") var equalSteps = false
+    @Option(help: "Optimiser steps per epoch of every run (default: one pass's worth over all training images, so every fraction trains as many steps as the 100 % run).") var stepsPerEpoch: Int?
+    @Flag(help: "Earlier versions' equal-steps mode; every study trains equal steps now (accepted, has no effect).") var equalSteps = false
     @OptionGroup var dataOptions: DataOptions
     @OptionGroup var deviceOptions: DeviceOptions
 
@@ -74,7 +75,8 @@ struct StudyCommand: ParsableCommand {
             settings.fractions = parsed.compactMap { $0 }; settings.seeds = seeds; settings.epochs = epochs
             settings.pretrainEpochs = pretrainEpochs; settings.batch = batch; settings.size = size
             settings.width = width; settings.projector = projector; settings.device = deviceOptions.index
-            settings.lr = lr; settings.equalSteps = equalSteps ? true : nil
+            settings.lr = lr; settings.stepsPerEpoch = stepsPerEpoch
+            if equalSteps { print("note: --equal-steps is the default now (an epoch is a fixed number of steps at every fraction); it has no effect") }
             settings.format = dataOptions.formatName; settings.modalities = dataOptions.modalityList
             settings.splitSeed = dataOptions.splitSeed
             let backend = try deviceOptions.open()

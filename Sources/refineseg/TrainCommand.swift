@@ -10,7 +10,8 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Dataset folder (train/images, train/masks, test/…, optional val/…).") var data: String?
     @Option(help: "Run folder to write.") var out: String?
     @Option(help: "Fraction of the labelled training images whose masks are used, in (0, 1].") var labelFraction: Double = 1.0
-    @Option(name: .customLong("repeat"), help: "Passes over the labelled images per epoch (with few labels, e.g. 5 at 20 %, so an epoch is as long as with all of them).") var repeats: Int = 1
+    @Option(help: "Optimiser steps per epoch, each a batch drawn with replacement from the labelled images (default: one pass over all training images, labelled or not, so every label fraction trains as many steps).") var stepsPerEpoch: Int?
+    @Option(name: .customLong("repeat"), help: "Earlier versions' epoch length: ⌈R × labelled / batch⌉ steps per epoch (use --steps-per-epoch).") var repeats: Int?
     @Option(name: .customLong("init"), help: "Encoder checkpoint from `refineseg pretrain` to start from.") var initEncoder: String?
     @Option(help: "Epochs.") var epochs: Int = 40
     @Option(help: "Batch size.") var batch: Int = 8
@@ -42,7 +43,7 @@ struct TrainCommand: ParsableCommand {
                 FileHandle.standardError.write("resuming \(resume) after epoch \(trainer.epoch) on \(backend.name)\n".data(using: .utf8)!)
             } else if let data, let out {
                 var config = TrainConfig(data: data, out: out)
-                config.labelFraction = labelFraction; config.repeats = repeats == 1 ? nil : repeats; config.initEncoder = initEncoder; config.epochs = epochs
+                config.labelFraction = labelFraction; config.repeats = repeats; config.stepsPerEpoch = stepsPerEpoch; config.initEncoder = initEncoder; config.epochs = epochs
                 config.batch = batch; config.size = size; config.width = width; config.lr = lr
                 config.lacWeight = lacWeight; config.seed = seed; config.device = deviceOptions.index
                 config.format = dataOptions.formatName; config.modalities = dataOptions.modalityList
@@ -52,9 +53,13 @@ struct TrainCommand: ParsableCommand {
                 trainer = try Trainer(config: config, backend: backend)
                 if let initEncoder {
                     let report = try trainer.loadEncoder(from: initEncoder)
-                    print("loaded \(report.loaded.count) encoder tensors from \(initEncoder); \(report.fresh.count) initialised fresh (decoder, head, lac)")
+                    if let note = Checkpoint.freshHeadNote(report, path: initEncoder) {
+                        print("loaded \(report.loaded.count) tensors from \(initEncoder); " + note)
+                    } else {
+                        print("loaded \(report.loaded.count) \(report.fresh.isEmpty ? "" : "encoder ")tensors from \(initEncoder); \(report.fresh.count) initialised fresh\(report.fresh.isEmpty ? "" : " (decoder, head, lac)")")
+                    }
                 }
-                print("training on \(backend.name): \(trainer.split.labelled.count) labelled, \(trainer.split.validation.count) validation, \(trainer.split.unlabelled.count) unlabelled image(s)")
+                print("training on \(backend.name): \(trainer.split.labelled.count) labelled, \(trainer.split.validation.count) validation, \(trainer.split.unlabelled.count) unlabelled image(s); \(trainer.stepsPerEpoch) step(s) of \(config.batch) per epoch")
                 let empty = masksWithoutLesion(trainer.split.labelled + trainer.split.validation)
                 if !empty.isEmpty { print("\(empty.count) mask(s) without lesion pixels (allowed): \(listPreview(empty))") }
             } else { return }

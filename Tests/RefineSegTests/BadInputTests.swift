@@ -185,11 +185,11 @@ final class BadInputTests: XCTestCase {
         Row(name: "one training image cannot hold one out", expect: ["ds/train", "needs at least 2 labelled images"]) { root in
             try Fixtures.dataset(at: ds(root), train: 1, test: 1); return train(root, ["--batch", "1"])
         },
-        Row(name: "batch larger than the labelled set", expect: ["--batch 6", "larger than the 5 labelled"]) { root in
-            try dataset(root); return train(root, ["--batch", "6"])
+        Row(name: "--steps-per-epoch 0", expect: ["--steps-per-epoch must be at least 1"]) { root in
+            try dataset(root); return train(root, ["--steps-per-epoch", "0"])
         },
-        Row(name: "batch larger than the labelled set at a label fraction", expect: ["--batch 2", "larger than the 1 labelled", "--label-fraction 0.2"]) { root in
-            try dataset(root); return train(root, ["--label-fraction", "0.2"])
+        Row(name: "--repeat with --steps-per-epoch", expect: ["--repeat and --steps-per-epoch"]) { root in
+            try dataset(root); return train(root, ["--steps-per-epoch", "3", "--repeat", "2"])
         },
         Row(name: "pretrain: no images", expect: ["ds/train/images", "folder not found"]) { root in
             try FileManager.default.createDirectory(at: ds(root), withIntermediateDirectories: true)

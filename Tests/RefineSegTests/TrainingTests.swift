@@ -95,6 +95,91 @@ final class TrainingTests: XCTestCase {
         XCTAssertEqual(results[0], results[1])
         XCTAssertEqual(masks[0], masks[1])
     }
+
+    /// nnU-Net's epochs: a fixed number of steps, batches drawn with replacement, so one
+    /// labelled image fills a batch of 8 and every label fraction trains as many steps.
+    func testEpochsAreAFixedNumberOfStepsWithReplacement() throws {
+        var config = TrainConfig(data: "d", out: "o")
+        config.batch = 8
+        XCTAssertEqual(config.resolvedStepsPerEpoch(labelled: 1, trainingImages: 10), 2)
+        XCTAssertEqual(config.resolvedStepsPerEpoch(labelled: 10, trainingImages: 10), 2)
+        XCTAssertEqual(config.resolvedStepsPerEpoch(labelled: 2000, trainingImages: 2000), 250)
+        XCTAssertEqual(config.resolvedStepsPerEpoch(labelled: 200, trainingImages: 2000), 250)
+        config.repeats = 5   // earlier versions' --repeat: ⌈5 · 2 / 8⌉
+        XCTAssertEqual(config.resolvedStepsPerEpoch(labelled: 2, trainingImages: 10), 2)
+        config.repeats = nil; config.stepsPerEpoch = 7
+        XCTAssertEqual(config.resolvedStepsPerEpoch(labelled: 2, trainingImages: 10), 7)
+
+        let samples = syntheticSamples(count: 2, size: 16, seed: 3)
+        func drawn(seed: UInt64) -> [Batch] {
+            let loader = BatchLoader(drawingWithReplacement: samples, batches: 5, batchSize: 8, size: 16, seed: seed)
+            var out = [Batch]()
+            while let b = loader.next() { out.append(b) }
+            return out
+        }
+        let a = drawn(seed: 1), b = drawn(seed: 1), c = drawn(seed: 2)
+        XCTAssertEqual(a.map(\.count), [8, 8, 8, 8, 8])
+        XCTAssertEqual(a.map(\.images), b.map(\.images), "same seed, same batches")
+        XCTAssertNotEqual(a.map(\.images), c.map(\.images))
+    }
+
+    /// `train --label-fraction 0.1` with the default batch (8) on a 10-image dataset: 1 labelled
+    /// image, which the sampler draws 8 times per batch (it stopped with "--batch 8 is larger").
+    func testDefaultBatchTrainsOnOneLabelledImage() throws {
+        let root = try temporaryDirectory("fewlabels")
+        defer { try? FileManager.default.removeItem(at: root) }
+        try Fixtures.dataset(at: root.appendingPathComponent("ds"), train: 10, test: 2)
+        let out = root.appendingPathComponent("run").path
+        let r = try runCLI(["train", "--data", root.appendingPathComponent("ds").path, "--out", out, "--label-fraction", "0.1",
+                            "--device", "cpu", "--width", "4", "--size", "32", "--epochs", "1"])
+        XCTAssertEqual(r.status, 0, r.err)
+        XCTAssertTrue(r.out.contains("1 labelled"), r.out)
+        XCTAssertTrue(r.out.contains("1 step(s) of 8 per epoch"), r.out)   // 8 training images, batch 8
+        let record = try JSONDecoder().decode(RunRecord.self, from: Data(contentsOf: URL(fileURLWithPath: out + "/config.json")))
+        XCTAssertEqual(record.config.stepsPerEpoch, 1)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/model.safetensors"))
+    }
+
+    /// A checkpoint with only docs/MODEL.md's inference tensors (no `lac` head, as a PyTorch
+    /// export or a run with the lesion-aware term off) evaluates, annotates and fine-tunes; the
+    /// fine-tune says in one line that it initialised the head fresh. A missing inference
+    /// tensor is still refused.
+    func testCheckpointWithoutTheLACHeadPredictsAndFineTunes() throws {
+        let root = try temporaryDirectory("nolac")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let ds = root.appendingPathComponent("ds").path
+        try Fixtures.dataset(at: root.appendingPathComponent("ds"), train: 4, test: 2)
+        let full = root.appendingPathComponent("full.safetensors").path
+        try Fixtures.checkpoint(at: full)
+        var file = try SafeTensorsFile.read(full)
+        XCTAssertTrue(file.tensors.contains { $0.name == "lac.weight" })
+        file.tensors.removeAll { $0.name.hasPrefix("lac.") }
+        let bare = root.appendingPathComponent("bare.safetensors").path
+        try file.write(to: bare)
+        let backend = CPUBackend()
+        let model = try loadModel(bare, backend: backend)
+        let withHead = try loadModel(full, backend: backend)
+        let sample = syntheticSamples(count: 1, size: 32, seed: 4)[0]
+        XCTAssertEqual(try Predictor(model: model, backend: backend).probabilities(sample),
+                       try Predictor(model: withHead, backend: backend).probabilities(sample), "lac does not change predictions")
+
+        let ev = try runCLI(["evaluate", "--model", bare, "--data", ds, "--out", root.appendingPathComponent("eval").path, "--device", "cpu"])
+        XCTAssertEqual(ev.status, 0, ev.err)
+        let an = try runCLI(["annotate", "--model", bare, "--images", ds + "/test/images", "--out", root.appendingPathComponent("ann").path, "--device", "cpu"])
+        XCTAssertEqual(an.status, 0, an.err)
+        let tr = try runCLI(["train", "--data", ds, "--out", root.appendingPathComponent("run").path, "--init", bare,
+                             "--device", "cpu", "--width", "4", "--size", "32", "--batch", "2", "--epochs", "1"])
+        XCTAssertEqual(tr.status, 0, tr.err)
+        let notes = tr.out.split(separator: "\n").filter { $0.contains("no lac head") }
+        XCTAssertEqual(notes.count, 1, tr.out)
+        XCTAssertTrue(notes.first?.contains("initialised fresh") ?? false, tr.out)
+
+        file.tensors.removeAll { $0.name == "head.bias" }
+        try file.write(to: bare)
+        XCTAssertThrowsError(try loadModel(bare, backend: backend)) { error in
+            XCTAssertTrue("\(error)".contains("head.bias"), "\(error)")
+        }
+    }
 }
 
 /// A split made from in-memory samples.

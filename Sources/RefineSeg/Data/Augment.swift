@@ -53,22 +53,36 @@ public final class BatchLoader {
 
     /// Starts producing the batches of one epoch: `samples` shuffled with `seed`, cut into
     /// batches of `batchSize` (the last one smaller), each image augmented.
-    public init(samples: [Sample], batchSize: Int, size: Int, seed: UInt64, capacity: Int = 3) {
+    public convenience init(samples: [Sample], batchSize: Int, size: Int, seed: UInt64, capacity: Int = 3) {
+        self.init(samples: samples, size: size, seed: seed, capacity: capacity) { rng in
+            var order = Array(samples.indices)
+            order.shuffle(using: &rng)
+            return stride(from: 0, to: order.count, by: batchSize).map { Array(order[$0..<min($0 + batchSize, order.count)]) }
+        }
+    }
+
+    /// Starts producing `batches` batches of `batchSize` images, each drawn uniformly with
+    /// replacement from `samples` (nnU-Net's sampler) and augmented, all from `seed`: any number
+    /// of samples, even one, fills any batch.
+    public convenience init(drawingWithReplacement samples: [Sample], batches: Int, batchSize: Int, size: Int, seed: UInt64, capacity: Int = 3) {
+        precondition(!samples.isEmpty && batchSize >= 1)
+        self.init(samples: samples, size: size, seed: seed, capacity: capacity) { rng in
+            (0..<batches).map { _ in (0..<batchSize).map { _ in Int(rng.next() % UInt64(samples.count)) } }
+        }
+    }
+
+    /// Produces the batches `plan` lists (indices into `samples`), in order, on a background thread.
+    private init(samples: [Sample], size: Int, seed: UInt64, capacity: Int, plan: @escaping (inout SeededRandom) -> [[Int]]) {
         self.capacity = capacity
         let thread = Thread { [self] in
             var rng = SeededRandom(seed: seed)
-            var order = Array(samples.indices)
-            order.shuffle(using: &rng)
-            var start = 0
-            while start < order.count {
-                let idx = order[start..<min(start + batchSize, order.count)]
+            for idx in plan(&rng) where !idx.isEmpty {
                 var images = [Float](), masks = [Float]()
                 for i in idx {
                     let (im, m) = augmentedCrop(samples[i], size: size, rng: &rng)
                     images += im; masks += m
                 }
-                self.push(Batch(count: idx.count, channels: samples[idx.first!].channels, size: size, images: images, masks: masks))
-                start += batchSize
+                self.push(Batch(count: idx.count, channels: samples[idx[0]].channels, size: size, images: images, masks: masks))
             }
             self.finish()
         }

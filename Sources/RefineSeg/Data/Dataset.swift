@@ -140,9 +140,13 @@ public struct TrainingSplit {
     public var validation: [Sample]
     /// Training images whose masks are not used (the rest of the label fraction).
     public var unlabelled: [Sample]
+    /// Training images before the label fraction (labelled + unlabelled when the split was made;
+    /// kept when a caller drops `unlabelled`): the default epoch length counts them.
+    public var trainingImages: Int
 
     public init(labelled: [Sample], validation: [Sample], unlabelled: [Sample]) {
         self.labelled = labelled; self.validation = validation; self.unlabelled = unlabelled
+        trainingImages = labelled.count + unlabelled.count
     }
 
     /// Without a val split, a seeded 15 % (at least one image) of the labelled training images
@@ -176,6 +180,7 @@ public struct TrainingSplit {
         let keep = max(1, Int((Double(groups.count) * labelFraction).rounded()))
         labelled = groups.prefix(keep).flatMap { $0 }.sorted { $0.name < $1.name }
         unlabelled = groups.dropFirst(keep).flatMap { $0 }.map { var s = $0; s.mask = nil; return s }
+        trainingImages = labelled.count + unlabelled.count
     }
 
     /// Samples gathered by group, groups in order of first appearance.

@@ -21,9 +21,15 @@ public enum Checkpoint {
         public var fresh: [String] = []
     }
 
+    /// Parameters only the training loss uses (the `lac` embedding head of docs/MODEL.md's
+    /// lesion-aware term): a checkpoint may lack them (a PyTorch export, a run with the term
+    /// off); they are then reported fresh and keep their initial values.
+    public static let trainingOnlyPrefixes = ["lac."]
+
     /// Loads tensors into `module` by name. With `only` (name prefixes), loads just those and
-    /// reports the rest as fresh; otherwise every parameter must be present. Names and shapes are
-    /// checked before anything is changed, and the first difference is named.
+    /// reports the rest as fresh; otherwise every parameter must be present except the
+    /// training-only ones (`trainingOnlyPrefixes`), which are fresh when absent. Names and shapes
+    /// are checked before anything is changed, and the first difference is named.
     @discardableResult
     public static func load(_ file: SafeTensorsFile, path: String, into module: Module, backend: Backend,
                             only prefixes: [String]? = nil) throws -> LoadReport {
@@ -35,7 +41,7 @@ public enum Checkpoint {
         for (name, p) in params {
             let wanted = prefixes.map { list in list.contains { name.hasPrefix($0) } } ?? true
             guard wanted, let t = byName[name] else {
-                if wanted && prefixes == nil {
+                if wanted && prefixes == nil && !trainingOnlyPrefixes.contains(where: { name.hasPrefix($0) }) {
                     throw RefineSegError.io(file: path, message: "tensor \(name) \(p.value.shape) is missing (is this a checkpoint of this model and width?)")
                 }
                 if prefixes != nil, wanted {
@@ -59,6 +65,13 @@ public enum Checkpoint {
         }
         for (p, shape, values) in updates { p.value = try backend.tensor(values, shape: shape) }
         return report
+    }
+
+    /// The one line that says a load initialised the `lac` head fresh, or nil when it did not.
+    public static func freshHeadNote(_ report: LoadReport, path: String) -> String? {
+        let fresh = report.fresh.filter { name in trainingOnlyPrefixes.contains { name.hasPrefix($0) } }
+        guard !fresh.isEmpty, report.loaded.contains(where: { $0.hasPrefix("head.") }) else { return nil }
+        return "\(path) has no lac head (\(fresh.joined(separator: ", "))): initialised fresh; it is used only by the lesion-aware loss"
     }
 
     /// The architecture recorded in a checkpoint's metadata.

@@ -19,15 +19,15 @@ public struct StudySettings: Codable, Equatable {
     public var format: String?
     public var modalities: [String]?
     public var splitSeed: UInt64?
-    /// Each epoch at fraction f passes over its labelled images round(1 / f) times, so every
-    /// fraction trains about as many steps, with the same batch, as the 100 % run
-    /// (nil: false, one pass per epoch).
+    /// Steps per epoch of every run (nil: `TrainConfig`'s default, one pass's worth over all
+    /// training images, so every fraction trains as many steps as the 100 % run).
+    public var stepsPerEpoch: Int?
+    /// How batches are drawn: "with-replacement" (nnU-Net's sampler, epochs of a fixed number of
+    /// steps). Study folders of earlier versions (nil, one pass per epoch, `equalSteps`) are
+    /// refused rather than mixed with new runs.
+    public var sampler: String? = "with-replacement"
+    /// Earlier versions' `--equal-steps` (now what every study does); only read from old study.json files.
     public var equalSteps: Bool?
-
-    /// Passes per epoch of a run at `fraction`.
-    public func repeats(at fraction: Double) -> Int {
-        equalSteps == true ? max(1, Int((1 / fraction).rounded())) : 1
-    }
 
     public init(data: String, out: String) { self.data = data; self.out = out }
 
@@ -67,7 +67,7 @@ public final class Study {
         // Every run's settings are checked before the study folder is created.
         var train = TrainConfig(data: settings.data, out: settings.out)
         train.epochs = settings.epochs; train.batch = settings.batch; train.size = settings.size
-        train.width = settings.width; train.lr = settings.lr
+        train.width = settings.width; train.lr = settings.lr; train.stepsPerEpoch = settings.stepsPerEpoch
         try train.validate()
         var pre = PretrainConfig(data: settings.data, out: settings.out)
         pre.epochs = settings.pretrainEpochs; pre.batch = settings.batch; pre.size = settings.size
@@ -133,7 +133,7 @@ public final class Study {
                     }
                     try? fm.removeItem(atPath: dir)        // an unfinished run starts over
                     var config = TrainConfig(data: settings.data, out: dir)
-                    config.labelFraction = fraction; config.epochs = settings.epochs; config.repeats = settings.repeats(at: fraction); config.size = settings.size
+                    config.labelFraction = fraction; config.epochs = settings.epochs; config.stepsPerEpoch = settings.stepsPerEpoch; config.size = settings.size
                     config.width = settings.width; config.lr = settings.lr; config.seed = UInt64(seed)
                     config.lacWeight = variant.usesLAC ? 0.1 : 0; config.device = settings.device
                     config.initEncoder = variant.usesPretraining ? encoderPath : nil
@@ -141,7 +141,7 @@ public final class Study {
                     config.splitSeed = settings.splitSeed; config.splitFile = settings.out + "/split.json"
                     let split = try TrainingSplit(train: splits.train, validation: splits.validation, labelFraction: fraction,
                                                   seed: UInt64(seed), source: settings.data)
-                    config.batch = min(settings.batch, config.imagesPerEpoch(labelled: split.labelled.count))
+                    config.batch = settings.batch
                     progress.line("study: \(variant.rawValue) at \(Int(fraction * 100)) % labels, seed \(seed) (\(split.labelled.count) labelled)")
                     let trainer = try Trainer(config: config, backend: backend, split: split)
                     trainer.progress = progress
@@ -181,7 +181,8 @@ public final class Study {
 
     func summaryMarkdown(_ results: [StudyResult]) -> String {
         var text = "# Label-fraction study\n\nData: `\(settings.data)`, \(settings.seeds) seed(s), "
-        text += settings.equalSteps == true ? "\(settings.epochs) epochs (an epoch at fraction f passes over its labels round(1/f) times: equal steps), " : "\(settings.epochs) epochs per run, "
+        text += "\(settings.epochs) epochs of " + (settings.stepsPerEpoch.map { "\($0) steps" } ?? "one pass's worth of steps over all training images")
+            + " (batches drawn with replacement from the labelled images: every fraction trains as many steps), "
         text += "crop \(settings.size), batch \(settings.batch), lr \(settings.lr), "
         text += "Barlow Twins pre-training \(settings.pretrainEpochs) epochs, width \(settings.width). Test split metrics, mean ± std over seeds.\n\n"
         text += "| labels | variant | precision | Dice | mIoU | FDR | FP components |\n|---|---|---|---|---|---|---|\n"

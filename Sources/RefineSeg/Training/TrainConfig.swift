@@ -20,11 +20,22 @@ public struct TrainConfig: Codable, Equatable {
     public var lr: Double = 2e-3
     public var weightDecay: Double = 1e-4
     public var warmupEpochs: Int = 2
-    /// Passes over the labelled images per epoch (nil: 1). With few labels, R passes per epoch
-    /// keep the steps between validations and checkpoints (and the batch) as with R× the labels.
+    /// Optimiser steps per epoch (nnU-Net's convention: an epoch is a fixed number of steps,
+    /// each a batch drawn with replacement from the labelled images). nil: as many steps as one
+    /// pass over all training images of the split, labelled or not, in batches of `batch`, so a
+    /// run at 10 % labels trains as many steps as the 100 % run (see `resolvedStepsPerEpoch`).
+    public var stepsPerEpoch: Int?
+    /// `--repeat R` of earlier versions: an epoch of ⌈R · labelled / batch⌉ steps (R passes'
+    /// worth over the labelled images). Kept so old command lines and run folders still work.
     public var repeats: Int?
-    /// Images one epoch draws from `labelled` labelled images.
-    public func imagesPerEpoch(labelled: Int) -> Int { labelled * (repeats ?? 1) }
+    /// The steps of one epoch for `labelled` labelled images out of `trainingImages` training
+    /// images (before the label fraction): `stepsPerEpoch`, else `repeats`' rule, else
+    /// ⌈trainingImages / batch⌉.
+    public func resolvedStepsPerEpoch(labelled: Int, trainingImages: Int) -> Int {
+        if let stepsPerEpoch { return stepsPerEpoch }
+        if let repeats { return max(1, (labelled * repeats + batch - 1) / batch) }
+        return max(1, (max(trainingImages, labelled) + batch - 1) / batch)
+    }
     public var seed: UInt64 = 0
     /// Weight β of the lesion-aware contrastive loss (docs/MODEL.md: 0.1; 0 turns it off).
     public var lacWeight: Double = 0.1
@@ -44,6 +55,10 @@ public struct TrainConfig: Codable, Equatable {
         guard weightDecay.isFinite, weightDecay >= 0 else { throw bad("--weight-decay must be finite and ≥ 0 (got \(weightDecay))") }
         guard lacWeight.isFinite, lacWeight >= 0 else { throw bad("--lac-weight must be finite and ≥ 0 (got \(lacWeight))") }
         guard (repeats ?? 1) >= 1 else { throw bad("--repeat must be at least 1 (got \(repeats ?? 1))") }
+        guard (stepsPerEpoch ?? 1) >= 1 else { throw bad("--steps-per-epoch must be at least 1 (got \(stepsPerEpoch ?? 1))") }
+        guard repeats == nil || stepsPerEpoch == nil else {
+            throw bad("--repeat and --steps-per-epoch both set the length of an epoch: give only --steps-per-epoch")
+        }
         guard warmupEpochs >= 0 else { throw bad("--warmup-epochs must be ≥ 0 (got \(warmupEpochs))") }
         _ = try datasetSpec()
     }

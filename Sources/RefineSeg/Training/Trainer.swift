@@ -43,17 +43,18 @@ public final class Trainer {
         guard let channels = s.labelled.first?.channels else {
             throw RefineSegError.io(file: config.data, message: "no labelled training images")
         }
-        guard config.batch <= config.imagesPerEpoch(labelled: s.labelled.count) else {
-            throw RefineSegError.invalidArgument("--batch \(config.batch) is larger than the \(s.labelled.count) labelled training image(s) at --label-fraction \(config.labelFraction)"
-                                                 + ((config.repeats ?? 1) > 1 ? " × --repeat \(config.repeats ?? 1)" : ""))
-        }
+        // Batches are drawn with replacement, so any batch size works with any number of labels;
+        // the resolved epoch length is recorded in config.json, so `--resume` keeps it.
+        self.config.stepsPerEpoch = config.resolvedStepsPerEpoch(labelled: s.labelled.count, trainingImages: s.trainingImages)
         model = try DFRUNet(backend, config: ModelConfig(inChannels: channels, width: config.width), seed: config.seed)
         optimizer = try AdamW(model.trainableParameters(), backend: backend, weightDecay: Float(config.weightDecay))
         lossFunction = SegmentationLoss(beta: Float(config.lacWeight))
         if resume && FileManager.default.fileExists(atPath: lastPath) { try restore() }
     }
 
-    /// Loads encoder tensors from a Barlow Twins checkpoint; returns (loaded, fresh) names.
+    /// Loads the starting weights of `--init`: every model tensor of a whole DFR-UNet checkpoint
+    /// (one with `head.weight`; a missing `lac` head stays fresh), else the encoder tensors of a
+    /// Barlow Twins checkpoint. Returns which were loaded and which stay fresh.
     @discardableResult
     public func loadEncoder(from path: String) throws -> Checkpoint.LoadReport {
         let file = try SafeTensorsFile.read(path)
@@ -61,12 +62,14 @@ public final class Trainer {
         guard cfg.width == config.width else {
             throw RefineSegError.io(file: path, message: "encoder has width \(cfg.width) but --width is \(config.width)")
         }
-        return try Checkpoint.load(file, path: path, into: model, backend: backend, only: DFRUNet.encoderPrefixes)
+        let whole = file.tensors.contains { $0.name == "head.weight" }
+        return try Checkpoint.load(file, path: path, into: model, backend: backend, only: whole ? nil : DFRUNet.encoderPrefixes)
     }
 
     private func restore() throws {
         let file = try SafeTensorsFile.read(lastPath)
-        try Checkpoint.load(file, path: lastPath, into: model, backend: backend)
+        let report = try Checkpoint.load(file, path: lastPath, into: model, backend: backend)
+        if let note = Checkpoint.freshHeadNote(report, path: lastPath) { progress.line(note) }
         var state = [String: Tensor]()
         for t in file.tensors where t.name.hasPrefix("optimizer.") { state[t.name] = try backend.tensor(t.values, shape: Shape(t.shape)) }
         guard let e = file.metadata["epoch"].flatMap(Int.init), let st = file.metadata["step"].flatMap(Int.init) else {
@@ -84,7 +87,8 @@ public final class Trainer {
         }
     }
 
-    var stepsPerEpoch: Int { (config.imagesPerEpoch(labelled: split.labelled.count) + config.batch - 1) / config.batch }
+    /// Optimiser steps in one epoch (resolved in `init`).
+    public var stepsPerEpoch: Int { config.stepsPerEpoch ?? 1 }
 
     /// Learning rate at a global step: linear warm-up, then cosine decay to 1 % of the base.
     func learningRate(at step: Int) throws -> Float {
@@ -109,8 +113,8 @@ public final class Trainer {
         let stepsAtStart = step
         while epoch < config.epochs {
             let epochStart = Date()
-            let loader = BatchLoader(samples: Array(repeatElement(split.labelled, count: config.repeats ?? 1).joined()), batchSize: config.batch, size: config.size,
-                                     seed: config.seed &+ UInt64(epoch) &* 0x9E37_79B9)
+            let loader = BatchLoader(drawingWithReplacement: split.labelled, batches: stepsPerEpoch, batchSize: config.batch,
+                                     size: config.size, seed: config.seed &+ UInt64(epoch) &* 0x9E37_79B9)
             let lossSum = try backend.zeros([1])
             var images = 0, batches = 0
             var lr: Float = 0
