@@ -56,7 +56,7 @@ def soft_dice(prob, y):
 
 
 def lac_loss(emb, logit, y, tau: float = LAC_TAU, gamma: float = LAC_GAMMA):
-    """Lesion-aware contrastive loss of MODEL.md.
+    """Lesion-aware contrastive loss of docs/MODEL.md.
 
     emb: (N, D, H, W) raw lac head output; logit, y: (N, 1, H, W), y in {0, 1}.
     Images lacking either class are skipped; 0 (with a graph) when none has both.

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Golden values for RefineSeg's metrics (MODEL.md "Metrics"), computed with numpy/scipy.
+"""Golden values for RefineSeg's metrics (docs/MODEL.md "Metrics"), computed with numpy/scipy.
 
 The masks below are ASCII art ('#' = lesion / predicted lesion, '.' = background); the same
 art is copied into Tests/RefineSegTests/MetricsTests.swift, which asserts the printed values.

@@ -218,7 +218,7 @@ class BarlowTwinsModel(nn.Module):
 
 
 def barlow_twins_loss(z1, z2, lam: float = 0.0051, eps: float = 1e-5):
-    """L_BT of MODEL.md: standardise over the batch (biased std, eps 1e-5), c = z1ᵀz2/N."""
+    """L_BT of docs/MODEL.md: standardise over the batch (biased std, eps 1e-5), c = z1ᵀz2/N."""
     n = z1.shape[0]
 
     def standardise(z):
