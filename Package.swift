@@ -10,6 +10,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        // ONNX export: protobuf messages (the ONNX schema's Swift code is generated once and committed).
+        .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),
     ],
     targets: [
         // System libraries: module maps only (Debian: ocl-icd-opencl-dev + opencl-headers, libpng-dev).
@@ -33,15 +35,22 @@ let package = Package(
             path: "Sources/RefineSeg",
             plugins: ["EmbedKernels"]
         ),
+        // ONNX export of a trained model: the ONNX schema (generated Swift) and the graph writer.
+        .target(
+            name: "RefineSegONNX",
+            dependencies: ["RefineSeg", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            path: "Sources/RefineSegONNX"
+        ),
         .executableTarget(
             name: "refineseg",
             dependencies: [
                 "RefineSeg",
+                "RefineSegONNX",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/refineseg"
         ),
-        .testTarget(name: "RefineSegTests", dependencies: ["RefineSeg"], path: "Tests/RefineSegTests"),
+        .testTarget(name: "RefineSegTests", dependencies: ["RefineSeg", "RefineSegONNX"], path: "Tests/RefineSegTests"),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -147,7 +147,7 @@ struct EvaluateCommand: ParsableCommand {
 struct AnnotateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "annotate",
-        abstract: "Predict masks for a folder of images: OUT/masks, OUT/probabilities, OUT/overlays and OUT/review.csv (most uncertain first).")
+        abstract: "Predict masks for a folder of images: OUT/masks, OUT/probabilities, OUT/overlays, OUT/review.csv (most uncertain first) and OUT/review.html (the review page).")
 
     @Option(help: "Model checkpoint (model.safetensors).") var model: String?
     @Option(help: "Folder of images (.png, .jpg).") var images: String?
@@ -179,7 +179,7 @@ struct AnnotateCommand: ParsableCommand {
                 return
             }
             print("annotated \(rows.count) image(s); review first: \(rows.prefix(3).map(\.name).joined(separator: ", "))")
-            print("overlays in \(out)/overlays, ranking in \(out)/review.csv")
+            print("overlays in \(out)/overlays, ranking in \(out)/review.csv; review page: \(out)/review.html")
         }
     }
 }

@@ -103,8 +103,7 @@ public func mergeAnnotationParts(out: String) throws -> [ReviewRow] {
         }
     }
     rows.sort { $0.meanEntropy != $1.meanEntropy ? $0.meanEntropy > $1.meanEntropy : $0.name < $1.name }
-    try writeAtomically(Data(reviewCSV(rows).utf8), to: staging + "/review.csv")
-    try publish(subfolders + ["review.csv"], from: staging, to: out)
+    try publish(subfolders + (try writeReview(rows, in: staging)), from: staging, to: out)
     for f in folders { try? fm.removeItem(atPath: f) }
     return rows
 }

@@ -1,5 +1,12 @@
 /// Connected components of a binary mask.
 enum Components {
+    /// The number of 8-connected components of `mask`.
+    static func count(_ mask: BinaryMask) -> Int {
+        guard let none = try? BinaryMask(width: mask.width, height: mask.height,
+                                         pixels: [Bool](repeating: false, count: mask.pixels.count)) else { return 0 }
+        return falsePositiveCount(prediction: mask, label: none)
+    }
+
     /// The number of 8-connected components of `prediction` that contain no lesion pixel of
     /// `label` (false-positive components, docs/MODEL.md "Metrics").
     static func falsePositiveCount(prediction: BinaryMask, label: BinaryMask) -> Int {

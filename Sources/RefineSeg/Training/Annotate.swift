@@ -13,8 +13,9 @@ public struct ReviewRow {
 
 /// Predicts masks for a folder of images and writes, for a person to review:
 /// OUT/masks/NAME.png (0/255), OUT/probabilities/NAME.png (16-bit, p·65535),
-/// OUT/overlays/NAME.png (the image with the mask outline) and OUT/review.csv
-/// (images ranked by mean predictive uncertainty, highest first).
+/// OUT/overlays/NAME.png (the image with the mask outline), OUT/review.csv
+/// (images ranked by mean predictive uncertainty, highest first) and OUT/review.html with
+/// OUT/thumbnails/ (the review page, see `writeReviewPage`).
 ///
 /// Everything is written to a staging folder first and moved into OUT at the end, so a
 /// failure leaves OUT as it was.
@@ -55,11 +56,19 @@ public func annotate(model: DFRUNet, backend: Backend, imagesDir: String, out: S
         try writeAtomically(try ReviewRowCodec.encode(rows), to: staging + "/rows.json")
     }
     rows.sort { $0.meanEntropy != $1.meanEntropy ? $0.meanEntropy > $1.meanEntropy : $0.name < $1.name }
-    try writeAtomically(Data(reviewCSV(rows).utf8), to: staging + "/review.csv")
-    try publish(["masks", "probabilities", "overlays", "review.csv"] + (comm == nil && part.count > 1 ? ["rows.json"] : []),
+    let review = try writeReview(rows, in: staging)
+    try publish(["masks", "probabilities", "overlays"] + review + (comm == nil && part.count > 1 ? ["rows.json"] : []),
                 from: staging, to: target)
     try comm?.barrier()
     return rows
+}
+
+/// Writes review.csv and the review page (review.html, thumbnails/) for the ranked `rows` whose
+/// masks, probabilities and overlays are in `staging`; returns the entries to publish.
+func writeReview(_ rows: [ReviewRow], in staging: String) throws -> [String] {
+    try writeAtomically(Data(reviewCSV(rows).utf8), to: staging + "/review.csv")
+    try writeReviewPage(rows: rows, in: staging)
+    return ["review.csv", "review.html", "thumbnails"]
 }
 
 /// review.csv: rank, name, mean entropy, lesion share, size; `rows` already ranked.
