@@ -20,6 +20,8 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Peak learning rate (AdamW, warm-up then cosine decay).") var lr: Double = 2e-3
     @Option(help: "Weight β of the lesion-aware contrastive loss (0 turns it off).") var lacWeight: Double = 0.1
     @Option(help: "Random seed (weights, split, order, augmentation).") var seed: UInt64 = 0
+    @Option(help: "Training augmentation: nnunet (nnU-Net's rotation, scaling, mirroring, noise, blur, brightness, contrast, low resolution, gamma; 1/3 of crops centred on a lesion) or basic (crop, flips, 90° turns).") var augment: String = "nnunet"
+    @Option(help: "Share of training crops centred on a lesion pixel (nnunet augmentation).") var foregroundOversample: Double?
     @Option(help: "Continue the run in this folder from its last.safetensors.") var resume: String?
     @OptionGroup var dataOptions: DataOptions
     @OptionGroup var deviceOptions: DeviceOptions
@@ -46,6 +48,7 @@ struct TrainCommand: ParsableCommand {
                 config.labelFraction = labelFraction; config.repeats = repeats; config.stepsPerEpoch = stepsPerEpoch; config.initEncoder = initEncoder; config.epochs = epochs
                 config.batch = batch; config.size = size; config.width = width; config.lr = lr
                 config.lacWeight = lacWeight; config.seed = seed; config.device = deviceOptions.index
+                config.augment = augment == "nnunet" ? nil : augment; config.foregroundOversample = foregroundOversample
                 config.format = dataOptions.formatName; config.modalities = dataOptions.modalityList
                 config.splitSeed = dataOptions.splitSeed; config.splitFile = dataOptions.splitFile
                 try config.validate()

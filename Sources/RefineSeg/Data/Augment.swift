@@ -52,9 +52,11 @@ public final class BatchLoader {
     private let capacity: Int
 
     /// Starts producing the batches of one epoch: `samples` shuffled with `seed`, cut into
-    /// batches of `batchSize` (the last one smaller), each image augmented.
-    public convenience init(samples: [Sample], batchSize: Int, size: Int, seed: UInt64, capacity: Int = 3) {
-        self.init(samples: samples, size: size, seed: seed, capacity: capacity) { rng in
+    /// batches of `batchSize` (the last one smaller), each image augmented: with `augmentation`
+    /// (nnU-Net's transforms, `SegmentationAugmentation`), else by `augmentedCrop` (crop, flips, 90° turns).
+    public convenience init(samples: [Sample], batchSize: Int, size: Int, seed: UInt64, capacity: Int = 3,
+                            augmentation: SegmentationAugmentation? = nil) {
+        self.init(samples: samples, size: size, seed: seed, capacity: capacity, augmentation: augmentation) { rng in
             var order = Array(samples.indices)
             order.shuffle(using: &rng)
             return stride(from: 0, to: order.count, by: batchSize).map { Array(order[$0..<min($0 + batchSize, order.count)]) }
@@ -64,22 +66,26 @@ public final class BatchLoader {
     /// Starts producing `batches` batches of `batchSize` images, each drawn uniformly with
     /// replacement from `samples` (nnU-Net's sampler) and augmented, all from `seed`: any number
     /// of samples, even one, fills any batch.
-    public convenience init(drawingWithReplacement samples: [Sample], batches: Int, batchSize: Int, size: Int, seed: UInt64, capacity: Int = 3) {
+    public convenience init(drawingWithReplacement samples: [Sample], batches: Int, batchSize: Int, size: Int, seed: UInt64, capacity: Int = 3,
+                            augmentation: SegmentationAugmentation? = nil) {
         precondition(!samples.isEmpty && batchSize >= 1)
-        self.init(samples: samples, size: size, seed: seed, capacity: capacity) { rng in
+        self.init(samples: samples, size: size, seed: seed, capacity: capacity, augmentation: augmentation) { rng in
             (0..<batches).map { _ in (0..<batchSize).map { _ in Int(rng.next() % UInt64(samples.count)) } }
         }
     }
 
     /// Produces the batches `plan` lists (indices into `samples`), in order, on a background thread.
-    private init(samples: [Sample], size: Int, seed: UInt64, capacity: Int, plan: @escaping (inout SeededRandom) -> [[Int]]) {
+    private init(samples: [Sample], size: Int, seed: UInt64, capacity: Int, augmentation: SegmentationAugmentation?,
+                 plan: @escaping (inout SeededRandom) -> [[Int]]) {
         self.capacity = capacity
         let thread = Thread { [self] in
             var rng = SeededRandom(seed: seed)
+            let foreground = augmentation == nil ? [] : samples.map(foregroundIndices)
             for idx in plan(&rng) where !idx.isEmpty {
                 var images = [Float](), masks = [Float]()
                 for i in idx {
-                    let (im, m) = augmentedCrop(samples[i], size: size, rng: &rng)
+                    let (im, m) = augmentation.map { $0.apply(samples[i], foreground: foreground[i], size: size, rng: &rng) }
+                        ?? augmentedCrop(samples[i], size: size, rng: &rng)
                     images += im; masks += m
                 }
                 self.push(Batch(count: idx.count, channels: samples[idx[0]].channels, size: size, images: images, masks: masks))

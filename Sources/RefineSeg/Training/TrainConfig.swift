@@ -40,6 +40,19 @@ public struct TrainConfig: Codable, Equatable {
     /// Weight β of the lesion-aware contrastive loss (docs/MODEL.md: 0.1; 0 turns it off).
     public var lacWeight: Double = 0.1
     public var device: Int?
+    /// Training augmentation: "nnunet" (nil; `SegmentationAugmentation.nnunet`) or "basic"
+    /// (random crop, flips and 90° rotations only).
+    public var augment: String?
+    /// Share of crops centred on a lesion pixel (nil: nnU-Net's 1/3); "nnunet" augmentation only.
+    public var foregroundOversample: Double?
+
+    /// The augmentation the loader applies (nil: the basic crop).
+    public func augmentation() -> SegmentationAugmentation? {
+        guard (augment ?? "nnunet") == "nnunet" else { return nil }
+        var a = SegmentationAugmentation.nnunet
+        if let f = foregroundOversample { a.foregroundOversample = f }
+        return a
+    }
 
     public init(data: String, out: String) { self.data = data; self.out = out }
 
@@ -59,6 +72,8 @@ public struct TrainConfig: Codable, Equatable {
         guard repeats == nil || stepsPerEpoch == nil else {
             throw bad("--repeat and --steps-per-epoch both set the length of an epoch: give only --steps-per-epoch")
         }
+        guard ["nnunet", "basic"].contains(augment ?? "nnunet") else { throw bad("--augment must be nnunet or basic (got \(augment ?? ""))") }
+        if let f = foregroundOversample { guard f >= 0, f <= 1 else { throw bad("--foreground-oversample must be in [0, 1] (got \(f))") } }
         guard warmupEpochs >= 0 else { throw bad("--warmup-epochs must be ≥ 0 (got \(warmupEpochs))") }
         _ = try datasetSpec()
     }

@@ -114,7 +114,8 @@ public final class Trainer {
         while epoch < config.epochs {
             let epochStart = Date()
             let loader = BatchLoader(drawingWithReplacement: split.labelled, batches: stepsPerEpoch, batchSize: config.batch,
-                                     size: config.size, seed: config.seed &+ UInt64(epoch) &* 0x9E37_79B9)
+                                     size: config.size, seed: config.seed &+ UInt64(epoch) &* 0x9E37_79B9,
+                                     augmentation: config.augmentation())
             let lossSum = try backend.zeros([1])
             var images = 0, batches = 0
             var lr: Float = 0

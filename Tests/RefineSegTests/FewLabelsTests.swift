@@ -1,0 +1,98 @@
+import Foundation
+import XCTest
+@testable import RefineSeg
+
+/// Issue 20 (few labels): nnU-Net augmentation, mirror test-time augmentation, post-processing
+/// chosen on validation, and the study's paired statistics.
+final class FewLabelsTests: XCTestCase {
+    /// A sample whose mask is exactly `image > 0.5`: bright discs on a dark ramp.
+    static func discSample(height: Int, width: Int, seed: UInt64, discs: Int = 3) -> Sample {
+        var rng = SeededRandom(seed: seed)
+        var image = [Float](repeating: 0, count: height * width)
+        for y in 0..<height { for x in 0..<width { image[y * width + x] = 0.3 * Float(x + y) / Float(height + width) } }
+        for _ in 0..<discs {
+            let cy = rng.uniform(4, Float(height) - 4), cx = rng.uniform(4, Float(width) - 4), r = rng.uniform(2, 5)
+            for y in 0..<height { for x in 0..<width where (Float(y) - cy) * (Float(y) - cy) + (Float(x) - cx) * (Float(x) - cx) <= r * r {
+                image[y * width + x] = 0.9
+            } }
+        }
+        return Sample(name: "disc\(seed)", path: "generated", channels: 1, height: height, width: width,
+                      image: image, mask: image.map { $0 > 0.5 ? 1 : 0 })
+    }
+
+    func testNnUNetAugmentationIsSeededAndVaries() {
+        let s = Self.discSample(height: 40, width: 56, seed: 1)
+        let fg = foregroundIndices(s)
+        var a = SeededRandom(seed: 7), b = SeededRandom(seed: 7)
+        var distinct = Set<[Float]>()
+        for _ in 0..<30 {
+            let x = SegmentationAugmentation.nnunet.apply(s, foreground: fg, size: 32, rng: &a)
+            let y = SegmentationAugmentation.nnunet.apply(s, foreground: fg, size: 32, rng: &b)
+            XCTAssertEqual(x.image, y.image, "same seed, same crop")
+            XCTAssertEqual(x.mask, y.mask)
+            XCTAssertTrue(x.image.allSatisfy(\.isFinite))
+            XCTAssertTrue(x.mask.allSatisfy { $0 == 0 || $0 == 1 })
+            distinct.insert(x.image)
+        }
+        XCTAssertEqual(distinct.count, 30, "every draw should differ")
+    }
+
+    func testSpatialAugmentationMovesImageAndMaskTogether() {
+        // Rotation by any angle, scaling, elastic deformation and mirroring resample image and
+        // mask with the same coordinates: without intensity changes the image thresholded at 0.5
+        // is the mask, pixel for pixel (the image here is 0/1, so bilinear values match).
+        var aug = SegmentationAugmentation.none
+        aug.rotationP = 1; aug.scaleP = 1; aug.elasticP = 1; aug.mirrorP = 0.5; aug.foregroundOversample = 0.5
+        var rng = SeededRandom(seed: 3)
+        for k in 0..<40 {
+            var s = Self.discSample(height: 30 + k % 5 * 7, width: 44, seed: UInt64(k))
+            s.image = s.mask!
+            let (image, mask) = aug.apply(s, foreground: foregroundIndices(s), size: 32, rng: &rng)
+            XCTAssertEqual(image.map { $0 >= 0.5 ? Float(1) : 0 }, mask, "draw \(k) moved image and mask differently")
+        }
+    }
+
+    func testIdentityAugmentationIsACrop() {
+        // With every probability 0 the output is a plain crop of the image at integer offsets.
+        let s = Self.discSample(height: 48, width: 48, seed: 4)
+        var rng = SeededRandom(seed: 1)
+        let (image, mask) = SegmentationAugmentation.none.apply(s, foreground: [], size: 16, rng: &rng)
+        var found = false
+        for oy in 0...32 { for ox in 0...32 {
+            var same = true
+            for y in 0..<16 where same { for x in 0..<16 where abs(s.image[(oy + y) * 48 + ox + x] - image[y * 16 + x]) > 1e-5 { same = false; break } }
+            if same { found = true; XCTAssertEqual(mask, (0..<256).map { s.mask![(oy + $0 / 16) * 48 + ox + $0 % 16] }) }
+        } }
+        XCTAssertTrue(found, "no crop of the image matches the output")
+    }
+
+    func testForegroundOversamplingCentresOnLesions() {
+        // One small disc in a large image: with oversampling 1 every crop holds lesion pixels,
+        // with 0 most crops hold none.
+        let s = Self.discSample(height: 200, width: 200, seed: 9, discs: 1)
+        let fg = foregroundIndices(s)
+        var always = SegmentationAugmentation.none, never = SegmentationAugmentation.none
+        always.foregroundOversample = 1; never.foregroundOversample = 0
+        var rng = SeededRandom(seed: 2)
+        var hitsAlways = 0, hitsNever = 0
+        for _ in 0..<50 {
+            if always.apply(s, foreground: fg, size: 16, rng: &rng).mask.contains(1) { hitsAlways += 1 }
+            if never.apply(s, foreground: fg, size: 16, rng: &rng).mask.contains(1) { hitsNever += 1 }
+        }
+        XCTAssertEqual(hitsAlways, 50)
+        XCTAssertLessThan(hitsNever, 25)
+    }
+
+    func testIntensityAugmentationKeepsGeometry() {
+        // Intensity transforms never move pixels: with every intensity transform on and no
+        // spatial one, the mask is the unaugmented crop's mask.
+        var aug = SegmentationAugmentation.none
+        aug.noiseP = 1; aug.blurP = 1; aug.brightnessP = 1; aug.contrastP = 1; aug.lowResP = 1; aug.gammaP = 1; aug.gammaInvertedP = 1
+        let s = Self.discSample(height: 32, width: 32, seed: 5)
+        var r1 = SeededRandom(seed: 8)
+        let (image, mask) = aug.apply(s, foreground: [], size: 32, rng: &r1)
+        XCTAssertEqual(mask, s.mask!)
+        XCTAssertTrue(image.allSatisfy(\.isFinite))
+        XCTAssertNotEqual(image, s.image)
+    }
+}
