@@ -93,12 +93,15 @@ struct EvaluateCommand: ParsableCommand {
     @Option(help: "Output folder.") var out: String
     @Option(help: "Working size of busi and isic2018 images (default: the --size of the model's run, from RUN/config.json beside it, else 128).") var size: Int?
     @OptionGroup var shardOptions: ShardOptions
+    @Flag(inversion: .prefixedNo, help: "Mirror test-time augmentation (mean of 4 mirrored predictions).") var tta = true
+    @Option(help: "Post-processing: auto (what training chose on validation, from the checkpoint's metadata) or none.") var postprocess: String = "auto"
     @OptionGroup var dataOptions: DataOptions
     @OptionGroup var deviceOptions: DeviceOptions
 
     func validate() throws {
         guard let part = DatasetPart(rawValue: split), part != .unlabeled else { throw ValidationError("--split must be test, val or train (got \(split))") }
         if !shardOptions.merge && (model == nil || data == nil) { throw ValidationError("--model and --data are required (or --merge --out DIR)") }
+        guard ["auto", "none"].contains(postprocess) else { throw ValidationError("--postprocess must be auto or none (got \(postprocess))") }
     }
 
     func run() throws {
@@ -133,8 +136,10 @@ struct EvaluateCommand: ParsableCommand {
             guard !samples.isEmpty else { throw RefineSegError.io(file: data, message: "the \(split) split is empty") }
             let empty = masksWithoutLesion(samples)
             if root && !empty.isEmpty { print("\(empty.count) mask(s) without lesion pixels (allowed): \(listPreview(empty))") }
+            let post = postprocess == "auto" ? try PostProcessing.of(checkpoint: model) : .none
+            if root && !post.isNone { print("post-processing (chosen on validation): \(post)") }
             guard let metrics = try evaluate(model: net, backend: backend, samples: samples, progress: root ? ProgressPrinter() : nil,
-                                             shard: shard, comm: comm) else { return }
+                                             shard: shard, comm: comm, tta: tta, postProcessing: post) else { return }
             if comm == nil && shard.count > 1 {
                 try writeEvaluationPart(metrics, to: out, shard: shard)
                 print("wrote part \(shard.index) of \(shard.count) (\(metrics.rows.count) image(s)) to \(out)/\(shard.folderName); `refineseg evaluate --merge --out \(out)` when all parts are done")
@@ -156,10 +161,13 @@ struct AnnotateCommand: ParsableCommand {
     @Option(help: "Folder of images (.png, .jpg).") var images: String?
     @Option(help: "Output folder.") var out: String
     @OptionGroup var shardOptions: ShardOptions
+    @Flag(inversion: .prefixedNo, help: "Mirror test-time augmentation (mean of 4 mirrored predictions).") var tta = true
+    @Option(help: "Post-processing: auto (what training chose on validation, from the checkpoint's metadata) or none.") var postprocess: String = "auto"
     @OptionGroup var deviceOptions: DeviceOptions
 
     func validate() throws {
         if !shardOptions.merge && (model == nil || images == nil) { throw ValidationError("--model and --images are required (or --merge --out DIR)") }
+        guard ["auto", "none"].contains(postprocess) else { throw ValidationError("--postprocess must be auto or none (got \(postprocess))") }
     }
 
     func run() throws {
@@ -174,8 +182,10 @@ struct AnnotateCommand: ParsableCommand {
             let backend = try deviceOptions.open()
             let comm = Distributed.current
             let net = try loadModel(model, backend: backend)
+            let post = postprocess == "auto" ? try PostProcessing.of(checkpoint: model) : .none
             let rows = try annotate(model: net, backend: backend, imagesDir: images, out: out,
-                                    progress: (comm?.isRoot ?? true) ? ProgressPrinter() : nil, shard: shard, comm: comm)
+                                    progress: (comm?.isRoot ?? true) ? ProgressPrinter() : nil, shard: shard, comm: comm,
+                                    tta: tta, postProcessing: post)
             if let comm, !comm.isRoot { return }
             if comm == nil && shard.count > 1 {
                 print("annotated part \(shard.index) of \(shard.count) (\(rows.count) image(s)) into \(out)/\(shard.folderName); `refineseg annotate --merge --out \(out)` when all parts are done")

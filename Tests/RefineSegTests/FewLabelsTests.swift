@@ -95,4 +95,109 @@ final class FewLabelsTests: XCTestCase {
         XCTAssertTrue(image.allSatisfy(\.isFinite))
         XCTAssertNotEqual(image, s.image)
     }
+
+    // MARK: post-processing
+
+    /// A mask from rows of text: "#" lesion, "." background.
+    static func mask(_ rows: [String]) -> (pixels: [Bool], width: Int, height: Int) {
+        (rows.joined().map { $0 == "#" }, rows[0].count, rows.count)
+    }
+
+    func testFillHolesFillsOnlyEnclosedBackground() {
+        let m = Self.mask(["......",
+                           ".####.",
+                           ".#..#.",
+                           ".####.",
+                           "##....",
+                           ".#...."])
+        let filled = PostProcessing(fillHoles: true).apply(m.pixels, width: m.width, height: m.height)
+        XCTAssertEqual(filled, Self.mask(["......", ".####.", ".####.", ".####.", "##....", ".#...."]).pixels)
+    }
+
+    func testRemoveSmallComponentsAndKeepLargest() {
+        let m = Self.mask(["##....#",
+                           "##.....",
+                           ".......",
+                           "...###.",
+                           "...###.",
+                           "#..###."])
+        XCTAssertEqual(PostProcessing(minComponentSize: 2).apply(m.pixels, width: m.width, height: m.height),
+                       Self.mask(["##.....", "##.....", ".......", "...###.", "...###.", "...###."]).pixels)
+        XCTAssertEqual(PostProcessing(keepLargest: true).apply(m.pixels, width: m.width, height: m.height),
+                       Self.mask([".......", ".......", ".......", "...###.", "...###.", "...###."]).pixels)
+        // 8-connectivity: diagonal neighbours are one component.
+        let d = Self.mask(["#..", ".#.", "..#"])
+        XCTAssertEqual(PostProcessing(minComponentSize: 3).apply(d.pixels, width: 3, height: 3), d.pixels)
+        XCTAssertEqual(PostProcessing.none.apply(m.pixels, width: m.width, height: m.height), m.pixels)
+    }
+
+    func testPostProcessingIsChosenOnValidationOnlyWhenItHelps() throws {
+        // Validation predictions with speckle false positives: removing small components helps.
+        let label = Self.mask(["........",
+                               ".###....",
+                               ".###....",
+                               ".###....",
+                               "........",
+                               "....####",
+                               "....####",
+                               "....####"])
+        let noisy = Self.mask(["......#.",
+                               ".###....",
+                               ".###...#",
+                               ".###....",
+                               "........",
+                               "....####",
+                               "#...####",
+                               "....####"])
+        let training = [(mask: label.pixels.map { $0 ? Float(1) : 0 }, width: 8, height: 8)]
+        let candidates = PostProcessing.candidates(trainingMasks: training)
+        XCTAssertTrue(candidates.contains { $0.minComponentSize > 1 })
+        XCTAssertFalse(candidates.contains { $0.keepLargest }, "training masks hold two objects: keep-largest is not a candidate")
+        let val = [(probabilities: noisy.pixels.map { $0 ? Float(0.9) : 0.1 }, label: label.pixels.map { $0 ? Float(1) : 0 }, width: 8, height: 8)]
+        let (choice, dice, baseline) = try PostProcessing.choose(candidates: candidates, validation: val)
+        XCTAssertGreaterThan(choice.minComponentSize, 1)
+        XCTAssertEqual(dice, 1, accuracy: 1e-9)
+        XCTAssertLessThan(baseline, 1)
+        // Clean predictions: nothing helps, nothing is chosen.
+        let clean = [(probabilities: label.pixels.map { $0 ? Float(0.9) : 0.1 }, label: val[0].label, width: 8, height: 8)]
+        XCTAssertEqual(try PostProcessing.choose(candidates: candidates, validation: clean).choice, .none)
+        // Metadata round trip, and a bad record is refused naming the file.
+        let p = PostProcessing(fillHoles: true, minComponentSize: 7, keepLargest: false)
+        XCTAssertEqual(try PostProcessing(metadata: ["postprocess": p.metadataValue], path: "x"), p)
+        XCTAssertEqual(try PostProcessing(metadata: [:], path: "x"), .none)
+        XCTAssertThrowsError(try PostProcessing(metadata: ["postprocess": "{oops"], path: "m.safetensors")) { e in
+            XCTAssertTrue("\(e)".contains("m.safetensors"))
+        }
+    }
+
+    // MARK: test-time augmentation
+
+    func testMirrorIsItsOwnInverse() {
+        var rng = SeededRandom(seed: 1)
+        let data = (0..<(2 * 5 * 7)).map { _ in rng.nextUnit() }
+        for (fy, fx) in [(false, true), (true, false), (true, true)] {
+            let once = mirror(data, channels: 2, height: 5, width: 7, flipY: fy, flipX: fx)
+            XCTAssertNotEqual(once, data)
+            XCTAssertEqual(mirror(once, channels: 2, height: 5, width: 7, flipY: fy, flipX: fx), data)
+        }
+        XCTAssertEqual(mirror([1, 2, 3, 4, 5, 6], channels: 1, height: 2, width: 3, flipY: false, flipX: true), [3, 2, 1, 6, 5, 4])
+    }
+
+    func testMirrorTTAIsEquivariant() throws {
+        // TTA averages the four mirrors, so predicting a mirrored image with TTA gives the
+        // mirrored TTA prediction of the original (up to float rounding).
+        let backend = CPUBackend()
+        let model = try DFRUNet(backend, config: ModelConfig(inChannels: 1, width: 4), seed: 3)
+        var predictor = Predictor(model: model, backend: backend)
+        predictor.mirrorTTA = true
+        let s = Self.discSample(height: 20, width: 28, seed: 2)
+        var flipped = s
+        flipped.image = mirror(s.image, channels: 1, height: 20, width: 28, flipY: false, flipX: true)
+        let a = try predictor.probabilities(s)
+        let b = mirror(try predictor.probabilities(flipped), channels: 1, height: 20, width: 28, flipY: false, flipX: true)
+        for (x, y) in zip(a, b) { XCTAssertEqual(x, y, accuracy: 1e-5) }
+        predictor.mirrorTTA = false
+        let plain = try predictor.probabilities(s)
+        XCTAssertGreaterThan(zip(a, plain).map { abs($0 - $1) }.max() ?? 0, 0, "TTA should change the prediction of an untrained model")
+    }
 }

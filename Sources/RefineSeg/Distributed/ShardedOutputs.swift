@@ -110,11 +110,13 @@ public func mergeAnnotationParts(out: String) throws -> [ReviewRow] {
 
 /// `evaluate` of one part of the samples: with `comm` every rank scores its block and rank 0
 /// gets every row in the original order (the others get nil); with `shard` alone the part's rows.
+/// `tta` and `postProcessing` as in the one-process `evaluate`.
 public func evaluate(model: DFRUNet, backend: Backend, samples: [Sample], progress: ProgressPrinter?,
-                     shard: Shard, comm: Communicator?) throws -> MetricAccumulator? {
+                     shard: Shard, comm: Communicator?, tta: Bool = false, postProcessing: PostProcessing = .none) throws -> MetricAccumulator? {
     try shard.validate()
     let part = comm.map { Shard(count: $0.size, index: $0.rank) } ?? shard
-    let mine = try evaluate(model: model, backend: backend, samples: part.slice(samples), progress: progress)
+    let mine = try evaluate(model: model, backend: backend, samples: part.slice(samples), progress: progress,
+                            tta: tta, postProcessing: postProcessing)
     guard let comm else { return mine }
     guard let rows = try comm.gatherRows(mine.rows, ImageMetricsCodec.self) else { return nil }
     var all = MetricAccumulator()

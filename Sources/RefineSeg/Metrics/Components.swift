@@ -43,3 +43,36 @@ enum Components {
         return count
     }
 }
+
+extension Components {
+    /// 8-connected component labels of `pixels` (h, w): 0 for background, 1… per component in
+    /// raster order of their first pixel, and the size of each (index 0 unused).
+    static func label(_ pixels: [Bool], width w: Int, height h: Int) -> (labels: [Int32], sizes: [Int]) {
+        var labels = [Int32](repeating: 0, count: w * h)
+        var sizes = [0]
+        var stack: [Int] = []
+        for start in 0..<(w * h) where pixels[start] && labels[start] == 0 {
+            let id = Int32(sizes.count)
+            var size = 0
+            labels[start] = id
+            stack.append(start)
+            while let i = stack.popLast() {
+                size += 1
+                let y = i / w, x = i % w
+                for ny in max(0, y - 1)...min(h - 1, y + 1) {
+                    for nx in max(0, x - 1)...min(w - 1, x + 1) {
+                        let j = ny * w + nx
+                        if pixels[j] && labels[j] == 0 { labels[j] = id; stack.append(j) }
+                    }
+                }
+            }
+            sizes.append(size)
+        }
+        return (labels, sizes)
+    }
+
+    /// Sizes of the 8-connected components of `pixels`.
+    static func sizes(_ pixels: [Bool], width: Int, height: Int) -> [Int] {
+        Array(label(pixels, width: width, height: height).sizes.dropFirst())
+    }
+}

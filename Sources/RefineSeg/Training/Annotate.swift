@@ -21,17 +21,21 @@ public struct ReviewRow {
 /// failure leaves OUT as it was.
 @discardableResult
 public func annotate(model: DFRUNet, backend: Backend, imagesDir: String, out: String,
-                     progress: ProgressPrinter? = nil) throws -> [ReviewRow] {
-    try annotate(model: model, backend: backend, imagesDir: imagesDir, out: out, progress: progress, shard: .whole, comm: nil)
+                     progress: ProgressPrinter? = nil, tta: Bool = false, postProcessing: PostProcessing = .none) throws -> [ReviewRow] {
+    try annotate(model: model, backend: backend, imagesDir: imagesDir, out: out, progress: progress, shard: .whole, comm: nil,
+                 tta: tta, postProcessing: postProcessing)
 }
 
 /// `annotate` of one part of the images: with `comm` (an MPI job) each rank predicts its block
 /// of the images into one shared staging folder and rank 0 writes review.csv for all of them
 /// (the same files as one process; rank 0 returns all rows, the others their own); with `shard` alone (a job
-/// array) the part's outputs go to OUT/part-K-of-N/ for `mergeAnnotationParts`.
+/// array) the part's outputs go to OUT/part-K-of-N/ for `mergeAnnotationParts`. With `tta`,
+/// mirror test-time augmentation; `postProcessing` (the checkpoint's, see
+/// `PostProcessing.of(checkpoint:)`) is applied to each mask.
 @discardableResult
 public func annotate(model: DFRUNet, backend: Backend, imagesDir: String, out: String,
-                     progress: ProgressPrinter?, shard: Shard, comm: Communicator?) throws -> [ReviewRow] {
+                     progress: ProgressPrinter?, shard: Shard, comm: Communicator?,
+                     tta: Bool = false, postProcessing: PostProcessing = .none) throws -> [ReviewRow] {
     try shard.validate()
     let names = try DatasetFolder.imageNames(in: imagesDir)
     let part = comm.map { Shard(count: $0.size, index: $0.rank) } ?? shard
@@ -39,11 +43,13 @@ public func annotate(model: DFRUNet, backend: Backend, imagesDir: String, out: S
     let isRoot = comm?.isRoot ?? true
     let staging = try prepareStaging(out: target, subfolders: ["masks", "probabilities", "overlays"], comm: comm)
     defer { if isRoot { try? FileManager.default.removeItem(atPath: staging) } }
-    let predictor = Predictor(model: model, backend: backend)
+    var predictor = Predictor(model: model, backend: backend)
+    predictor.mirrorTTA = tta
     let mine = part.slice(names)
     var rows = [ReviewRow]()
     for (i, file) in mine.enumerated() {
-        rows.append(try annotateImage(imagesDir + "/" + file, predictor: predictor, model: model, staging: staging))
+        rows.append(try annotateImage(imagesDir + "/" + file, predictor: predictor, model: model, staging: staging,
+                                      postProcessing: postProcessing))
         progress?.update("annotating \(i + 1)/\(mine.count)" + (part.count > 1 ? " (part \(part.index + 1) of \(part.count))" : ""))
     }
     if let comm {
@@ -81,7 +87,8 @@ func reviewCSV(_ rows: [ReviewRow]) -> String {
 }
 
 /// Predicts one image and writes its mask, probabilities and overlay into `staging`.
-func annotateImage(_ path: String, predictor: Predictor, model: DFRUNet, staging: String) throws -> ReviewRow {
+func annotateImage(_ path: String, predictor: Predictor, model: DFRUNet, staging: String,
+                   postProcessing: PostProcessing = .none) throws -> ReviewRow {
     let file = (path as NSString).lastPathComponent
     let raw = try readImageFile(path)
     guard raw.channels == model.config.inChannels else {
@@ -92,7 +99,7 @@ func annotateImage(_ path: String, predictor: Predictor, model: DFRUNet, staging
                         image: normalised, mask: nil)
     let p = try predictor.probabilities(sample)
     let name = stem(file)
-    let mask = p.map { $0 > 0.5 }
+    let mask = postProcessing.apply(p.map { $0 > 0.5 }, width: raw.width, height: raw.height)
     try PNGFile.write(RawImage(width: raw.width, height: raw.height, channels: 1, bitDepth: 8,
                                samples: mask.map { $0 ? 255 : 0 }), to: "\(staging)/masks/\(name).png")
     try PNGFile.write(RawImage(width: raw.width, height: raw.height, channels: 1, bitDepth: 16,

@@ -1,15 +1,18 @@
 import Foundation
 
 /// Predicts every image of a labelled split and computes docs/MODEL.md's metrics.
-public func evaluate(model: DFRUNet, backend: Backend, samples: [Sample], progress: ProgressPrinter? = nil) throws -> MetricAccumulator {
-    let predictor = Predictor(model: model, backend: backend)
+/// With `tta`, mirror test-time augmentation; `postProcessing` is applied to each thresholded mask.
+public func evaluate(model: DFRUNet, backend: Backend, samples: [Sample], progress: ProgressPrinter? = nil,
+                     tta: Bool = false, postProcessing: PostProcessing = .none) throws -> MetricAccumulator {
+    var predictor = Predictor(model: model, backend: backend)
+    predictor.mirrorTTA = tta
     var metrics = MetricAccumulator()
     for (i, s) in samples.enumerated() {
         guard let mask = s.mask else { continue }
         guard s.channels == model.config.inChannels else {
             throw RefineSegError.io(file: s.path, message: "has \(s.channels) channel(s) but the model takes \(model.config.inChannels)")
         }
-        try score(s, mask: mask, predictor: predictor, into: &metrics)
+        try score(s, mask: mask, predictor: predictor, into: &metrics, postProcessing: postProcessing)
         progress?.update("evaluating \(i + 1)/\(samples.count)")
     }
     return metrics
@@ -18,14 +21,22 @@ public func evaluate(model: DFRUNet, backend: Backend, samples: [Sample], progre
 /// Adds one sample's metrics. A sample the loader resized (`original` set) is predicted at its
 /// working size, its probabilities resized bilinearly back to the original size and thresholded
 /// there, against the original-size mask; any other sample is scored as it is.
-func score(_ s: Sample, mask: [Float], predictor: Predictor, into metrics: inout MetricAccumulator) throws {
+func score(_ s: Sample, mask: [Float], predictor: Predictor, into metrics: inout MetricAccumulator,
+           postProcessing: PostProcessing = .none) throws {
+    let (probabilities, height, width) = try scoredProbabilities(s, predictor: predictor)
+    let predicted = postProcessing.apply(probabilities.map { $0 > 0.5 }, width: width, height: height)
+    let label = try BinaryMask(width: width, height: height, pixels: s.original.map { $0.mask.map { $0 != 0 } } ?? mask.map { $0 != 0 }, op: "label")
+    try metrics.add(name: s.name, prediction: BinaryMask(width: width, height: height, pixels: predicted, op: "prediction"), label: label)
+}
+
+/// The probabilities a sample is scored on, at the size it is scored at: the working size, or
+/// for a sample the loader resized, bilinearly resized back to the original size.
+func scoredProbabilities(_ s: Sample, predictor: Predictor) throws -> (probabilities: [Float], height: Int, width: Int) {
     let probabilities = try predictor.probabilities(s)
     if let o = s.original {
-        let full = resizeBilinear(probabilities, channels: 1, height: s.height, width: s.width, toHeight: o.height, toWidth: o.width)
-        try metrics.add(name: s.name, probabilities: full, label: o.mask, width: o.width, height: o.height)
-    } else {
-        try metrics.add(name: s.name, probabilities: probabilities, label: mask, width: s.width, height: s.height)
+        return (resizeBilinear(probabilities, channels: 1, height: s.height, width: s.width, toHeight: o.height, toWidth: o.width), o.height, o.width)
     }
+    return (probabilities, s.height, s.width)
 }
 
 /// Writes DIR/metrics.json and DIR/per_image.csv (atomically).

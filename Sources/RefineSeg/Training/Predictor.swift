@@ -12,8 +12,25 @@ public struct Predictor {
         self.model = model; self.backend = backend; self.tile = max(64, roundUpTo16(tile))
     }
 
-    /// Probabilities (H·W, row-major) for one sample.
+    /// Mirror test-time augmentation (nnU-Net's): the probabilities are the mean over the
+    /// image as it is and mirrored left-right, top-bottom and both (4 predictions).
+    public var mirrorTTA = false
+
+    /// Probabilities (H·W, row-major) for one sample (averaged over mirrors with `mirrorTTA`).
     public func probabilities(_ s: Sample) throws -> [Float] {
+        guard mirrorTTA else { return try plainProbabilities(s) }
+        var sum = [Float](repeating: 0, count: s.height * s.width)
+        for (flipY, flipX) in [(false, false), (false, true), (true, false), (true, true)] {
+            var m = s
+            m.image = mirror(s.image, channels: s.channels, height: s.height, width: s.width, flipY: flipY, flipX: flipX)
+            let p = mirror(try plainProbabilities(m), channels: 1, height: s.height, width: s.width, flipY: flipY, flipX: flipX)
+            for i in sum.indices { sum[i] += p[i] }
+        }
+        return sum.map { $0 / 4 }
+    }
+
+    /// Probabilities of one sample without test-time augmentation.
+    func plainProbabilities(_ s: Sample) throws -> [Float] {
         let h16 = roundUpTo16(s.height), w16 = roundUpTo16(s.width)
         let padded = reflectPad(s.image, channels: s.channels, height: s.height, width: s.width, toHeight: h16, toWidth: w16)
         let full: [Float]
@@ -62,4 +79,18 @@ public struct Predictor {
         }
         return zip(sum, count).map { $0 / $1 }
     }
+}
+
+/// (C, H, W) planar data mirrored top-bottom and/or left-right (its own inverse).
+public func mirror(_ planar: [Float], channels: Int, height: Int, width: Int, flipY: Bool, flipX: Bool) -> [Float] {
+    if !flipY && !flipX { return planar }
+    var out = planar
+    for c in 0..<channels {
+        let base = c * height * width
+        for y in 0..<height {
+            let sy = flipY ? height - 1 - y : y
+            for x in 0..<width { out[base + y * width + x] = planar[base + sy * width + (flipX ? width - 1 - x : x)] }
+        }
+    }
+    return out
 }

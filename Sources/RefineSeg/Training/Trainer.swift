@@ -155,6 +155,32 @@ public final class Trainer {
             try saveLast()
             progress.line(String(format: "epoch %d/%d  loss %.4f  val dice %.4f  lr %.2e  %.1fs", epoch, config.epochs, meanLoss, dice, lr, seconds))
         }
+        if epoch == config.epochs && FileManager.default.fileExists(atPath: bestPath) { try choosePostProcessing() }
+    }
+
+    /// Chooses the post-processing of the best checkpoint on the validation split (predicted
+    /// with mirror TTA, as `evaluate` and `annotate` do by default) and records it in the
+    /// checkpoint's metadata (`PostProcessing`).
+    public func choosePostProcessing() throws {
+        var file = try SafeTensorsFile.read(bestPath)
+        let best = try loadModel(bestPath, backend: backend)
+        var predictor = Predictor(model: best, backend: backend)
+        predictor.mirrorTTA = true
+        var validation = [(probabilities: [Float], label: [Float], width: Int, height: Int)]()
+        for s in split.validation {
+            guard let mask = s.mask else { continue }
+            let (p, h, w) = try scoredProbabilities(s, predictor: predictor)
+            validation.append((p, s.original.map { $0.mask.map(Float.init) } ?? mask, w, h))
+        }
+        guard !validation.isEmpty else { return }
+        let candidates = PostProcessing.candidates(trainingMasks: split.labelled.compactMap { s in s.mask.map { ($0, s.width, s.height) } })
+        let (choice, dice, baseline) = try PostProcessing.choose(candidates: candidates, validation: validation)
+        file.metadata[PostProcessing.metadataKey] = choice.metadataValue
+        file.metadata["postprocess_val_dice"] = String(format: "%.6f", dice)
+        file.metadata["tta_val_dice"] = String(format: "%.6f", baseline)
+        try file.write(to: bestPath)
+        progress.line(String(format: "post-processing chosen on validation: %@ (val Dice with mirror TTA %.4f, after post-processing %.4f)",
+                             choice.description, baseline, dice))
     }
 
     /// The error for a non-finite loss: the step, and the checkpoint that is still good.
