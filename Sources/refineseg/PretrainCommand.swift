@@ -47,7 +47,7 @@ struct StudyCommand: ParsableCommand {
 
     @Option(help: "Dataset folder (with --format, a public dataset as downloaded).") var data: String
     @Option(help: "Study folder (results.csv, summary.md, dice_vs_labels.svg, runs/).") var out: String
-    @Option(help: "Comma-separated label fractions.") var fractions: String = "0.1,0.2,0.5,1.0"
+    @Option(help: "Comma-separated label fractions.") var fractions: String = "0.05,0.1,0.2,0.5,1.0"
     @Option(help: "Seeds per setting.") var seeds: Int = 3
     @Option(help: "Training epochs per run.") var epochs: Int = 20
     @Option(help: "Pre-training epochs per seed.") var pretrainEpochs: Int = 20

@@ -200,4 +200,34 @@ final class FewLabelsTests: XCTestCase {
         let plain = try predictor.probabilities(s)
         XCTAssertGreaterThan(zip(a, plain).map { abs($0 - $1) }.max() ?? 0, 0, "TTA should change the prediction of an untrained model")
     }
+
+    // MARK: study statistics
+
+    func testPairedComparisonAgainstScratch() throws {
+        func result(_ v: String, _ f: Double, _ seed: Int, _ dice: Double) -> StudyResult {
+            StudyResult(variant: v, fraction: f, seed: seed, metrics: MetricSummary(
+                images: 1, precision: dice, recall: dice, dice: dice, iou: dice, miou: dice, thresholdedJaccard: dice,
+                fdr: 1 - dice, fpr: 0, fpComponentsMean: 0, fpImageShare: 0, hd95: nil))
+        }
+        // Differences 0.1, 0.2, 0.3 over three seeds: mean 0.2, sd 0.1, half-width t(2)·0.1/√3.
+        let results = [result("scratch", 0.1, 0, 0.5), result("scratch", 0.1, 1, 0.6), result("scratch", 0.1, 2, 0.4),
+                       result("bt+lac", 0.1, 0, 0.6), result("bt+lac", 0.1, 1, 0.8), result("bt+lac", 0.1, 2, 0.7),
+                       result("bt+lac", 0.2, 0, 0.9), result("scratch+lac", 0.1, 5, 0.9)]
+        let p = try XCTUnwrap(Study.paired(results, variant: "bt+lac", fraction: 0.1))
+        XCTAssertEqual(p.pairs, 3)
+        XCTAssertEqual(p.wins, 3)
+        XCTAssertEqual(p.meanDifference, 0.2, accuracy: 1e-12)
+        let half = 4.303 * 0.1 / 3.0.squareRoot()
+        XCTAssertEqual(try XCTUnwrap(p.interval).lowerBound, 0.2 - half, accuracy: 1e-9)
+        XCTAssertEqual(try XCTUnwrap(p.interval).upperBound, 0.2 + half, accuracy: 1e-9)
+        // No scratch run at 0.2, and no scratch run of seed 5: nothing to pair.
+        XCTAssertNil(Study.paired(results, variant: "bt+lac", fraction: 0.2))
+        XCTAssertNil(Study.paired(results, variant: "scratch+lac", fraction: 0.1))
+        // One pair: a difference but no interval.
+        let one = try XCTUnwrap(Study.paired(Array(results.prefix(4)), variant: "bt+lac", fraction: 0.1))
+        XCTAssertEqual(one.pairs, 1); XCTAssertNil(one.interval)
+        XCTAssertEqual(Study.studentT975(degreesOfFreedom: 4), 2.776)
+        XCTAssertEqual(Study.studentT975(degreesOfFreedom: 1000), 1.96)
+        XCTAssertEqual(Study.meanStd([1, 2, 3]).1, 1, accuracy: 1e-12)
+    }
 }

@@ -5,7 +5,7 @@ import Foundation
 public struct StudySettings: Codable, Equatable {
     public var data: String
     public var out: String
-    public var fractions: [Double] = [0.1, 0.2, 0.5, 1.0]
+    public var fractions: [Double] = [0.05, 0.1, 0.2, 0.5, 1.0]
     public var seeds: Int = 3
     public var epochs: Int = 20
     public var pretrainEpochs: Int = 20
@@ -149,7 +149,9 @@ public final class Study {
                     try trainer.run()
                     if interruptRequested != 0 { throw RefineSegError.invalidArgument("interrupted; run the same command again to resume") }
                     let model = try loadModel(dir + "/model.safetensors", backend: backend)
-                    let metrics = try evaluate(model: model, backend: backend, samples: test)
+                    // Scored as `evaluate` does by default: mirror TTA and the post-processing chosen on validation.
+                    let metrics = try evaluate(model: model, backend: backend, samples: test, tta: true,
+                                               postProcessing: try PostProcessing.of(checkpoint: dir + "/model.safetensors"))
                     try writeEvaluation(metrics, to: dir + "/eval")
                     results.append(StudyResult(variant: variant.rawValue, fraction: fraction, seed: seed, metrics: metrics.summary()))
                 }
@@ -171,6 +173,64 @@ public final class Study {
         try writeAtomically(Data(csv.utf8), to: settings.out + "/results.csv")
         try writeAtomically(Data(summaryMarkdown(results).utf8), to: settings.out + "/summary.md")
         try writeAtomically(Data(diceSVG(results).utf8), to: settings.out + "/dice_vs_labels.svg")
+    }
+
+    /// Paired comparison of `variant` against scratch at one fraction: the Dice difference of
+    /// each seed run both ways (variant − scratch), its mean, and the t-based 95 % interval of the
+    /// mean over seeds (nil with fewer than 2 pairs).
+    public struct Paired: Equatable {
+        public var pairs: Int
+        public var meanDifference: Double
+        public var interval: ClosedRange<Double>?
+        /// Pairs where the variant beat scratch.
+        public var wins: Int
+    }
+
+    public static func paired(_ results: [StudyResult], variant: String, against base: String = StudyVariant.scratch.rawValue,
+                              fraction: Double, metric: (MetricSummary) -> Double = { $0.dice }) -> Paired? {
+        var baseBySeed = [Int: Double]()
+        for r in results where r.variant == base && r.fraction == fraction { baseBySeed[r.seed] = metric(r.metrics) }
+        let diffs = results.filter { $0.variant == variant && $0.fraction == fraction }
+            .compactMap { r in baseBySeed[r.seed].map { metric(r.metrics) - $0 } }
+        guard !diffs.isEmpty else { return nil }
+        let (mean, sd) = meanStd(diffs)
+        var interval: ClosedRange<Double>?
+        if diffs.count >= 2 {
+            let half = studentT975(degreesOfFreedom: diffs.count - 1) * sd / Double(diffs.count).squareRoot()
+            interval = (mean - half)...(mean + half)
+        }
+        return Paired(pairs: diffs.count, meanDifference: mean, interval: interval, wins: diffs.filter { $0 > 0 }.count)
+    }
+
+    /// The 97.5 % quantile of Student's t distribution (two-sided 95 % intervals).
+    public static func studentT975(degreesOfFreedom df: Int) -> Double {
+        let table: [Double] = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+                               2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+                               2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
+        precondition(df >= 1, "t quantile needs at least 1 degree of freedom")
+        if df <= table.count { return table[df - 1] }
+        if df <= 40 { return 2.042 + (2.021 - 2.042) * Double(df - 30) / 10 }
+        if df <= 60 { return 2.021 + (2.000 - 2.021) * Double(df - 40) / 20 }
+        if df <= 120 { return 2.000 + (1.980 - 2.000) * Double(df - 60) / 60 }
+        return 1.960
+    }
+
+    /// The paired-comparison table of summary.md.
+    func pairedMarkdown(_ results: [StudyResult]) -> String {
+        let present = Set(results.map(\.variant))
+        let variants = StudyVariant.allCases.map(\.rawValue).filter { $0 != StudyVariant.scratch.rawValue && present.contains($0) }
+        var text = "\n## Paired comparison with scratch (test Dice, same seed)\n\n"
+        text += "Difference variant − scratch per seed (the seed fixes the labelled images and the initialisation), "
+        text += "mean and t-based 95 % interval over seeds; wins = seeds where the variant is better.\n\n"
+        text += "| labels | variant | pairs | mean difference | 95 % interval | wins |\n|---|---|---|---|---|---|\n"
+        for f in settings.fractions {
+            for v in variants {
+                guard let p = Self.paired(results, variant: v, fraction: f) else { continue }
+                let ci = p.interval.map { String(format: "[%+.3f, %+.3f]", $0.lowerBound, $0.upperBound) } ?? "—"
+                text += "| \(Int((f * 100).rounded())) % | \(v) | \(p.pairs) | \(String(format: "%+.3f", p.meanDifference)) | \(ci) | \(p.wins)/\(p.pairs) |\n"
+            }
+        }
+        return text
     }
 
     static func meanStd(_ v: [Double]) -> (Double, Double) {
@@ -197,7 +257,7 @@ public final class Study {
                 text += "| \(Int((f * 100).rounded())) % | \(v.rawValue) | \(cell { $0.precision }) | \(cell { $0.dice }) | \(cell { $0.miou }) | \(cell { $0.fdr }) | \(cell { $0.fpComponentsMean }) |\n"
             }
         }
-        return text
+        return text + pairedMarkdown(results)
     }
 
     func diceSVG(_ results: [StudyResult]) -> String {
