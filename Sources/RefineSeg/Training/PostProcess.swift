@@ -108,7 +108,7 @@ public struct PostProcessing: Codable, Equatable, Sendable, CustomStringConverti
         return out
     }
 
-    /// The candidate with the best mean validation Dice (MODEL.md's per-image Dice on the
+    /// The candidate with the best mean validation Dice (docs/MODEL.md's per-image Dice on the
     /// thresholded probabilities); a candidate must beat no post-processing by more than 0.001
     /// to be chosen (nnU-Net keeps a step only when it helps). Returns the choice and its Dice
     /// next to the Dice without post-processing.
