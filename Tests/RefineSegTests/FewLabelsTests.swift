@@ -230,4 +230,40 @@ final class FewLabelsTests: XCTestCase {
         XCTAssertEqual(Study.studentT975(degreesOfFreedom: 1000), 1.96)
         XCTAssertEqual(Study.meanStd([1, 2, 3]).1, 1, accuracy: 1e-12)
     }
+
+    // MARK: end to end
+
+    func testTrainChoosesPostProcessingThatEvaluateAndAnnotateApply() throws {
+        // A small run through the CLI: train (nnU-Net augmentation by default) records the
+        // post-processing in model.safetensors; evaluate and annotate run with TTA (default) and
+        // without, and accept --postprocess none.
+        let root = try temporaryDirectory("fewlabels-e2e")
+        defer { try? FileManager.default.removeItem(at: root) }
+        func path(_ p: String) -> String { root.appendingPathComponent(p).path }
+        try Fixtures.dataset(at: root.appendingPathComponent("ds"), train: 6, test: 2, size: 32)
+        let t = try CLIProcess.run(["train", "--data", path("ds"), "--out", path("run"), "--epochs", "2", "--size", "32", "--width", "4",
+                                    "--batch", "2", "--steps-per-epoch", "2", "--label-fraction", "0.5", "--device", "cpu"])
+        XCTAssertEqual(t.status, 0, t.err)
+        XCTAssertTrue(t.out.contains("post-processing chosen on validation") || t.err.contains("post-processing chosen on validation"), t.out + t.err)
+        let meta = try SafeTensorsFile.read(path("run/model.safetensors")).metadata
+        XCTAssertNotNil(meta["postprocess"])
+        XCTAssertNoThrow(try PostProcessing.of(checkpoint: path("run/model.safetensors")))
+        let config = try String(contentsOfFile: path("run/config.json"), encoding: .utf8)
+        XCTAssertFalse(config.contains("\"augment\""), "the default augmentation is nnU-Net's (not written)")
+        for extra in [[String](), ["--no-tta", "--postprocess", "none"]] {
+            let e = try CLIProcess.run(["evaluate", "--model", path("run/model.safetensors"), "--data", path("ds"), "--out", path("eval"), "--device", "cpu"] + extra)
+            XCTAssertEqual(e.status, 0, e.err)
+            XCTAssertTrue(FileManager.default.fileExists(atPath: path("eval/metrics.json")))
+            let a = try CLIProcess.run(["annotate", "--model", path("run/model.safetensors"), "--images", path("ds/test/images"), "--out", path("ann"), "--device", "cpu"] + extra)
+            XCTAssertEqual(a.status, 0, a.err)
+            XCTAssertTrue(FileManager.default.fileExists(atPath: path("ann/masks/t0.png")))
+        }
+        let bad = try CLIProcess.run(["evaluate", "--model", path("run/model.safetensors"), "--data", path("ds"), "--out", path("eval2"), "--postprocess", "maybe", "--device", "cpu"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.err.contains("--postprocess"), bad.err)
+        let badAug = try CLIProcess.run(["train", "--data", path("ds"), "--out", path("run2"), "--augment", "heavy", "--device", "cpu"])
+        XCTAssertNotEqual(badAug.status, 0)
+        XCTAssertTrue(badAug.err.contains("--augment"), badAug.err)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path("run2")), "a refused run writes nothing")
+    }
 }
