@@ -11,16 +11,24 @@
 //   dice_backward       one item per element
 //   barlow_rows         one work-group per row i → (1 − c_ii)² + λ Σ_{j≠i} c_ij²
 //   barlow_backward     one item per element
-//   lac_normalise       one item per pixel: z = e / max(‖e‖, 1e-12) and that norm
-//   lac_class_sums      one work-group per (image, dimension): Σz over lesion / background pixels, and the counts
+//
+// The fused supervised loss of MODEL.md (SegmentationLoss): 0.5·BCE − 0.5·softDice(σ(x)) + β·LAC, pixels
+// four at a time (float4 loads along a plane), with WITH_LAC = 0 or 1:
+//   lac_norms           one item per 4 pixels: max(‖e_pixel‖, 1e-12) → norms (N, H·W)
+//   lac_class_sums      one work-group per (image, dimension): Σ e/‖e‖ over lesion / background pixels, and the counts
 //   lac_prototypes      one item per image: normalised class means, and whether the image has both classes
-//   lac_pixel           one item per pixel: (ω·ℓ, ω)
-//   lac_image_sums      one work-group per (image, term): Σ over the image's pixels
-//   lac_final           one item: mean of Σωℓ/Σω over the images with both classes (0 if none)
-//   lac_backward        one item per pixel: d loss / d e with the prototypes held constant
+//   seg_pixel           one work-group per (image, chunk of SEG_CHUNK pixels): Σ BCE, Σσ·y, Σσ, Σy, Σωℓ, Σω →
+//                       partials (N, chunks, 6); saves each pixel's LAC coefficient ω·(±σ(t))/τ and z·(p_bg − p_fg)
+//   seg_final           one item: the loss, and the per-image sums the backward needs → stats (N + 1, 4)
+//   seg_backward        one item per 4 pixels: d loss / d logits, and with WITH_LAC d loss / d embedding
+//                       (prototypes held constant), from the saved state: nothing of the forward is recomputed
 
 #define BCE_CHUNK 4096
 #define LAC_NORM_FLOOR 1e-12f
+#define SEG_CHUNK 1024
+#ifndef WITH_LAC
+#define WITH_LAC 0
+#endif
 
 __kernel void sum_partials(__global const float* partials, int count, float divisor, __global float* out) {
     if (get_global_id(0) != 0) return;
@@ -96,36 +104,64 @@ __kernel void barlow_backward(__global const float* dLoss, __global const float*
     dc[gid] = dLoss[0] * (gid / D == gid % D ? -2.0f * (1.0f - v) : 2.0f * lambda * v);
 }
 
-__kernel void lac_normalise(__global const float* e, __global float* z, __global float* norms, int N, int D, int HW) {
-    int gid = get_global_id(0);
-    if (gid >= N * HW) return;
-    int n = gid / HW, p = gid % HW;
-    size_t base = (size_t)n * D * HW + p;
-    float sq = 0.0f;
-    for (int k = 0; k < D; ++k) { float v = e[base + (size_t)k * HW]; sq += v * v; }
-    float norm = fmax(sqrt(sq), LAC_NORM_FLOOR);
-    for (int k = 0; k < D; ++k) z[base + (size_t)k * HW] = e[base + (size_t)k * HW] / norm;
-    norms[gid] = norm;
+// Four pixels p .. p + 3 of a plane of hw values (lanes past the end read 0), and the lane mask (1 inside, 0 past).
+float4 load_px(__global const float* plane, int p, int hw) {
+    if (p + 4 <= hw) return vload4(0, plane + p);
+    float4 r = (float4)(0.0f);
+    r.x = plane[p];
+    if (p + 1 < hw) r.y = plane[p + 1];
+    if (p + 2 < hw) r.z = plane[p + 2];
+    return r;
 }
 
-// sums (N, 2, D): class 0 lesion, 1 background; counts (N, 2), written by the k = 0 groups.
-__kernel void lac_class_sums(__global const float* z, __global const float* target, __global float* sums,
-                             __global float* counts, int D, int HW) {
+void store_px(__global float* plane, int p, int hw, float4 v) {
+    if (p + 4 <= hw) { vstore4(v, 0, plane + p); return; }
+    plane[p] = v.x;
+    if (p + 1 < hw) plane[p + 1] = v.y;
+    if (p + 2 < hw) plane[p + 2] = v.z;
+}
+
+float4 lane_mask(int p, int hw) {
+    return (float4)(p < hw ? 1.0f : 0.0f, p + 1 < hw ? 1.0f : 0.0f, p + 2 < hw ? 1.0f : 0.0f, p + 3 < hw ? 1.0f : 0.0f);
+}
+
+float4 sigmoid4(float4 x) { return 1.0f / (1.0f + exp(-x)); }
+
+// 2-D range: (⌈H·W / 4⌉, N).
+__kernel void lac_norms(__global const float* e, __global float* norms, int D, int HW) {
+    int p = get_global_id(0) * 4, n = get_global_id(1);
+    if (p >= HW) return;
+    __global const float* en = e + (size_t)n * D * HW;
+    float4 sq = (float4)(0.0f);
+    for (int k = 0; k < D; ++k) { float4 v = load_px(en + (size_t)k * HW, p, HW); sq += v * v; }
+    store_px(norms + (size_t)n * HW, p, HW, fmax(sqrt(sq), LAC_NORM_FLOOR));
+}
+
+// sums (N, 2, D): class 0 lesion, 1 background, of z = e / norm; counts (N, 2), written by the k = 0 groups.
+__kernel void lac_class_sums(__global const float* e, __global const float* norms, __global const float* target,
+                             __global float* sums, __global float* counts, int D, int HW) {
     __local float scratch[RS_WG];
     int g = get_group_id(0), n = g / D, k = g % D;
-    __global const float* zz = z + ((size_t)n * D + k) * HW;
+    __global const float* ee = e + ((size_t)n * D + k) * HW;
+    __global const float* nn = norms + (size_t)n * HW;
     __global const float* t = target + (size_t)n * HW;
-    float fg = 0.0f, bg = 0.0f, nf = 0.0f;
-    for (int p = get_local_id(0); p < HW; p += RS_WG) {
-        if (t[p] > 0.5f) { fg += zz[p]; nf += 1.0f; } else { bg += zz[p]; }
+    float4 fg = (float4)(0.0f), bg = (float4)(0.0f), nf = (float4)(0.0f);
+    for (int p = get_local_id(0) * 4; p < HW; p += RS_WG * 4) {
+        float4 z = load_px(ee, p, HW) / load_px(nn, p, HW);
+        float4 les = select((float4)(0.0f), (float4)(1.0f), isgreater(load_px(t, p, HW), (float4)(0.5f)));
+        float4 in = lane_mask(p, HW);
+        z = select((float4)(0.0f), z, isgreater(in, (float4)(0.0f)));   // past the end: 0/0 would be NaN
+        fg += les * z;
+        bg += (in - les) * z;
+        nf += les;
     }
-    fg = wg_sum(scratch, fg);
-    bg = wg_sum(scratch, bg);
-    nf = wg_sum(scratch, nf);
+    float f = wg_sum(scratch, (fg.x + fg.y) + (fg.z + fg.w));
+    float b = wg_sum(scratch, (bg.x + bg.y) + (bg.z + bg.w));
+    float c = wg_sum(scratch, (nf.x + nf.y) + (nf.z + nf.w));
     if (get_local_id(0) == 0) {
-        sums[((size_t)n * 2) * D + k] = fg;
-        sums[((size_t)n * 2 + 1) * D + k] = bg;
-        if (k == 0) { counts[n * 2] = nf; counts[n * 2 + 1] = (float)HW - nf; }
+        sums[((size_t)n * 2) * D + k] = f;
+        sums[((size_t)n * 2 + 1) * D + k] = b;
+        if (k == 0) { counts[n * 2] = c; counts[n * 2 + 1] = (float)HW - c; }
     }
 }
 
@@ -145,89 +181,120 @@ __kernel void lac_prototypes(__global const float* sums, __global const float* c
     }
 }
 
-// The pixel's weight ω and margin t = (z·p_other − z·p_own)/τ, so that ℓ = softplus(t).
-// sigmoid(logit) > 0.5 is tested as logit > 0 (the same set, without rounding).
-void lac_margin(__global const float* z, __global const float* logits, __global const float* target,
-                __global const float* protos, int n, int p, int D, int HW, float tau, float gamma,
-                float* weight, float* margin, int* lesion) {
-    __global const float* pf = protos + (size_t)n * 2 * D;
-    __global const float* pb = pf + D;
-    size_t base = (size_t)n * D * HW + p;
-    float sf = 0.0f, sb = 0.0f;
-    for (int k = 0; k < D; ++k) { float v = z[base + (size_t)k * HW]; sf += v * pf[k]; sb += v * pb[k]; }
-    *lesion = target[(size_t)n * HW + p] > 0.5f;
-    *weight = 1.0f + (!*lesion && logits[(size_t)n * HW + p] > 0.0f ? gamma : 0.0f);
-    *margin = (*lesion ? sb - sf : sf - sb) / tau;
-}
-
-// terms (N, 2, HW): ω·ℓ, then ω; 0 for images without both classes.
-__kernel void lac_pixel(__global const float* z, __global const float* logits, __global const float* target,
-                        __global const float* protos, __global const float* valid, __global float* terms,
-                        int N, int D, int HW, float tau, float gamma) {
-    int gid = get_global_id(0);
-    if (gid >= N * HW) return;
-    int n = gid / HW, p = gid % HW;
-    float w = 0.0f, wl = 0.0f;
-    if (valid[n] > 0.0f) {
-        float t;
-        int lesion;
-        lac_margin(z, logits, target, protos, n, p, D, HW, tau, gamma, &w, &t, &lesion);
-        wl = w * (fmax(t, 0.0f) + log1p(exp(-fabs(t))));
-    }
-    terms[((size_t)n * 2) * HW + p] = wl;
-    terms[((size_t)n * 2 + 1) * HW + p] = w;
-}
-
-// imageSums (N, 2): Σωℓ and Σω per image; one work-group per (image, term).
-__kernel void lac_image_sums(__global const float* terms, __global float* imageSums, int HW) {
+// partials (N, chunks, 6). With WITH_LAC, pixelState (N, 2, H·W): the coefficient a = ω·(lesion ? σ(t) : −σ(t))/τ
+// and s = z·p_bg − z·p_fg of each pixel, where t = (lesion ? s : −s)/τ and ℓ = softplus(t), ω = 1 + γ on
+// hard false positives (background with logit > 0, i.e. σ > 0.5). Unused arguments may be any buffer without LAC.
+__kernel void seg_pixel(__global const float* logits, __global const float* target, __global const float* e,
+                        __global const float* norms, __global const float* protos, __global const float* valid,
+                        __global float* pixelState, __global float* partials, int D, int HW, int chunks,
+                        float tau, float gamma) {
     __local float scratch[RS_WG];
-    int g = get_group_id(0);
-    __global const float* t = terms + (size_t)g * HW;
-    float acc = 0.0f;
-    for (int p = get_local_id(0); p < HW; p += RS_WG) acc += t[p];
-    float total = wg_sum(scratch, acc);
-    if (get_local_id(0) == 0) imageSums[g] = total;
+    int g = get_group_id(0), n = g / chunks, c = g % chunks;
+    __global const float* xs = logits + (size_t)n * HW;
+    __global const float* ys = target + (size_t)n * HW;
+    float4 bce = (float4)(0.0f), inter = (float4)(0.0f), sp = (float4)(0.0f), sy = (float4)(0.0f);
+    float4 wl = (float4)(0.0f), w = (float4)(0.0f);
+    int end = min(HW, (c + 1) * SEG_CHUNK);
+    for (int p = c * SEG_CHUNK + get_local_id(0) * 4; p < end; p += RS_WG * 4) {
+        float4 in = lane_mask(p, HW);
+        float4 x = load_px(xs, p, HW), y = load_px(ys, p, HW);
+        bce += in * (fmax(x, 0.0f) - x * y + log1p(exp(-fabs(x))));
+        float4 sg = sigmoid4(x);
+        inter += in * sg * y;
+        sp += in * sg;
+        sy += in * y;
+#if WITH_LAC
+        if (valid[n] > 0.0f) {                              // uniform over the group
+            __global const float* pf = protos + (size_t)n * 2 * D;
+            __global const float* pb = pf + D;
+            __global const float* en = e + (size_t)n * D * HW;
+            float4 sf = (float4)(0.0f), sb = (float4)(0.0f);
+            for (int k = 0; k < D; ++k) { float4 v = load_px(en + (size_t)k * HW, p, HW); sf += v * pf[k]; sb += v * pb[k]; }
+            float4 norm = load_px(norms + (size_t)n * HW, p, HW);
+            norm = select((float4)(1.0f), norm, isgreater(in, (float4)(0.0f)));
+            float4 s = sb / norm - sf / norm;
+            float4 sign = select((float4)(-1.0f), (float4)(1.0f), isgreater(y, (float4)(0.5f)));   // lesion: +1
+            float4 weight = 1.0f + select((float4)(0.0f), (float4)(gamma), isgreater(x, (float4)(0.0f)) & (sign < 0.0f));
+            float4 t = sign * s / tau;
+            wl += in * weight * (fmax(t, 0.0f) + log1p(exp(-fabs(t))));
+            w += in * weight;
+            __global float* state = pixelState + (size_t)n * 2 * HW;
+            store_px(state, p, HW, weight * sign * sigmoid4(t) / tau);
+            store_px(state + HW, p, HW, s);
+        }
+#endif
+    }
+    float4* accs[6] = { &bce, &inter, &sp, &sy, &wl, &w };
+    for (int j = 0; j < 6; ++j) {
+        float4 a = *accs[j];
+        float total = wg_sum(scratch, (a.x + a.y) + (a.z + a.w));
+        if (get_local_id(0) == 0) partials[((size_t)n * chunks + c) * 6 + j] = total;
+    }
 }
 
-__kernel void lac_final(__global const float* imageSums, __global const float* valid, int N, __global float* out) {
+// loss[0] = wBCE·mean BCE + wDice·mean_n Dice_n + wLAC·mean over images with both classes of Σωℓ/Σω (0 if none).
+// stats (N + 1, 4): per image Σσ·y, Σσ + Σy + 1, Σω, valid; then (images with both classes, 0, 0, 0).
+__kernel void seg_final(__global const float* partials, __global const float* valid, __global float* loss,
+                        __global float* stats, int N, int chunks, int HW, float wBCE, float wDice, float wLAC) {
     if (get_global_id(0) != 0) return;
-    float acc = 0.0f;
+    float bce = 0.0f, dice = 0.0f, lac = 0.0f;
     int images = 0;
     for (int n = 0; n < N; ++n) {
-        if (valid[n] > 0.0f) { acc += imageSums[n * 2] / imageSums[n * 2 + 1]; images += 1; }
+        float s[6] = { 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f };
+        for (int c = 0; c < chunks; ++c) for (int j = 0; j < 6; ++j) s[j] += partials[((size_t)n * chunks + c) * 6 + j];
+        bce += s[0];
+        float den = s[2] + s[3] + 1.0f;
+        dice += (2.0f * s[1] + 1.0f) / den;
+        int ok = WITH_LAC && valid[n] > 0.0f;
+        if (ok) { lac += s[4] / s[5]; images += 1; }
+        stats[n * 4] = s[1];
+        stats[n * 4 + 1] = den;
+        stats[n * 4 + 2] = s[5];
+        stats[n * 4 + 3] = ok ? 1.0f : 0.0f;
     }
-    out[0] = images > 0 ? acc / (float)images : 0.0f;
+    stats[N * 4] = (float)images;
+    stats[N * 4 + 1] = 0.0f;
+    stats[N * 4 + 2] = 0.0f;
+    stats[N * 4 + 3] = 0.0f;
+    loss[0] = wBCE * (bce / (float)(N * HW)) + wDice * (dice / (float)N) + (images > 0 ? wLAC * (lac / (float)images) : 0.0f);
 }
 
-__kernel void lac_backward(__global const float* dLoss, __global const float* z, __global const float* norms,
-                           __global const float* logits, __global const float* target, __global const float* protos,
-                           __global const float* valid, __global const float* imageSums, __global float* de,
-                           int N, int D, int HW, float tau, float gamma) {
-    int gid = get_global_id(0);
-    if (gid >= N * HW) return;
-    int n = gid / HW, p = gid % HW;
-    size_t base = (size_t)n * D * HW + p;
-    if (!(valid[n] > 0.0f)) {
-        for (int k = 0; k < D; ++k) de[base + (size_t)k * HW] = 0.0f;
+// 2-D range: (⌈H·W / 4⌉, N). dLogits (N, 1, H, W); with WITH_LAC also dE (N, D, H, W).
+__kernel void seg_backward(__global const float* dLoss, __global const float* logits, __global const float* target,
+                           __global const float* stats, __global float* dLogits, __global const float* e,
+                           __global const float* norms, __global const float* protos, __global const float* pixelState,
+                           __global float* dE, int N, int D, int HW, float wBCE, float wDice, float wLAC) {
+    int p = get_global_id(0) * 4, n = get_global_id(1);
+    if (p >= HW) return;
+    float dl = dLoss[0];
+    float4 x = load_px(logits + (size_t)n * HW, p, HW), y = load_px(target + (size_t)n * HW, p, HW);
+    float4 sg = sigmoid4(x);
+    float inter = stats[n * 4], den = stats[n * 4 + 1];
+    // d/dp of (2I + 1)/(P + Y + 1) = (2y·den − (2I + 1)) / den², and dp/dx = σ(1 − σ).
+    float4 dDice = (2.0f * y * den - (2.0f * inter + 1.0f)) / (den * den);
+    float4 dx = dl * (wBCE / (float)(N * HW) * (sg - y) + wDice / (float)N * dDice * sg * (1.0f - sg));
+    store_px(dLogits + (size_t)n * HW, p, HW, dx);
+#if WITH_LAC
+    __global const float* en = e + (size_t)n * D * HW;
+    __global float* dn = dE + (size_t)n * D * HW;
+    if (!(stats[n * 4 + 3] > 0.0f)) {
+        for (int k = 0; k < D; ++k) store_px(dn + (size_t)k * HW, p, HW, (float4)(0.0f));
         return;
     }
-    int images = 0;
-    for (int b = 0; b < N; ++b) images += valid[b] > 0.0f;
-    float w, t;
-    int lesion;
-    lac_margin(z, logits, target, protos, n, p, D, HW, tau, gamma, &w, &t, &lesion);
-    // dℓ/dt = σ(t) and t = ±(z·p_bg − z·p_fg)/τ, so dℓ/dz = q·(p_bg − p_fg) with q = ±σ(t)/τ.
-    float sig = 1.0f / (1.0f + exp(-t));
-    float q = dLoss[0] * w / imageSums[n * 2 + 1] / (float)images * (lesion ? sig : -sig) / tau;
+    // ℓ = softplus(t), t = ±s/τ, s = z·(p_bg − p_fg): dℓ/dz = a·(p_bg − p_fg) with the saved a, and z·dz = a·s.
+    // Through z = e / max(‖e‖, 1e-12): de = (dz − z·(z·dz)) / ‖e‖ above the floor, dz / 1e-12 below.
+    float scale = dl * wLAC / (stats[n * 4 + 2] * stats[N * 4]);
+    __global const float* state = pixelState + (size_t)n * 2 * HW;
+    float4 a = scale * load_px(state, p, HW);
+    float4 s = load_px(state + HW, p, HW);
+    float4 norm = load_px(norms + (size_t)n * HW, p, HW);
+    norm = select((float4)(1.0f), norm, isgreater(lane_mask(p, HW), (float4)(0.0f)));
+    float4 proj = select((float4)(0.0f), a * s, isgreater(norm, (float4)(LAC_NORM_FLOOR)));
     __global const float* pf = protos + (size_t)n * 2 * D;
     __global const float* pb = pf + D;
-    float zdz = 0.0f;
-    for (int k = 0; k < D; ++k) zdz += z[base + (size_t)k * HW] * q * (pb[k] - pf[k]);
-    // Through z = e / max(‖e‖, 1e-12): de = (dz − z·(z·dz)) / ‖e‖ above the floor, dz / 1e-12 below.
-    float norm = norms[gid];
-    float proj = norm > LAC_NORM_FLOOR ? zdz : 0.0f;
     for (int k = 0; k < D; ++k) {
-        size_t i = base + (size_t)k * HW;
-        de[i] = (q * (pb[k] - pf[k]) - z[i] * proj) / norm;
+        float4 z = load_px(en + (size_t)k * HW, p, HW) / norm;
+        store_px(dn + (size_t)k * HW, p, HW, (a * (pb[k] - pf[k]) - z * proj) / norm);
     }
+#endif
 }

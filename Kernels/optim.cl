@@ -6,8 +6,14 @@
 //   sumsq_partial  one work-group per chunk of SUMSQ_CHUNK elements of one tensor → partials[offset + chunk];
 //                  losses.cl's sum_partials adds all partials in order (deterministic)
 //   clip_scale     one item per element: x *= min(1, maxNorm / (√sumsq[0] + 1e-6)), the factor read on the device
+//   flat_sumsq     fused optimiser: one work-group of RS_WG items per FLAT_CHUNK elements of [start, end) of a
+//                  flat buffer, float4 loads → partials[offset + group]
+//   flat_adam      fused optimiser: one work-group per FLAT_CHUNK elements of [start, end) of the flat
+//                  parameter, gradient, m and v buffers, float4 loads; every group first adds the clip
+//                  partials in a fixed order (so all groups, and reruns, get the same factor)
 
 #define SUMSQ_CHUNK 4096
+#define FLAT_CHUNK 16384
 
 __kernel void adam_step(__global float* p, __global const float* grad, __global float* m, __global float* v, int count,
                         float beta1, float beta2, float eps, float weightDecay, float decay, float stepSize, float bc2Sqrt) {
@@ -50,4 +56,66 @@ __kernel void clip_scale(__global float* x, int count, __global const float* sum
     int i = get_global_id(0);
     if (i >= count) return;
     x[i] *= fmin(1.0f, maxNorm / (sqrt(sumsq[0]) + 1e-6f));
+}
+
+__kernel void flat_sumsq(__global const float* x, int start, int end, __global float* partials, int offset) {
+    __local float scratch[RS_WG];
+    int lo = start + get_group_id(0) * FLAT_CHUNK, hi = min(end, lo + FLAT_CHUNK);
+    float4 acc = (float4)(0.0f);
+    for (int i = lo + get_local_id(0) * 4; i < hi; i += RS_WG * 4) {
+        if (i + 4 <= hi) {
+            float4 g = vload4(0, x + i);
+            acc += g * g;
+        } else {
+            for (int j = i; j < hi; ++j) acc.x += x[j] * x[j];
+        }
+    }
+    float total = wg_sum(scratch, (acc.x + acc.y) + (acc.z + acc.w));
+    if (get_local_id(0) == 0) partials[offset + get_group_id(0)] = total;
+}
+
+// One Adam(W) update of four lanes (lanes are independent, so the scalar tail uses lane x only).
+float4 adam4(float4 w, float4 g, float4* m, float4* v, float beta1, float beta2, float eps, float weightDecay,
+             float decay, float stepSize, float bc2Sqrt) {
+#if DECOUPLED
+    w *= decay;
+#else
+    g += weightDecay * w;
+#endif
+    *m = beta1 * *m + (1.0f - beta1) * g;
+    *v = beta2 * *v + (1.0f - beta2) * g * g;
+    return w - stepSize * *m / (sqrt(*v) / bc2Sqrt + eps);
+}
+
+// maxNorm ≤ 0: no clipping (partials unused).
+__kernel void flat_adam(__global float* p, __global const float* grad, __global float* m, __global float* v,
+                        int start, int end, __global const float* partials, int partialCount, float maxNorm,
+                        float beta1, float beta2, float eps, float weightDecay, float decay, float stepSize, float bc2Sqrt) {
+    __local float scratch[RS_WG];
+    float factor = 1.0f;
+    if (maxNorm > 0.0f) {                                   // uniform over the group: the barriers are safe
+        float acc = 0.0f;
+        for (int i = get_local_id(0); i < partialCount; i += RS_WG) acc += partials[i];
+        factor = fmin(1.0f, maxNorm / (sqrt(wg_sum(scratch, acc)) + 1e-6f));
+    }
+    int lo = start + get_group_id(0) * FLAT_CHUNK, hi = min(end, lo + FLAT_CHUNK);
+    for (int i = lo + get_local_id(0) * 4; i < hi; i += RS_WG * 4) {
+        if (i + 4 <= hi) {
+            float4 mi = vload4(0, m + i), vi = vload4(0, v + i);
+            float4 w = adam4(vload4(0, p + i), vload4(0, grad + i) * factor, &mi, &vi, beta1, beta2, eps, weightDecay,
+                             decay, stepSize, bc2Sqrt);
+            vstore4(w, 0, p + i);
+            vstore4(mi, 0, m + i);
+            vstore4(vi, 0, v + i);
+        } else {
+            for (int j = i; j < hi; ++j) {
+                float4 mi = (float4)(m[j]), vi = (float4)(v[j]);
+                float4 w = adam4((float4)(p[j]), (float4)(grad[j] * factor), &mi, &vi, beta1, beta2, eps, weightDecay,
+                                 decay, stepSize, bc2Sqrt);
+                p[j] = w.x;
+                m[j] = mi.x;
+                v[j] = vi.x;
+            }
+        }
+    }
 }

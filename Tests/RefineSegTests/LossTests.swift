@@ -205,6 +205,43 @@ final class LossTests: XCTestCase {
         }
     }
 
+    /// The fused op against the composition of the single-loss ops it replaces in training.
+    func testFusedSegmentationLossMatchesTheComposedLosses() throws {
+        for b in backendsUnderTest() {
+            var rng = SeededRandom(seed: 21)
+            let (n, d, h, w) = (3, 6, 9, 11)
+            let x = try b.tensor((0..<(n * h * w)).map { _ in rng.uniform(-4, 4) }, shape: [n, 1, h, w])
+            let y = try b.tensor((0..<(n * h * w)).map { i in i / (h * w) == 2 ? 0 : (rng.nextUnit() < 0.3 ? 1 : 0) }, shape: [n, 1, h, w])
+            let e = try b.tensor((0..<(n * d * h * w)).map { _ in rng.uniform(-1, 1) }, shape: [n, d, h, w])
+            let beta: Float = 0.3
+            let weights = SegmentationLossWeights(bce: 0.5, dice: -0.5, lac: beta)
+            for withLAC in [false, true] {
+                let g = Graph(backend: b, training: true)
+                let xv = Var(x, needsGrad: true), ev = Var(e, needsGrad: true)
+                let fused = try g.segmentationLoss(logits: xv, embedding: withLAC ? ev : nil, target: y,
+                                                   weights: withLAC ? weights : SegmentationLossWeights(bce: 0.5, dice: -0.5, lac: 0))
+                let bce = try b.bceWithLogits(x, target: y).scalar(), dice = try b.softDice(try b.sigmoid(x), target: y).scalar()
+                let lac = withLAC ? try b.lesionContrastive(e, logits: x, target: y, params: LACParams()).scalar() : 0
+                XCTAssertEqual(try fused.value.scalar(), 0.5 * bce - 0.5 * dice + beta * lac, accuracy: 2e-6, "loss on \(b.name)")
+                let up = try b.full([1], value: 1.5)
+                let saved = try b.segmentationLoss(logits: x, embedding: withLAC ? e : nil, target: y, weights: weights, lac: LACParams()).saved
+                let grads = try b.segmentationLossBackward(up, logits: x, embedding: withLAC ? e : nil, target: y, weights: weights,
+                                                           lac: LACParams(), saved: saved)
+                let p = try b.sigmoid(x)
+                let dBCE = try b.bceWithLogitsBackward(try b.full([1], value: 0.75), logits: x, target: y)
+                let dDice = try b.sigmoidBackward(try b.softDiceBackward(try b.full([1], value: -0.75), probs: p, target: y), output: p)
+                assertClose(try grads.logits.toArray(), try b.add(dBCE, dDice).toArray(), tol: 1e-6, "d logits on \(b.name)")
+                if withLAC {
+                    let dLAC = try b.lesionContrastiveBackward(try b.full([1], value: 1.5 * beta), embedding: e, logits: x, target: y,
+                                                               params: LACParams())
+                    assertClose(try grads.embedding!.toArray(), try dLAC.toArray(), tol: 1e-6, "d embedding on \(b.name)")
+                } else {
+                    XCTAssertNil(grads.embedding)
+                }
+            }
+        }
+    }
+
     func testLossesAreBitIdenticalOnRerun() throws {
         let b = try openCLBackendOrSkip()
         var rng = SeededRandom(seed: 9)
@@ -214,7 +251,9 @@ final class LossTests: XCTestCase {
         let e = try b.tensor((0..<(3 * 8 * 70 * 90)).map { _ in rng.uniform(-1, 1) }, shape: [3, 8, 70, 90])
         let runs = try (0..<2).map { _ in
             [try b.bceWithLogits(x, target: y).scalar(), try b.softDice(try b.sigmoid(x), target: y).scalar(),
-             try b.lesionContrastive(e, logits: x, target: y, params: LACParams()).scalar()]
+             try b.lesionContrastive(e, logits: x, target: y, params: LACParams()).scalar(),
+             try b.segmentationLoss(logits: x, embedding: e, target: y, weights: SegmentationLossWeights(bce: 0.5, dice: -0.5, lac: 0.1),
+                                    lac: LACParams()).loss.scalar()]
         }
         XCTAssertEqual(runs[0], runs[1])
     }

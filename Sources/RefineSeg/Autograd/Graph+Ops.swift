@@ -213,6 +213,21 @@ extension Graph {
         }
     }
 
+    /// MODEL.md's supervised loss as one fused node (see `LossOps.segmentationLoss`); its backward
+    /// uses the state the forward saved. The LAC term's hard-false-positive weights and prototypes are
+    /// constants, so the logits' gradient comes from the BCE and Dice terms.
+    public func segmentationLoss(logits: Var, embedding: Var?, target: Tensor, weights: SegmentationLossWeights,
+                                 lac: LACParams = LACParams()) throws -> Var {
+        let b = backend
+        let (loss, saved) = try b.segmentationLoss(logits: logits.value, embedding: embedding?.value, target: target,
+                                                   weights: weights, lac: lac)
+        return record(loss, [logits] + (embedding.map { [$0] } ?? [])) { g in
+            let d = try b.segmentationLossBackward(g, logits: logits.value, embedding: embedding?.value, target: target,
+                                                   weights: weights, lac: lac, saved: saved)
+            return [d.logits] + (embedding == nil ? [] : [d.embedding])
+        }
+    }
+
     public func barlowTwinsFromCorrelation(_ c: Var, lambda: Float) throws -> Var {
         let b = backend
         return record(try b.barlowTwinsFromCorrelation(c.value, lambda: lambda), [c]) { g in

@@ -89,7 +89,7 @@ public final class Graph {
             }
             guard let g = node.grad else { continue }
             if let p = node.parameter {
-                if let existing = p.grad { try backend.accumulate(existing, g, alpha: 1) } else { p.grad = try backend.copy(g) }
+                try p.accumulateGradient(g, backend: backend)
                 continue
             }
             guard let fn = node.backwardFn else { continue }

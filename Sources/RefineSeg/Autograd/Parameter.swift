@@ -6,9 +6,26 @@ public final class Parameter {
     /// Buffers (running statistics) are saved in checkpoints but never trained.
     public let isBuffer: Bool
 
+    /// Where this step's gradient goes when an optimiser keeps gradients in a flat buffer (a view
+    /// into it, see `AdamW`); nil: each step's gradient is a fresh tensor.
+    public internal(set) var gradientSlot: Tensor?
+
     public init(_ value: Tensor, isBuffer: Bool = false) {
         self.value = value
         self.isBuffer = isBuffer
+    }
+
+    /// Adds one gradient contribution (called by `Graph.backward` for every gradient reaching this
+    /// leaf): the first of a step is copied into `gradientSlot` (or a fresh tensor), later ones added.
+    func accumulateGradient(_ g: Tensor, backend: Backend) throws {
+        if let existing = grad {
+            try backend.accumulate(existing, g, alpha: 1)
+        } else if let slot = gradientSlot {
+            try backend.assign(slot, from: g)
+            grad = slot
+        } else {
+            grad = try backend.copy(g)
+        }
     }
 }
 

@@ -18,10 +18,35 @@ public protocol BackendCore: AnyObject {
     func read(_ tensor: Tensor) throws -> [Float]
     /// Waits until every queued operation has finished.
     func synchronize() throws
+    /// Starts copying a tensor's values to the host without waiting; `PendingRead.values()` waits
+    /// only for the work queued before this call (so a training loop can read step k's loss after
+    /// queuing step k + 1, and the device never idles while the host looks at it).
+    func startRead(_ tensor: Tensor) throws -> PendingRead
 }
 
 extension BackendCore {
     public func zeros(_ shape: Shape) throws -> Tensor { try full(shape, value: 0) }
+    /// Backends without a queue read at once.
+    public func startRead(_ tensor: Tensor) throws -> PendingRead {
+        let v = try read(tensor)
+        return PendingRead { v }
+    }
+}
+
+/// A device-to-host copy in flight (`BackendCore.startRead`).
+public final class PendingRead {
+    private var wait: (() throws -> [Float])?
+    private var result: [Float]?
+
+    public init(_ wait: @escaping () throws -> [Float]) { self.wait = wait }
+
+    /// The values (waits for the copy the first time).
+    public func values() throws -> [Float] {
+        if let result { return result }
+        let v = try wait!()
+        result = v; wait = nil
+        return v
+    }
 }
 
 /// Reduction kinds.
@@ -231,6 +256,30 @@ public protocol LossOps {
     /// d loss / d embedding (prototypes and weights are constants).
     func lesionContrastiveBackward(_ dLoss: Tensor, embedding: Tensor, logits: Tensor, target: Tensor,
                                    params: LACParams) throws -> Tensor
+    /// The supervised loss of MODEL.md fused into one op: from the logits x (N, 1, H, W), binary target,
+    /// and (when `embedding` is given) the raw embedding (N, D, H, W):
+    /// `weights.bce`·BCEWithLogits(x) + `weights.dice`·softDice(σ(x)) + `weights.lac`·L_LAC, with the
+    /// state the backward needs (so it recomputes nothing of the forward).
+    func segmentationLoss(logits: Tensor, embedding: Tensor?, target: Tensor, weights: SegmentationLossWeights,
+                          lac: LACParams) throws -> (loss: Tensor, saved: SegmentationLossSaved)
+    /// d loss / d logits and d loss / d embedding (nil without one; LAC prototypes held constant).
+    func segmentationLossBackward(_ dLoss: Tensor, logits: Tensor, embedding: Tensor?, target: Tensor,
+                                  weights: SegmentationLossWeights, lac: LACParams, saved: SegmentationLossSaved) throws
+        -> (logits: Tensor, embedding: Tensor?)
+}
+
+/// Term weights of the fused supervised loss. MODEL.md's L = 0.5·BCE + 0.5·(1 − Dice) + β·LAC is
+/// (0.5, −0.5, β) plus the constant 0.5, which the differentiable loss leaves out.
+public struct SegmentationLossWeights: Equatable, Sendable {
+    public var bce: Float, dice: Float, lac: Float
+    public init(bce: Float, dice: Float, lac: Float) { self.bce = bce; self.dice = dice; self.lac = lac }
+}
+
+/// What a backend's `segmentationLoss` keeps for its backward (backend-specific tensors: per-image
+/// sums, LAC norms, prototypes and per-pixel coefficients on OpenCL; nothing on the CPU reference).
+public struct SegmentationLossSaved {
+    public var tensors: [Tensor]
+    public init(tensors: [Tensor]) { self.tensors = tensors }
 }
 
 /// Hyper-parameters of one Adam/AdamW step.
@@ -259,4 +308,30 @@ public protocol OptimOps {
     /// In place: every tensor is multiplied by min(1, maxNorm / (√sumOfSquares + 1e-6)), where
     /// `sumOfSquares` is the one-element result of `sumOfSquares` (so clipping needs no host round-trip).
     func clipByGlobalNorm(_ tensors: [Tensor], sumOfSquares: Tensor, maxNorm: Float) throws
+
+    // Fused optimiser over flat buffers (as PyTorch's fused AdamW): every parameter of a model is a
+    // view into one flat buffer per role (values, gradients, m, v), so one launch updates them all.
+
+    /// View offsets into a flat tensor must be multiples of this many elements (the device's
+    /// base-address alignment; at least 4).
+    var viewAlignment: Int { get }
+    /// A tensor of `shape` sharing the storage of the rank-1 tensor `flat`: its elements are
+    /// `flat[offset ..< offset + shape.count]`, and writes through either are seen by both.
+    func view(_ flat: Tensor, offset: Int, shape: Shape) throws -> Tensor
+    /// In place: `target` takes the values of `source` (equal element counts). One copy command.
+    func assign(_ target: Tensor, from source: Tensor) throws
+    /// Σ x² of `flat` over `ranges`, as partial sums whose total is the result (the partition is the
+    /// backend's; fixed, so reruns agree bit for bit). One launch per range.
+    func flatSumOfSquares(_ flat: Tensor, ranges: [Range<Int>]) throws -> SquaredNormPartials
+    /// One Adam/AdamW step, in place on `param`, `m` and `v` (rank-1, same count as `grad`) over the
+    /// elements in `ranges`. With `clip`, the gradient is first scaled by
+    /// min(1, maxNorm / (√Σpartials + 1e-6)), read on the device. One launch per range.
+    func flatAdamStep(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, ranges: [Range<Int>], params: AdamParams,
+                      clip: (norm: SquaredNormPartials, maxNorm: Float)?) throws
+}
+
+/// A sum of squares left as partial sums on the device (their total is the sum).
+public struct SquaredNormPartials {
+    public let partials: Tensor
+    public init(partials: Tensor) { self.partials = partials }
 }

@@ -93,11 +93,79 @@ extension CPUBackend: LossOps {
                                target: try values(target))
         return make(lac.gradient(prototypes: lac.prototypes()).map { $0 * up }, embedding.shape)
     }
+
+    /// The reference keeps nothing: its backward evaluates the terms again from the inputs.
+    public func segmentationLoss(logits: Tensor, embedding: Tensor?, target: Tensor, weights: SegmentationLossWeights,
+                                 lac: LACParams) throws -> (loss: Tensor, saved: SegmentationLossSaved) {
+        let g = try SegLossGeometry(logits, embedding, target, op: "segmentation_loss")
+        let x = try values(logits), y = try values(target)
+        var bce = 0.0
+        for (a, t) in zip(x, y) { bce += max(a, 0) - a * t + log1p(exp(-abs(a))) }
+        let p = x.map { 1 / (1 + exp(-$0)) }
+        let dice = DiceGeometry(n: g.n, perImage: g.hw)
+        var diceMean = 0.0
+        for b in 0..<g.n { let s = dice.sums(p, y, image: b); diceMean += (2 * s.inter + 1) / (s.p + s.y + 1) }
+        var total = Double(weights.bce) * bce / Double(x.count) + Double(weights.dice) * diceMean / Double(g.n)
+        if let embedding {
+            let ref = LACReference(LACGeometry(n: g.n, d: g.d, hw: g.hw), params: lac, embedding: try values(embedding), logits: x, target: y)
+            total += Double(weights.lac) * ref.loss(prototypes: ref.prototypes())
+        }
+        return (make([total], [1]), SegmentationLossSaved(tensors: []))
+    }
+
+    public func segmentationLossBackward(_ dLoss: Tensor, logits: Tensor, embedding: Tensor?, target: Tensor,
+                                         weights: SegmentationLossWeights, lac: LACParams, saved: SegmentationLossSaved) throws
+        -> (logits: Tensor, embedding: Tensor?) {
+        let g = try SegLossGeometry(logits, embedding, target, op: "segmentation_loss_backward")
+        let up = try upstream(dLoss, op: "segmentation_loss_backward")
+        let x = try values(logits), y = try values(target)
+        let p = x.map { 1 / (1 + exp(-$0)) }
+        let dice = DiceGeometry(n: g.n, perImage: g.hw)
+        var dx = [Double](repeating: 0, count: x.count)            // like logits
+        for b in 0..<g.n {
+            let s = dice.sums(p, y, image: b)
+            let den = s.p + s.y + 1
+            for i in (b * g.hw)..<((b + 1) * g.hw) {
+                let dBCE = (p[i] - y[i]) / Double(x.count)
+                // d/dp_i of (2I + 1)/(P + Y + 1) = (2y_i·den − (2I + 1)) / den², times dp/dx = p(1 − p).
+                let dDice = (2 * y[i] * den - (2 * s.inter + 1)) / (den * den) / Double(g.n) * p[i] * (1 - p[i])
+                dx[i] = up * (Double(weights.bce) * dBCE + Double(weights.dice) * dDice)
+            }
+        }
+        var de: Tensor?
+        if let embedding {
+            let ref = LACReference(LACGeometry(n: g.n, d: g.d, hw: g.hw), params: lac, embedding: try values(embedding), logits: x, target: y)
+            de = make(ref.gradient(prototypes: ref.prototypes()).map { $0 * up * Double(weights.lac) }, embedding.shape)
+        }
+        return (make(dx, logits.shape), de)
+    }
+}
+
+/// Layout of the fused supervised loss: logits and target (N, 1, H, W), embedding (N, D, H, W) or none (d = 0).
+struct SegLossGeometry {
+    let n: Int, d: Int, hw: Int
+
+    init(_ logits: Tensor, _ embedding: Tensor?, _ target: Tensor, op: String) throws {
+        if let embedding {
+            let g = try LACGeometry(embedding, logits, target, op: op)
+            n = g.n; d = g.d; hw = g.hw
+            return
+        }
+        try logits.shape.expect(rank: 4, op: op, name: "logits")
+        let (n, c, h, w) = logits.shape.nchw
+        try target.shape.expect(equal: logits.shape, op: op)
+        guard c == 1, n > 0, h * w > 0 else {
+            throw RefineSegError.shapeMismatch(op: op, detail: "logits \(logits.shape) must be (N, 1, H, W) with N, H, W > 0")
+        }
+        self.n = n; d = 0; hw = h * w
+    }
 }
 
 /// Soft Dice layout: N images of `perImage` values each (any shape with the batch first).
 struct DiceGeometry {
     let n: Int, perImage: Int
+
+    init(n: Int, perImage: Int) { self.n = n; self.perImage = perImage }
 
     init(_ probs: Tensor, _ target: Tensor, op: String) throws {
         try target.shape.expect(equal: probs.shape, op: op)
@@ -130,6 +198,8 @@ enum BarlowGeometry {
 /// Layout of the lesion-aware contrastive loss: embedding (N, D, H, W), logits and target (N, 1, H, W).
 struct LACGeometry {
     let n: Int, d: Int, hw: Int
+
+    init(n: Int, d: Int, hw: Int) { self.n = n; self.d = d; self.hw = hw }
 
     init(_ embedding: Tensor, _ logits: Tensor, _ target: Tensor, op: String) throws {
         try embedding.shape.expect(rank: 4, op: op, name: "embedding")

@@ -43,6 +43,56 @@ extension CPUBackend: OptimOps {
     }
 }
 
+extension CPUBackend {
+    /// Views may start anywhere; 4 keeps the offsets the same as an OpenCL device's would round to.
+    public var viewAlignment: Int { 4 }
+
+    public func view(_ flat: Tensor, offset: Int, shape: Shape) throws -> Tensor {
+        try FlatGeometry.checkView(flat, offset: offset, shape: shape, alignment: viewAlignment)
+        let s = try storage(flat)
+        return Tensor(shape: shape, storage: s.view(offset ..< offset + shape.count), backend: self)
+    }
+
+    public func assign(_ target: Tensor, from source: Tensor) throws {
+        guard target.count == source.count else {
+            throw RefineSegError.shapeMismatch(op: "assign", detail: "\(source.shape) into \(target.shape)")
+        }
+        try storage(target).data = try values(source)
+    }
+
+    public func flatSumOfSquares(_ flat: Tensor, ranges: [Range<Int>]) throws -> SquaredNormPartials {
+        try FlatGeometry.check(ranges, in: flat, op: "flat_sum_of_squares")
+        let x = try values(flat)
+        let total = ranges.reduce(0.0) { sum, r in x[r].reduce(sum) { $0 + $1 * $1 } }
+        return SquaredNormPartials(partials: make([total], [1]))
+    }
+
+    public func flatAdamStep(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, ranges: [Range<Int>], params: AdamParams,
+                             clip: (norm: SquaredNormPartials, maxNorm: Float)?) throws {
+        let k = try AdamConstants(params, shapes: [param, grad, m, v], op: "flat_adam_step")
+        try FlatGeometry.check(ranges, in: param, op: "flat_adam_step")
+        var factor = 1.0
+        if let clip {
+            try ClipGeometry.check(maxNorm: clip.maxNorm)
+            let total = try values(clip.norm.partials).reduce(0, +)
+            factor = min(1, Double(clip.maxNorm) / (total.squareRoot() + ClipGeometry.epsilon))
+        }
+        var p = try values(param), mm = try values(m), vv = try values(v)
+        let g = try values(grad)
+        let wd = Double(params.weightDecay), b1 = Double(params.beta1), b2 = Double(params.beta2), eps = Double(params.eps)
+        for r in ranges {
+            for i in r {
+                var gi = g[i] * factor
+                if params.decoupled { p[i] *= Double(k.decay) } else { gi += wd * p[i] }
+                mm[i] = b1 * mm[i] + (1 - b1) * gi
+                vv[i] = b2 * vv[i] + (1 - b2) * gi * gi
+                p[i] -= Double(k.stepSize) * mm[i] / (vv[i].squareRoot() / Double(k.bc2Sqrt) + eps)
+            }
+        }
+        try overwrite(param, p); try overwrite(m, mm); try overwrite(v, vv)
+    }
+}
+
 /// The per-step constants of Adam, computed once on the host in double precision as
 /// torch.optim does (Python floats) and rounded to Float when they reach the kernel.
 struct AdamConstants {
@@ -70,7 +120,34 @@ enum ClipGeometry {
         guard sumOfSquares.count == 1 else {
             throw RefineSegError.shapeMismatch(op: "clip_by_global_norm", detail: "sumOfSquares \(sumOfSquares.shape) must have one element")
         }
-        guard maxNorm > 0 else { throw RefineSegError.invalidArgument("[clip_by_global_norm] maxNorm \(maxNorm) must be positive") }
+        try check(maxNorm: maxNorm)
         return sumOfSquares
+    }
+
+    static func check(maxNorm: Float) throws {
+        guard maxNorm > 0, maxNorm.isFinite else {
+            throw RefineSegError.invalidArgument("[clip_by_global_norm] maxNorm \(maxNorm) must be positive and finite")
+        }
+    }
+}
+
+/// Checks shared by both backends' flat-buffer ops.
+enum FlatGeometry {
+    static func checkView(_ flat: Tensor, offset: Int, shape: Shape, alignment: Int) throws {
+        guard flat.shape.rank == 1 else {
+            throw RefineSegError.shapeMismatch(op: "view", detail: "flat tensor \(flat.shape) must be rank 1")
+        }
+        guard offset >= 0, offset % alignment == 0, offset + shape.count <= flat.count else {
+            throw RefineSegError.invalidArgument("[view] offset \(offset) with \(shape.count) elements does not fit \(flat.shape) at alignment \(alignment)")
+        }
+    }
+
+    static func check(_ ranges: [Range<Int>], in flat: Tensor, op: String) throws {
+        guard flat.shape.rank == 1 else {
+            throw RefineSegError.shapeMismatch(op: op, detail: "flat tensor \(flat.shape) must be rank 1")
+        }
+        for r in ranges where r.lowerBound < 0 || r.upperBound > flat.count {
+            throw RefineSegError.invalidArgument("[\(op)] range \(r) outside \(flat.shape)")
+        }
     }
 }

@@ -2,8 +2,30 @@
 /// enough; in float32 mode every op output is rounded to Float, so the reference behaves like
 /// float32 storage with double accumulators.
 public final class CPUStorage: TensorStorage {
-    public var data: [Double]
-    init(_ data: [Double]) { self.data = data }
+    private var own: [Double]
+    /// Set for a view (`CPUBackend.view`): the values are `base`'s `range`.
+    private let base: CPUStorage?
+    private let range: Range<Int>
+
+    init(_ data: [Double]) { own = data; base = nil; range = 0..<data.count }
+    /// A view of `range` of `base` (a storage that is not itself a view).
+    init(viewOf base: CPUStorage, range: Range<Int>) {
+        precondition(base.base == nil && range.upperBound <= base.own.count)
+        own = []; self.base = base; self.range = range
+    }
+
+    /// A view of `range` of this storage (views of views resolve to the root).
+    func view(_ r: Range<Int>) -> CPUStorage {
+        if let base { return CPUStorage(viewOf: base, range: (range.lowerBound + r.lowerBound) ..< (range.lowerBound + r.upperBound)) }
+        return CPUStorage(viewOf: self, range: r)
+    }
+
+    public var data: [Double] {
+        get { base.map { Array($0.own[range]) } ?? own }
+        set {
+            if let base { precondition(newValue.count == range.count); base.own.replaceSubrange(range, with: newValue) } else { own = newValue }
+        }
+    }
 }
 
 /// The CPU reference backend: plain loops, written to be read, never tuned for speed.

@@ -42,6 +42,43 @@ extension OpCases {
                                      nil, nil]
                                 }))
         }
+        cases += segmentation()
+        return cases
+    }
+
+    /// The fused supervised loss (BCE + Dice on σ(x) + LAC) with MODEL.md's weights, with and
+    /// without the embedding; odd H·W exercise the float4 tails.
+    static func segmentation() -> [OpCase] {
+        var cases = [OpCase]()
+        let shapes: [(Shape, Float, String)] = [
+            ([1, 4, 5, 7], 0.3, ""), ([3, 8, 13, 5], 0.3, ""), ([2, 32, 40, 40], 0.2, " 2 chunks"),
+            ([6, 5, 2, 2], 0.15, " sparse lesions"), ([2, 6, 5, 3], 0, " all background"),
+        ]
+        for (s, p, note) in shapes {
+            let (n, d, h, w) = s.nchw
+            for withLAC in [false, true] {
+                let weights = SegmentationLossWeights(bce: 0.5, dice: -0.5, lac: withLAC ? 0.1 : 0)
+                var inputs = [OpInput("logits", [n, 1, h, w], .uniform(-3, 3)),
+                              OpInput("target", [n, 1, h, w], p > 0 ? .binary(p) : .constant(0), differentiable: false)]
+                if withLAC { inputs.append(OpInput("embedding", [n, d, h, w])) }
+                // Finite differences only without LAC: the loss holds its prototypes and the hard-false-positive
+                // weights constant, which perturbing the inputs would move (LossTests checks that gradient).
+                cases.append(OpCase(op: "segmentation_loss", params: "\(s)\(withLAC ? " β=0.1" : " no LAC")\(note)", inputs: inputs,
+                                    tolerance: .sums, gradCheck: !withLAC,
+                                    forward: { b, x in
+                                        [try b.segmentationLoss(logits: x[0], embedding: withLAC ? x[2] : nil, target: x[1], weights: weights,
+                                                                lac: LACParams()).loss]
+                                    },
+                                    backward: { b, x, _, g in
+                                        let e = withLAC ? x[2] : nil
+                                        let saved = try b.segmentationLoss(logits: x[0], embedding: e, target: x[1], weights: weights,
+                                                                           lac: LACParams()).saved
+                                        let d = try b.segmentationLossBackward(g[0], logits: x[0], embedding: e, target: x[1], weights: weights,
+                                                                               lac: LACParams(), saved: saved)
+                                        return [d.logits, nil] + (withLAC ? [d.embedding] : [])
+                                    }))
+            }
+        }
         return cases
     }
 }

@@ -45,6 +45,55 @@ extension OpCases {
                                     }))
             }
         }
+        cases += flatOptim()
+        return cases
+    }
+
+    /// The fused optimiser's flat-buffer ops: views, sum of squares and AdamW over ranges.
+    static func flatOptim() -> [OpCase] {
+        var cases = [OpCase]()
+        // Element ranges of a flat buffer: one run, a run with a vector tail, several runs with gaps
+        // (parameters without a gradient), and one over several FLAT_CHUNKs.
+        let layouts: [(Int, [Range<Int>], String)] = [
+            (7, [0 ..< 7], "one run of 7"),
+            (333, [0 ..< 5, 32 ..< 101, 130 ..< 333], "three runs"),
+            (40_003, [3 ..< 40_003], "3 chunks, unaligned start"),
+        ]
+        for (count, ranges, note) in layouts {
+            let inputs = [OpInput("param", [count]), OpInput("grad", [count], .uniform(-2, 2)), OpInput("m", [count], .uniform(-0.1, 0.1)),
+                          OpInput("v", [count], .uniform(0, 0.01))]
+            cases.append(OpCase(op: "flat_sum_of_squares", params: "[\(count)] \(note)", inputs: [inputs[1]], tolerance: .sums,
+                                forward: { b, x in
+                                    let s = try b.flatSumOfSquares(x[0], ranges: ranges)
+                                    return [try b.reduce(s.partials, axes: 0..<1, kind: .sum)]
+                                }))
+            for (maxNorm, decoupled) in [(Float(0), true), (0.5, true), (1e6, true), (1, false)] {
+                let p = AdamParams(lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 1e-2, decoupled: decoupled, step: 3)
+                let clipText = maxNorm > 0 ? "clip \(maxNorm)" : "no clip"
+                cases.append(OpCase(op: "flat_adam_step", params: "[\(count)] \(note) \(clipText) \(decoupled ? "AdamW" : "Adam L2")",
+                                    inputs: inputs, tolerance: .sums,
+                                    forward: { b, x in
+                                        let param = try b.copy(x[0]), m = try b.copy(x[2]), v = try b.copy(x[3])
+                                        let norm = maxNorm > 0 ? try b.flatSumOfSquares(x[1], ranges: ranges) : nil
+                                        try b.flatAdamStep(param: param, grad: x[1], m: m, v: v, ranges: ranges, params: p,
+                                                           clip: norm.map { ($0, maxNorm) })
+                                        return [param, m, v]
+                                    }))
+            }
+        }
+        // Views at the backend's alignment: writes through each view land in the flat buffer and
+        // leave their neighbours alone.
+        let shapes: [Shape] = [[3], [2, 5], [1], [4, 3, 3, 3]]
+        cases.append(OpCase(op: "flat_view", params: shapes.map(\.description).joined(separator: " "),
+                            inputs: shapes.enumerated().map { OpInput("t\($0.offset)", $0.element) },
+                            forward: { b, x in
+                                let layout = FlatLayout(counts: shapes.map(\.count), alignment: b.viewAlignment)
+                                let flat = try b.full([layout.total], value: 7)
+                                let views = try shapes.indices.map { try b.view(flat, offset: layout.offsets[$0], shape: shapes[$0]) }
+                                for (view, t) in zip(views, x) { try b.assign(view, from: t) }
+                                try b.accumulate(views[1], views[1], alpha: 1)      // in place through a view
+                                return try shapes.indices.map { i in try b.view(flat, offset: layout.offsets[i], shape: shapes[i]) }
+                            }))
         return cases
     }
 }

@@ -3,9 +3,9 @@ extension CLBackend: AttentionOps {
     static let reductionGroup = 64
 
     /// Launches `kernel` with one work-group per plane.
-    func runPerGroup(_ kernel: String, file: String, _ args: [KernelArg], groups: Int, bytes: Int? = nil) throws {
+    func runPerGroup(_ kernel: String, file: String, options: String = "", _ args: [KernelArg], groups: Int, bytes: Int? = nil) throws {
         let wg = Self.reductionGroup
-        try run(kernel, file: file, args, global: [max(groups, 1) * wg], local: [wg], bytes: bytes)
+        try run(kernel, file: file, options: options, args, global: [max(groups, 1) * wg], local: [wg], bytes: bytes)
     }
 
     public func spatialMeanMax(_ x: Tensor) throws -> (mean: Tensor, max: Tensor) {

@@ -75,55 +75,82 @@ extension CLBackend: LossOps {
         return dc
     }
 
-    /// The device state shared by the LAC forward and backward.
-    private struct LACState {
-        /// (N, D, H·W) normalised embedding; (N, H·W) clamped norms.
-        let z: Tensor, norms: Tensor
-        /// (N, 2, D) prototypes (lesion, background); (N) 1 when the image has both classes.
-        let protos: Tensor, valid: Tensor
-        /// (N, 2) Σωℓ and Σω per image.
-        let imageSums: Tensor
+    /// Pixels per seg_pixel work-group (SEG_CHUNK in Kernels/losses.cl).
+    static let segChunk = 1024
+
+    /// Saved tensors of `segmentationLoss`, in `SegmentationLossSaved.tensors` order.
+    private enum SegSaved: Int { case stats, norms, protos, pixelState }
+
+    public func segmentationLoss(logits: Tensor, embedding: Tensor?, target: Tensor, weights: SegmentationLossWeights,
+                                 lac: LACParams) throws -> (loss: Tensor, saved: SegmentationLossSaved) {
+        let op = "segmentation_loss"
+        let g = try SegLossGeometry(logits, embedding, target, op: op)
+        let options = "-DWITH_LAC=\(g.d > 0 ? 1 : 0)"
+        var saved = [Tensor]()
+        // Without the LAC term the LAC arguments are unused: any buffer stands in.
+        var norms = logits, protos = logits, valid = logits, pixelState = logits
+        if let e = embedding {
+            norms = try empty([g.n, g.hw], op: op)
+            try run("lac_norms", file: "losses", [.tensor(e), .tensor(norms), .int(g.d), .int(g.hw)], global: [(g.hw + 3) / 4, g.n])
+            let sums = try empty([g.n, 2, g.d], op: op), counts = try empty([g.n, 2], op: op)
+            try runPerGroup("lac_class_sums", file: "losses",
+                            [.tensor(e), .tensor(norms), .tensor(target), .tensor(sums), .tensor(counts), .int(g.d), .int(g.hw)],
+                            groups: g.n * g.d)
+            protos = try empty([g.n, 2, g.d], op: op); valid = try empty([g.n], op: op)
+            try run("lac_prototypes", file: "losses",
+                    [.tensor(sums), .tensor(counts), .tensor(protos), .tensor(valid), .int(g.n), .int(g.d)], global: [g.n])
+            pixelState = try empty([g.n, 2, g.hw], op: op)
+        }
+        let chunks = (g.hw + Self.segChunk - 1) / Self.segChunk
+        let partials = try empty([g.n, chunks, 6], op: op)
+        try runPerGroup("seg_pixel", file: "losses", options: options,
+                        [.tensor(logits), .tensor(target), .tensor(embedding ?? logits), .tensor(norms), .tensor(protos), .tensor(valid),
+                         .tensor(pixelState), .tensor(partials), .int(g.d), .int(g.hw), .int(chunks), .float(lac.tau), .float(lac.gamma)],
+                        groups: g.n * chunks)
+        let loss = try empty([1], op: op), stats = try empty([g.n + 1, 4], op: op)
+        try run("seg_final", file: "losses", options: options,
+                [.tensor(partials), .tensor(valid), .tensor(loss), .tensor(stats), .int(g.n), .int(chunks), .int(g.hw),
+                 .float(weights.bce), .float(weights.dice), .float(weights.lac)], global: [1])
+        saved = [stats, norms, protos, pixelState]
+        return (loss, SegmentationLossSaved(tensors: saved))
     }
 
-    private func lacState(_ e: Tensor, _ logits: Tensor, _ target: Tensor, _ params: LACParams, _ g: LACGeometry,
-                          op: String) throws -> LACState {
-        let pixels = g.n * g.hw
-        let z = try empty(e.shape, op: op), norms = try empty([g.n, g.hw], op: op)
-        try run("lac_normalise", file: "losses", [.tensor(e), .tensor(z), .tensor(norms), .int(g.n), .int(g.d), .int(g.hw)],
-                global: [pixels])
-        let sums = try empty([g.n, 2, g.d], op: op), counts = try empty([g.n, 2], op: op)
-        try runPerGroup("lac_class_sums", file: "losses",
-                        [.tensor(z), .tensor(target), .tensor(sums), .tensor(counts), .int(g.d), .int(g.hw)], groups: g.n * g.d)
-        let protos = try empty([g.n, 2, g.d], op: op), valid = try empty([g.n], op: op)
-        try run("lac_prototypes", file: "losses",
-                [.tensor(sums), .tensor(counts), .tensor(protos), .tensor(valid), .int(g.n), .int(g.d)], global: [g.n])
-        let terms = try empty([g.n, 2, g.hw], op: op)
-        try run("lac_pixel", file: "losses",
-                [.tensor(z), .tensor(logits), .tensor(target), .tensor(protos), .tensor(valid), .tensor(terms),
-                 .int(g.n), .int(g.d), .int(g.hw), .float(params.tau), .float(params.gamma)], global: [pixels])
-        let imageSums = try empty([g.n, 2], op: op)
-        try runPerGroup("lac_image_sums", file: "losses", [.tensor(terms), .tensor(imageSums), .int(g.hw)], groups: g.n * 2)
-        return LACState(z: z, norms: norms, protos: protos, valid: valid, imageSums: imageSums)
+    public func segmentationLossBackward(_ dLoss: Tensor, logits: Tensor, embedding: Tensor?, target: Tensor,
+                                         weights: SegmentationLossWeights, lac: LACParams, saved: SegmentationLossSaved) throws
+        -> (logits: Tensor, embedding: Tensor?) {
+        let op = "segmentation_loss_backward"
+        let g = try SegLossGeometry(logits, embedding, target, op: op)
+        try checkUpstream(dLoss, op: op)
+        guard saved.tensors.count == 4 else {
+            throw RefineSegError.invalidArgument("[\(op)] saved state of another backend or op (\(saved.tensors.count) tensors)")
+        }
+        let t = saved.tensors
+        let dLogits = try empty(logits.shape, op: op)
+        let dE = try embedding.map { try empty($0.shape, op: op) }
+        try run("seg_backward", file: "losses", options: "-DWITH_LAC=\(g.d > 0 ? 1 : 0)",
+                [.tensor(dLoss), .tensor(logits), .tensor(target), .tensor(t[SegSaved.stats.rawValue]), .tensor(dLogits),
+                 .tensor(embedding ?? logits), .tensor(t[SegSaved.norms.rawValue]), .tensor(t[SegSaved.protos.rawValue]),
+                 .tensor(t[SegSaved.pixelState.rawValue]), .tensor(dE ?? dLogits), .int(g.n), .int(g.d), .int(g.hw),
+                 .float(weights.bce), .float(weights.dice), .float(weights.lac)],
+                global: [(g.hw + 3) / 4, g.n])
+        return (dLogits, dE)
     }
+
+    /// The LAC term alone: the fused loss with weights (0, 0, 1).
+    private static let lacOnly = SegmentationLossWeights(bce: 0, dice: 0, lac: 1)
 
     public func lesionContrastive(_ embedding: Tensor, logits: Tensor, target: Tensor, params: LACParams) throws -> Tensor {
-        let g = try LACGeometry(embedding, logits, target, op: "lesion_contrastive")
-        let s = try lacState(embedding, logits, target, params, g, op: "lesion_contrastive")
-        let out = try empty([1], op: "lesion_contrastive")
-        try run("lac_final", file: "losses", [.tensor(s.imageSums), .tensor(s.valid), .int(g.n), .tensor(out)], global: [1])
-        return out
+        _ = try LACGeometry(embedding, logits, target, op: "lesion_contrastive")
+        return try segmentationLoss(logits: logits, embedding: embedding, target: target, weights: Self.lacOnly, lac: params).loss
     }
 
+    /// Runs the forward again for its saved state (the graph's training path uses the fused op,
+    /// which keeps it); d loss / d embedding.
     public func lesionContrastiveBackward(_ dLoss: Tensor, embedding: Tensor, logits: Tensor, target: Tensor,
                                           params: LACParams) throws -> Tensor {
-        let g = try LACGeometry(embedding, logits, target, op: "lesion_contrastive_backward")
-        try checkUpstream(dLoss, op: "lesion_contrastive_backward")
-        let s = try lacState(embedding, logits, target, params, g, op: "lesion_contrastive_backward")
-        let de = try empty(embedding.shape, op: "lesion_contrastive_backward")
-        try run("lac_backward", file: "losses",
-                [.tensor(dLoss), .tensor(s.z), .tensor(s.norms), .tensor(logits), .tensor(target), .tensor(s.protos),
-                 .tensor(s.valid), .tensor(s.imageSums), .tensor(de), .int(g.n), .int(g.d), .int(g.hw),
-                 .float(params.tau), .float(params.gamma)], global: [g.n * g.hw])
-        return de
+        _ = try LACGeometry(embedding, logits, target, op: "lesion_contrastive_backward")
+        let saved = try segmentationLoss(logits: logits, embedding: embedding, target: target, weights: Self.lacOnly, lac: params).saved
+        return try segmentationLossBackward(dLoss, logits: logits, embedding: embedding, target: target, weights: Self.lacOnly,
+                                            lac: params, saved: saved).embedding!
     }
 }

@@ -37,4 +37,55 @@ extension CLBackend: OptimOps {
             try run("clip_scale", file: "optim", [.tensor(t), .int(t.count), .tensor(s), .float(maxNorm)], global: [t.count])
         }
     }
+
+    // MARK: fused optimiser over flat buffers
+
+    /// Elements per work-group of flat_sumsq and flat_adam (FLAT_CHUNK in Kernels/optim.cl).
+    static let flatChunk = 16384
+
+    public var viewAlignment: Int { max(ctx.baseAddressAlignBytes / 4, 4) }
+
+    public func view(_ flat: Tensor, offset: Int, shape: Shape) throws -> Tensor {
+        try FlatGeometry.checkView(flat, offset: offset, shape: shape, alignment: viewAlignment)
+        let sub = try ctx.subBuffer(try buffer(flat), offsetBytes: offset * 4, bytes: shape.count * 4, op: "view")
+        return Tensor(shape: shape, storage: CLStorage(sub), backend: self)
+    }
+
+    public func assign(_ target: Tensor, from source: Tensor) throws {
+        guard target.count == source.count else {
+            throw RefineSegError.shapeMismatch(op: "assign", detail: "\(source.shape) into \(target.shape)")
+        }
+        try ctx.copy(from: try buffer(source), to: try buffer(target), bytes: source.count * 4, op: "assign")
+    }
+
+    public func flatSumOfSquares(_ flat: Tensor, ranges: [Range<Int>]) throws -> SquaredNormPartials {
+        try FlatGeometry.check(ranges, in: flat, op: "flat_sum_of_squares")
+        let groups = ranges.map { ($0.count + Self.flatChunk - 1) / Self.flatChunk }
+        let total = groups.reduce(0, +)
+        let partials = try empty([max(total, 1)], op: "flat_sum_of_squares")
+        if total == 0 { try fill(partials, value: 0) }
+        var offset = 0
+        for (r, n) in zip(ranges, groups) where n > 0 {
+            try runPerGroup("flat_sumsq", file: "optim", [.tensor(flat), .int(r.lowerBound), .int(r.upperBound), .tensor(partials), .int(offset)],
+                            groups: n)
+            offset += n
+        }
+        return SquaredNormPartials(partials: partials)
+    }
+
+    public func flatAdamStep(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, ranges: [Range<Int>], params p: AdamParams,
+                             clip: (norm: SquaredNormPartials, maxNorm: Float)?) throws {
+        let k = try AdamConstants(p, shapes: [param, grad, m, v], op: "flat_adam_step")
+        try FlatGeometry.check(ranges, in: param, op: "flat_adam_step")
+        if let clip { _ = try ClipGeometry.check(maxNorm: clip.maxNorm) }
+        let partials = clip?.norm.partials ?? param
+        for r in ranges where !r.isEmpty {
+            try runPerGroup("flat_adam", file: "optim", options: "-DDECOUPLED=\(p.decoupled ? 1 : 0)",
+                            [.tensor(param), .tensor(grad), .tensor(m), .tensor(v), .int(r.lowerBound), .int(r.upperBound),
+                             .tensor(partials), .int(clip == nil ? 0 : partials.count), .float(clip?.maxNorm ?? 0),
+                             .float(p.beta1), .float(p.beta2), .float(p.eps), .float(p.weightDecay), .float(k.decay),
+                             .float(k.stepSize), .float(k.bc2Sqrt)],
+                            groups: (r.count + Self.flatChunk - 1) / Self.flatChunk)
+        }
+    }
 }

@@ -77,6 +77,10 @@ public final class CLBackend: BackendCore {
 
     public func synchronize() throws { try ctx.finish() }
 
+    public func startRead(_ tensor: Tensor) throws -> PendingRead {
+        PendingRead(try ctx.startDownload(try buffer(tensor), count: tensor.count, op: "read"))
+    }
+
     // MARK: memory and profiling, for benches and soak tests
 
     /// Bytes of device memory held by live tensors, and the high-water mark of all pooled memory.

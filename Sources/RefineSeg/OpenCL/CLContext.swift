@@ -27,9 +27,13 @@ final class CLBuffer {
     let mem: cl_mem
     let bytes: Int
     private let pool: CLBufferPool
+    /// Set for a sub-buffer (a view into `parent`, kept alive by it): released, not pooled.
+    let parent: CLBuffer?
 
-    init(mem: cl_mem, bytes: Int, pool: CLBufferPool) { self.mem = mem; self.bytes = bytes; self.pool = pool }
-    deinit { pool.recycle(mem, bytes: bytes) }
+    init(mem: cl_mem, bytes: Int, pool: CLBufferPool, parent: CLBuffer? = nil) {
+        self.mem = mem; self.bytes = bytes; self.pool = pool; self.parent = parent
+    }
+    deinit { if parent == nil { pool.recycle(mem, bytes: bytes) } else { clReleaseMemObject(mem) } }
 }
 
 /// Reuses device buffers by exact size, so steady-state training allocates nothing.
@@ -230,10 +234,82 @@ final class CLContext {
 
     // MARK: memory
 
+    /// CL_DEVICE_MEM_BASE_ADDR_ALIGN in bytes: sub-buffer origins must be multiples of it.
+    lazy var baseAddressAlignBytes: Int = {
+        var bits: cl_uint = 0
+        let status = clGetDeviceInfo(device, cl_device_info(CL_DEVICE_MEM_BASE_ADDR_ALIGN), MemoryLayout<cl_uint>.size, &bits, nil)
+        return status == CL_SUCCESS && bits >= 8 ? Int(bits) / 8 : 4096
+    }()
+
+    /// A view of `bytes` bytes of `parent` from `offsetBytes` (a multiple of `baseAddressAlignBytes`).
+    func subBuffer(_ parent: CLBuffer, offsetBytes: Int, bytes: Int, op: String) throws -> CLBuffer {
+        var region = cl_buffer_region(origin: offsetBytes, size: max(bytes, 4))
+        var status: cl_int = 0
+        let mem = clCreateSubBuffer(parent.mem, cl_mem_flags(CL_MEM_READ_WRITE), cl_buffer_create_type(CL_BUFFER_CREATE_TYPE_REGION),
+                                    &region, &status)
+        guard status == CL_SUCCESS, let mem else {
+            throw RefineSegError.openCL(op: op, call: "clCreateSubBuffer(offset \(offsetBytes), \(bytes) bytes of \(parent.bytes))",
+                                        status: clStatusName(status), log: nil)
+        }
+        return CLBuffer(mem: mem, bytes: max(bytes, 4), pool: pool, parent: parent)
+    }
+
+    /// Host copies of uploads still in flight, released once their write has completed.
+    private var staged: [(event: cl_event, memory: UnsafeMutableRawPointer)] = []
+
+    /// Queues the upload without waiting (the values are first copied to a staging block that
+    /// lives until the write completes), so the host can go on queuing while the device works.
     func upload(_ values: [Float], to buffer: CLBuffer, op: String) throws {
-        try values.withUnsafeBytes { raw in
-            try clCheck(clEnqueueWriteBuffer(queue, buffer.mem, cl_bool(CL_TRUE), 0, raw.count, raw.baseAddress, 0, nil, nil),
-                        "clEnqueueWriteBuffer", op: op)
+        let bytes = values.count * 4
+        guard bytes > 0 else { return }
+        let memory = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        values.withUnsafeBytes { memory.copyMemory(from: $0.baseAddress!, byteCount: bytes) }
+        var event: cl_event?
+        let status = clEnqueueWriteBuffer(queue, buffer.mem, cl_bool(CL_FALSE), 0, bytes, memory, 0, nil, &event)
+        guard status == CL_SUCCESS, let event else {
+            memory.deallocate()
+            try clCheck(status, "clEnqueueWriteBuffer", op: op)
+            return
+        }
+        staged.append((event, memory))
+        releaseCompletedUploads()
+    }
+
+    /// Frees the staging blocks of completed uploads (all of them after `finish`).
+    private func releaseCompletedUploads(all: Bool = false) {
+        staged.removeAll { entry in
+            var state: cl_int = 0
+            if !all {
+                let status = clGetEventInfo(entry.event, cl_event_info(CL_EVENT_COMMAND_EXECUTION_STATUS), MemoryLayout<cl_int>.size, &state, nil)
+                guard status == CL_SUCCESS, state == CL_COMPLETE else { return false }
+            }
+            clReleaseEvent(entry.event)
+            entry.memory.deallocate()
+            return true
+        }
+    }
+
+    /// Queues a copy of `count` floats to the host and returns without waiting; the closure waits
+    /// for that copy only (and the commands queued before it) and returns the values.
+    func startDownload(_ buffer: CLBuffer, count: Int, op: String) throws -> () throws -> [Float] {
+        let memory = UnsafeMutableRawPointer.allocate(byteCount: max(count * 4, 4), alignment: 64)
+        var event: cl_event?
+        let status = clEnqueueReadBuffer(queue, buffer.mem, cl_bool(CL_FALSE), 0, count * 4, memory, 0, nil, &event)
+        guard status == CL_SUCCESS, let event else {
+            memory.deallocate()
+            try clCheck(status, "clEnqueueReadBuffer", op: op)
+            throw RefineSegError.openCL(op: op, call: "clEnqueueReadBuffer", status: "no event", log: nil)
+        }
+        clFlush(queue)
+        // Waits at most once; the staging block and event are released on the first call.
+        var done = false
+        return {
+            guard !done else { throw RefineSegError.invalidArgument("[\(op)] pending read waited for twice") }
+            done = true
+            defer { clReleaseEvent(event); memory.deallocate() }
+            var e: cl_event? = event
+            try clCheck(clWaitForEvents(1, &e), "clWaitForEvents", op: op)
+            return Array(UnsafeBufferPointer(start: memory.assumingMemoryBound(to: Float.self), count: count))
         }
     }
 
@@ -252,7 +328,10 @@ final class CLContext {
                     "clEnqueueCopyBuffer", op: op)
     }
 
-    func finish() throws { try clCheck(clFinish(queue), "clFinish", op: "synchronize") }
+    func finish() throws {
+        try clCheck(clFinish(queue), "clFinish", op: "synchronize")
+        releaseCompletedUploads(all: true)
+    }
 
     // MARK: profiling
 

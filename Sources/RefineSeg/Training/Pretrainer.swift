@@ -135,19 +135,30 @@ public final class Pretrainer {
             order.shuffle(using: &rng)
             var lossSum = 0.0, onDiag = 0.0, offDiag = 0.0
             var lr: Float = 0
+            // The loss is read one step behind (step k's after step k + 1 is queued), so the device
+            // never waits for the host; every read is checked before the encoder is saved.
+            var pending: (read: PendingRead, step: Int)?
+            var value: Float = .nan
+            func checkPending() throws {
+                guard let p = pending else { return }
+                pending = nil
+                value = try p.read.values()[0]
+                guard value.isFinite else {
+                    throw RefineSegError.numerical("Barlow Twins loss became \(value) at step \(p.step) (epoch \(epoch + 1)); stopped. The last good encoder is \(dir)/encoder.safetensors" + (epoch == 0 ? " (none yet: try a lower --lr)" : ""))
+                }
+                lossSum += Double(value)
+            }
             for k in 0..<stepsPerEpoch {
                 let batch = order[(k * config.batch)..<((k + 1) * config.batch)].map { images[$0] }
                 let (v1, v2) = try views(batch, rng: &rng)
                 let g = Graph(backend: backend, training: true)
                 let (loss, c) = try self.loss(v1, v2, g)
-                let value = try loss.value.scalar()
-                guard value.isFinite else {
-                    throw RefineSegError.numerical("Barlow Twins loss became \(value) at step \(step + 1) (epoch \(epoch + 1)); stopped. The last good encoder is \(dir)/encoder.safetensors" + (epoch == 0 ? " (none yet: try a lower --lr)" : ""))
-                }
+                let read = try backend.startRead(loss.value)
                 try g.backward(loss)
                 lr = schedule.lr(at: step + 1)   // the schedule is 0 at step 0
                 try optimizer.update(lr: lr)
-                lossSum += Double(value)
+                try checkPending()
+                pending = (read, step + 1)
                 if k == stepsPerEpoch - 1 {
                     let cv = try c.value.toArray(), d = config.projector
                     var on = 0.0, off = 0.0
@@ -155,9 +166,10 @@ public final class Pretrainer {
                     onDiag = on / Double(d); offDiag = off / Double(max(d * d - d, 1))
                 }
                 step += 1
-                progress.update("pretrain epoch \(epoch + 1)/\(config.epochs) step \(k + 1)/\(stepsPerEpoch) loss \(String(format: "%.2f", value))")
+                progress.update("pretrain epoch \(epoch + 1)/\(config.epochs) step \(k + 1)/\(stepsPerEpoch) loss \(value.isFinite ? String(format: "%.2f", value) : "…")")
                 if interruptRequested != 0 { break }
             }
+            try checkPending()
             let mean = lossSum / Double(max(stepsPerEpoch, 1))
             epochLosses.append(mean)
             let seconds = Date().timeIntervalSince(start)

@@ -119,20 +119,30 @@ public final class Trainer {
             let lossSum = try backend.zeros([1])
             var images = 0, batches = 0
             var lr: Float = 0
+            // One scalar read per step, one step behind: step k's loss is looked at once step k + 1
+            // is queued, so the device never waits for the host. It still names the exact step that
+            // diverged, before a NaN can reach a checkpoint (every read is checked before a save).
+            var pending: (read: PendingRead, step: Int, batch: Int)?
+            func checkPending() throws {
+                guard let p = pending else { return }
+                pending = nil
+                let value = Double(try p.read.values()[0]) + 0.5
+                guard value.isFinite else { throw divergence(value, batch: p.batch, atStep: p.step) }
+            }
             while let batch = loader.next() {
                 lr = try learningRate(at: step + 1)   // the schedule is 0 at step 0
                 let loss = try trainStep(batch, lr: lr)
                 step += 1; batches += 1; images += batch.count
-                // One scalar read per step: it names the exact step that diverged, before a
-                // NaN can reach a checkpoint.
-                let value = Double(try loss.scalar()) + 0.5
-                guard value.isFinite else { throw divergence(value, batch: batches) }
                 try backend.accumulate(lossSum, loss, alpha: 1)
+                let read = try backend.startRead(loss)
+                try checkPending()
+                pending = (read, step, batches)
                 if interruptRequested != 0 { break }
                 let elapsed = Date().timeIntervalSince(runStart)
                 let rate = Double(step - stepsAtStart) / max(elapsed, 1e-9)
                 progress.update("epoch \(epoch + 1)/\(config.epochs) step \(batches)/\(stepsPerEpoch) · \(String(format: "%.1f", Double(images) / Date().timeIntervalSince(epochStart))) img/s · left \(formatDuration(Double(totalSteps - step) / rate))")
             }
+            try checkPending()
             let meanLoss = Double(try lossSum.scalar()) / Double(max(batches, 1)) + 0.5
             guard meanLoss.isFinite else { throw divergence(meanLoss, batch: batches) }
             if interruptRequested != 0 {
@@ -184,11 +194,11 @@ public final class Trainer {
     }
 
     /// The error for a non-finite loss: the step, and the checkpoint that is still good.
-    func divergence(_ value: Double, batch: Int) -> RefineSegError {
+    func divergence(_ value: Double, batch: Int, atStep: Int? = nil) -> RefineSegError {
         let kept = FileManager.default.fileExists(atPath: lastPath)
             ? "the last good checkpoint \(lastPath) (epoch \(epoch)) is kept"
             : "no checkpoint was written (no epoch completed)"
-        return .numerical("training loss became \(value.isNaN ? "NaN" : "\(value)") at step \(step) (epoch \(epoch + 1), batch \(batch)); stopped: \(kept); try a lower --lr")
+        return .numerical("training loss became \(value.isNaN ? "NaN" : "\(value)") at step \(atStep ?? step) (epoch \(epoch + 1), batch \(batch)); stopped: \(kept); try a lower --lr")
     }
 
     /// Forward, backward and update on one batch; returns the loss (one element, on the device).
