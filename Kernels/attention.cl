@@ -4,8 +4,8 @@
 // Variants: none (one kernel per op).
 //   spatial_mean_max            x (N,C,H,W) → mean, max (N,C) in one pass      one work-group per (n, c)
 //   spatial_mean_max_backward   dMean/HW everywhere, + dMax at the first arg-max one work-group per (n, c)
-//   channel_mean_max            x → (N,2,H,W): mean over C, then max over C     one item per (n, h, w)
-//   channel_mean_max_backward   dx from the (N,2,H,W) gradient                  one item per (n, h, w)
+//   channel_mean_max            x → (N,2,H,W): mean over C, then max over C     one item per (n, CM_SPAN pixels)
+//   channel_mean_max_backward   dx from the (N,2,H,W) gradient                  one item per (n, CM_SPAN pixels)
 //   broadcast_spatial           (N,C) → (N,C,H,W)                               one item per output element
 //   broadcast_spatial_backward  Σ over H·W → (N,C,1,1)                          one work-group per (n, c)
 
@@ -98,29 +98,60 @@ __kernel void spatial_mean_max_backward(__global const float* dMean, __global co
     for (int i = lo; i < hi; i++) q[i] = i == topIdx ? share + g : share;
 }
 
+// Pixels per item of channel_mean_max(_backward): 2-D launch (⌈HW / CM_SPAN⌉, N), each item walks
+// the C channels of its pixels 8 at a time.
+#define CM_SPAN 64
+
 __kernel void channel_mean_max(__global const float* x, __global float* y, int N, int C, int HW) {
-    int gid = get_global_id(0);
-    if (gid >= N * HW) return;
-    int n = gid / HW, p = gid % HW;
-    __global const float* px = x + (size_t)n * C * HW + p;
-    float acc = 0.0f, bv = px[0];
-    for (int c = 0; c < C; ++c) { float v = px[(size_t)c * HW]; acc += v; bv = fmax(bv, v); }
-    y[(size_t)(n * 2) * HW + p] = acc / (float)C;
-    y[(size_t)(n * 2 + 1) * HW + p] = bv;
+    int n = get_global_id(1);
+    int lo = get_global_id(0) * CM_SPAN, hi = min(lo + CM_SPAN, HW);
+    __global const float* px = x + (size_t)n * C * HW;
+    __global float* ym = y + (size_t)(n * 2) * HW;
+    __global float* yx = ym + HW;
+    int p = lo;
+    for (; p + 8 <= hi; p += 8) {
+        float8 acc = 0.0f, bv = vload8(0, px + p);
+        for (int c = 0; c < C; ++c) { float8 v = vload8(0, px + (size_t)c * HW + p); acc += v; bv = fmax(bv, v); }
+        vstore8(acc / (float)C, 0, ym + p);
+        vstore8(bv, 0, yx + p);
+    }
+    for (; p < hi; p++) {
+        float acc = 0.0f, bv = px[p];
+        for (int c = 0; c < C; ++c) { float v = px[(size_t)c * HW + p]; acc += v; bv = fmax(bv, v); }
+        ym[p] = acc / (float)C;
+        yx[p] = bv;
+    }
 }
 
+// dx: dy_mean/C everywhere, + dy_max at the first maximal channel.   same launch
 __kernel void channel_mean_max_backward(__global const float* dy, __global const float* x, __global float* dx,
                                         int N, int C, int HW) {
-    int gid = get_global_id(0);
-    if (gid >= N * HW) return;
-    int n = gid / HW, p = gid % HW;
-    __global const float* px = x + (size_t)n * C * HW + p;
-    __global float* q = dx + (size_t)n * C * HW + p;
-    int best = 0;
-    float bv = px[0];
-    for (int c = 1; c < C; ++c) { float v = px[(size_t)c * HW]; if (v > bv) { bv = v; best = c; } }
-    float share = dy[(size_t)(n * 2) * HW + p] / (float)C, g = dy[(size_t)(n * 2 + 1) * HW + p];
-    for (int c = 0; c < C; ++c) q[(size_t)c * HW] = c == best ? share + g : share;
+    int n = get_global_id(1);
+    int lo = get_global_id(0) * CM_SPAN, hi = min(lo + CM_SPAN, HW);
+    __global const float* px = x + (size_t)n * C * HW;
+    __global float* q = dx + (size_t)n * C * HW;
+    __global const float* dm = dy + (size_t)(n * 2) * HW;
+    __global const float* dmax = dm + HW;
+    int p = lo;
+    for (; p + 8 <= hi; p += 8) {
+        float8 bv = vload8(0, px + p);
+        int8 best = 0;
+        for (int c = 1; c < C; ++c) {
+            float8 v = vload8(0, px + (size_t)c * HW + p);
+            int8 take = v > bv;
+            bv = select(bv, v, take);
+            best = select(best, (int8)(c), take);
+        }
+        float8 share = vload8(0, dm + p) / (float)C, g = vload8(0, dmax + p);
+        for (int c = 0; c < C; ++c) vstore8(share + select((float8)(0.0f), g, best == c), 0, q + (size_t)c * HW + p);
+    }
+    for (; p < hi; p++) {
+        int b = 0;
+        float bv = px[p];
+        for (int c = 1; c < C; ++c) { float v = px[(size_t)c * HW + p]; if (v > bv) { bv = v; b = c; } }
+        float share = dm[p] / (float)C, g = dmax[p];
+        for (int c = 0; c < C; ++c) q[(size_t)c * HW + p] = c == b ? share + g : share;
+    }
 }
 
 __kernel void broadcast_spatial(__global const float* x, __global float* y, int NC, int HW) {

@@ -1,62 +1,69 @@
-// elementwise.cl: one work item per element (or per output element for concat/slice).
-// Variants: none; these are memory-bound and PoCL vectorises the 1-D loops itself.
+// elementwise.cl: flat maps and channel-block copies.
+// PoCL's CPU device does not vectorise across work items, so each item walks EW_SPAN
+// contiguous values 8 at a time (vload8 needs only float alignment) and then a scalar tail;
+// the host launches ⌈n / EW_SPAN⌉ items (copy_channels: ⌈HW / EW_SPAN⌉ × planes).
+// Variants: none.
 //   ew_binary      OP 0 add, 1 sub, 2 mul
 //   ew_scale, ew_axpy (in place), ew_relu, ew_relu_backward, ew_sigmoid, ew_sigmoid_backward, ew_fill
 //   copy_channels  copies a channel block between NCHW tensors (concat and slice)
-//   gate_channel / gate_channel_backward_x / gate_channel_backward_g
-//   gate_pixel   / gate_pixel_backward_x   / gate_pixel_backward_g
+//   gate_channel / gate_channel_backward_x / gate_channel_backward_g   (one item per element / per (n, c))
+//   gate_pixel   / gate_pixel_backward_x   / gate_pixel_backward_g     (one item per element / per (n, p))
+
+#define EW_SPAN 64
+
+// Runs VEC (on 8 values at i) and then SCALAR (at i) over this item's span of [0, n).
+#define EW_FOR(n, VEC, SCALAR) {                                             \
+        int lo_ = get_global_id(0) * EW_SPAN, hi_ = min(lo_ + EW_SPAN, (n)); \
+        int i = lo_;                                                         \
+        for (; i + 8 <= hi_; i += 8) { VEC; }                                \
+        for (; i < hi_; i++) { SCALAR; }                                     \
+    }
 
 __kernel void ew_binary(__global const float* a, __global const float* b, __global float* y, int n, int op) {
-    int i = get_global_id(0);
-    if (i >= n) return;
-    float x = a[i], z = b[i];
-    y[i] = op == 0 ? x + z : (op == 1 ? x - z : x * z);
+    if (op == 0) EW_FOR(n, vstore8(vload8(0, a + i) + vload8(0, b + i), 0, y + i), y[i] = a[i] + b[i])
+    else if (op == 1) EW_FOR(n, vstore8(vload8(0, a + i) - vload8(0, b + i), 0, y + i), y[i] = a[i] - b[i])
+    else EW_FOR(n, vstore8(vload8(0, a + i) * vload8(0, b + i), 0, y + i), y[i] = a[i] * b[i])
 }
 
 __kernel void ew_scale(__global const float* a, __global float* y, int n, float s) {
-    int i = get_global_id(0);
-    if (i < n) y[i] = a[i] * s;
+    EW_FOR(n, vstore8(vload8(0, a + i) * s, 0, y + i), y[i] = a[i] * s)
 }
 
 __kernel void ew_axpy(__global float* y, __global const float* x, int n, float alpha) {
-    int i = get_global_id(0);
-    if (i < n) y[i] += alpha * x[i];
+    EW_FOR(n, vstore8(vload8(0, y + i) + alpha * vload8(0, x + i), 0, y + i), y[i] += alpha * x[i])
 }
 
 __kernel void ew_relu(__global const float* x, __global float* y, int n) {
-    int i = get_global_id(0);
-    if (i < n) y[i] = fmax(x[i], 0.0f);
+    EW_FOR(n, vstore8(fmax(vload8(0, x + i), 0.0f), 0, y + i), y[i] = fmax(x[i], 0.0f))
 }
 
 __kernel void ew_relu_backward(__global const float* dy, __global const float* out, __global float* dx, int n) {
-    int i = get_global_id(0);
-    if (i < n) dx[i] = out[i] > 0.0f ? dy[i] : 0.0f;
+    EW_FOR(n, vstore8(select((float8)(0.0f), vload8(0, dy + i), vload8(0, out + i) > 0.0f), 0, dx + i),
+           dx[i] = out[i] > 0.0f ? dy[i] : 0.0f)
 }
 
 __kernel void ew_sigmoid(__global const float* x, __global float* y, int n) {
-    int i = get_global_id(0);
-    if (i < n) y[i] = 1.0f / (1.0f + exp(-x[i]));
+    EW_FOR(n, vstore8(1.0f / (1.0f + exp(-vload8(0, x + i))), 0, y + i), y[i] = 1.0f / (1.0f + exp(-x[i])))
 }
 
 __kernel void ew_sigmoid_backward(__global const float* dy, __global const float* s, __global float* dx, int n) {
-    int i = get_global_id(0);
-    if (i < n) { float v = s[i]; dx[i] = dy[i] * v * (1.0f - v); }
+    EW_FOR(n, float8 v = vload8(0, s + i); vstore8(vload8(0, dy + i) * v * (1.0f - v), 0, dx + i),
+           float v = s[i]; dx[i] = dy[i] * v * (1.0f - v))
 }
 
 __kernel void ew_fill(__global float* y, int n, float v) {
-    int i = get_global_id(0);
-    if (i < n) y[i] = v;
+    EW_FOR(n, vstore8((float8)(v), 0, y + i), y[i] = v)
 }
 
 // Copies channels [srcStart, srcStart+C) of src (Csrc channels) to channels [dstStart, dstStart+C)
-// of dst (Cdst channels), for all N. HW = H*W. One item per copied element.
+// of dst (Cdst channels), for all N. HW = H*W. 2-D: (span of a plane, copied plane).
 __kernel void copy_channels(__global const float* src, __global float* dst, int N, int C, int HW,
                             int Csrc, int srcStart, int Cdst, int dstStart) {
-    // 2-D launch: dimension 0 the pixel, dimension 1 the (image, channel) plane.
-    int p = get_global_id(0), plane = get_global_id(1);
-    if (p >= HW) return;
+    int plane = get_global_id(1);
     int c = plane % C, n = plane / C;
-    dst[(n * Cdst + dstStart + c) * HW + p] = src[(n * Csrc + srcStart + c) * HW + p];
+    __global const float* s = src + ((size_t)n * Csrc + srcStart + c) * HW;
+    __global float* d = dst + ((size_t)n * Cdst + dstStart + c) * HW;
+    EW_FOR(HW, vstore8(vload8(0, s + i), 0, d + i), d[i] = s[i])
 }
 
 __kernel void gate_channel(__global const float* x, __global const float* g, __global float* y, int NC, int HW) {

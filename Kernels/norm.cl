@@ -12,8 +12,10 @@
 //                       running-stat update (unbiased variance), y = (x − mean)·invStd·w + b
 //   bn_backward         one work-group per channel: dbias = Σdy, dweight = Σdy·x̂, then
 //                       dx = w·invStd/M·(M·dy − dbias − x̂·dweight)
-//   bn_eval             2-D (span of a plane, plane): y from the running statistics (FROM_VAR: the
-//                       running variance, inverted in the kernel), 8-wide
+//   bn_eval             2-D (span of a plane, plane): y from the running statistics, 8-wide
+//   bn_fold             one item per conv weight element: the eval-mode batch norm folded into the
+//                       preceding conv, w'[o, …] = w[o, …]·s[o], b'[o] = (b[o] − mean[o])·s[o] + β[o],
+//                       s = γ / √(var + eps)
 
 // The plane of channel c in image n.
 #define BN_PLANE(p, n, c, C, HW) ((p) + ((size_t)(n) * (C) + (c)) * (HW))
@@ -176,5 +178,20 @@ __kernel void bn_eval(__global const float* x, __global float* y, __global const
     }
     for (; p < hi; p++) {
         out[p] = BN_ACT(bn_t(xp[p], mu, inv, wc, bc));
+    }
+}
+
+__kernel void bn_fold(__global const float* cw, __global const float* cb, int hasBias,
+                      __global const float* gamma, __global const float* beta,
+                      __global const float* mean, __global const float* var,
+                      __global float* fw, __global float* fb, int Cout, int perOut, float eps) {
+    int i = get_global_id(0);
+    if (i >= Cout * perOut) return;
+    int o = i / perOut;
+    float s = gamma[o] / sqrt(var[o] + eps);
+    fw[i] = cw[i] * s;
+    if (i < Cout) {
+        float sb = gamma[i] / sqrt(var[i] + eps);
+        fb[i] = ((hasBias ? cb[i] : 0.0f) - mean[i]) * sb + beta[i];
     }
 }

@@ -112,4 +112,32 @@ final class NormTests: XCTestCase {
             XCTAssertEqual(try eval.toArray(), try b.relu(evalPlain).toArray(), "eval on \(b.name)")
         }
     }
+
+    /// ConvBN in eval mode runs the conv with the batch norm folded in: the same output as conv
+    /// then batch norm (eval); a training forward (new running statistics) refreshes the fold.
+    func testEvalFoldEqualsConvThenBatchNorm() throws {
+        for b in backendsUnderTest() {
+            var rng = SeededRandom(seed: 21)
+            let layer = try ConvBN(b, 3, 6, kernel: 3, rng: &rng)
+            layer.bn.weight.value = try b.tensor((0..<6).map { _ in rng.uniform(0.5, 1.5) }, shape: [6])
+            layer.bn.bias.value = try b.tensor((0..<6).map { _ in rng.uniform(-1, 1) }, shape: [6])
+            let x = try b.tensor((0..<(2 * 3 * 9 * 7)).map { _ in rng.uniform(-2, 2) }, shape: [2, 3, 9, 7])
+            func reference(_ activation: NormActivation) throws -> [Float] {
+                let y = try b.conv2d(x, weight: layer.conv.weight.value, bias: nil, params: layer.conv.params)
+                return try b.batchNormEval(y, weight: layer.bn.weight.value, bias: layer.bn.bias.value,
+                                           runningMean: layer.bn.runningMean.value, runningVar: layer.bn.runningVar.value,
+                                           eps: layer.bn.eps, activation: activation).toArray()
+            }
+            for round in 0..<2 {
+                for activation in NormActivation.allCases {
+                    let g = Graph(backend: b, training: false)
+                    let y = try layer(g.constant(x), g, activation: activation)
+                    assertClose(try y.value.toArray(), try reference(activation), tol: 1e-5, "\(activation) round \(round) on \(b.name)")
+                }
+                // A training forward moves the running statistics; the next eval must see them.
+                let g = Graph(backend: b, training: true)
+                _ = try layer(g.constant(x), g)
+            }
+        }
+    }
 }

@@ -182,6 +182,10 @@ public protocol NormOps {
     /// (dx, dweight, dbias).
     func batchNormBackward(_ dy: Tensor, input x: Tensor, weight: Tensor, saved: BatchNormSaved) throws
         -> (dx: Tensor, dweight: Tensor, dbias: Tensor)
+    /// An eval-mode batch norm folded into the conv before it: with s = weight / √(runningVar + eps),
+    /// the conv weight (Cout, …) scaled by s per output channel, and bias (convBias − runningMean)·s + bias.
+    func foldBatchNorm(convWeight: Tensor, convBias: Tensor?, weight: Tensor, bias: Tensor, runningMean: Tensor,
+                       runningVar: Tensor, eps: Float) throws -> (weight: Tensor, bias: Tensor)
 }
 
 extension NormOps {

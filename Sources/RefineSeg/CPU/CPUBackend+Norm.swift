@@ -105,6 +105,38 @@ extension CPUBackend: NormOps {
     }
 }
 
+extension CPUBackend {
+    public func foldBatchNorm(convWeight: Tensor, convBias: Tensor?, weight: Tensor, bias: Tensor, runningMean: Tensor,
+                              runningVar: Tensor, eps: Float) throws -> (weight: Tensor, bias: Tensor) {
+        let (cout, per) = try batchNormFoldGeometry(convWeight: convWeight, convBias: convBias,
+                                                    params: [weight, bias, runningMean, runningVar])
+        let w = try values(convWeight), gamma = try values(weight), beta = try values(bias)
+        let mean = try values(runningMean), variance = try values(runningVar)
+        let cb = try convBias.map { try values($0) } ?? [Double](repeating: 0, count: cout)
+        var fw = [Double](repeating: 0, count: convWeight.count)   // like convWeight
+        var fb = [Double](repeating: 0, count: cout)               // (Cout)
+        for o in 0..<cout {
+            let s = gamma[o] / (variance[o] + Double(eps)).squareRoot()
+            for k in 0..<per { fw[o * per + k] = w[o * per + k] * s }
+            fb[o] = (cb[o] - mean[o]) * s + beta[o]
+        }
+        return (make(fw, convWeight.shape), make(fb, [cout]))
+    }
+}
+
+/// (Cout, values per output channel) of a conv weight a batch norm folds into; its per-channel
+/// tensors must be (Cout).
+func batchNormFoldGeometry(convWeight: Tensor, convBias: Tensor?, params: [Tensor]) throws -> (cout: Int, per: Int) {
+    guard convWeight.shape.rank >= 2, convWeight.count > 0 else {
+        throw RefineSegError.shapeMismatch(op: "fold_batch_norm", detail: "conv weight \(convWeight.shape) must be (Cout, …)")
+    }
+    let cout = convWeight.shape[0]
+    for p in params + (convBias.map { [$0] } ?? []) where p.shape != [cout] {
+        throw RefineSegError.shapeMismatch(op: "fold_batch_norm", detail: "per-channel tensor \(p.shape) must be [\(cout)] for conv weight \(convWeight.shape)")
+    }
+    return (cout, convWeight.count / cout)
+}
+
 /// Batch-norm layout, shared by both backends: NCHW (or (N, C) read as (N, C, 1, 1)), one
 /// statistic per channel over M = N·H·W values.
 struct BatchNormGeometry {

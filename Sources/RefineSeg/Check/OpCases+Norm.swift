@@ -60,6 +60,19 @@ extension OpCases {
                     }))
             }
         }
+        // Eval-mode folding into the conv before: 3×3 and 1×1 weights, with and without a conv bias.
+        for (w, withBias) in [(Shape([5, 3, 3, 3]), false), ([7, 4, 1, 1], true), ([1, 2, 7, 7], false)] {
+            let c = w[0]
+            let inputs = [OpInput("conv_weight", w), OpInput("conv_bias", [c]), OpInput("weight", [c], .uniform(0.5, 1.5)),
+                          OpInput("bias", [c]), OpInput("running_mean", [c]), OpInput("running_var", [c], .uniform(0.5, 1.5))]
+            cases.append(OpCase(op: "fold_batch_norm", params: "\(w)\(withBias ? " with conv bias" : "")", inputs: inputs,
+                                tolerance: .exact,
+                                forward: { b, x in
+                                    let r = try b.foldBatchNorm(convWeight: x[0], convBias: withBias ? x[1] : nil, weight: x[2], bias: x[3],
+                                                                runningMean: x[4], runningVar: x[5], eps: 1e-5)
+                                    return [r.weight, r.bias]
+                                }))
+        }
         return cases
     }
 }

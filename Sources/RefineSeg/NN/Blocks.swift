@@ -10,9 +10,41 @@ public final class ConvBN: Module {
         bn = try BatchNorm(backend, cout)
     }
 
-    /// `activation` (ReLU) after the batch norm, fused into it.
+    /// `activation` after the batch norm, fused into it. In eval mode the batch norm is folded
+    /// into the conv's weights and bias (computed once, then reused, see `folded`), so the layer
+    /// is one conv (plus the activation's pass).
     public func callAsFunction(_ x: Var, _ g: Graph, activation: NormActivation = .none) throws -> Var {
-        try bn(try conv(x, g), g, activation: activation)
+        guard !g.training else {
+            // A training step changes the weights and running statistics in place.
+            folded = nil
+            return try bn(try conv(x, g), g, activation: activation)
+        }
+        let f = try foldedWeights(g.backend)
+        let y = try g.conv2d(x, weight: g.constant(f.weight), bias: g.constant(f.bias), params: conv.params)
+        switch activation {
+        case .none: return y
+        case .relu: return try g.relu(y)
+        case .sigmoid: return try g.sigmoid(y)
+        }
+    }
+
+    /// The eval-mode fold and the tensors it was made from. It stays valid while those are the
+    /// same tensors (loading a checkpoint replaces them) and no training forward ran since
+    /// (training updates them in place, and clears this first).
+    private var folded: (weight: Tensor, bias: Tensor, sources: [Tensor])?
+
+    private func foldedWeights(_ b: Backend) throws -> (weight: Tensor, bias: Tensor) {
+        let sources = [conv.weight.value, bn.weight.value, bn.bias.value, bn.runningMean.value, bn.runningVar.value]
+            + (conv.bias.map { [$0.value] } ?? [])
+        if let f = folded, f.sources.count == sources.count,
+           zip(f.sources, sources).allSatisfy({ $0 === $1 }) {
+            return (f.weight, f.bias)
+        }
+        let r = try b.foldBatchNorm(convWeight: conv.weight.value, convBias: conv.bias?.value, weight: bn.weight.value,
+                                    bias: bn.bias.value, runningMean: bn.runningMean.value, runningVar: bn.runningVar.value,
+                                    eps: bn.eps)
+        folded = (r.weight, r.bias, sources)
+        return r
     }
 
     public func collect(prefix: String, into list: inout [(String, Parameter)]) {

@@ -31,7 +31,7 @@ extension CLBackend: AttentionOps {
         let (n, c, h, w) = x.shape.nchw
         let y = try empty([n, 2, h, w], op: "channel_mean_max")
         try run("channel_mean_max", file: "attention", [.tensor(x), .tensor(y), .int(n), .int(c), .int(h * w)],
-                global: [n * h * w])
+                global: [(h * w + Self.channelSpan - 1) / Self.channelSpan, n], bytes: 4 * (x.count + y.count))
         return y
     }
 
@@ -41,7 +41,8 @@ extension CLBackend: AttentionOps {
         try dy.shape.expect(equal: [n, 2, h, w], op: "channel_mean_max_backward")
         let dx = try empty(x.shape, op: "channel_mean_max_backward")
         try run("channel_mean_max_backward", file: "attention",
-                [.tensor(dy), .tensor(x), .tensor(dx), .int(n), .int(c), .int(h * w)], global: [n * h * w])
+                [.tensor(dy), .tensor(x), .tensor(dx), .int(n), .int(c), .int(h * w)],
+                global: [(h * w + Self.channelSpan - 1) / Self.channelSpan, n], bytes: 4 * (2 * x.count + dy.count))
         return dx
     }
 
@@ -60,6 +61,9 @@ extension CLBackend: AttentionOps {
         try runPerGroup("broadcast_spatial_backward", file: "attention", [.tensor(dy), .tensor(dx), .int(h * w)], groups: n * c)
         return dx
     }
+
+    /// Pixels per item of channel_mean_max(_backward) (CM_SPAN in Kernels/attention.cl).
+    static let channelSpan = 64
 
     /// Values per item of the span-launched attention kernels (SPAN in Kernels/attention.cl).
     static let attentionSpan = 256

@@ -1,15 +1,22 @@
 extension CLBackend: ElementwiseOps {
+    /// Values per item of the flat elementwise kernels (EW_SPAN in Kernels/elementwise.cl).
+    static let elementwiseSpan = 64
+
+    /// Items for `count` values, EW_SPAN per item.
+    func ewItems(_ count: Int) -> Int { (count + Self.elementwiseSpan - 1) / Self.elementwiseSpan }
+
     private func binary(_ op: String, code: Int, _ a: Tensor, _ b: Tensor) throws -> Tensor {
         try a.shape.expect(equal: b.shape, op: op)
         let y = try empty(a.shape, op: op)
-        try run("ew_binary", file: "elementwise", [.tensor(a), .tensor(b), .tensor(y), .int(a.count), .int(code)], global: [a.count])
+        try run("ew_binary", file: "elementwise", [.tensor(a), .tensor(b), .tensor(y), .int(a.count), .int(code)], global: [ewItems(a.count)],
+                bytes: 12 * a.count)
         return y
     }
 
     /// y = kernel(x) for a unary map of the same shape.
     private func unary(_ kernel: String, _ x: Tensor) throws -> Tensor {
         let y = try empty(x.shape, op: kernel)
-        try run(kernel, file: "elementwise", [.tensor(x), .tensor(y), .int(x.count)], global: [x.count])
+        try run(kernel, file: "elementwise", [.tensor(x), .tensor(y), .int(x.count)], global: [ewItems(x.count)], bytes: 8 * x.count)
         return y
     }
 
@@ -17,7 +24,8 @@ extension CLBackend: ElementwiseOps {
     private func activationBackward(_ kernel: String, _ dy: Tensor, _ saved: Tensor) throws -> Tensor {
         try dy.shape.expect(equal: saved.shape, op: kernel)
         let dx = try empty(dy.shape, op: kernel)
-        try run(kernel, file: "elementwise", [.tensor(dy), .tensor(saved), .tensor(dx), .int(dy.count)], global: [dy.count])
+        try run(kernel, file: "elementwise", [.tensor(dy), .tensor(saved), .tensor(dx), .int(dy.count)], global: [ewItems(dy.count)],
+                bytes: 12 * dy.count)
         return dx
     }
 
@@ -27,14 +35,15 @@ extension CLBackend: ElementwiseOps {
 
     public func scale(_ a: Tensor, by factor: Float) throws -> Tensor {
         let y = try empty(a.shape, op: "scale")
-        try run("ew_scale", file: "elementwise", [.tensor(a), .tensor(y), .int(a.count), .float(factor)], global: [a.count])
+        try run("ew_scale", file: "elementwise", [.tensor(a), .tensor(y), .int(a.count), .float(factor)], global: [ewItems(a.count)],
+                bytes: 8 * a.count)
         return y
     }
 
     public func accumulate(_ target: Tensor, _ source: Tensor, alpha: Float) throws {
         try target.shape.expect(equal: source.shape, op: "accumulate")
         try run("ew_axpy", file: "elementwise", [.tensor(target), .tensor(source), .int(target.count), .float(alpha)],
-                global: [target.count])
+                global: [ewItems(target.count)], bytes: 12 * target.count)
     }
 
     public func relu(_ x: Tensor) throws -> Tensor { try unary("ew_relu", x) }
@@ -55,7 +64,7 @@ extension CLBackend: ElementwiseOps {
     }
 
     public func fill(_ x: Tensor, value: Float) throws {
-        try run("ew_fill", file: "elementwise", [.tensor(x), .int(x.count), .float(value)], global: [x.count])
+        try run("ew_fill", file: "elementwise", [.tensor(x), .int(x.count), .float(value)], global: [ewItems(x.count)], bytes: 4 * x.count)
     }
 
     /// Copies `count` channels between NCHW tensors with the same N, H, W.
@@ -65,7 +74,7 @@ extension CLBackend: ElementwiseOps {
         guard count > 0, n * h * w > 0 else { return }
         try run("copy_channels", file: "elementwise",
                 [.tensor(src), .tensor(dst), .int(n), .int(count), .int(h * w), .int(cs), .int(srcStart), .int(cd), .int(dstStart)],
-                global: [h * w, n * count])
+                global: [ewItems(h * w), n * count], bytes: 8 * n * count * h * w)
     }
 
     public func concatChannels(_ parts: [Tensor]) throws -> Tensor {

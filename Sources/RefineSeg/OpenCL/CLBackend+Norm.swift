@@ -40,4 +40,17 @@ extension CLBackend: NormOps {
                 global: [g.c * Self.reductionGroup], local: [Self.reductionGroup], bytes: 12 * x.count)
         return (dx, dw, db)
     }
+
+    public func foldBatchNorm(convWeight: Tensor, convBias: Tensor?, weight: Tensor, bias: Tensor, runningMean: Tensor,
+                              runningVar: Tensor, eps: Float) throws -> (weight: Tensor, bias: Tensor) {
+        let (cout, per) = try batchNormFoldGeometry(convWeight: convWeight, convBias: convBias,
+                                                    params: [weight, bias, runningMean, runningVar])
+        let fw = try empty(convWeight.shape, op: "fold_batch_norm"), fb = try empty([cout], op: "fold_batch_norm")
+        // Without a conv bias the slot takes any tensor; hasBias = 0 keeps it unread.
+        try run("bn_fold", file: "norm",
+                [.tensor(convWeight), .tensor(convBias ?? bias), .int(convBias == nil ? 0 : 1), .tensor(weight), .tensor(bias),
+                 .tensor(runningMean), .tensor(runningVar), .tensor(fw), .tensor(fb), .int(cout), .int(per), .float(eps)],
+                global: [convWeight.count])
+        return (fw, fb)
+    }
 }
