@@ -45,7 +45,8 @@ public func exportONNX(checkpoint: String, to onnxPath: String) throws -> ONNXEx
     let model = try exporter.model(producer: "refineseg")
     let bytes: Data = try model.serializedBytes()
     let sidecarPath = onnxSidecarPath(onnxPath)
-    let sidecar = try onnxSidecar(config: config, checkpoint: checkpoint)
+    let sidecar = try onnxSidecar(config: config, checkpoint: checkpoint,
+                                  postProcessing: try PostProcessing(metadata: file.metadata, path: checkpoint))
     try writeAtomically(sidecar, to: sidecarPath)
     do { try writeAtomically(bytes, to: onnxPath) } catch {
         try? FileManager.default.removeItem(atPath: sidecarPath)
@@ -59,7 +60,7 @@ public func exportONNX(checkpoint: String, to onnxPath: String) throws -> ONNXEx
 public func onnxSidecarPath(_ onnxPath: String) -> String { onnxPath + ".json" }
 
 /// The sidecar JSON: everything a runtime needs around the graph to reproduce `refineseg annotate`.
-func onnxSidecar(config: ModelConfig, checkpoint: String) throws -> Data {
+func onnxSidecar(config: ModelConfig, checkpoint: String, postProcessing: PostProcessing) throws -> Data {
     let channelOrder: [String] = config.inChannels == 1 ? ["grey"]
         : config.inChannels == 3 ? ["red", "green", "blue"] : (0..<config.inChannels).map { "channel\($0)" }
     let object: [String: Any] = [
@@ -87,6 +88,18 @@ func onnxSidecar(config: ModelConfig, checkpoint: String) throws -> Data {
         "output": ["name": "probability", "layout": "NCHW", "channels": 1, "meaning": "sigmoid of the lesion logit"] as [String: Any],
         "threshold": 0.5,
         "mask_rule": "lesion where probability > threshold",
+        // What refineseg evaluate/annotate add around one pass of the network.
+        "test_time_augmentation": [
+            "refineseg_default": "mirror (--tta; --no-tta turns it off)",
+            "mirror": "mean of the probabilities of the image as is, flipped left-right, flipped up-down and both, each flipped back",
+        ] as [String: Any],
+        "post_processing": [
+            "chosen_on_validation": !postProcessing.isNone,
+            "fill_holes": postProcessing.fillHoles,
+            "min_component_size": postProcessing.minComponentSize,
+            "keep_largest": postProcessing.keepLargest,
+            "order": "after the threshold: fill holes (4-connected background not touching the border), remove 8-connected components below min_component_size pixels, keep the largest",
+        ] as [String: Any],
     ]
     return try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
 }

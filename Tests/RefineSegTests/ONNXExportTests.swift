@@ -70,6 +70,14 @@ final class ONNXExportTests: XCTestCase {
         let report = try exportONNX(checkpoint: checkpoint, to: onnxPath)
         XCTAssertGreaterThanOrEqual(report.opset, 17)
         XCTAssertEqual(report.bytes, try FileManager.default.attributesOfItem(atPath: onnxPath)[.size] as? Int)
+        let sidecar = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: onnxPath + ".json"))) as? [String: Any])
+        XCTAssertEqual(sidecar["threshold"] as? Double, 0.5)
+        XCTAssertEqual((sidecar["padding"] as? [String: Any])?["multiple"] as? Int, 16)
+        XCTAssertEqual((sidecar["normalisation"] as? [String: Any])?["low_percentile"] as? Double, 1.0)
+        XCTAssertEqual((sidecar["normalisation"] as? [String: Any])?["high_percentile"] as? Double, 99.8)
+        XCTAssertEqual((sidecar["input"] as? [String: Any])?["channel_order"] as? [String], ["grey"])
+        XCTAssertEqual((sidecar["architecture"] as? [String: Any])?["width"] as? Int, 8)
+        XCTAssertEqual((sidecar["post_processing"] as? [String: Any])?["keep_largest"] as? Bool, false)
         let predictor = Predictor(model: try loadModel(checkpoint, backend: backend), backend: backend)
         let torchAvailable = pythonImports("torch, safetensors")   // the PyTorch module as a second reference
 
@@ -99,6 +107,7 @@ final class ONNXExportTests: XCTestCase {
             XCTAssertEqual(theirs.count, h * w)
             let maxDiff = zip(ours, theirs).map { abs($0 - $1) }.max() ?? .infinity
             XCTAssertLessThan(maxDiff, 1e-4, "\(h)×\(w): max |p_refineseg − p_onnxruntime| = \(maxDiff)")
+            print("ONNX export \(h)×\(w): max |p_refineseg − p_onnxruntime| = \(maxDiff), vs PyTorch \(info["max_abs_diff_onnx_vs_torch"] ?? "not run")")
             if torchAvailable {
                 XCTAssertLessThan(try XCTUnwrap(info["max_abs_diff_onnx_vs_torch"] as? Double), 1e-4, "\(h)×\(w): ONNX graph vs PyTorch module")
             }

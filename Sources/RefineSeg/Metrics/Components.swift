@@ -2,9 +2,7 @@
 enum Components {
     /// The number of 8-connected components of `mask`.
     static func count(_ mask: BinaryMask) -> Int {
-        guard let none = try? BinaryMask(width: mask.width, height: mask.height,
-                                         pixels: [Bool](repeating: false, count: mask.pixels.count)) else { return 0 }
-        return falsePositiveCount(prediction: mask, label: none)
+        label(mask.pixels, width: mask.width, height: mask.height).sizes.count - 1   // sizes[0] is the background
     }
 
     /// The number of 8-connected components of `prediction` that contain no lesion pixel of
