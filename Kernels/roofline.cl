@@ -7,6 +7,8 @@
 //   roofline_triad   memory roof. a[i] = b[i] + s·c[i] over float4 elements of buffers far
 //                    larger than the last-level cache: 12 bytes read, 4 written per float.
 //   roofline_copy    a[i] = b[i] over float4: 4 bytes read, 4 written per float.
+//   roofline_empty   does nothing: one launch of it costs what any launch costs on top of its
+//                    work (the launch-overhead probe of `bench train`).
 
 #ifndef VEC
 #define VEC 16
@@ -41,3 +43,5 @@ __kernel void roofline_copy(__global float4* a, __global const float4* b, int n4
     int i = get_global_id(0);
     if (i < n4) a[i] = b[i];
 }
+
+__kernel void roofline_empty(__global float* out) {}

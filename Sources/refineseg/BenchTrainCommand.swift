@@ -10,7 +10,9 @@ struct BenchTrainCommand: ParsableCommand {
         discussion: """
         Runs --warmup untimed steps, then --steps timed ones (wall clock, synchronised at each step's end),
         then --profile-steps steps with profiling events for the per-kernel table (kept apart so that
-        profiling never slows the timed steps). GFLOP/s counts the model's conv and transposed-conv work
+        profiling never slows the timed steps). Of the profiled steps it reports where the wall time went:
+        summed kernel time, idle (wall − kernels), launches, and what launching costs, from --launch-probe
+        empty kernels (wall time per launch × launches per step). GFLOP/s counts the model's conv and transposed-conv work
         from its layer list; a training step is 3 x forward (backward = 2 x forward).
         """)
 
@@ -20,6 +22,7 @@ struct BenchTrainCommand: ParsableCommand {
     @Option(help: "Timed steps.") var steps: Int = 20
     @Option(help: "Untimed warm-up steps (program builds, tuning, pool growth happen here).") var warmup: Int = 3
     @Option(help: "Profiled steps for the per-kernel breakdown (OpenCL only; 0 skips it).") var profileSteps: Int = 3
+    @Option(help: "Empty kernels launched to measure the per-launch overhead (OpenCL only; 0 skips it).") var launchProbe: Int = 500
     @Flag(help: "Time inference only (eval-mode forward of the logits).") var eval = false
     @Option(help: "Random seed of weights and data.") var seed: UInt64 = 0
     @Option(help: "Write the results as JSON to this file.") var json: String?
@@ -40,7 +43,7 @@ struct BenchTrainCommand: ParsableCommand {
     var settings: TrainBenchSettings {
         var s = TrainBenchSettings()
         s.batch = batch; s.size = size; s.width = width; s.steps = steps; s.warmup = warmup
-        s.profileSteps = profileSteps; s.eval = eval; s.seed = seed
+        s.profileSteps = profileSteps; s.launchProbe = launchProbe; s.eval = eval; s.seed = seed
         return s
     }
 
@@ -83,9 +86,21 @@ struct BenchTrainCommand: ParsableCommand {
             print("buffer allocations: \(a.afterWarmup) after warm-up, \(a.afterTimed) after timed, \(a.afterProfiled) after profiled"
                   + (steady ? " (steady state allocates nothing)" : " (NOT steady: steps still allocate)"))
         }
+        if let o = r.launchOverhead {
+            print(String(format: "launch overhead (%d empty kernels): %.1f µs wall per launch, %.1f µs device time per launch",
+                         o.launches, o.wallMicroseconds, o.deviceMicroseconds))
+        }
         guard r.profiledSteps > 0, !r.kernels.isEmpty else { return }
-        print(String(format: "kernels (per step, over %d profiled step(s)): %.0f launches, %.2f ms device time = %.0f%% of the median step",
-                     r.profiledSteps, r.kernels.reduce(0) { $0 + $1.calls }, r.kernelMsPerStep, 100 * r.kernelMsPerStep / r.medianMs))
+        if let wall = r.profiledMeanMs, let idle = r.idleMsPerStep {
+            print(String(format: "where the step goes (mean of %d profiled step(s)): wall %.2f ms = kernels %.2f ms (%.0f%%) + idle %.2f ms (%.0f%%); %.0f launches",
+                         r.profiledSteps, wall, r.kernelMsPerStep, 100 * r.kernelMsPerStep / wall, idle, 100 * idle / wall, r.launchesPerStep))
+            if let launch = r.launchOverheadMsPerStep, let device = r.launchDeviceOverheadMsPerStep, let o = r.launchOverhead {
+                print(String(format: "  launching: %.0f × %.1f µs = %.2f ms (%.0f%% of the step); of the kernel time, %.0f × %.1f µs = %.2f ms is empty-kernel device time",
+                             r.launchesPerStep, o.wallMicroseconds, launch, 100 * launch / wall, r.launchesPerStep, o.deviceMicroseconds, device))
+            }
+        }
+        print(String(format: "kernels (per step, over %d profiled step(s)): %.0f launches, %.2f ms device time = %.0f%% of the median timed step",
+                     r.profiledSteps, r.launchesPerStep, r.kernelMsPerStep, 100 * r.kernelMsPerStep / r.medianMs))
         print(pad("kernel", 34) + pad("calls", 8, right: true) + pad("ms", 10, right: true) + pad("share", 8, right: true)
               + pad("GFLOP/s", 10, right: true) + pad("GB/s", 9, right: true))
         func row(_ k: KernelShare) {

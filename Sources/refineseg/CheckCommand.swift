@@ -62,17 +62,21 @@ struct CheckCommand: ParsableCommand {
     @Flag(help: "Print only failing rows and the summary.")
     var quiet = false
 
+    @Flag(help: ArgumentHelp("Only the small-shape subset: every op family, at shapes a simulator such as Oclgrind runs in minutes.",
+                             discussion: "In CI: oclgrind --data-races --check-api refineseg check --small"))
+    var small = false
+
     func validate() throws {
-        if let op, OpRegistry.cases(op: op).isEmpty {
-            throw ValidationError("--op \(op) matches no case; ops: \(OpRegistry.opNames.joined(separator: ", "))")
+        if let op, OpRegistry.cases(op: op, small: small).isEmpty {
+            throw ValidationError("--op \(op) matches no\(small ? " small" : "") case; ops: \(OpRegistry.opNames.joined(separator: ", "))")
         }
     }
 
     func run() throws {
         try runReportingErrors {
             let backend = try deviceOptions.openCL()
-            let cases = OpRegistry.cases(op: op)
-            print("device: \(backend.name), \(cases.count) cases")
+            let cases = OpRegistry.cases(op: op, small: small)
+            print("device: \(backend.name), \(cases.count)\(small ? " small" : "") cases")
             print(pad("op", 22) + pad("params", 45) + pad("pass", 10) + pad("nmse", 11, right: true) + pad("max err", 11, right: true)
                   + pad("tolerance", 13, right: true) + "  ok " + pad("ms", 9, right: true))
             var rows = [CheckResult]()

@@ -9,7 +9,7 @@ final class TrainBenchTests: XCTestCase {
 
     func tinySettings() -> TrainBenchSettings {
         var s = TrainBenchSettings()
-        s.batch = 2; s.size = 32; s.width = 4; s.steps = 2; s.warmup = 1; s.profileSteps = 1
+        s.batch = 2; s.size = 32; s.width = 4; s.steps = 2; s.warmup = 1; s.profileSteps = 2; s.launchProbe = 20
         return s
     }
 
@@ -36,6 +36,7 @@ final class TrainBenchTests: XCTestCase {
         // The CPU reference has no device memory and no profiling events: explicit nulls and an empty table.
         XCTAssert(json["peak_device_bytes"] is NSNull)
         XCTAssertEqual((json["kernels"] as? [Any])?.count, 0)
+        XCTAssert(json["step_breakdown"] is NSNull && json["launch_overhead"] is NSNull, "no kernels, no breakdown")
         XCTAssertEqual(json["mode"] as? String, "train")
         XCTAssertEqual(report.stepFlops, 3 * report.forwardFlops)
     }
@@ -70,6 +71,47 @@ final class TrainBenchTests: XCTestCase {
         }
         let totals = kernels.compactMap { $0["total_ms"] as? Double }
         XCTAssertEqual(totals, totals.sorted(by: >), "kernel rows must be sorted, largest first")
+        try assertBreakdownAddsUp(json, kernels: kernels)
+    }
+
+    /// The step breakdown: wall = kernels + idle, launches = the table's calls, launch overhead
+    /// = launches × the probe's per-launch time; relations only, never a time.
+    func assertBreakdownAddsUp(_ json: [String: Any], kernels: [[String: Any]]) throws {
+        let b = try XCTUnwrap(json["step_breakdown"] as? [String: Any], "step_breakdown missing")
+        let wall = try XCTUnwrap(b["wall_ms"] as? Double), kernel = try XCTUnwrap(b["kernel_ms"] as? Double)
+        let idle = try XCTUnwrap(b["idle_ms"] as? Double), launches = try XCTUnwrap(b["launches"] as? Double)
+        XCTAssert(wall > 0 && kernel > 0, "\(b)")
+        XCTAssertEqual(wall, kernel + idle, accuracy: 1e-9 * wall)
+        XCTAssertEqual(kernel, try XCTUnwrap(json["kernel_ms_per_step"] as? Double), accuracy: 1e-12 * kernel)
+        XCTAssertEqual(launches, kernels.reduce(0) { $0 + ($1["calls"] as? Double ?? 0) }, accuracy: 1e-9)
+        XCTAssertEqual(launches, try XCTUnwrap(json["launches_per_step"] as? Double))
+        XCTAssertEqual((json["profiled_step_ms_all"] as? [Double])?.count, 2)
+        let probe = try XCTUnwrap(json["launch_overhead"] as? [String: Any], "launch_overhead missing")
+        XCTAssertEqual(probe["launches"] as? Int, 20)
+        let perLaunch = try XCTUnwrap(probe["wall_us_per_launch"] as? Double)
+        let perLaunchDevice = try XCTUnwrap(probe["device_us_per_launch"] as? Double)
+        XCTAssert(perLaunch > 0 && perLaunchDevice >= 0, "\(probe)")
+        let overhead = try XCTUnwrap(b["launch_overhead_ms"] as? Double)
+        XCTAssertEqual(overhead, launches * perLaunch / 1e3, accuracy: 1e-9 * max(overhead, 1))
+        XCTAssertEqual(try XCTUnwrap(b["launch_overhead_device_ms"] as? Double), launches * perLaunchDevice / 1e3,
+                       accuracy: 1e-9 * max(overhead, 1))
+        XCTAssertEqual(try XCTUnwrap(b["launch_overhead_share"] as? Double), overhead / wall, accuracy: 1e-12)
+    }
+
+    func testTheLaunchProbeCountsEveryLaunchAndCanBeSkipped() throws {
+        let backend = try openCLBackendOrSkip()
+        let o = try Roofline.launchOverhead(backend: backend, launches: 7)
+        XCTAssertEqual(o.launches, 7)
+        XCTAssert(o.wallMicroseconds > 0 && o.deviceMicroseconds >= 0, "\(o)")
+        var settings = tinySettings()
+        settings.launchProbe = 0; settings.profileSteps = 0
+        let report = try TrainBench.run(settings, backend: backend)
+        XCTAssertNil(report.launchOverhead)
+        XCTAssertNil(report.idleMsPerStep)
+        let json = try parsedJSON(report)
+        XCTAssert(json["launch_overhead"] is NSNull && json["step_breakdown"] is NSNull)
+        settings.launchProbe = -1
+        XCTAssertThrowsError(try settings.validate())
     }
 
     func testSyntheticBatchHasImagesWithAndWithoutLesions() {

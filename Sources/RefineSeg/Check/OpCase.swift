@@ -55,6 +55,9 @@ public struct OpCase {
     public var gradCheck: Bool
     /// Seed of the inputs.
     public var seed: UInt64
+    /// Membership of the small-shape subset (`refineseg check --small`, run under Oclgrind in
+    /// CI): nil decides by size (`isSmall`), true or false marks the case explicitly.
+    public var smallMark: Bool?
     /// Forward: inputs → outputs. Ops that work in place return the tensors they changed.
     public var forward: (Backend, [Tensor]) throws -> [Tensor]
     /// Backward: (inputs, outputs, upstream gradients per output) → one gradient per input
@@ -62,13 +65,22 @@ public struct OpCase {
     public var backward: ((Backend, [Tensor], [Tensor], [Tensor]) throws -> [Tensor?])?
 
     public init(op: String, params: String, inputs: [OpInput], tolerance: Tolerance = .exact,
-                gradTolerance: Tolerance? = nil, gradCheck: Bool = true, seed: UInt64 = 1,
+                gradTolerance: Tolerance? = nil, gradCheck: Bool = true, seed: UInt64 = 1, small: Bool? = nil,
                 forward: @escaping (Backend, [Tensor]) throws -> [Tensor],
                 backward: ((Backend, [Tensor], [Tensor], [Tensor]) throws -> [Tensor?])? = nil) {
         self.op = op; self.params = params; self.inputs = inputs; self.tolerance = tolerance
         self.gradTolerance = gradTolerance ?? tolerance; self.gradCheck = gradCheck && backward != nil
-        self.seed = seed; self.forward = forward; self.backward = backward
+        self.seed = seed; self.forward = forward; self.backward = backward; self.smallMark = small
     }
+
+    /// Input elements (all inputs together) up to which a case is in the small-shape subset
+    /// unless marked otherwise: small enough that a simulator such as Oclgrind, which runs every
+    /// work item one instruction at a time, gets through every op family in a few minutes.
+    public static let smallElements = 4096
+
+    /// Whether the case is in the small-shape subset: `smallMark` if set, else whether its
+    /// inputs hold at most `smallElements` values together.
+    public var isSmall: Bool { smallMark ?? (inputs.reduce(0) { $0 + $1.shape.count } <= Self.smallElements) }
 
     /// Host values of every input, deterministic for the case's seed.
     public func inputValues() -> [[Float]] {

@@ -9,10 +9,12 @@ public enum OpRegistry {
             + OpCases.attention() + OpCases.loss() + OpCases.optim()
     }
 
-    /// The cases whose op name equals `op` or starts with `op` followed by "_".
-    public static func cases(op: String?) -> [OpCase] {
-        guard let op, !op.isEmpty else { return all() }
-        return all().filter { $0.op == op || $0.op.hasPrefix(op + "_") }
+    /// The cases whose op name equals `op` or starts with `op` followed by "_" (every case when
+    /// `op` is nil or empty); with `small`, only those of the small-shape subset (`OpCase.isSmall`).
+    public static func cases(op: String?, small: Bool = false) -> [OpCase] {
+        let chosen = small ? all().filter(\.isSmall) : all()
+        guard let op, !op.isEmpty else { return chosen }
+        return chosen.filter { $0.op == op || $0.op.hasPrefix(op + "_") }
     }
 
     /// The distinct op names.

@@ -13,6 +13,8 @@ public struct TrainBenchSettings: Sendable {
     /// Extra steps run with profiling events for the per-kernel breakdown (after timing, so
     /// profiling overhead never reaches the timed figures). OpenCL only.
     public var profileSteps = 3
+    /// Empty kernels launched to measure the device's per-launch overhead (OpenCL only; 0 skips it).
+    public var launchProbe = 500
     /// Inference only: eval-mode forward of the logits.
     public var eval = false
     public var seed: UInt64 = 0
@@ -34,6 +36,7 @@ public struct TrainBenchSettings: Sendable {
         guard lr.isFinite, lr > 0 else { throw bad("lr must be finite and positive (got \(lr))") }
         guard lacWeight.isFinite, lacWeight >= 0 else { throw bad("lac weight must be finite and ≥ 0 (got \(lacWeight))") }
         guard profileSteps >= 0 else { throw bad("--profile-steps must be ≥ 0 (got \(profileSteps))") }
+        guard launchProbe >= 0 else { throw bad("--launch-probe must be ≥ 0 (got \(launchProbe))") }
     }
 }
 
@@ -76,6 +79,11 @@ public struct TrainBenchReport: Sendable {
     /// profiled ones; equal numbers mean steady-state steps allocate nothing (OpenCL only).
     public var allocations: (afterWarmup: Int, afterTimed: Int, afterProfiled: Int)?
     public var profiledSteps: Int
+    /// Wall-clock milliseconds of each profiled step (synchronised at its end, like the timed
+    /// ones): the wall time that the summed kernel time of the same steps is compared with.
+    public var profiledStepMs: [Double] = []
+    /// The device's per-launch overhead from the empty-kernel probe (OpenCL, `launchProbe` > 0).
+    public var launchOverhead: LaunchOverhead?
     /// Per kernel name, largest total first.
     public var kernels: [KernelShare]
     /// Every kernel whose name starts with "conv" together, with the layer-list FLOPs.
@@ -93,6 +101,20 @@ public struct TrainBenchReport: Sendable {
     public var gflops: Double { stepFlops / 1e9 / (medianMs / 1e3) }
     /// Summed kernel device time per profiled step.
     public var kernelMsPerStep: Double { kernels.reduce(0) { $0 + $1.totalMs } }
+    /// Kernel launches per profiled step.
+    public var launchesPerStep: Double { kernels.reduce(0) { $0 + $1.calls } }
+    /// Median wall-clock time of the profiled steps (nil without them).
+    public var profiledMedianMs: Double? { profiledStepMs.isEmpty ? nil : DistanceTransform.percentile(profiledStepMs, 50) }
+    /// Mean wall-clock time of the profiled steps: the wall time of the same steps whose kernel
+    /// times `kernelMsPerStep` averages, so that the two subtract.
+    public var profiledMeanMs: Double? { profiledStepMs.isEmpty ? nil : profiledStepMs.reduce(0, +) / Double(profiledStepMs.count) }
+    /// Per profiled step, wall time in which no kernel ran (the device idle, waiting for the
+    /// host): mean profiled wall time − summed kernel time. Negative only if the device overlaps kernels.
+    public var idleMsPerStep: Double? { profiledMeanMs.map { $0 - kernelMsPerStep } }
+    /// Launches per step × the empty kernel's wall time per launch: the step time that launching alone costs.
+    public var launchOverheadMsPerStep: Double? { launchOverhead.map { launchesPerStep * $0.wallMicroseconds / 1e3 } }
+    /// Launches per step × the empty kernel's device time: the part of `kernelMsPerStep` that is launch overhead.
+    public var launchDeviceOverheadMsPerStep: Double? { launchOverhead.map { launchesPerStep * $0.deviceMicroseconds / 1e3 } }
 }
 
 /// Times full DFR-UNet training steps (upload, forward, SegmentationLoss with the lesion-aware
@@ -170,13 +192,19 @@ public enum TrainBench {
         let allocTimed = cl?.memoryStats.allocations
 
         var timings = [KernelTiming]()
-        var profiled = 0
+        var profiled = 0, profiledTimes = [Double]()
         if let cl, settings.profileSteps > 0 {
             cl.startProfiling()
-            for _ in 0..<settings.profileSteps { _ = try step() }
+            for _ in 0..<settings.profileSteps {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                _ = try step()
+                try backend.synchronize()
+                profiledTimes.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
+            }
             timings = try cl.stopProfiling()
             profiled = settings.profileSteps
         }
+        let overhead = try cl.flatMap { settings.launchProbe > 0 ? try Roofline.launchOverhead(backend: $0, launches: settings.launchProbe) : nil }
         let forward = model.convLayers(batch: n, height: s, width: s, withEmbedding: withEmbedding).reduce(0) { $0 + $1.flopsPerPass }
         var report = TrainBenchReport(
             settings: settings, device: backend.name, deviceInfo: cl?.info, gitCommit: RefineSeg.gitCommit(),
@@ -184,7 +212,8 @@ public enum TrainBench {
             stepFlops: settings.eval ? forward : 3 * forward,
             peakDeviceBytes: cl?.memoryStats.peak, inUseBytesBetweenSteps: inUse,
             allocations: cl.map { (allocWarm ?? 0, allocTimed ?? 0, $0.memoryStats.allocations) },
-            profiledSteps: profiled, kernels: [], convFamily: nil, firstValue: first, lastValue: last)
+            profiledSteps: profiled, profiledStepMs: profiledTimes, launchOverhead: overhead,
+            kernels: [], convFamily: nil, firstValue: first, lastValue: last)
         if profiled > 0 {
             let stepMs = report.medianMs
             report.kernels = breakdown(timings, steps: profiled, stepMs: stepMs)
@@ -239,7 +268,8 @@ extension TrainBenchReport {
         return [
             "mode": st.eval ? "eval" : "train",
             "settings": ["batch": st.batch, "size": st.size, "width": st.width, "channels": st.channels, "steps": st.steps,
-                         "warmup": st.warmup, "profile_steps": st.profileSteps, "seed": st.seed, "lr": st.lr,
+                         "warmup": st.warmup, "profile_steps": st.profileSteps, "launch_probe": st.launchProbe,
+                         "seed": st.seed, "lr": st.lr,
                          "lac_weight": st.lacWeight] as [String: Any],
             "batch": st.batch, "size": st.size, "width": st.width,
             "device": device,
@@ -261,6 +291,17 @@ extension TrainBenchReport {
                                               "after_profiled": $0.afterProfiled] as [String: Any] } ?? NSNull(),
             "profiled_steps": profiledSteps,
             "kernel_ms_per_step": profiledSteps > 0 ? kernelMsPerStep : NSNull(),
+            "profiled_step_ms_all": profiledStepMs,
+            // Where the step goes: the profiled steps' wall time = summed kernel time + idle.
+            "step_breakdown": profiledSteps > 0 ? [
+                "wall_ms": num(profiledMeanMs), "wall_ms_median": num(profiledMedianMs), "kernel_ms": kernelMsPerStep,
+                "idle_ms": num(idleMsPerStep), "launches": launchesPerStep,
+                "launch_overhead_ms": num(launchOverheadMsPerStep), "launch_overhead_device_ms": num(launchDeviceOverheadMsPerStep),
+                "launch_overhead_share": num(launchOverheadMsPerStep.flatMap { w in profiledMeanMs.map { w / $0 } }),
+            ] as [String: Any] : NSNull(),
+            "launch_overhead": launchOverhead.map { ["launches": $0.launches, "wall_us_per_launch": $0.wallMicroseconds,
+                                                     "device_us_per_launch": $0.deviceMicroseconds,
+                                                     "kernel": "roofline_empty (Kernels/roofline.cl), 1 work item"] as [String: Any] } ?? NSNull(),
             "kernels": kernels.map(kernel),
             "conv_family": convFamily.map(kernel) ?? NSNull(),
             (st.eval ? "logit_sum_first" : "loss_first"): Double(firstValue),
