@@ -15,6 +15,7 @@ struct DevicesCommand: ParsableCommand {
                 print("      platform \(d.platform) (\(d.platformVersion)); device \(d.version); driver \(d.driverVersion); \(d.openCLCVersion)")
                 print("      \(d.computeUnits) compute units, global \(formatBytes(d.globalMemoryBytes)), local \(formatBytes(d.localMemoryBytes))\(d.localMemoryIsGlobal ? " (emulated in global memory)" : ""), max work-group \(d.maxWorkGroupSize)")
             }
+            if let decision = PoCLTarget.current, let line = PoCLTarget.summary(decision, devices: devices) { print(line) }
         }
     }
 }

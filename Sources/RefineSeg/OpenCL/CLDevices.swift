@@ -32,6 +32,7 @@ public enum OpenCLDevices {
     static let installHint = "no OpenCL platform found: install one, e.g. `apt-get install pocl-opencl-icd` for the CPU or your GPU vendor's OpenCL driver, then check with `clinfo -l`"
 
     static func entries() throws -> [Entry] {
+        _ = try PoCLTarget.applyOnce()                  // PoCL reads its target when the platform loads
         var platformCount: cl_uint = 0
         let status = clGetPlatformIDs(0, nil, &platformCount)
         if status == -1001 || platformCount == 0 { throw RefineSegError.noDevice(installHint) }
@@ -53,6 +54,7 @@ public enum OpenCLDevices {
             }
         }
         if result.isEmpty { throw RefineSegError.noDevice(installHint) }
+        PoCLTarget.reportOnce(devices: result.map(\.info))
         return result
     }
 
