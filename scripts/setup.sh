@@ -3,7 +3,7 @@
 # OpenCL headers and loader, PoCL (a CPU OpenCL device), libpng, libjpeg-turbo, zlib,
 # Open MPI (loaded at run time only under mpirun/srun; the MPI tests need mpirun),
 # Chromium (the browser test of the review page), and the Python packages of the reference
-# scripts (CPU PyTorch, numpy, safetensors; onnx and onnxruntime for the ONNX export check).
+# scripts (CPU PyTorch, numpy, safetensors, nibabel; onnx and onnxruntime for the ONNX export check).
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
@@ -16,8 +16,8 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${need[@]}"
 fi
 if command -v python3 >/dev/null 2>&1; then
-  python3 -c "import torch, numpy, safetensors" 2>/dev/null \
-    || python3 -m pip install --quiet torch numpy safetensors \
+  python3 -c "import torch, numpy, safetensors, nibabel" 2>/dev/null \
+    || python3 -m pip install --quiet torch numpy safetensors nibabel \
     || echo "setup: PyTorch could not be installed; the PyTorch cross-check tests will report themselves skipped" >&2
   python3 -c "import onnx, onnxruntime" 2>/dev/null \
     || python3 -m pip install --quiet onnx onnxruntime \

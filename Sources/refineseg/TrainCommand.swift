@@ -138,16 +138,34 @@ struct EvaluateCommand: ParsableCommand {
             if root && !empty.isEmpty { print("\(empty.count) mask(s) without lesion pixels (allowed): \(listPreview(empty))") }
             let post = postprocess == "auto" ? try PostProcessing.of(checkpoint: model) : .none
             if root && !post.isNone { print("post-processing (chosen on validation): \(post)") }
-            guard let metrics = try evaluate(model: net, backend: backend, samples: samples, progress: root ? ProgressPrinter() : nil,
-                                             shard: shard, comm: comm, tta: tta, postProcessing: post) else { return }
+            // Per-case (3-D) metrics need every slice of a case in one process.
+            var cases = CaseAssembler()
+            let metrics: MetricAccumulator
+            if comm == nil && shard.count == 1 {
+                metrics = try evaluate(model: net, backend: backend, samples: samples, progress: ProgressPrinter(),
+                                       tta: tta, postProcessing: post, cases: &cases)
+            } else {
+                guard let m = try evaluate(model: net, backend: backend, samples: samples, progress: root ? ProgressPrinter() : nil,
+                                           shard: shard, comm: comm, tta: tta, postProcessing: post) else { return }
+                metrics = m
+                if root && samples.contains(where: { $0.volume != nil }) { print("note: per-case (3-D) metrics are computed in a single process only; these are per slice") }
+            }
             if comm == nil && shard.count > 1 {
                 try writeEvaluationPart(metrics, to: out, shard: shard)
                 print("wrote part \(shard.index) of \(shard.count) (\(metrics.rows.count) image(s)) to \(out)/\(shard.folderName); `refineseg evaluate --merge --out \(out)` when all parts are done")
                 return
             }
             try writeEvaluation(metrics, to: out)
+            if !cases.isEmpty { print("per slice (2-D):") }
             print(metricsTable([(split, metrics.summary())]), terminator: "")
-            print("wrote \(out)/metrics.json and \(out)/per_image.csv" + (comm.map { " (\($0.size) ranks)" } ?? ""))
+            if !cases.isEmpty {
+                let rows = cases.cases()
+                try writeCaseEvaluation(rows, to: out)
+                print(caseMetricsTable(rows), terminator: "")
+                print("wrote \(out)/metrics.json, \(out)/per_image.csv (per slice), \(out)/per_case.json and \(out)/per_case.csv")
+            } else {
+                print("wrote \(out)/metrics.json and \(out)/per_image.csv" + (comm.map { " (\($0.size) ranks)" } ?? ""))
+            }
         }
     }
 }
@@ -158,8 +176,11 @@ struct AnnotateCommand: ParsableCommand {
         abstract: "Predict masks for a folder of images: OUT/masks, OUT/probabilities, OUT/overlays, OUT/review.csv (most uncertain first) and OUT/review.html (the review page).")
 
     @Option(help: "Model checkpoint (model.safetensors).") var model: String?
-    @Option(help: "Folder of images (.png, .jpg).") var images: String?
+    @Option(help: "Folder of images (.png, .jpg) and/or NIfTI volumes (.nii, .nii.gz), or one such file.") var images: String?
     @Option(help: "Output folder.") var out: String
+    @Option(help: "Axis NIfTI volumes are cut along into slices: axial, coronal or sagittal.") var axis: String = "axial"
+    @Option(help: "Modalities of volumes stored one file per modality (CASE_flair.nii.gz …), in channel order (default: the model's run's --modalities, else flair,t1,t1ce,t2 for a 4-channel model).") var modalities: String?
+    @Flag(name: .customLong("continue"), help: "Skip images whose outputs are complete (from an earlier or killed run) and add the new outputs to OUT.") var resume = false
     @OptionGroup var shardOptions: ShardOptions
     @Flag(inversion: .prefixedNo, help: "Mirror test-time augmentation (mean of 4 mirrored predictions).") var tta = true
     @Option(help: "Post-processing: auto (what training chose on validation, from the checkpoint's metadata) or none.") var postprocess: String = "auto"
@@ -183,9 +204,17 @@ struct AnnotateCommand: ParsableCommand {
             let comm = Distributed.current
             let net = try loadModel(model, backend: backend)
             let post = postprocess == "auto" ? try PostProcessing.of(checkpoint: model) : .none
+            var options = AnnotateOptions()
+            guard let sliceAxis = SliceAxis(rawValue: axis.lowercased()) else {
+                throw RefineSegError.invalidArgument("--axis must be axial, coronal or sagittal (got \(axis))")
+            }
+            options.axis = sliceAxis
+            options.resume = resume
+            let runModalities = (try? readRunRecord(URL(fileURLWithPath: model).deletingLastPathComponent().path))?.config.modalities
+            options.modalities = modalities.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() } } ?? runModalities
             let rows = try annotate(model: net, backend: backend, imagesDir: images, out: out,
                                     progress: (comm?.isRoot ?? true) ? ProgressPrinter() : nil, shard: shard, comm: comm,
-                                    tta: tta, postProcessing: post)
+                                    tta: tta, postProcessing: post, options: options)
             if let comm, !comm.isRoot { return }
             if comm == nil && shard.count > 1 {
                 print("annotated part \(shard.index) of \(shard.count) (\(rows.count) image(s)) into \(out)/\(shard.folderName); `refineseg annotate --merge --out \(out)` when all parts are done")

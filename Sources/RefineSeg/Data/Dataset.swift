@@ -20,6 +20,8 @@ public struct Sample: Sendable {
     /// For images resized to the working size when loaded: the mask at the file's own size,
     /// which evaluation scores against (see `Predictor.originalSizeProbabilities`).
     public var original: OriginalMask? = nil
+    /// For a slice of a volume: where it sits, so `evaluate` can score each case in 3-D.
+    public var volume: VolumeSlice? = nil
 
     /// The split unit (the case for volume slices, the image otherwise).
     public var groupID: String { group ?? name }
@@ -35,6 +37,39 @@ public struct OriginalMask: Sendable {
 
 /// Image files RefineSeg reads, by extension.
 let imageExtensions: Set<String> = ["png", "jpg", "jpeg"]
+
+/// True for NIfTI volume file names (.nii, .nii.gz).
+func isNIfTIName(_ name: String) -> Bool {
+    let n = name.lowercased()
+    return n.hasSuffix(".nii") || n.hasSuffix(".nii.gz")
+}
+
+/// The slices of a volume (one or more channels) as samples named NAME_zNNN (NNN the slice
+/// index along `axis`), all of group NAME, each with its `VolumeSlice`. Normalised with volume
+/// statistics (`normalizeVolume`); slices without foreground are left out unless the volume has
+/// none. `mask` (one channel, same dims) gives each slice its mask.
+func volumeSamples(name: String, path: String, volume: NIfTIVolume, mask: NIfTIVolume?, axis: SliceAxis = .axial) -> [Sample] {
+    var channels = (0..<volume.channels).map { Array(volume.channel($0)) }
+    let foreground = normalizeVolume(&channels)
+    let g = axis.geometry(volume.dims), spacing = axis.spacing(volume.pixdim)
+    let anyForeground = foreground.contains(true)
+    var out = [Sample]()
+    for k in 0..<g.slices {
+        if anyForeground {
+            var has = false
+            for r in 0..<g.height where !has { for c in 0..<g.width where foreground[axis.voxel(volume.dims, slice: k, row: r, column: c)] { has = true; break } }
+            if !has { continue }
+        }
+        let image = channels.flatMap { volumePlane($0[...], dims: volume.dims, axis: axis, slice: k) }
+        let m = mask.map { volumePlane($0.values[...], dims: volume.dims, axis: axis, slice: k).map { $0 != 0 ? Float(1) : 0 } }
+        var s = Sample(name: "\(name)_z\(String(format: "%03d", k))", path: path, channels: channels.count,
+                       height: g.height, width: g.width, image: image, mask: m)
+        s.group = name
+        s.volume = VolumeSlice(volume: name, slice: k, spacing: spacing)
+        out.append(s)
+    }
+    return out
+}
 
 /// Reads a PNG or JPEG image file.
 public func readImageFile(_ path: String) throws -> RawImage {
@@ -72,9 +107,9 @@ public struct DatasetFolder {
             throw RefineSegError.io(file: dir, message: "folder not found")
         }
         let names = try FileManager.default.contentsOfDirectory(atPath: dir)
-            .filter { !$0.hasPrefix(".") && imageExtensions.contains(URL(fileURLWithPath: $0).pathExtension.lowercased()) }
+            .filter { !$0.hasPrefix(".") && (imageExtensions.contains(URL(fileURLWithPath: $0).pathExtension.lowercased()) || isNIfTIName($0)) }
             .sorted()
-        guard !names.isEmpty else { throw RefineSegError.io(file: dir, message: "no images (.png, .jpg) in this folder") }
+        guard !names.isEmpty else { throw RefineSegError.io(file: dir, message: "no images (.png, .jpg, .nii, .nii.gz) in this folder") }
         return names
     }
 
@@ -100,6 +135,26 @@ public struct DatasetFolder {
         var channels: Int?
         for name in images {
             let path = "\(imageDir)/\(name)"
+            if isNIfTIName(name) {
+                // A volume (3-D, or 4-D with one volume per channel): its axial slices, by case.
+                let volume = try NIfTIFile.read(path, channels: true)
+                if let c = channels, c != volume.channels {
+                    throw RefineSegError.io(file: path, message: "has \(volume.channels) channel(s) but earlier images have \(c)")
+                }
+                channels = volume.channels
+                var maskVolume: NIfTIVolume?
+                if masks, let m = maskByStem[stem(name)] {
+                    let maskPath = "\(maskDir)/\(m)"
+                    guard isNIfTIName(m) else { throw RefineSegError.io(file: maskPath, message: "the mask of volume \(name) must be a NIfTI volume") }
+                    let mv = try NIfTIFile.read(maskPath)
+                    guard mv.dims == volume.dims else {
+                        throw RefineSegError.io(file: maskPath, message: "mask is \(mv.dims.map(String.init).joined(separator: "×")) but its volume \(name) is \(volume.dims.map(String.init).joined(separator: "×"))")
+                    }
+                    maskVolume = mv
+                }
+                samples += volumeSamples(name: stem(name), path: path, volume: volume, mask: maskVolume)
+                continue
+            }
             let raw = try readImageFile(path)
             if let c = channels, c != raw.channels {
                 throw RefineSegError.io(file: path, message: "has \(raw.channels) channel(s) but earlier images have \(c): a dataset must not mix grey and colour images")
@@ -121,7 +176,11 @@ public struct DatasetFolder {
     }
 }
 
-func stem(_ name: String) -> String { URL(fileURLWithPath: name).deletingPathExtension().lastPathComponent }
+func stem(_ name: String) -> String {
+    let base = URL(fileURLWithPath: name).lastPathComponent
+    if base.lowercased().hasSuffix(".nii.gz") { return String(base.dropLast(7)) }
+    return URL(fileURLWithPath: base).deletingPathExtension().lastPathComponent
+}
 
 /// Names (sorted) of the samples whose mask has no lesion pixel (allowed: they teach the background,
 /// but a dataset made mostly of them is worth knowing about).

@@ -15,15 +15,53 @@ public struct NIfTIVolume: Equatable, Sendable {
     public var values: [Float]
     /// Voxel size [dx, dy, dz] (pixdim[1...3]), in the file's spatial units.
     public var pixdim: [Float]
+    /// Volumes in the file: dim[4] of a 4-D file read with `channels: true` (one per modality),
+    /// else 1. `values` holds them one after the other, each a whole 3-D volume (as on disk).
+    public var channels: Int
+    /// The file's 348-byte header as read (its byte order in `header.bigEndian`), so outputs can
+    /// carry the same affine, qform/sform, units and description; nil for volumes made in memory.
+    public var header: NIfTIHeader?
 
-    public init(dims: [Int], datatype: Int, values: [Float], pixdim: [Float] = [1, 1, 1]) {
+    public init(dims: [Int], datatype: Int, values: [Float], pixdim: [Float] = [1, 1, 1], channels: Int = 1, header: NIfTIHeader? = nil) {
         precondition(dims.count == 3 && pixdim.count == 3, "NIfTIVolume: dims and pixdim have 3 entries")
-        precondition(values.count == dims.reduce(1, *), "NIfTIVolume: \(values.count) values for dims \(dims)")
+        precondition(channels >= 1 && values.count == dims.reduce(1, *) * channels, "NIfTIVolume: \(values.count) values for dims \(dims) × \(channels)")
         self.dims = dims
         self.datatype = datatype
         self.values = values
         self.pixdim = pixdim
+        self.channels = channels
+        self.header = header
     }
+
+    /// Equal data: dims, datatype, values, pixdim and channels (the raw header is not compared).
+    public static func == (a: NIfTIVolume, b: NIfTIVolume) -> Bool {
+        a.dims == b.dims && a.datatype == b.datatype && a.values == b.values && a.pixdim == b.pixdim && a.channels == b.channels
+    }
+
+    /// Voxels of one channel.
+    public var voxelCount: Int { dims.reduce(1, *) }
+
+    /// The values of channel `c` (a whole 3-D volume, x fastest).
+    public func channel(_ c: Int) -> ArraySlice<Float> { values[(c * voxelCount)..<((c + 1) * voxelCount)] }
+}
+
+/// A NIfTI-1 header as stored (348 bytes in the file's byte order), with the fields RefineSeg
+/// reads back. Outputs written `like:` a header copy it and change only what describes the
+/// voxel data (dim, datatype, bitpix, vox_offset, scaling, cal_min/max).
+public struct NIfTIHeader: Equatable, Sendable {
+    public var bytes: [UInt8]
+    public var bigEndian: Bool
+
+    var fields: NIfTIFile.Header { NIfTIFile.Header(bytes) }
+    public var qformCode: Int { Int(fields.int16(252, bigEndian: bigEndian)) }
+    public var sformCode: Int { Int(fields.int16(254, bigEndian: bigEndian)) }
+    /// srow_x, srow_y, srow_z (the sform affine's rows).
+    public var sform: [[Float]] { (0..<3).map { r in (0..<4).map { fields.float(280 + 16 * r + 4 * $0, bigEndian: bigEndian) } } }
+    /// quatern_b, c, d, qoffset_x, y, z.
+    public var quaternion: [Float] { (0..<6).map { fields.float(256 + 4 * $0, bigEndian: bigEndian) } }
+    /// pixdim[0...7] (pixdim[0] is qfac).
+    public var pixdim: [Float] { (0..<8).map { fields.float(76 + 4 * $0, bigEndian: bigEndian) } }
+    public var xyztUnits: UInt8 { bytes[123] }
 }
 
 /// NIfTI-1 single-file volumes (.nii, and .nii.gz through zlib), either byte order.
@@ -68,12 +106,13 @@ public enum NIfTIFile {
         }
     }
 
-    /// Reads a .nii or .nii.gz file (gzip is recognised by content, not by name).
-    public static func read(_ path: String) throws -> NIfTIVolume {
-        try decode(FileBytes.read(path, maxBytes: maxFileBytes), file: path)
+    /// Reads a .nii or .nii.gz file (gzip is recognised by content, not by name). With
+    /// `channels`, a 4-D file (dim[4] > 1: one volume per modality) is read too.
+    public static func read(_ path: String, channels: Bool = false) throws -> NIfTIVolume {
+        try decode(FileBytes.read(path, maxBytes: maxFileBytes), file: path, channels: channels)
     }
 
-    static func decode(_ data: Data, file: String) throws -> NIfTIVolume {
+    static func decode(_ data: Data, file: String, channels allowChannels: Bool = false) throws -> NIfTIVolume {
         func fail(_ message: String) -> RefineSegError { .io(file: file, message: message) }
         let raw = [UInt8](data)
         if raw.isEmpty { throw fail("empty file") }
@@ -96,13 +135,15 @@ public enum NIfTIFile {
         let dim = (0..<8).map { Int(header.int16(40 + 2 * $0, bigEndian: bigEndian)) }
         guard (1...7).contains(dim[0]) else { throw fail("dim[0] is \(dim[0]), expected 1 to 7") }
         for i in 1...dim[0] where dim[i] < 1 { throw fail("dim[\(i)] is \(dim[i]), expected at least 1") }
-        if dim[0] > 3, let extra = (4...dim[0]).first(where: { dim[$0] > 1 }) {
-            throw fail("\(dim[0])-D volume (dim[\(extra)] is \(dim[extra])) is not supported; only 3-D volumes are read")
+        let firstExtra = allowChannels ? 5 : 4
+        if dim[0] >= firstExtra, let extra = (firstExtra...dim[0]).first(where: { dim[$0] > 1 }) {
+            throw fail("\(dim[0])-D volume (dim[\(extra)] is \(dim[extra])) is not supported; only 3-D volumes\(allowChannels ? " and 4-D ones (one volume per modality)" : "") are read")
         }
         let dims = (1...3).map { $0 <= dim[0] ? dim[$0] : 1 }
-        let voxels = dims.reduce(1, *) // each ≤ 32767, so no overflow
+        let channelCount = allowChannels && dim[0] >= 4 ? dim[4] : 1
+        let voxels = dims.reduce(1, *) * channelCount // each ≤ 32767: at most 2^60, no overflow
         if voxels > maxVoxels {
-            throw fail("volume is \(dims.map(String.init).joined(separator: "×")), above the limit of \(maxVoxels) voxels")
+            throw fail("volume is \((dims + (channelCount > 1 ? [channelCount] : [])).map(String.init).joined(separator: "×")), above the limit of \(maxVoxels) voxels")
         }
         let code = Int(header.int16(70, bigEndian: bigEndian))
         guard let type = DataType(rawValue: code) else {
@@ -131,7 +172,8 @@ public enum NIfTIFile {
             values[i] = scaled ? v * slope + (intercept.isFinite ? intercept : 0) : v
         }
         let pixdim = (1...3).map { header.float(76 + 4 * $0, bigEndian: bigEndian) }
-        return NIfTIVolume(dims: dims, datatype: code, values: values, pixdim: pixdim)
+        return NIfTIVolume(dims: dims, datatype: code, values: values, pixdim: pixdim, channels: channelCount,
+                           header: NIfTIHeader(bytes: head, bigEndian: bigEndian))
     }
 
     /// Field access into the 348-byte header in either byte order.
@@ -166,6 +208,28 @@ extension NIfTIFile {
         try writeAtomically(Data(path.hasSuffix(".gz") ? try Gzip.deflate(bytes, file: path) : bytes), to: path)
     }
 
+    /// Writes a 3-D volume of `values` (x fastest, `dims`) as `datatype` with the header of
+    /// `like` (a volume read from a file, e.g. the scan a mask was predicted from): the same byte
+    /// order, affine (qform and sform with their codes), pixdim, units, description and intent
+    /// name; only dim (3-D, `dims`), datatype, bitpix, vox_offset, scl_slope/inter (1, 0) and
+    /// cal_min/cal_max (`calibration`) change. A path ending in ".gz" is gzip-compressed; atomic.
+    public static func write(values: [Float], dims: [Int], datatype: Int, like header: NIfTIHeader,
+                             calibration: (min: Float, max: Float) = (0, 0), to path: String) throws {
+        precondition(dims.count == 3 && values.count == dims.reduce(1, *), "NIfTIFile.write: \(values.count) values for dims \(dims)")
+        var base = header.bytes
+        func put(_ value: UInt64, _ n: Int, at: Int) {
+            for k in 0..<n { base[at + k] = UInt8(truncatingIfNeeded: value >> (8 * (header.bigEndian ? n - 1 - k : k))) }
+        }
+        put(UInt64(Float(1).bitPattern), 4, at: 112) // scl_slope 1, scl_inter 0: stored values are the values
+        put(0, 4, at: 116)
+        put(UInt64(calibration.max.bitPattern), 4, at: 124)
+        put(UInt64(calibration.min.bitPattern), 4, at: 128)
+        var volume = NIfTIVolume(dims: dims, datatype: datatype, values: values)
+        volume.header = NIfTIHeader(bytes: base, bigEndian: header.bigEndian)
+        let bytes = try encode(volume, bigEndian: header.bigEndian, slope: 1, intercept: 0, file: path)
+        try writeAtomically(Data(path.hasSuffix(".gz") ? try Gzip.deflate(bytes, file: path) : bytes), to: path)
+    }
+
     static func encode(_ volume: NIfTIVolume, bigEndian: Bool, slope: Float, intercept: Float, file: String) throws -> [UInt8] {
         func refuse(_ why: String) -> RefineSegError { .io(file: file, message: "cannot write NIfTI: \(why)") }
         guard let type = DataType(rawValue: volume.datatype) else { throw refuse("datatype \(volume.datatype) is not supported") }
@@ -175,19 +239,24 @@ extension NIfTIFile {
         func put(_ value: UInt64, _ n: Int, at: Int) {
             for k in 0..<n { out[at + k] = UInt8(truncatingIfNeeded: value >> (8 * (bigEndian ? n - 1 - k : k))) }
         }
+        if let header = volume.header, header.bigEndian == bigEndian, header.bytes.count == headerSize {
+            out.replaceSubrange(0..<headerSize, with: header.bytes)   // then the data fields below
+        } else {
+            put(UInt64(Float(1).bitPattern), 4, at: 76) // pixdim[0] = qfac
+            for (i, p) in volume.pixdim.enumerated() { put(UInt64(p.bitPattern), 4, at: 80 + 4 * i) }
+            out[123] = 2 // xyzt_units: millimetres
+            for (k, byte) in "n+1\0".utf8.enumerated() { out[344 + k] = byte }
+        }
         put(UInt64(headerSize), 4, at: 0)
-        put(3, 2, at: 40)
+        put(UInt64(volume.channels > 1 ? 4 : 3), 2, at: 40)
         for (i, d) in volume.dims.enumerated() { put(UInt64(d), 2, at: 42 + 2 * i) }
-        for i in 4...7 { put(1, 2, at: 40 + 2 * i) }
+        for i in 4...7 { put(UInt64(i == 4 ? volume.channels : 1), 2, at: 40 + 2 * i) }
         put(UInt64(type.rawValue), 2, at: 70)
         put(UInt64(8 * type.bytes), 2, at: 72)
-        put(UInt64(Float(1).bitPattern), 4, at: 76) // pixdim[0] = qfac
-        for (i, p) in volume.pixdim.enumerated() { put(UInt64(p.bitPattern), 4, at: 80 + 4 * i) }
         put(UInt64(Float(offset).bitPattern), 4, at: 108)
         put(UInt64(slope.bitPattern), 4, at: 112)
         put(UInt64(intercept.bitPattern), 4, at: 116)
-        out[123] = 2 // xyzt_units: millimetres
-        for (k, byte) in "n+1\0".utf8.enumerated() { out[344 + k] = byte }
+        for k in 348..<offset { out[k] = 0 }
         for (i, v) in volume.values.enumerated() {
             let at = offset + i * type.bytes
             func exact<T: BinaryInteger>(_: T.Type) throws -> T {

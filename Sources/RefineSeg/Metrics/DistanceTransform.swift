@@ -28,8 +28,55 @@ enum DistanceTransform {
         return d
     }
 
-    /// out[q] = min_p (q − p)² + f[p] for q in 0..<count.
-    private static func envelope(_ f: [Double], count n: Int, into out: inout [Double]) {
+    /// Squared Euclidean distance (with `spacing` per axis) from every voxel of a 3-D array
+    /// (`dims` [d0, d1, d2], d2 fastest) to the nearest `true` voxel of `seeds`; `far` when none.
+    static func squaredEDT(_ seeds: [Bool], dims: [Int], spacing: [Double]) -> [Double] {
+        var d = seeds.map { $0 ? 0.0 : far }
+        let strides = [dims[1] * dims[2], dims[2], 1]
+        var line = [Double](repeating: 0, count: dims.max() ?? 0), out = line
+        for axis in 0..<3 {
+            let n = dims[axis], stride = strides[axis], w2 = spacing[axis] * spacing[axis]
+            let others = (0..<3).filter { $0 != axis }
+            for a in 0..<dims[others[0]] {
+                for b in 0..<dims[others[1]] {
+                    let base = a * strides[others[0]] + b * strides[others[1]]
+                    for q in 0..<n { line[q] = d[base + q * stride] }
+                    envelope(line, count: n, into: &out, weight: w2)
+                    for q in 0..<n { d[base + q * stride] = out[q] }
+                }
+            }
+        }
+        return d
+    }
+
+    /// Voxels of `mask` (3-D, `dims`) with a 6-neighbour that is background or outside the array.
+    static func boundary(_ mask: [Bool], dims: [Int]) -> [Bool] {
+        var edge = [Bool](repeating: false, count: mask.count)
+        for z in 0..<dims[0] { for y in 0..<dims[1] { for x in 0..<dims[2] {
+            let i = (z * dims[1] + y) * dims[2] + x
+            guard mask[i] else { continue }
+            let interior = z > 0 && z < dims[0] - 1 && y > 0 && y < dims[1] - 1 && x > 0 && x < dims[2] - 1
+                && mask[i - 1] && mask[i + 1] && mask[i - dims[2]] && mask[i + dims[2]]
+                && mask[i - dims[1] * dims[2]] && mask[i + dims[1] * dims[2]]
+            edge[i] = !interior
+        } } }
+        return edge
+    }
+
+    /// medpy's hd95 in 3-D (connectivity 1, `spacing` per axis): the pooled 95th percentile of
+    /// the surface distances both ways; nil when either mask is empty.
+    static func hd95(_ a: [Bool], _ b: [Bool], dims: [Int], spacing: [Double]) -> Double? {
+        guard a.contains(true), b.contains(true) else { return nil }
+        let edgeA = boundary(a, dims: dims), edgeB = boundary(b, dims: dims)
+        let toA = squaredEDT(edgeA, dims: dims, spacing: spacing), toB = squaredEDT(edgeB, dims: dims, spacing: spacing)
+        var distances: [Double] = []
+        for i in 0..<edgeA.count where edgeA[i] { distances.append(toB[i].squareRoot()) }
+        for i in 0..<edgeB.count where edgeB[i] { distances.append(toA[i].squareRoot()) }
+        return percentile(distances, 95)
+    }
+
+    /// out[q] = min_p weight·(q − p)² + f[p] for q in 0..<count.
+    private static func envelope(_ f: [Double], count n: Int, into out: inout [Double], weight: Double = 1) {
         var v = [Int](repeating: 0, count: n)                 // parabola vertices of the envelope
         var z = [Double](repeating: 0, count: n + 1)          // boundaries between them
         var k = 0
@@ -39,7 +86,7 @@ enum DistanceTransform {
             var s: Double
             repeat {
                 let p = v[k]
-                s = ((f[q] + Double(q * q)) - (f[p] + Double(p * p))) / Double(2 * (q - p))
+                s = ((f[q] + weight * Double(q * q)) - (f[p] + weight * Double(p * p))) / (2 * weight * Double(q - p))
                 if s <= z[k] { k -= 1 } else { break }
             } while k >= 0
             k += 1
@@ -51,7 +98,7 @@ enum DistanceTransform {
         for q in 0..<n {
             while z[k + 1] < Double(q) { k += 1 }
             let p = v[k]
-            out[q] = Double((q - p) * (q - p)) + f[p]
+            out[q] = weight * Double((q - p) * (q - p)) + f[p]
         }
     }
 

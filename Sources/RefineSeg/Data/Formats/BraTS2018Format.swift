@@ -93,9 +93,8 @@ struct BraTS2018Source: DatasetSource {
             volumes.append(v.values)
         }
         let (nx, ny, nz) = (seg.dims[0], seg.dims[1], seg.dims[2])
-        let voxels = nx * ny * nz
-        var brain = [Bool](repeating: false, count: voxels) // [Z, Y, X]
-        for v in volumes { for i in 0..<voxels where v[i] != 0 { brain[i] = true } }
+        var brain = [Bool](repeating: false, count: nx * ny * nz) // [Z, Y, X]
+        for v in volumes { for i in brain.indices where v[i] != 0 { brain[i] = true } }
         // Bounding box of the brain in-plane (over all slices) and the slices with brain.
         var x0 = nx, x1 = -1, y0 = ny, y1 = -1
         var slices = [Int]()
@@ -108,12 +107,8 @@ struct BraTS2018Source: DatasetSource {
             if any { slices.append(z) }
         }
         guard !slices.isEmpty else { return [] }
-        for k in volumes.indices {
-            let sorted = zip(volumes[k], brain).compactMap { $1 ? $0 : nil }.sorted()
-            let lo = percentile(sorted: sorted, 1), hi = percentile(sorted: sorted, 99.8)
-            let scale = 1 / (hi - lo + 1e-6)
-            for i in 0..<voxels { volumes[k][i] = (volumes[k][i] - lo) * scale }
-        }
+        normalizeVolume(&volumes)
+        let spacing = SliceAxis.axial.spacing(seg.pixdim)
         let h = y1 - y0 + 1, w = x1 - x0 + 1, c = volumes.count
         return slices.map { z in
             var image = [Float](repeating: 0, count: c * h * w) // [C, H, W]
@@ -129,6 +124,7 @@ struct BraTS2018Source: DatasetSource {
                            channels: c, height: h, width: w, image: image, mask: mask)
             s.group = entry.id
             s.tags = entry.tags
+            s.volume = VolumeSlice(volume: entry.id, slice: z, row: y0, column: x0, spacing: spacing)
             return s
         }
     }
