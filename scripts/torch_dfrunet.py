@@ -23,6 +23,18 @@ Commands
 
 Exit status is non-zero on any error; load errors list every missing, unexpected and
 mis-shaped tensor name.
+
+As a module (put scripts/ on sys.path, or copy this one file next to your code):
+
+    import torch_dfrunet
+    model = torch_dfrunet.load("runs/f20/model.safetensors")       # nn.Module, eval mode
+    prob = torch_dfrunet.predict(model, image)                      # (H, W) float32 in [0, 1]
+
+`image` is a numpy array (H, W) or (C, H, W) of raw intensities; `predict` normalises it as
+RefineSeg does (docs/MODEL.md "Input"), reflect-pads to multiples of 16, runs the network and
+returns the sigmoid probabilities at the image's size (mask = prob > 0.5). `tta=True` averages
+the four mirrored predictions, as `refineseg annotate` does by default. A checkpoint without the
+`lac` head (used only by the training loss) loads too.
 """
 
 from __future__ import annotations
@@ -293,6 +305,75 @@ def load_checkpoint(path: str) -> DFRUNet:
     tensors = {k: v for k, v in tensors.items() if not k.startswith("projector.")}
     load_into(model, tensors, path)
     return model.eval()
+
+
+# ---------------------------------------------------------------- module API
+
+def load(path: str) -> DFRUNet:
+    """A RefineSeg checkpoint as a DFR-UNet in eval mode (architecture from its metadata).
+    The `lac` head, which only the training loss uses, may be missing; it then stays freshly
+    initialised. Raises CheckpointError for any other mismatch."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+    try:
+        with safe_open(path, framework="pt") as f:
+            meta = f.metadata() or {}
+        tensors = load_file(path)
+    except OSError:
+        raise
+    except Exception as e:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from e
+    if not any(k.startswith("lac.") for k in tensors):
+        try:
+            fresh = DFRUNet(int(meta["in_channels"]), int(meta["width"]))
+        except (KeyError, ValueError) as e:
+            raise CheckpointError(f"{path}: metadata needs integer strings in_channels and width, got {meta}") from e
+        tensors.update({k: v for k, v in checkpoint_tensors(fresh.state_dict()).items() if k.startswith("lac.")})
+        model = fresh
+        tensors = {k: v for k, v in tensors.items() if not k.startswith("projector.")}
+        load_into(model, tensors, path)
+        return model.eval()
+    return load_checkpoint(path)
+
+
+def normalise(image: np.ndarray) -> np.ndarray:
+    """docs/MODEL.md's input normalisation per channel: (x - p1) / (p99.8 - p1 + 1e-6), not clipped.
+    `image` (H, W) or (C, H, W); returns (C, H, W) float32."""
+    x = np.asarray(image, dtype=np.float32)
+    if x.ndim == 2:
+        x = x[None]
+    if x.ndim != 3:
+        raise ValueError(f"image must be (H, W) or (C, H, W), got shape {x.shape}")
+    out = np.empty_like(x)
+    for c in range(x.shape[0]):
+        lo, hi = np.percentile(x[c].astype(np.float64), [1, 99.8])
+        out[c] = (x[c] - np.float32(lo)) * np.float32(1 / (np.float32(hi) - np.float32(lo) + np.float32(1e-6)))
+    return out
+
+
+def predict(model: DFRUNet, image: np.ndarray, tta: bool = False) -> np.ndarray:
+    """Sigmoid probabilities (H, W) float32 of `model` on one image of raw intensities
+    ((H, W) or (C, H, W)), predicted whole like `refineseg annotate`: normalised, reflect-padded
+    at the bottom and right to multiples of 16, cropped back. `tta`: mean over the image and its
+    left-right, top-bottom and double mirror."""
+    x = normalise(image)
+    c, h, w = x.shape
+    if c != model.in_channels:
+        raise ValueError(f"image has {c} channel(s) but the model takes {model.in_channels}")
+    h16, w16 = -(-h // 16) * 16, -(-w // 16) * 16
+    flips = [(False, False), (False, True), (True, False), (True, True)] if tta else [(False, False)]
+    total = np.zeros((h, w), dtype=np.float32)
+    model.eval()
+    for fy, fx in flips:
+        m = x[:, ::-1, :] if fy else x
+        m = m[:, :, ::-1] if fx else m
+        padded = np.pad(m, ((0, 0), (0, h16 - h), (0, w16 - w)), mode="reflect")
+        with torch.no_grad():
+            p = torch.sigmoid(model(torch.from_numpy(np.ascontiguousarray(padded))[None]))[0, 0, :h, :w].numpy()
+        p = p[::-1, :] if fy else p
+        p = p[:, ::-1] if fx else p
+        total += p
+    return total / len(flips)
 
 
 # ---------------------------------------------------------------- commands
