@@ -8,7 +8,8 @@ scripts/torch_dfrunet.py. Inputs are seeded random images and blob-like binary m
 random ellipses per image; one image in eight is left without lesion so the LAC skip path runs).
 
 Timing: `--warmup` untimed steps, then `--steps` steps each timed with time.perf_counter
-(the step ends after optimizer.step() returns; PyTorch CPU ops are synchronous).
+(the step ends after optimizer.step() returns; PyTorch CPU ops are synchronous; with
+`--device cuda` the step ends after torch.cuda.synchronize(), as refineseg's ends with a finish).
 `--eval` times inference only (model.eval(), no_grad, forward of the logits).
 
 FLOPs: one forward's convolution work, counted with hooks on every Conv2d and
@@ -42,6 +43,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # scripts/gpu-check.sh's folder carries it alongside
 from torch_dfrunet import DFRUNet  # noqa: E402
 
 LAC_TAU = 0.1
@@ -163,8 +165,16 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--channels-last", action="store_true")
     ap.add_argument("--eval", action="store_true", help="time inference only")
+    ap.add_argument("--device", default="cpu", help="torch device: cpu (default) or cuda[:N] (scripts/gpu-check.sh)")
     ap.add_argument("--json", metavar="FILE")
     args = ap.parse_args(argv)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        ap.error(f"--device {args.device}: this PyTorch has no CUDA device (torch {torch.__version__})")
+    device = torch.device(args.device)
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
     if args.size % 16:
         ap.error("--size must be a multiple of 16")
     if args.steps < 1 or args.warmup < 0 or args.batch < 1:
@@ -175,10 +185,10 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(args.seed)
     fmt = torch.channels_last if args.channels_last else torch.contiguous_format
 
-    model = DFRUNet(args.channels, args.width).to(memory_format=fmt)
+    model = DFRUNet(args.channels, args.width).to(device=device, memory_format=fmt)
     x = torch.from_numpy(rng.standard_normal((args.batch, args.channels, args.size, args.size),
-                                             dtype=np.float32)).contiguous(memory_format=fmt)
-    y = torch.from_numpy(blob_masks(rng, args.batch, args.size)).contiguous(memory_format=fmt)
+                                             dtype=np.float32)).to(device).contiguous(memory_format=fmt)
+    y = torch.from_numpy(blob_masks(rng, args.batch, args.size)).to(device).contiguous(memory_format=fmt)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr)
 
     fwd_flops = count_forward_flops(model, x, with_lac=not args.eval)
@@ -202,10 +212,12 @@ def main(argv=None) -> int:
 
     for _ in range(args.warmup):
         step()
+    sync()
     times_ms, losses = [], []
     for _ in range(args.steps):
         t0 = time.perf_counter()
         loss = step()
+        sync()
         times_ms.append((time.perf_counter() - t0) * 1e3)
         losses.append(float(loss.detach()))
     if not all(np.isfinite(losses)):
@@ -230,10 +242,11 @@ def main(argv=None) -> int:
         "threads": args.threads,
         "memory_format": "channels_last" if args.channels_last else "nchw",
         "cpu": platform.processor() or platform.machine(),
+        "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
         "loss_first": losses[0], "loss_last": losses[-1],
         "step_ms_all": times_ms,
     }
-    print(f"torch {torch.__version__} {result['mode']} {result['memory_format']} threads={args.threads} "
+    print(f"torch {torch.__version__} {result['device']} {result['mode']} {result['memory_format']} threads={args.threads} "
           f"batch={args.batch} size={args.size} width={args.width} steps={args.steps}")
     print(f"step ms: median {med:.1f}  min {result['step_ms_min']:.1f}  max {result['step_ms_max']:.1f}  "
           f"p90 {result['step_ms_p90']:.1f}")

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what RefineSeg needs on Debian 12 (run as root, or with sudo available):
-# OpenCL headers and loader, PoCL (a CPU OpenCL device), libpng, libjpeg-turbo, zlib,
+# OpenCL headers and loader, PoCL (a CPU OpenCL device), Oclgrind (a simulated GPU device with
+# race and bounds checks, for scripts/oclgrind-check.sh), libpng, libjpeg-turbo, zlib,
 # Open MPI (loaded at run time only under mpirun/srun; the MPI tests need mpirun),
 # Chromium (the browser test of the review page), and the Python packages of the reference
 # scripts (CPU PyTorch, numpy, safetensors, nibabel; onnx and onnxruntime for the ONNX export check).
@@ -8,7 +9,7 @@ set -euo pipefail
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
 need=()
-for p in ocl-icd-opencl-dev opencl-headers pocl-opencl-icd libpng-dev libturbojpeg0-dev zlib1g-dev clinfo libopenmpi-dev openmpi-bin chromium; do
+for p in ocl-icd-opencl-dev opencl-headers pocl-opencl-icd oclgrind libpng-dev libturbojpeg0-dev zlib1g-dev clinfo libopenmpi-dev openmpi-bin chromium; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
