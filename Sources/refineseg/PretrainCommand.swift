@@ -17,6 +17,7 @@ struct PretrainCommand: ParsableCommand {
     @Option(help: "Off-diagonal weight λ of the Barlow Twins loss.") var lambda: Double = 0.0051
     @Option(help: "Peak learning rate (AdamW, warm-up then cosine decay).") var lr: Double = 1e-3
     @Option(help: "Random seed.") var seed: UInt64 = 0
+    @Flag(help: "Under mpirun/srun: the encoder's batch-norm statistics over the global batch (the projector's always are).") var syncBn = false
     @OptionGroup var dataOptions: DataOptions
     @OptionGroup var deviceOptions: DeviceOptions
 
@@ -31,10 +32,13 @@ struct PretrainCommand: ParsableCommand {
             config.splitSeed = dataOptions.splitSeed; config.splitFile = dataOptions.splitFile
             try config.validate()
             let backend = try deviceOptions.open()
-            let trainer = try Pretrainer(config: config, backend: backend)
-            print("pre-training on \(backend.name) with \(trainer.images.count) image(s)")
+            let trainer = try rankZeroFirst { try Pretrainer(config: config, backend: backend) }
+            if let comm = Distributed.current { try trainer.enableDataParallel(comm, syncBatchNorm: syncBn) }
+            let root = Distributed.current?.isRoot ?? true
+            if root { print("pre-training on \(backend.name)\(ranksNote) with \(trainer.images.count) image(s)") }
             try trainer.run()
             if interruptRequested != 0 { throw ExitCode(130) }   // stopped by Ctrl-C after writing the encoder
+            guard root else { return }
             print("encoder: \(out)/encoder.safetensors (use with `refineseg train --init`)")
         }
     }

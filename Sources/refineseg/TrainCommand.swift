@@ -23,6 +23,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Training augmentation: nnunet (nnU-Net's rotation, scaling, mirroring, noise, blur, brightness, contrast, low resolution, gamma; 1/3 of crops centred on a lesion) or basic (crop, flips, 90° turns).") var augment: String = "nnunet"
     @Option(help: "Share of training crops centred on a lesion pixel (nnunet augmentation).") var foregroundOversample: Double?
     @Option(help: "Continue the run in this folder from its last.safetensors.") var resume: String?
+    @Flag(help: "Under mpirun/srun: batch-norm statistics over the global batch (all ranks), not per rank.") var syncBn = false
     @OptionGroup var dataOptions: DataOptions
     @OptionGroup var deviceOptions: DeviceOptions
 
@@ -41,8 +42,9 @@ struct TrainCommand: ParsableCommand {
                 if epochs != 40 { config.epochs = epochs }
                 try config.validate()
                 let backend = try deviceOptions.open()
-                trainer = try Trainer(config: config, backend: backend, resume: true)
-                FileHandle.standardError.write("resuming \(resume) after epoch \(trainer.epoch) on \(backend.name)\n".data(using: .utf8)!)
+                trainer = try rankZeroFirst { try Trainer(config: config, backend: backend, resume: true) }
+                if let comm = Distributed.current { try trainer.enableDataParallel(comm, syncBatchNorm: syncBn) }
+                if Distributed.current?.isRoot ?? true { FileHandle.standardError.write("resuming \(resume) after epoch \(trainer.epoch) on \(backend.name)\(ranksNote)\n".data(using: .utf8)!) }
             } else if let data, let out {
                 var config = TrainConfig(data: data, out: out)
                 config.labelFraction = labelFraction; config.repeats = repeats; config.stepsPerEpoch = stepsPerEpoch; config.initEncoder = initEncoder; config.epochs = epochs
@@ -53,24 +55,43 @@ struct TrainCommand: ParsableCommand {
                 config.splitSeed = dataOptions.splitSeed; config.splitFile = dataOptions.splitFile
                 try config.validate()
                 let backend = try deviceOptions.open()
-                trainer = try Trainer(config: config, backend: backend)
+                trainer = try rankZeroFirst { try Trainer(config: config, backend: backend) }
+                let root = Distributed.current?.isRoot ?? true
                 if let initEncoder {
                     let report = try trainer.loadEncoder(from: initEncoder)
-                    if let note = Checkpoint.freshHeadNote(report, path: initEncoder) {
-                        print("loaded \(report.loaded.count) tensors from \(initEncoder); " + note)
-                    } else {
-                        print("loaded \(report.loaded.count) \(report.fresh.isEmpty ? "" : "encoder ")tensors from \(initEncoder); \(report.fresh.count) initialised fresh\(report.fresh.isEmpty ? "" : " (decoder, head, lac)")")
+                    if root {
+                        if let note = Checkpoint.freshHeadNote(report, path: initEncoder) {
+                            print("loaded \(report.loaded.count) tensors from \(initEncoder); " + note)
+                        } else {
+                            print("loaded \(report.loaded.count) \(report.fresh.isEmpty ? "" : "encoder ")tensors from \(initEncoder); \(report.fresh.count) initialised fresh\(report.fresh.isEmpty ? "" : " (decoder, head, lac)")")
+                        }
                     }
                 }
-                print("training on \(backend.name): \(trainer.split.labelled.count) labelled, \(trainer.split.validation.count) validation, \(trainer.split.unlabelled.count) unlabelled image(s); \(trainer.stepsPerEpoch) step(s) of \(config.batch) per epoch")
+                if let comm = Distributed.current { try trainer.enableDataParallel(comm, syncBatchNorm: syncBn) }
+                if root {
+                print("training on \(backend.name)\(ranksNote): \(trainer.split.labelled.count) labelled, \(trainer.split.validation.count) validation, \(trainer.split.unlabelled.count) unlabelled image(s); \(trainer.stepsPerEpoch) step(s) of \(config.batch) per epoch")
                 let empty = masksWithoutLesion(trainer.split.labelled + trainer.split.validation)
                 if !empty.isEmpty { print("\(empty.count) mask(s) without lesion pixels (allowed): \(listPreview(empty))") }
+                }
             } else { return }
             try trainer.run()
             if interruptRequested != 0 { throw ExitCode(130) }   // stopped by Ctrl-C after writing last.safetensors
+            guard Distributed.current?.isRoot ?? true else { return }
             print(String(format: "best validation Dice %.4f; model: %@/model.safetensors", trainer.bestDice, trainer.config.out))
         }
     }
+}
+
+/// " (rank 0 of N, global batch B)" under MPI, else "".
+var ranksNote: String { Distributed.current.map { " (rank \($0.rank) of \($0.size) ranks, data-parallel)" } ?? "" }
+
+/// Runs `body` on rank 0 first, then on the other ranks (so files it makes, such as a split,
+/// are written once); in a single process just runs it.
+func rankZeroFirst<T>(_ body: () throws -> T) throws -> T {
+    guard let comm = Distributed.current else { return try body() }
+    if comm.isRoot { let r = try body(); try comm.barrier(); return r }
+    try comm.barrier()
+    return try body()
 }
 
 func readRunRecord(_ run: String) throws -> RunRecord {

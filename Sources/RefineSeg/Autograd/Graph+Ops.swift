@@ -76,6 +76,14 @@ extension Graph {
     /// in training mode, running statistics otherwise. `activation` (ReLU, sigmoid) is fused
     /// into the same kernels, forward and backward (one node instead of two).
     public func batchNorm(_ x: Var, _ bn: BatchNorm, activation: NormActivation = .none) throws -> Var {
+        // --sync-bn: statistics over every rank, then the activation as its own node.
+        if training, let override = batchNormOverride, let y = try override(x, bn, self) {
+            switch activation {
+            case .none: return y
+            case .relu: return try relu(y)
+            case .sigmoid: return try sigmoid(y)
+            }
+        }
         let b = backend
         let w = parameter(bn.weight), bias = parameter(bn.bias)
         guard training else {

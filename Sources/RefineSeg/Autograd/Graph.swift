@@ -31,6 +31,13 @@ public final class Graph {
     /// Training mode: BatchNorm uses batch statistics and the tape records.
     public let training: Bool
     private var tape: [Var] = []
+    /// Data-parallel hook: called in `backward` once per parameter as soon as its gradient is
+    /// final (no earlier node of the tape adds to it), so its all-reduce can start while the
+    /// rest of the backward pass runs (see `DataParallel`). Nil for a single process.
+    public var onGradientReady: ((Parameter) throws -> Void)?
+    /// Data-parallel hook: a training-mode batch norm whose statistics span all ranks
+    /// (`--sync-bn`, see `SyncBatchNorm`); returning nil keeps the usual per-process batch norm.
+    public var batchNormOverride: ((Var, BatchNorm, Graph) throws -> Var?)?
 
     public init(backend: Backend, training: Bool) {
         self.backend = backend
@@ -79,7 +86,15 @@ public final class Graph {
         }
         loss.grad = try backend.full(loss.shape, value: 1)
         defer { tape.removeAll() }
-        for node in tape.reversed() {
+        // With the gradient-ready hook: each parameter's earliest node on the tape, where its
+        // gradient becomes final in the reverse walk.
+        var firstUse = [ObjectIdentifier: Int]()
+        if onGradientReady != nil {
+            for (i, node) in tape.enumerated() {
+                if let p = node.parameter, firstUse[ObjectIdentifier(p)] == nil { firstUse[ObjectIdentifier(p)] = i }
+            }
+        }
+        for (index, node) in tape.enumerated().reversed() {
             if let fn = node.jointBackward {
                 let outputGrads = node.jointOutputs.map(\.grad)
                 for output in node.jointOutputs { output.grad = nil }
@@ -87,11 +102,12 @@ public final class Graph {
                 try send(try fn(outputGrads), to: node.inputs)
                 continue
             }
-            guard let g = node.grad else { continue }
             if let p = node.parameter {
-                try p.accumulateGradient(g, backend: backend)
+                if let g = node.grad { try p.accumulateGradient(g, backend: backend) }
+                if let ready = onGradientReady, p.grad != nil, firstUse[ObjectIdentifier(p)] == index { try ready(p) }
                 continue
             }
+            guard let g = node.grad else { continue }
             guard let fn = node.backwardFn else { continue }
             try send(try fn(g), to: node.inputs)
             node.grad = nil

@@ -43,6 +43,10 @@ public enum Distributed {
         if started { return world }
         started = true
         guard let launcher = Launcher.detect() else { return nil }
+        // Ranks waiting in a collective yield the CPU instead of spinning (unless the user set
+        // it): ranks sharing a CPU device, or a rank waiting while rank 0 validates, would
+        // otherwise take the cores the computing ranks need. Large all-reduces lose nothing.
+        setenv("OMPI_MCA_mpi_yield_when_idle", "1", 0)
         let mpi = try MPILibrary()
         let comm = try Communicator(mpi: mpi, launcher: launcher)
         if comm.size == 1 {

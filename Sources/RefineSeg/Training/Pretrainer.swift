@@ -52,6 +52,22 @@ public final class Pretrainer {
     let optimizer: AdamW
     public var progress = ProgressPrinter()
     public private(set) var epochLosses: [Double] = []
+    /// Data-parallel pre-training over MPI (nil: one process).
+    public private(set) var dataParallel: DataParallel?
+
+    /// Makes this pre-trainer one rank of a data-parallel job (rank 0's weights on every rank).
+    /// The projector's standardising batch norms and the cross-correlation matrix always span
+    /// the global batch (Barlow Twins needs them over the whole batch); the encoder's batch
+    /// norms do with `syncBatchNorm`.
+    public func enableDataParallel(_ comm: Communicator, syncBatchNorm: Bool) throws {
+        guard config.batch >= comm.size else {
+            throw RefineSegError.invalidArgument("--batch \(config.batch) is smaller than the \(comm.size) ranks: each rank needs at least one image per step")
+        }
+        let dp = DataParallel(comm: comm, backend: backend, syncBatchNorm: syncBatchNorm)
+        try dp.broadcastParameters(model.namedParameters() + projector.namedParameters(prefix: "projector"))
+        dataParallel = dp
+        if !comm.isRoot { progress.quiet = true }
+    }
 
     /// Every train image (labelled or not) and every unlabeled/images image; never test.
     public static func pretrainingImages(_ folder: DatasetFolder) throws -> [Sample] {
@@ -98,30 +114,36 @@ public final class Pretrainer {
             let pooled = try g.reshape(try g.mean(ctx, axes: 2..<4), [x.shape[0], ctx.shape[1]])
             return try bn(try projector(pooled, g), g)
         }
-        let n = v1.shape[0]
         let z1 = try embed(v1, standardize1), z2 = try embed(v2, standardize2)
-        let c = try g.scale(try g.matmul(z1, z2, transposeA: true, transposeB: false), by: 1 / Float(n))
+        var product = try g.matmul(z1, z2, transposeA: true, transposeB: false)
+        if let dp = dataParallel { product = try g.allreduceSum(product, comm: dp.comm) }   // Σ over the global batch
+        let c = try g.scale(product, by: 1 / Float(config.batch))
         return (try g.barlowTwinsFromCorrelation(c, lambda: Float(config.lambda)), c)
     }
 
     /// Makes both views of a batch of images on the host.
+    /// Data-parallel ranks draw the views of the whole batch (the same random stream as one
+    /// process) and keep those of their own block of images.
     func views(_ batch: [Sample], rng: inout SeededRandom) throws -> (Tensor, Tensor) {
         let s = config.size, c = batch[0].channels
+        let mine = dataParallel.map { Shard(count: $0.comm.size, index: $0.comm.rank).range(of: batch.count) } ?? batch.indices
         var a = [Float](), b = [Float]()
-        for sample in batch {
-            a += ViewAugmentation.view1.apply(sample, size: s, rng: &rng)
-            b += ViewAugmentation.view2.apply(sample, size: s, rng: &rng)
+        for (i, sample) in batch.enumerated() {
+            let x = ViewAugmentation.view1.apply(sample, size: s, rng: &rng)
+            let y = ViewAugmentation.view2.apply(sample, size: s, rng: &rng)
+            if mine.contains(i) { a += x; b += y }
         }
-        return (try backend.tensor(a, shape: [batch.count, c, s, s]), try backend.tensor(b, shape: [batch.count, c, s, s]))
+        return (try backend.tensor(a, shape: [mine.count, c, s, s]), try backend.tensor(b, shape: [mine.count, c, s, s]))
     }
 
     /// Runs every epoch, writing RUN/encoder.safetensors, RUN/projector.safetensors and RUN/log.csv.
     public func run() throws {
         let dir = config.out
+        let writes = dataParallel?.comm.isRoot ?? true
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try writeAtomically(try encoder.encode(config), to: dir + "/config.json")
+        if writes { try writeAtomically(try encoder.encode(config), to: dir + "/config.json") }
         let stepsPerEpoch = images.count / config.batch
         let total = config.epochs * stepsPerEpoch
         let schedule = try WarmupCosineSchedule(baseLR: Float(config.lr), minLR: Float(config.lr) * 0.01,
@@ -152,9 +174,12 @@ public final class Pretrainer {
                 let batch = order[(k * config.batch)..<((k + 1) * config.batch)].map { images[$0] }
                 let (v1, v2) = try views(batch, rng: &rng)
                 let g = Graph(backend: backend, training: true)
+                dataParallel?.attach(to: g, alwaysSync: [standardize1, standardize2])
                 let (loss, c) = try self.loss(v1, v2, g)
                 let read = try backend.startRead(loss.value)
                 try g.backward(loss)
+                // Every rank computed the same global loss: the summed gradients are the global ones.
+                try dataParallel?.finishGradients()
                 lr = schedule.lr(at: step + 1)   // the schedule is 0 at step 0
                 try optimizer.update(lr: lr)
                 try checkPending()
@@ -167,6 +192,7 @@ public final class Pretrainer {
                 }
                 step += 1
                 progress.update("pretrain epoch \(epoch + 1)/\(config.epochs) step \(k + 1)/\(stepsPerEpoch) loss \(value.isFinite ? String(format: "%.2f", value) : "…")")
+                if let dp = dataParallel, try dp.sum([interruptRequested != 0 ? 1 : 0])[0] > 0 { interruptRequested = 1 }
                 if interruptRequested != 0 { break }
             }
             try checkPending()
@@ -174,6 +200,7 @@ public final class Pretrainer {
             epochLosses.append(mean)
             let seconds = Date().timeIntervalSince(start)
             rows.append(String(format: "%d,%d,%.6f,%.6f,%.6f,%.6g,%.2f", epoch + 1, step, mean, onDiag, offDiag, lr, seconds))
+            guard writes else { if interruptRequested != 0 { return }; continue }
             try saveCheckpoints(epoch: epoch + 1)
             try writeAtomically(Data((rows.joined(separator: "\n") + "\n").utf8), to: dir + "/log.csv")
             progress.line(String(format: "pretrain epoch %d/%d  loss %.4f  on-diag %.3f  off-diag %.4f  %.1fs", epoch + 1, config.epochs, mean, onDiag, offDiag, seconds))

@@ -25,6 +25,10 @@ public final class Trainer {
     public private(set) var logRows: [String] = []
     /// Mean training loss of each completed epoch (for tests and summaries).
     public private(set) var epochLosses: [Double] = []
+    /// Data-parallel training over MPI (nil: one process); see `enableDataParallel`.
+    public private(set) var dataParallel: DataParallel?
+    /// Rank 0 (or the only process) writes the run folder and reports progress.
+    var writesRun: Bool { dataParallel?.comm.isRoot ?? true }
 
     static let logHeader = "epoch,step,train_loss,val_dice,lr,seconds,images_per_second"
 
@@ -97,11 +101,28 @@ public final class Trainer {
                                  totalSteps: config.epochs * stepsPerEpoch).lr(at: step)
     }
 
+    /// Makes this trainer one rank of a data-parallel job: rank 0's weights (fresh, loaded or
+    /// resumed) are copied to every rank; from then on every step all-reduces the gradients.
+    public func enableDataParallel(_ comm: Communicator, syncBatchNorm: Bool) throws {
+        let dp = DataParallel(comm: comm, backend: backend, syncBatchNorm: syncBatchNorm)
+        try dp.broadcastParameters(model.namedParameters())
+        dataParallel = dp
+        if !comm.isRoot { progress.quiet = true }
+        noteCheckpointForTermination()
+    }
+
+    /// What each rank says if the job is stopped because another rank died.
+    func noteCheckpointForTermination() {
+        Distributed.setTerminationNote(FileManager.default.fileExists(atPath: lastPath)
+            ? "the last checkpoint \(lastPath) (epoch \(epoch)) is intact; `refineseg train --resume \(runDir)` continues"
+            : "no epoch was completed, so there is no checkpoint yet")
+    }
+
     /// Trains until `config.epochs` epochs are complete (or Ctrl-C), writing RUN/ as it goes.
     public func run() throws {
         try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
-        removeStaleTemporaryFiles(in: runDir)
-        if epoch == 0 {
+        if writesRun { removeStaleTemporaryFiles(in: runDir) }
+        if epoch == 0 && writesRun {
             let record = RunRecord(config: config, device: backend.name, gitCommit: gitCommit(),
                                    started: ISO8601DateFormatter().string(from: Date()))
             let encoder = JSONEncoder()
@@ -129,32 +150,45 @@ public final class Trainer {
                 let value = Double(try p.read.values()[0]) + 0.5
                 guard value.isFinite else { throw divergence(value, batch: p.batch, atStep: p.step) }
             }
+            var rankLossSum = 0.0
             while let batch = loader.next() {
                 lr = try learningRate(at: step + 1)   // the schedule is 0 at step 0
-                let loss = try trainStep(batch, lr: lr)
+                let loss = try trainStep(dataParallel?.shard(batch) ?? batch, lr: lr)
                 step += 1; batches += 1; images += batch.count
-                try backend.accumulate(lossSum, loss, alpha: 1)
-                let read = try backend.startRead(loss)
-                try checkPending()
-                pending = (read, step, batches)
-                if interruptRequested != 0 { break }
+                if let dp = dataParallel {
+                    // Data-parallel ranks add up their weighted losses and stop flags at once (a
+                    // blocking read): they all see the global loss and stop together.
+                    let sums = try dp.sum([Double(try loss.scalar()), interruptRequested != 0 ? 1 : 0])
+                    rankLossSum += sums[0]
+                    guard (sums[0] + 0.5).isFinite else { throw divergence(sums[0] + 0.5, batch: batches) }
+                    if sums[1] > 0 { interruptRequested = 1; break }
+                } else {
+                    try backend.accumulate(lossSum, loss, alpha: 1)
+                    let read = try backend.startRead(loss)
+                    try checkPending()
+                    pending = (read, step, batches)
+                    if interruptRequested != 0 { break }
+                }
                 let elapsed = Date().timeIntervalSince(runStart)
                 let rate = Double(step - stepsAtStart) / max(elapsed, 1e-9)
                 progress.update("epoch \(epoch + 1)/\(config.epochs) step \(batches)/\(stepsPerEpoch) · \(String(format: "%.1f", Double(images) / Date().timeIntervalSince(epochStart))) img/s · left \(formatDuration(Double(totalSteps - step) / rate))")
             }
             try checkPending()
-            let meanLoss = Double(try lossSum.scalar()) / Double(max(batches, 1)) + 0.5
+            let meanLoss = (dataParallel == nil ? Double(try lossSum.scalar()) : rankLossSum) / Double(max(batches, 1)) + 0.5
             guard meanLoss.isFinite else { throw divergence(meanLoss, batch: batches) }
             if interruptRequested != 0 {
-                try saveLast()
+                if writesRun { try saveLast() }
                 progress.line("interrupted: weights saved to \(lastPath); `--resume \(runDir)` restarts epoch \(epoch + 1)")
                 return
             }
             let seconds = Date().timeIntervalSince(epochStart)
-            let dice = try validationDice()
+            // Rank 0 alone validates and writes; the other ranks go on to the next epoch and
+            // wait for it in the first all-reduce.
+            let dice = writesRun ? try validationDice() : -1
             epoch += 1
             epochLosses.append(meanLoss)
             logRows.append(String(format: "%d,%d,%.6f,%.6f,%.6g,%.2f,%.2f", epoch, step, meanLoss, dice, lr, seconds, Double(images) / seconds))
+            guard writesRun else { continue }
             if dice > bestDice {
                 bestDice = dice
                 try Checkpoint.save(model, metadata: checkpointMetadata(), to: bestPath)
@@ -163,6 +197,7 @@ public final class Trainer {
             // ahead, and `restore` keeps only the rows of the epochs the checkpoint holds.
             try writeAtomically(Data(([Self.logHeader] + logRows).joined(separator: "\n").appending("\n").utf8), to: runDir + "/log.csv")
             try saveLast()
+            noteCheckpointForTermination()
             progress.line(String(format: "epoch %d/%d  loss %.4f  val dice %.4f  lr %.2e  %.1fs", epoch, config.epochs, meanLoss, dice, lr, seconds))
         }
         if epoch == config.epochs && FileManager.default.fileExists(atPath: bestPath) { try choosePostProcessing() }
@@ -203,20 +238,26 @@ public final class Trainer {
 
     /// Forward, backward and update on one batch; returns the loss (one element, on the device).
     func trainStep(_ batch: Batch, lr: Float) throws -> Tensor {
-        try Self.supervisedStep(batch, model: model, loss: lossFunction, optimizer: optimizer, backend: backend, lr: lr)
+        try Self.supervisedStep(batch, model: model, loss: lossFunction, optimizer: optimizer, backend: backend, lr: lr,
+                                dataParallel: dataParallel)
     }
 
     /// One supervised step (upload, forward, loss, backward, AdamW update), shared with
     /// `TrainBench` so that the benchmark times exactly what training runs. Does not wait for the kernels it queues.
     static func supervisedStep(_ batch: Batch, model: DFRUNet, loss lossFunction: SegmentationLoss, optimizer: AdamW,
-                               backend: Backend, lr: Float) throws -> Tensor {
+                               backend: Backend, lr: Float, dataParallel dp: DataParallel? = nil) throws -> Tensor {
         let n = batch.count, c = batch.channels, s = batch.size
         let x = try backend.tensor(batch.images, shape: [n, c, s, s])
         let y = try backend.tensor(batch.masks, shape: [n, 1, s, s])
         let g = Graph(backend: backend, training: true)
+        dp?.attach(to: g)
         let out = try model(g.constant(x), g, withEmbedding: lossFunction.beta > 0)
-        let (loss, _) = try lossFunction(out, target: y, g)
+        var (loss, _) = try lossFunction(out, target: y, g)
+        // Data-parallel: this rank's share n/N of the global batch, so the summed gradient is the global one.
+        if let dp { loss = try g.scale(loss, by: dp.weight) }
         try g.backward(loss)
+        // The hook between backward and the optimiser step: the all-reduced gradients.
+        try dp?.finishGradients()
         try optimizer.update(lr: lr)
         return loss.value
     }
