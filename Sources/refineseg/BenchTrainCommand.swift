@@ -50,10 +50,19 @@ struct BenchTrainCommand: ParsableCommand {
     func run() throws {
         try runReportingErrors {
             let backend = try deviceOptions.open()
-            print("bench train on \(backend.name): \(eval ? "eval" : "train") batch \(batch) size \(size) width \(width), "
+            let dp = Distributed.current.map { DataParallel(comm: $0, backend: backend, syncBatchNorm: false) }
+            if let dp, !dp.comm.isRoot { _ = try TrainBench.run(settings, backend: backend, dataParallel: dp); return }
+            print("bench train on \(backend.name)\(ranksNote): \(eval ? "eval" : "train") batch \(batch)\(dp == nil ? "" : " per rank") size \(size) width \(width), "
                   + "\(warmup) warm-up + \(steps) timed + \(backend is CLBackend ? profileSteps : 0) profiled step(s)")
-            let report = try TrainBench.run(settings, backend: backend)
+            let report = try TrainBench.run(settings, backend: backend, dataParallel: dp)
             printSummary(report)
+            if let a = report.allreduce {
+                let steps = Double(max(a.steps, 1))
+                print(String(format: "all-reduce over %d ranks: %.2f MB/step in %.1f buckets, %.2f ms/step (%.2f ms exposed after backward, overlap %.0f%%), device copies %.2f ms/step; %.2f images/s over all ranks",
+                             report.ranks, Double(a.bytes) / steps / 1e6, Double(a.buckets) / steps, a.communicationSeconds * 1e3 / steps,
+                             a.exposedSeconds * 1e3 / steps, 100 * a.overlap, a.copySeconds * 1e3 / steps,
+                             Double(batch * report.ranks) / (report.medianMs / 1e3)))
+            }
             if let json {
                 do { try report.jsonData().write(to: URL(fileURLWithPath: json)) } catch {
                     throw RefineSegError.io(file: json, message: "cannot write: \(error.localizedDescription)")

@@ -62,6 +62,8 @@ struct StudyCommand: ParsableCommand {
     @Option(help: "Peak learning rate of the training runs.") var lr: Double = 2e-3
     @Option(help: "Optimiser steps per epoch of every run (default: one pass's worth over all training images, so every fraction trains as many steps as the 100 % run).") var stepsPerEpoch: Int?
     @Flag(help: "Earlier versions' equal-steps mode; every study trains equal steps now (accepted, has no effect).") var equalSteps = false
+    @Option(help: "Split the study into this many parts by seed (for a job array without MPI); this task does --part-id. Under mpirun/srun the ranks share the runs by themselves.") var numParts: Int = 1
+    @Option(help: "Which part this task does, 0 ..< --num-parts (the seeds s with s mod N = K).") var partId: Int = 0
     @OptionGroup var dataOptions: DataOptions
     @OptionGroup var deviceOptions: DeviceOptions
 
@@ -85,7 +87,16 @@ struct StudyCommand: ParsableCommand {
             settings.splitSeed = dataOptions.splitSeed
             let backend = try deviceOptions.open()
             let study = try Study(settings: settings, backend: backend)
-            let results = try study.run()
+            let shard = Shard(count: numParts, index: partId)
+            try shard.validate()
+            let comm = Distributed.current
+            if comm != nil && numParts > 1 { throw RefineSegError.invalidArgument("--num-parts is for job arrays without MPI; under mpirun/srun the ranks share the runs by themselves") }
+            let results = try study.run(shard: shard, comm: comm)
+            if let comm, !comm.isRoot { return }
+            if comm == nil && numParts > 1 {
+                print("part \(partId) of \(numParts): \(results.count) run(s) done; when every part is done, the same command without --num-parts/--part-id reuses them all and writes the reports")
+                return
+            }
             print(try String(contentsOfFile: out + "/summary.md", encoding: .utf8))
             print("\(results.count) run(s); \(out)/results.csv, \(out)/summary.md, \(out)/dice_vs_labels.svg")
         }

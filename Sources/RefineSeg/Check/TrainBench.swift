@@ -91,6 +91,9 @@ public struct TrainBenchReport: Sendable {
     /// Loss (training) or logit sum (eval) of the first and last timed step, read after the clock stopped.
     public var firstValue: Float
     public var lastValue: Float
+    /// Under MPI: the number of ranks and the gradient all-reduce of the timed steps (batch is per rank).
+    public var ranks = 1
+    public var allreduce: AllreduceStats?
 
     public var medianMs: Double { DistanceTransform.percentile(stepMs, 50) }
     public var p90Ms: Double { DistanceTransform.percentile(stepMs, 90) }
@@ -148,11 +151,13 @@ public enum TrainBench {
     }
 
     /// Runs the benchmark: `warmup` steps, `steps` timed ones, then `profileSteps` profiled ones.
-    public static func run(_ settings: TrainBenchSettings, backend: Backend) throws -> TrainBenchReport {
+    /// With `dataParallel` every rank times its own steps of `batch` images (seeded by rank)
+    /// with the gradient all-reduce of data-parallel training, whose cost the report adds.
+    public static func run(_ settings: TrainBenchSettings, backend: Backend, dataParallel dp: DataParallel? = nil) throws -> TrainBenchReport {
         try settings.validate()
         let cl = backend as? CLBackend
         let n = settings.batch, c = settings.channels, s = settings.size
-        let batch = syntheticBatch(count: n, channels: c, size: s, seed: settings.seed)
+        let batch = syntheticBatch(count: n, channels: c, size: s, seed: settings.seed &+ UInt64(dp?.comm.rank ?? 0))
         let model = try DFRUNet(backend, config: ModelConfig(inChannels: c, width: settings.width), seed: settings.seed)
         let optimizer = try AdamW(model.trainableParameters(), backend: backend)
         let loss = SegmentationLoss(beta: Float(settings.lacWeight))
@@ -165,11 +170,14 @@ public enum TrainBench {
                 let x = g.constant(try backend.tensor(batch.images, shape: [n, c, s, s]))
                 return try backend.reduce(try model(x, g).logits.value, axes: 0..<4, kind: .sum)
             }
-            return try Trainer.supervisedStep(batch, model: model, loss: loss, optimizer: optimizer, backend: backend, lr: Float(settings.lr))
+            // Under MPI every rank has a whole per-rank batch: weight 1/ranks averages the gradients.
+            return try Trainer.supervisedStep(dp.map { $0.shard(repeatedForRanks(batch, $0.comm.size)) } ?? batch, model: model, loss: loss,
+                                              optimizer: optimizer, backend: backend, lr: Float(settings.lr), dataParallel: dp)
         }
 
         for _ in 0..<settings.warmup { _ = try step() }
         try backend.synchronize()
+        dp?.resetStats()
         let allocWarm = cl?.memoryStats.allocations
         let inUse = cl?.memoryStats.inUse
 
@@ -190,6 +198,7 @@ public enum TrainBench {
             throw RefineSegError.numerical("bench train: step value became \(first) → \(last)")
         }
         let allocTimed = cl?.memoryStats.allocations
+        let allreduce = dp?.stats
 
         var timings = [KernelTiming]()
         var profiled = 0, profiledTimes = [Double]()
@@ -213,7 +222,8 @@ public enum TrainBench {
             peakDeviceBytes: cl?.memoryStats.peak, inUseBytesBetweenSteps: inUse,
             allocations: cl.map { (allocWarm ?? 0, allocTimed ?? 0, $0.memoryStats.allocations) },
             profiledSteps: profiled, profiledStepMs: profiledTimes, launchOverhead: overhead,
-            kernels: [], convFamily: nil, firstValue: first, lastValue: last)
+            kernels: [], convFamily: nil, firstValue: first, lastValue: last,
+            ranks: dp?.comm.size ?? 1, allreduce: allreduce)
         if profiled > 0 {
             let stepMs = report.medianMs
             report.kernels = breakdown(timings, steps: profiled, stepMs: stepMs)
@@ -225,6 +235,14 @@ public enum TrainBench {
             }
         }
         return report
+    }
+
+    /// A global batch whose rank-r block is `batch` on rank r (the other blocks are never used:
+    /// each rank keeps its own block), so that `DataParallel.shard` hands every rank its batch.
+    static func repeatedForRanks(_ batch: Batch, _ ranks: Int) -> Batch {
+        Batch(count: batch.count * ranks, channels: batch.channels, size: batch.size,
+              images: Array([[Float]](repeating: batch.images, count: ranks).joined()),
+              masks: Array([[Float]](repeating: batch.masks, count: ranks).joined()))
     }
 
     /// Groups timings by kernel name, per step, largest total first.
@@ -304,6 +322,15 @@ extension TrainBenchReport {
                                                      "kernel": "roofline_empty (Kernels/roofline.cl), 1 work item"] as [String: Any] } ?? NSNull(),
             "kernels": kernels.map(kernel),
             "conv_family": convFamily.map(kernel) ?? NSNull(),
+            "ranks": ranks,
+            "allreduce": allreduce.map { a -> [String: Any] in
+                let steps = Double(max(a.steps, 1))
+                return ["steps": a.steps, "bytes_per_step": Double(a.bytes) / steps, "buckets_per_step": Double(a.buckets) / steps,
+                        "allreduce_ms_per_step": a.communicationSeconds * 1e3 / steps,
+                        "exposed_ms_per_step": a.exposedSeconds * 1e3 / steps,
+                        "copy_ms_per_step": a.copySeconds * 1e3 / steps, "overlap": a.overlap,
+                        "global_images_per_second": Double(st.batch * ranks) / (medianMs / 1e3)]
+            } ?? NSNull(),
             (st.eval ? "logit_sum_first" : "loss_first"): Double(firstValue),
             (st.eval ? "logit_sum_last" : "loss_last"): Double(lastValue),
         ]

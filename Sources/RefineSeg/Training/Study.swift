@@ -83,7 +83,19 @@ public final class Study {
 
     /// Runs (or reuses) every run, then writes results.csv, summary.md and dice_vs_labels.svg.
     @discardableResult
-    public func run() throws -> [StudyResult] {
+    public func run() throws -> [StudyResult] { try run(shard: .whole, comm: nil) }
+
+    /// `run` split across processes. With `comm` (an MPI job) the pre-trainings, then the
+    /// training runs, are dealt to the ranks in turn; rank 0 then writes the reports from every
+    /// run's eval/metrics.json, as one process would (the others return their own results).
+    /// With `shard` alone (a job array) part K does every seed s with s mod N = K, pre-training
+    /// and runs, and writes no reports: the same command without --num-parts, once every part
+    /// is done, reuses all the runs and writes them.
+    @discardableResult
+    public func run(shard: Shard, comm: Communicator?) throws -> [StudyResult] {
+        try shard.validate()
+        let isRoot = comm?.isRoot ?? true
+        if !isRoot { try comm?.barrier() }   // rank 0 reads the data and makes the split and study.json first
         let fm = FileManager.default
         // The dataset is read (and checked) before the study folder is created.
         let spec = try settings.datasetSpec()
@@ -104,13 +116,16 @@ public final class Study {
             guard a == b else {
                 throw RefineSegError.invalidArgument("\(settingsPath) holds a study with other settings; use another --out or the same settings to resume")
             }
-        } else {
+        } else if isRoot {
             try writeAtomically(try encoder.encode(settings), to: settingsPath)
         }
-        var results = [StudyResult]()
-        for seed in 0..<settings.seeds {
-            // One Barlow Twins encoder per seed, shared by every fraction.
-            let encoderPath = "\(settings.out)/runs/pretrain-s\(seed)/encoder.safetensors"
+        if isRoot { try comm?.barrier() }
+        let part = comm.map { Shard(count: $0.size, index: $0.rank) } ?? shard
+        func mine(_ i: Int) -> Bool { i % part.count == part.index }
+        func encoderPath(_ seed: Int) -> String { "\(settings.out)/runs/pretrain-s\(seed)/encoder.safetensors" }
+        // One Barlow Twins encoder per seed, shared by every fraction.
+        func pretrain(_ seed: Int) throws {
+            let encoderPath = encoderPath(seed)
             if !fm.fileExists(atPath: encoderPath) {
                 var pc = PretrainConfig(data: settings.data, out: "\(settings.out)/runs/pretrain-s\(seed)")
                 pc.epochs = settings.pretrainEpochs; pc.batch = settings.batch; pc.size = settings.size
@@ -123,12 +138,32 @@ public final class Study {
                 try pre.run()
                 if interruptRequested != 0 { throw RefineSegError.invalidArgument("interrupted; run the same command again to resume") }
             }
+        }
+        func finished(_ variant: StudyVariant, _ fraction: Double, _ seed: Int) -> StudyResult? {
+            let metricsPath = runDir(variant, fraction, seed) + "/eval/metrics.json"
+            guard let data = fm.contents(atPath: metricsPath), let m = try? JSONDecoder().decode(MetricSummary.self, from: data) else { return nil }
+            return StudyResult(variant: variant.rawValue, fraction: fraction, seed: seed, metrics: m)
+        }
+        // MPI: every encoder first (dealt to the ranks), so that any rank can run any bt+lac run.
+        if let comm {
+            for seed in 0..<settings.seeds where mine(seed) { try pretrain(seed) }
+            try comm.barrier()
+        }
+        var results = [StudyResult]()
+        var index = 0
+        for seed in 0..<settings.seeds {
+            if comm == nil {
+                guard mine(seed) else { continue }
+                try pretrain(seed)
+            }
+            let encoderPath = encoderPath(seed)
             for fraction in settings.fractions {
                 for variant in StudyVariant.allCases {
+                    index += 1
+                    if comm != nil && !mine(index - 1) { continue }
                     let dir = runDir(variant, fraction, seed)
-                    let metricsPath = dir + "/eval/metrics.json"
-                    if let data = fm.contents(atPath: metricsPath), let m = try? JSONDecoder().decode(MetricSummary.self, from: data) {
-                        results.append(StudyResult(variant: variant.rawValue, fraction: fraction, seed: seed, metrics: m))
+                    if let done = finished(variant, fraction, seed) {
+                        results.append(done)
                         continue
                     }
                     try? fm.removeItem(atPath: dir)        // an unfinished run starts over
@@ -154,6 +189,22 @@ public final class Study {
                                                postProcessing: try PostProcessing.of(checkpoint: dir + "/model.safetensors"))
                     try writeEvaluation(metrics, to: dir + "/eval")
                     results.append(StudyResult(variant: variant.rawValue, fraction: fraction, seed: seed, metrics: metrics.summary()))
+                }
+            }
+        }
+        if comm == nil && part.count > 1 { return results }   // a part of a job array: the reports come later
+        if let comm {
+            try comm.barrier()
+            guard comm.isRoot else { return results }
+            // Every run is finished now: rank 0 collects them in the order one process runs them.
+            results = try (0..<settings.seeds).flatMap { seed in
+                try settings.fractions.flatMap { fraction in
+                    try StudyVariant.allCases.map { variant in
+                        guard let r = finished(variant, fraction, seed) else {
+                            throw RefineSegError.io(file: runDir(variant, fraction, seed), message: "has no eval/metrics.json after every rank finished")
+                        }
+                        return r
+                    }
                 }
             }
         }
