@@ -147,11 +147,14 @@ final class DistributedTests: XCTestCase {
         return (maxDiff, Double(far) / Double(max(total, 1)), worst)
     }
 
-    /// With --sync-bn, the same seed and global batch, two ranks end one epoch (3 steps, the
-    /// last one split 1 + 1) with the parameters of one process. Tolerance: every value within
-    /// 1e-3 and 99 % of them within 1e-5. Measured: median 4e-8, largest 1e-4 (in
-    /// context.pool.bias, whose gradient is nearly zero: Adam's normalisation turns float
-    /// rounding there into steps of up to ±lr). Without the lesion-aware term (computed per rank).
+    /// With --sync-bn, the same seed and global batch, two ranks end one epoch (3 steps of 4
+    /// images, 2 per rank) with the parameters of one process up to float rounding. Tolerance:
+    /// under 1 % of the values differ by more than 1e-4, none by 1e-2, and the epoch's mean loss
+    /// agrees within 2e-5. Measured (2026-11-30): 0.2 % above 1e-4, median 6e-7, largest 3e-3
+    /// (Adam's first steps are ±lr whatever the gradient's size, so rounding in a near-zero
+    /// gradient can flip one), loss 0.850955 vs 0.850957. Without --sync-bn the same run differs
+    /// in 80 % of the values by more than 1e-4 and in the loss by 2e-3. The lesion-aware term is
+    /// off: it is computed within each rank's images, like per-rank batch norm.
     func testSyncBNDataParallelMatchesOneProcess() throws {
         _ = try mpirunOrSkip()
         let root = try temporaryDirectory("refineseg-mpi-train")
@@ -163,14 +166,14 @@ final class DistributedTests: XCTestCase {
         let r2 = try runMPI(2, args + ["--out", two, "--sync-bn"])
         XCTAssertEqual(r2.status, 0, r2.err)
         XCTAssertTrue(r2.out.contains("rank 0 of 2 ranks"), r2.out)
-        let c = try compare(one + "/last.safetensors", two + "/last.safetensors", close: 1e-5)
-        XCTAssertLessThan(c.maxDiff, 1e-3, "largest difference in \(c.worst)")
+        let c = try compare(one + "/last.safetensors", two + "/last.safetensors", close: 1e-4)
+        XCTAssertLessThan(c.maxDiff, 1e-2, "largest difference in \(c.worst)")
         XCTAssertLessThan(c.farShare, 0.01)
         func loss(_ run: String) throws -> Double {
             let log = try String(contentsOfFile: run + "/log.csv", encoding: .utf8).split(separator: "\n")
             return try XCTUnwrap(Double(String(log[1].split(separator: ",")[2])))
         }
-        XCTAssertEqual(try loss(one), try loss(two), accuracy: 1e-4)
+        XCTAssertEqual(try loss(one), try loss(two), accuracy: 2e-5)
     }
 
     /// Per-rank batch norm (the default): two ranks train and converge on the sample.
