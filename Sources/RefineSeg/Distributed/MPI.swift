@@ -142,7 +142,7 @@ public final class Communicator {
 
     /// Every rank's bytes, in rank order, on rank 0 (nil on the others).
     public func gather(_ data: Data) throws -> [Data]? {
-        var mine = [Int32(data.count)]
+        let mine = [Int32(data.count)]
         var counts = [Int32](repeating: 0, count: size)
         try mine.withUnsafeBytes { m in
             try counts.withUnsafeMutableBytes { c in
