@@ -61,6 +61,7 @@ struct StudyCommand: ParsableCommand {
     @Option(help: "Projector dimension for pre-training.") var projector: Int = 256
     @Option(help: "Peak learning rate of the training runs.") var lr: Double = 2e-3
     @Option(help: "Optimiser steps per epoch of every run (default: one pass's worth over all training images, so every fraction trains as many steps as the 100 % run).") var stepsPerEpoch: Int?
+    @Option(help: "Comma-separated variants to run (default all): scratch, scratch+lac, bt+lac (pre-training runs only for bt+lac).") var variants: String?
     @Flag(help: "Earlier versions' equal-steps mode; every study trains equal steps now (accepted, has no effect).") var equalSteps = false
     @Option(help: "Split the study into this many parts by seed (for a job array without MPI); this task does --part-id. Under mpirun/srun the ranks share the runs by themselves.") var numParts: Int = 1
     @Option(help: "Which part this task does, 0 ..< --num-parts (the seeds s with s mod N = K).") var partId: Int = 0
@@ -82,6 +83,7 @@ struct StudyCommand: ParsableCommand {
             settings.pretrainEpochs = pretrainEpochs; settings.batch = batch; settings.size = size
             settings.width = width; settings.projector = projector; settings.device = deviceOptions.index
             settings.lr = lr; settings.stepsPerEpoch = stepsPerEpoch
+            settings.variants = variants.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
             if equalSteps { print("note: --equal-steps is the default now (an epoch is a fixed number of steps at every fraction); it has no effect") }
             settings.format = dataOptions.formatName; settings.modalities = dataOptions.modalityList
             settings.splitSeed = dataOptions.splitSeed

@@ -22,6 +22,12 @@ public struct StudySettings: Codable, Equatable {
     /// Steps per epoch of every run (nil: `TrainConfig`'s default, one pass's worth over all
     /// training images, so every fraction trains as many steps as the 100 % run).
     public var stepsPerEpoch: Int?
+    /// The variants to run (nil: all of `StudyVariant`, in that order).
+    public var variants: [String]?
+    public var activeVariants: [StudyVariant] {
+        guard let variants else { return StudyVariant.allCases }
+        return StudyVariant.allCases.filter { variants.contains($0.rawValue) }
+    }
     /// How batches are drawn: "with-replacement" (nnU-Net's sampler, epochs of a fixed number of
     /// steps). Study folders of earlier versions (nil, one pass per epoch, `equalSteps`) are
     /// refused rather than mixed with new runs.
@@ -62,6 +68,12 @@ public final class Study {
     public init(settings: StudySettings, backend: Backend) throws {
         guard !settings.fractions.isEmpty, settings.fractions.allSatisfy({ $0 > 0 && $0 <= 1 }) else {
             throw RefineSegError.invalidArgument("--fractions must be values in (0, 1], e.g. 0.1,0.2,0.5,1.0 (got \(settings.fractions))")
+        }
+        if let v = settings.variants {
+            let known = StudyVariant.allCases.map(\.rawValue)
+            guard !v.isEmpty, v.allSatisfy(known.contains) else {
+                throw RefineSegError.invalidArgument("--variants must be a comma-separated subset of \(known.joined(separator: ",")) (got \(v.joined(separator: ",")))")
+            }
         }
         guard settings.seeds >= 1 else { throw RefineSegError.invalidArgument("--seeds must be at least 1 (got \(settings.seeds))") }
         // Every run's settings are checked before the study folder is created.
@@ -126,7 +138,7 @@ public final class Study {
         // One Barlow Twins encoder per seed, shared by every fraction.
         func pretrain(_ seed: Int) throws {
             let encoderPath = encoderPath(seed)
-            if !fm.fileExists(atPath: encoderPath) {
+            if settings.activeVariants.contains(where: \.usesPretraining) && !fm.fileExists(atPath: encoderPath) {
                 var pc = PretrainConfig(data: settings.data, out: "\(settings.out)/runs/pretrain-s\(seed)")
                 pc.epochs = settings.pretrainEpochs; pc.batch = settings.batch; pc.size = settings.size
                 pc.width = settings.width; pc.projector = settings.projector; pc.seed = UInt64(seed); pc.device = settings.device
@@ -158,7 +170,7 @@ public final class Study {
             }
             let encoderPath = encoderPath(seed)
             for fraction in settings.fractions {
-                for variant in StudyVariant.allCases {
+                for variant in settings.activeVariants {
                     index += 1
                     if comm != nil && !mine(index - 1) { continue }
                     let dir = runDir(variant, fraction, seed)
@@ -199,7 +211,7 @@ public final class Study {
             // Every run is finished now: rank 0 collects them in the order one process runs them.
             results = try (0..<settings.seeds).flatMap { seed in
                 try settings.fractions.flatMap { fraction in
-                    try StudyVariant.allCases.map { variant in
+                    try settings.activeVariants.map { variant in
                         guard let r = finished(variant, fraction, seed) else {
                             throw RefineSegError.io(file: runDir(variant, fraction, seed), message: "has no eval/metrics.json after every rank finished")
                         }
@@ -298,7 +310,7 @@ public final class Study {
         text += "Barlow Twins pre-training \(settings.pretrainEpochs) epochs, width \(settings.width). Test split metrics, mean ± std over seeds.\n\n"
         text += "| labels | variant | precision | Dice | mIoU | FDR | FP components |\n|---|---|---|---|---|---|---|\n"
         for f in settings.fractions {
-            for v in StudyVariant.allCases {
+            for v in settings.activeVariants {
                 let rs = results.filter { $0.fraction == f && $0.variant == v.rawValue }
                 guard !rs.isEmpty else { continue }
                 func cell(_ key: (MetricSummary) -> Double) -> String {
@@ -329,7 +341,7 @@ public final class Study {
         svg += "<text x=\"\((left + w - right) / 2)\" y=\"\(h - 10)\" text-anchor=\"middle\">labelled fraction</text>\n"
         svg += "<text x=\"15\" y=\"\((top + h - bottom) / 2)\" transform=\"rotate(-90 15 \((top + h - bottom) / 2))\" text-anchor=\"middle\">test Dice</text>\n"
         let colours = ["#1f77b4", "#ff7f0e", "#2ca02c"]
-        for (k, v) in StudyVariant.allCases.enumerated() {
+        for (k, v) in settings.activeVariants.enumerated() {
             var points = [(Double, Double, Double)]()
             for f in fractions {
                 let d = results.filter { $0.fraction == f && $0.variant == v.rawValue }.map(\.metrics.dice)
