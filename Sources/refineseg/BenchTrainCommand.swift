@@ -56,19 +56,17 @@ struct BenchTrainCommand: ParsableCommand {
                   + "\(warmup) warm-up + \(steps) timed + \(backend is CLBackend ? profileSteps : 0) profiled step(s)")
             let report = try TrainBench.run(settings, backend: backend, dataParallel: dp)
             printSummary(report)
-<<<<<<< HEAD
             if let a = report.allreduce {
                 let steps = Double(max(a.steps, 1))
                 print(String(format: "all-reduce over %d ranks: %.2f MB/step in %.1f buckets, %.2f ms/step (%.2f ms exposed after backward, overlap %.0f%%), device copies %.2f ms/step; %.2f images/s over all ranks",
                              report.ranks, Double(a.bytes) / steps / 1e6, Double(a.buckets) / steps, a.communicationSeconds * 1e3 / steps,
                              a.exposedSeconds * 1e3 / steps, 100 * a.overlap, a.copySeconds * 1e3 / steps,
                              Double(batch * report.ranks) / (report.medianMs / 1e3)))
-=======
+            }
             if !eval {
                 let augMs = SegmentationAugmentation.nnunet.millisecondsPerBatch(batch: batch, size: size)
                 print(String(format: "loader: nnU-Net augmentation of one batch %.2f ms on the host (median; the loader's own thread, overlapping the step: %.1f%% of the median step)",
                              augMs, 100 * augMs / report.medianMs))
->>>>>>> 8be14bd (study --variants (pre-training only when bt+lac runs); bench train prints the host cost of nnU-Net augmentation per batch next to the step)
             }
             if let json {
                 do { try report.jsonData().write(to: URL(fileURLWithPath: json)) } catch {
