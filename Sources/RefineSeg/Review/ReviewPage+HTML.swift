@@ -156,10 +156,12 @@ func reviewPageHTML(entries: [ReviewEntry], title: String) throws -> String {
       detail.innerHTML = '<h2>' + esc(e.name) + '</h2><p>rank ' + e.rank + ' of ' + ENTRIES.length + ' · '
         + e.width + '×' + e.height + ' · mean entropy ' + e.meanEntropy.toFixed(4) + ' bits · lesion area ' + fmtArea(e)
         + ' · ' + (e.components ?? "–") + ' component(s) · decision: <b id="detailDecision">' + d.replace("_", " ") + '</b></p>'
-        + '<div class="pair"><figure><img alt="overlay" src="' + esc(path("overlays", e.name, ".png"))
-        + '"><figcaption>overlay (mask outline in red)</figcaption></figure>'
-        + '<figure><img alt="probability" src="' + esc(path("probabilities", e.name, ".png"))
-        + '"><figcaption>probability (black 0 → white 1)</figcaption></figure></div>';
+        + (e.hasThumbnails
+          ? '<div class="pair"><figure><img alt="overlay" src="' + esc(path("overlays", e.name, ".png"))
+            + '"><figcaption>overlay (mask outline in red)</figcaption></figure>'
+            + '<figure><img alt="probability" src="' + esc(path("probabilities", e.name, ".png"))
+            + '"><figcaption>probability (black 0 → white 1)</figcaption></figure></div>'
+          : '<p>No 2-D preview (a volume): open masks/ and probabilities/ of this name in a viewer.</p>');
     }
 
     function select(p) {
