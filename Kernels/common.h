@@ -18,3 +18,19 @@ float wg_sum(__local float* scratch, float v) {
     barrier(CLK_LOCAL_MEM_FENCE);
     return total;
 }
+
+// FOR_VEC4(i, lo, hi): this work-item's float4 positions i of [lo, hi) in a work-group of RS_WG items
+// (a vector may pass hi only at hi itself: test i + 4 <= hi). CONTIGUOUS_ITEMS=1 (CPU devices, where
+// a group's items run one after another): each item walks its own contiguous slice, which streams;
+// 0 (GPUs): items interleave float4 by float4, so neighbouring items touch neighbouring memory.
+#ifndef CONTIGUOUS_ITEMS
+#define CONTIGUOUS_ITEMS 0
+#endif
+#if CONTIGUOUS_ITEMS
+#define FOR_VEC4(i, lo, hi) \
+    for (int i##_per = ((hi) - (lo) + RS_WG * 4 - 1) / (RS_WG * 4) * 4, \
+             i##_end = min((hi), (lo) + ((int)get_local_id(0) + 1) * i##_per), \
+             i = (lo) + (int)get_local_id(0) * i##_per; i < i##_end; i += 4)
+#else
+#define FOR_VEC4(i, lo, hi) for (int i = (lo) + (int)get_local_id(0) * 4; i < (hi); i += RS_WG * 4)
+#endif

@@ -12,8 +12,8 @@
 //   barlow_rows         one work-group per row i → (1 − c_ii)² + λ Σ_{j≠i} c_ij²
 //   barlow_backward     one item per element
 //
-// The fused supervised loss of MODEL.md (SegmentationLoss): 0.5·BCE − 0.5·softDice(σ(x)) + β·LAC, pixels
-// four at a time (float4 loads along a plane), with WITH_LAC = 0 or 1:
+// The fused supervised loss of docs/MODEL.md (SegmentationLoss): 0.5·BCE − 0.5·softDice(σ(x)) + β·LAC, pixels
+// four at a time (float4 loads along a plane; FOR_VEC4 in the work-group kernels), with WITH_LAC = 0 or 1:
 //   lac_norms           one item per 4 pixels: max(‖e_pixel‖, 1e-12) → norms (N, H·W)
 //   lac_class_sums      one work-group per (image, dimension): Σ e/‖e‖ over lesion / background pixels, and the counts
 //   lac_prototypes      one item per image: normalised class means, and whether the image has both classes
@@ -146,7 +146,7 @@ __kernel void lac_class_sums(__global const float* e, __global const float* norm
     __global const float* nn = norms + (size_t)n * HW;
     __global const float* t = target + (size_t)n * HW;
     float4 fg = (float4)(0.0f), bg = (float4)(0.0f), nf = (float4)(0.0f);
-    for (int p = get_local_id(0) * 4; p < HW; p += RS_WG * 4) {
+    FOR_VEC4(p, 0, HW) {
         float4 z = load_px(ee, p, HW) / load_px(nn, p, HW);
         float4 les = select((float4)(0.0f), (float4)(1.0f), isgreater(load_px(t, p, HW), (float4)(0.5f)));
         float4 in = lane_mask(p, HW);
@@ -194,8 +194,7 @@ __kernel void seg_pixel(__global const float* logits, __global const float* targ
     __global const float* ys = target + (size_t)n * HW;
     float4 bce = (float4)(0.0f), inter = (float4)(0.0f), sp = (float4)(0.0f), sy = (float4)(0.0f);
     float4 wl = (float4)(0.0f), w = (float4)(0.0f);
-    int end = min(HW, (c + 1) * SEG_CHUNK);
-    for (int p = c * SEG_CHUNK + get_local_id(0) * 4; p < end; p += RS_WG * 4) {
+    FOR_VEC4(p, c * SEG_CHUNK, min(HW, (c + 1) * SEG_CHUNK)) {
         float4 in = lane_mask(p, HW);
         float4 x = load_px(xs, p, HW), y = load_px(ys, p, HW);
         bce += in * (fmax(x, 0.0f) - x * y + log1p(exp(-fabs(x))));

@@ -7,7 +7,7 @@
 //                  losses.cl's sum_partials adds all partials in order (deterministic)
 //   clip_scale     one item per element: x *= min(1, maxNorm / (√sumsq[0] + 1e-6)), the factor read on the device
 //   flat_sumsq     fused optimiser: one work-group of RS_WG items per FLAT_CHUNK elements of [start, end) of a
-//                  flat buffer, float4 loads → partials[offset + group]
+//                  flat buffer, float4 loads (FOR_VEC4: contiguous slices per item on CPUs) → partials[offset + group]
 //   flat_adam      fused optimiser: one work-group per FLAT_CHUNK elements of [start, end) of the flat
 //                  parameter, gradient, m and v buffers, float4 loads; every group first adds the clip
 //                  partials in a fixed order (so all groups, and reruns, get the same factor)
@@ -62,7 +62,7 @@ __kernel void flat_sumsq(__global const float* x, int start, int end, __global f
     __local float scratch[RS_WG];
     int lo = start + get_group_id(0) * FLAT_CHUNK, hi = min(end, lo + FLAT_CHUNK);
     float4 acc = (float4)(0.0f);
-    for (int i = lo + get_local_id(0) * 4; i < hi; i += RS_WG * 4) {
+    FOR_VEC4(i, lo, hi) {
         if (i + 4 <= hi) {
             float4 g = vload4(0, x + i);
             acc += g * g;
@@ -99,7 +99,7 @@ __kernel void flat_adam(__global float* p, __global const float* grad, __global 
         factor = fmin(1.0f, maxNorm / (sqrt(wg_sum(scratch, acc)) + 1e-6f));
     }
     int lo = start + get_group_id(0) * FLAT_CHUNK, hi = min(end, lo + FLAT_CHUNK);
-    for (int i = lo + get_local_id(0) * 4; i < hi; i += RS_WG * 4) {
+    FOR_VEC4(i, lo, hi) {
         if (i + 4 <= hi) {
             float4 mi = vload4(0, m + i), vi = vload4(0, v + i);
             float4 w = adam4(vload4(0, p + i), vload4(0, grad + i) * factor, &mi, &vi, beta1, beta2, eps, weightDecay,

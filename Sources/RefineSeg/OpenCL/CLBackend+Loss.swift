@@ -85,19 +85,19 @@ extension CLBackend: LossOps {
                                  lac: LACParams) throws -> (loss: Tensor, saved: SegmentationLossSaved) {
         let op = "segmentation_loss"
         let g = try SegLossGeometry(logits, embedding, target, op: op)
-        let options = "-DWITH_LAC=\(g.d > 0 ? 1 : 0)"
+        let options = "-DWITH_LAC=\(g.d > 0 ? 1 : 0) " + itemLayoutOption
         var saved = [Tensor]()
         // Without the LAC term the LAC arguments are unused: any buffer stands in.
         var norms = logits, protos = logits, valid = logits, pixelState = logits
         if let e = embedding {
             norms = try empty([g.n, g.hw], op: op)
-            try run("lac_norms", file: "losses", [.tensor(e), .tensor(norms), .int(g.d), .int(g.hw)], global: [(g.hw + 3) / 4, g.n])
+            try run("lac_norms", file: "losses", options: options, [.tensor(e), .tensor(norms), .int(g.d), .int(g.hw)], global: [(g.hw + 3) / 4, g.n])
             let sums = try empty([g.n, 2, g.d], op: op), counts = try empty([g.n, 2], op: op)
-            try runPerGroup("lac_class_sums", file: "losses",
+            try runPerGroup("lac_class_sums", file: "losses", options: options,
                             [.tensor(e), .tensor(norms), .tensor(target), .tensor(sums), .tensor(counts), .int(g.d), .int(g.hw)],
                             groups: g.n * g.d)
             protos = try empty([g.n, 2, g.d], op: op); valid = try empty([g.n], op: op)
-            try run("lac_prototypes", file: "losses",
+            try run("lac_prototypes", file: "losses", options: options,
                     [.tensor(sums), .tensor(counts), .tensor(protos), .tensor(valid), .int(g.n), .int(g.d)], global: [g.n])
             pixelState = try empty([g.n, 2, g.hw], op: op)
         }
@@ -127,7 +127,7 @@ extension CLBackend: LossOps {
         let t = saved.tensors
         let dLogits = try empty(logits.shape, op: op)
         let dE = try embedding.map { try empty($0.shape, op: op) }
-        try run("seg_backward", file: "losses", options: "-DWITH_LAC=\(g.d > 0 ? 1 : 0)",
+        try run("seg_backward", file: "losses", options: "-DWITH_LAC=\(g.d > 0 ? 1 : 0) " + itemLayoutOption,
                 [.tensor(dLoss), .tensor(logits), .tensor(target), .tensor(t[SegSaved.stats.rawValue]), .tensor(dLogits),
                  .tensor(embedding ?? logits), .tensor(t[SegSaved.norms.rawValue]), .tensor(t[SegSaved.protos.rawValue]),
                  .tensor(t[SegSaved.pixelState.rawValue]), .tensor(dE ?? dLogits), .int(g.n), .int(g.d), .int(g.hw),

@@ -45,6 +45,11 @@ extension CLBackend: OptimOps {
 
     public var viewAlignment: Int { max(ctx.baseAddressAlignBytes / 4, 4) }
 
+    /// FOR_VEC4's layout (Kernels/common.h): contiguous slices per work-item on CPU devices, where a
+    /// group's items run one after another (7× faster flat_adam on PoCL than interleaved float4s),
+    /// interleaved on GPUs.
+    var itemLayoutOption: String { "-DCONTIGUOUS_ITEMS=\(info.type == "CPU" ? 1 : 0)" }
+
     public func view(_ flat: Tensor, offset: Int, shape: Shape) throws -> Tensor {
         try FlatGeometry.checkView(flat, offset: offset, shape: shape, alignment: viewAlignment)
         let sub = try ctx.subBuffer(try buffer(flat), offsetBytes: offset * 4, bytes: shape.count * 4, op: "view")
@@ -66,7 +71,7 @@ extension CLBackend: OptimOps {
         if total == 0 { try fill(partials, value: 0) }
         var offset = 0
         for (r, n) in zip(ranges, groups) where n > 0 {
-            try runPerGroup("flat_sumsq", file: "optim", [.tensor(flat), .int(r.lowerBound), .int(r.upperBound), .tensor(partials), .int(offset)],
+            try runPerGroup("flat_sumsq", file: "optim", options: "-DDECOUPLED=1 " + itemLayoutOption, [.tensor(flat), .int(r.lowerBound), .int(r.upperBound), .tensor(partials), .int(offset)],
                             groups: n)
             offset += n
         }
@@ -80,7 +85,7 @@ extension CLBackend: OptimOps {
         if let clip { _ = try ClipGeometry.check(maxNorm: clip.maxNorm) }
         let partials = clip?.norm.partials ?? param
         for r in ranges where !r.isEmpty {
-            try runPerGroup("flat_adam", file: "optim", options: "-DDECOUPLED=\(p.decoupled ? 1 : 0)",
+            try runPerGroup("flat_adam", file: "optim", options: "-DDECOUPLED=\(p.decoupled ? 1 : 0) " + itemLayoutOption,
                             [.tensor(param), .tensor(grad), .tensor(m), .tensor(v), .int(r.lowerBound), .int(r.upperBound),
                              .tensor(partials), .int(clip == nil ? 0 : partials.count), .float(clip?.maxNorm ?? 0),
                              .float(p.beta1), .float(p.beta2), .float(p.eps), .float(p.weightDecay), .float(k.decay),
