@@ -10,7 +10,7 @@ struct PretrainCommand: ParsableCommand {
     @Option(help: "Dataset folder (with --format, a public dataset as downloaded).") var data: String
     @Option(help: "Run folder to write.") var out: String
     @Option(help: "Epochs.") var epochs: Int = 50
-    @Option(help: "Batch size (at least 2: the loss standardises over the batch).") var batch: Int = 16
+    @Option(help: "Batch size (at least 2: the loss standardises over the batch; under mpirun/srun the global batch, split over the ranks).") var batch: Int = 16
     @Option(help: "View size (a multiple of 16).") var size: Int = 128
     @Option(help: "Base width w of the network.") var width: Int = 16
     @Option(help: "Projector dimension d.") var projector: Int = 1024

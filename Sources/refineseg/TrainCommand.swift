@@ -14,7 +14,7 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("repeat"), help: "Earlier versions' epoch length: ⌈R × labelled / batch⌉ steps per epoch (use --steps-per-epoch).") var repeats: Int?
     @Option(name: .customLong("init"), help: "Checkpoint to start from: an encoder from `refineseg pretrain`, or a trained RUN/model.safetensors (all of it: fine-tuning, e.g. after `refineseg ingest`).") var initEncoder: String?
     @Option(help: "Epochs.") var epochs: Int = 40
-    @Option(help: "Batch size.") var batch: Int = 8
+    @Option(help: "Batch size (under mpirun/srun: the global batch, split over the ranks).") var batch: Int = 8
     @Option(help: "Training crop size (a multiple of 16); busi and isic2018 images are resized to size×size.") var size: Int = 128
     @Option(help: "Base width w of the network.") var width: Int = 16
     @Option(help: "Peak learning rate (AdamW, warm-up then cosine decay).") var lr: Double = 2e-3
