@@ -16,12 +16,12 @@
 #   pytorch_peer.py, torch_dfrunet.py   PyTorch's side (optional)
 # In a source checkout it falls back to .build/release/refineseg and the repository's scripts.
 # Environment: REFINESEG (binary), DEVICE (refineseg --device; default: refineseg's default, the
-# first GPU), BUDGET (seconds for everything, default 470), ICD_LIBRARY (path of a vendor OpenCL
+# first GPU), BUDGET (seconds for the steps, default 420; with the PyTorch probe at most 480 in all), ICD_LIBRARY (path of a vendor OpenCL
 # library to register when the loader lists none), PYTHON (default python3).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 started=$(date +%s)
-budget=${BUDGET:-470}
+budget=${BUDGET:-420}
 out=${1:-gpu-check-$(hostname -s 2>/dev/null || echo host)-$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$out" || { echo "gpu-check: cannot create $out" >&2; exit 1; }
 out=$(cd "$out" && pwd)
