@@ -17,8 +17,25 @@
 //                             TSM × TSN output tiles per work group, TSK-deep slices of the packed
 //                             weights and of the gathered source staged in local memory with
 //                             coalesced loads; each work item owns WPTM × WPTN outputs.
+//   conv2d_rows_reg           CPU devices, stride-1 geometries (forward; backward-data of a "same"
+//                             convolution, which is the forward conv with the flipped, transposed
+//                             kernel): each work item owns RN consecutive output pixels of one row ×
+//                             MV·TM output channels (MV vectors of TM floats). Weights are packed
+//                             channel-major ([c][tap][MP]) and the loop runs ky (only rows inside
+//                             the image), then c, then kx unrolled, so each source value is a
+//                             broadcast at a compile-time displacement from one row pointer, reused
+//                             for all KW taps and MV vectors. Rows whose segment reads outside the
+//                             image (left/right edge, partial last segment) take a masked copy of
+//                             the loop. Summation order per output: ky, c, kx (differs from
+//                             conv2d_igemm_reg's tap-major order only by rounding).
 //   conv2d_bwd_weight_reg     backward-weight, split over the N·OH·OW reduction: split s writes
 //                             partial[s][tap][ci][co]; TM output channels (vector) × TN input channels.
+//   conv2d_bwd_weight_rows    backward-weight for stride-1 geometries on CPU devices: like
+//                             conv2d_bwd_weight_reg, but a work item owns one kernel row ky, all KW
+//                             taps of it, TN input channels and MV·TM output channels, and walks
+//                             whole output rows (split s: rows q = n·OH + oy) RB pixels at a time, so
+//                             each dyT vector serves TN·KW FMAs and each x value MV (masked copy of the
+//                             block at the image's left and right edges).
 //   conv2d_bwd_weight_reduce  Σ over the splits in fixed order → dw (Cout, Cin, KH, KW). With the
 //                             fixed split count of a configuration, results are run-to-run identical.
 //
@@ -43,6 +60,10 @@
 #ifndef TN
 #define TN 8
 #endif
+#ifndef MV
+#define MV 1
+#endif
+#define TAPS (KH * KW)
 #ifndef BWD_DATA
 #define BWD_DATA 0
 #endif
@@ -84,16 +105,26 @@ inline int source_x(int x, int kx, int srcW, int* ok) {
 #endif
 }
 
-// out[(tap·A + a)·BP + b] = w[b, a, tap] (transpose = 0: forward, a = ci, b = co)
-//                         = w[a, b, tap] (transpose = 1: backward-data, a = co, b = ci); 0 for b ≥ B.
-// w is (Cout, Cin, taps).
+// Tap-major (cmajor = 0, conv2d_igemm_reg/lmem): out[(tap·A + a)·BP + b];
+// channel-major (cmajor = 1, conv2d_rows_reg):    out[(a·taps + tap)·BP + b];
+// the value is w[b, a, tap] (transpose = 0: forward, a = ci, b = co),
+//              w[a, b, tap] (transpose = 1: backward-data, a = co, b = ci),
+//              w[a, b, taps − 1 − tap] (transpose = 2: backward-data of a stride-1 "same" conv run
+//                                       as a forward conv: the kernel flipped in both axes);
+// 0 for b ≥ B. w is (Cout, Cin, taps).
 __kernel void conv2d_pack_weights(__global const float* w, __global float* out,
-                                  int A, int B, int BP, int taps, int transpose) {
+                                  int A, int B, int BP, int taps, int transpose, int cmajor) {
     int b = get_global_id(0), row = get_global_id(1);
     if (b >= BP || row >= taps * A) return;
-    int tap = row / A, a = row - tap * A;
+    int tap, a;
+    if (cmajor) { a = row / taps; tap = row - a * taps; }
+    else { tap = row / A; a = row - tap * A; }
     float v = 0.0f;
-    if (b < B) v = transpose ? w[((size_t)a * B + b) * taps + tap] : w[((size_t)b * A + a) * taps + tap];
+    if (b < B) {
+        if (transpose == 0) v = w[((size_t)b * A + a) * taps + tap];
+        else if (transpose == 1) v = w[((size_t)a * B + b) * taps + tap];
+        else v = w[((size_t)a * B + b) * taps + (taps - 1 - tap)];
+    }
     out[(size_t)row * BP + b] = v;
 }
 
@@ -178,6 +209,115 @@ __kernel void conv2d_igemm_reg(__global const float* src, __global const float* 
         }
     }
 }
+
+#ifdef RN
+#define SPAN (RN + (KW - 1) * DW)
+// dst (N, M, OH, OW) = Σ_{c, tap} wr[c][tap][m] · src[n, c, oy − PH + ky·DH, ox − PW + kx·DW] (+ bias[m]),
+// stride 1. src (N, CS, H, W); wr [CS][KH·KW][MP], MP a multiple of MV·TM.
+// Global: (N·OH·⌈OW / RN⌉, MP / (MV·TM)).
+__kernel void conv2d_rows_reg(__global const float* src, __global const float* wr, __global const float* bias,
+                              __global float* dst, int N, int CS, int H, int W, int M, int OH, int OW, int MP) {
+    const int segs = (OW + RN - 1) / RN;
+    const int g = get_global_id(0);
+    const int m0 = get_global_id(1) * (TM * MV);
+    const int seg = g % segs, rest = g / segs;
+    const int oy = rest % OH, n = rest / OH;
+    if (n >= N || m0 >= MP) return;
+    const int x0 = seg * RN;
+    const int HW = H * W;
+    int rowoff[KH], rowok[KH];
+    #pragma unroll
+    for (int ky = 0; ky < KH; ++ky) {
+        int sy = oy - PH + ky * DH;
+        rowok[ky] = (sy >= 0) & (sy < H);
+        rowoff[ky] = rowok[ky] ? sy * W : 0;
+    }
+    VEC acc[MV][RN];
+    #pragma unroll
+    for (int v = 0; v < MV; ++v)
+        #pragma unroll
+        for (int j = 0; j < RN; ++j) acc[v][j] = (VEC)(0.0f);
+    __global const float* sc = src + (size_t)n * CS * HW;
+    const int interior = (x0 - PW >= 0) & (x0 + RN - 1 - PW + (KW - 1) * DW < W) & (x0 + RN <= OW);
+    int kyLo = 0, kyHi = KH;
+    while (kyLo < KH && !rowok[kyLo]) ++kyLo;
+    while (kyHi > kyLo && !rowok[kyHi - 1]) --kyHi;
+    if (interior) {
+        for (int ky = kyLo; ky < kyHi; ++ky) {
+            __global const float* r = sc + x0 - PW + rowoff[ky];
+            __global const float* wk = wr + m0 + ky * KW * MP;
+            for (int c = 0; c < CS; ++c) {
+                #pragma unroll
+                for (int kx = 0; kx < KW; ++kx) {
+                    VEC w[MV];
+                    #pragma unroll
+                    for (int v = 0; v < MV; ++v) w[v] = VLOAD(0, wk + kx * MP + v * TM);
+                    #pragma unroll
+                    for (int j = 0; j < RN; ++j) {
+                        VEC a = (VEC)(r[j + kx * DW]);
+                        #pragma unroll
+                        for (int v = 0; v < MV; ++v) acc[v][j] = fma(w[v], a, acc[v][j]);
+                    }
+                }
+                r += HW;
+                wk += TAPS * MP;
+            }
+        }
+    } else {
+        // Source columns x0 − PW + u, u < SPAN, clamped into the row and multiplied by 0 outside it
+        // (columns past OW only feed outputs that are not stored).
+        int col[SPAN];
+        float keep[SPAN];
+        #pragma unroll
+        for (int u = 0; u < SPAN; ++u) {
+            int sx = x0 - PW + u;
+            keep[u] = (sx >= 0) & (sx < W) ? 1.0f : 0.0f;
+            col[u] = clamp(sx, 0, W - 1);
+        }
+        for (int ky = kyLo; ky < kyHi; ++ky) {
+            __global const float* r = sc + rowoff[ky];
+            __global const float* wk = wr + m0 + ky * KW * MP;
+            for (int c = 0; c < CS; ++c) {
+                float sv[SPAN];
+                #pragma unroll
+                for (int u = 0; u < SPAN; ++u) sv[u] = r[col[u]] * keep[u];
+                #pragma unroll
+                for (int kx = 0; kx < KW; ++kx) {
+                    VEC w[MV];
+                    #pragma unroll
+                    for (int v = 0; v < MV; ++v) w[v] = VLOAD(0, wk + kx * MP + v * TM);
+                    #pragma unroll
+                    for (int j = 0; j < RN; ++j) {
+                        VEC a = (VEC)(sv[j + kx * DW]);
+                        #pragma unroll
+                        for (int v = 0; v < MV; ++v) acc[v][j] = fma(w[v], a, acc[v][j]);
+                    }
+                }
+                r += HW;
+                wk += TAPS * MP;
+            }
+        }
+    }
+    const int OHW = OH * OW;
+    #pragma unroll
+    for (int v = 0; v < MV; ++v) {
+        #pragma unroll
+        for (int j = 0; j < RN; ++j) {
+            if (x0 + j >= OW) break;
+            float t[TM];
+            VSTORE(acc[v][j], 0, t);
+            for (int mm = 0; mm < TM; ++mm) {
+                int m = m0 + v * TM + mm;
+                if (m >= M) break;
+#if HAS_BIAS
+                t[mm] += bias[m];
+#endif
+                dst[((size_t)n * M + m) * OHW + oy * OW + x0 + j] = t[mm];
+            }
+        }
+    }
+}
+#endif
 
 #ifdef TSM
 // The GPU variant. Local size (TSM / WPTM, TSN / WPTN); global (MP / WPTM, ⌈P / TSN⌉·TSN / WPTN).
@@ -296,6 +436,93 @@ __kernel void conv2d_bwd_weight_reg(__global const float* dyT, __global const fl
     #pragma unroll
     for (int j = 0; j < TN; ++j) VSTORE(acc[j], 0, out + (size_t)j * MP);
 }
+
+#ifdef RB
+#define SPANB (RB + (KW - 1) * DW)
+// partial[s][ky·KW + kx][ci][co] = Σ over the rows q = n·OH + oy of split s (ascending) and their
+// columns ox (ascending) of dyT[q·OW + ox][co] · x[n, ci, oy − PH + ky·DH, ox − PW + kx·DW].
+// Stride 1, OW a multiple of RB. Global: (⌈Cin / TN⌉·KH, MP / (TM·MV), splits).
+__kernel void conv2d_bwd_weight_rows(__global const float* dyT, __global const float* x, __global float* partial,
+                                     int N, int Cin, int H, int W, int OH, int OW, int MP, int rowsPerSplit) {
+    const int ciTiles = (Cin + TN - 1) / TN;
+    const int g0 = get_global_id(0);
+    const int ky = g0 / ciTiles, ci0 = (g0 - ky * ciTiles) * TN;
+    const int m0 = get_global_id(1) * (TM * MV), s = get_global_id(2);
+    if (ky >= KH || m0 >= MP) return;
+    const int HW = H * W;
+    int cofs[TN];
+    #pragma unroll
+    for (int j = 0; j < TN; ++j) cofs[j] = min(ci0 + j, Cin - 1) * HW;
+    VEC acc[MV][TN][KW];
+    #pragma unroll
+    for (int v = 0; v < MV; ++v)
+        #pragma unroll
+        for (int j = 0; j < TN; ++j)
+            #pragma unroll
+            for (int kx = 0; kx < KW; ++kx) acc[v][j][kx] = (VEC)(0.0f);
+    const int q0 = s * rowsPerSplit, q1 = min(N * OH, q0 + rowsPerSplit);
+    for (int q = q0; q < q1; ++q) {
+        const int n = q / OH, oy = q - n * OH;
+        const int iy = oy - PH + ky * DH;
+        if (iy < 0 || iy >= H) continue;
+        __global const float* xr = x + (size_t)n * Cin * HW + iy * W;
+        __global const float* dp = dyT + (size_t)q * OW * MP + m0;
+        for (int x0 = 0; x0 < OW; x0 += RB) {
+            const int interior = (x0 - PW >= 0) & (x0 + RB - 1 - PW + (KW - 1) * DW < W);
+            if (interior) {
+                __global const float* xb = xr + x0 - PW;
+                #pragma unroll
+                for (int p = 0; p < RB; ++p) {
+                    VEC d[MV];
+                    #pragma unroll
+                    for (int v = 0; v < MV; ++v) d[v] = VLOAD(0, dp + p * MP + v * TM);
+                    #pragma unroll
+                    for (int j = 0; j < TN; ++j)
+                        #pragma unroll
+                        for (int kx = 0; kx < KW; ++kx) {
+                            VEC a = (VEC)(xb[cofs[j] + p + kx * DW]);
+                            #pragma unroll
+                            for (int v = 0; v < MV; ++v) acc[v][j][kx] = fma(d[v], a, acc[v][j][kx]);
+                        }
+                }
+            } else {
+                int col[SPANB];
+                float keep[SPANB];
+                #pragma unroll
+                for (int u = 0; u < SPANB; ++u) {
+                    int sx = x0 - PW + u;
+                    keep[u] = (sx >= 0) & (sx < W) ? 1.0f : 0.0f;
+                    col[u] = clamp(sx, 0, W - 1);
+                }
+                #pragma unroll
+                for (int p = 0; p < RB; ++p) {
+                    VEC d[MV];
+                    #pragma unroll
+                    for (int v = 0; v < MV; ++v) d[v] = VLOAD(0, dp + p * MP + v * TM);
+                    #pragma unroll
+                    for (int j = 0; j < TN; ++j)
+                        #pragma unroll
+                        for (int kx = 0; kx < KW; ++kx) {
+                            VEC a = (VEC)(xr[cofs[j] + col[p + kx * DW]] * keep[p + kx * DW]);
+                            #pragma unroll
+                            for (int v = 0; v < MV; ++v) acc[v][j][kx] = fma(d[v], a, acc[v][j][kx]);
+                        }
+                }
+            }
+            dp += RB * MP;
+        }
+    }
+    const int CinP = ciTiles * TN;
+    __global float* out = partial + (size_t)s * KH * KW * CinP * MP + m0;
+    #pragma unroll
+    for (int j = 0; j < TN; ++j)
+        #pragma unroll
+        for (int kx = 0; kx < KW; ++kx)
+            #pragma unroll
+            for (int v = 0; v < MV; ++v)
+                VSTORE(acc[v][j][kx], 0, out + ((size_t)(ky * KW + kx) * CinP + ci0 + j) * MP + v * TM);
+}
+#endif
 
 // dw[co, ci, tap] = Σ_{s = 0 … splits−1} partial[s][tap][ci][co], in that order.
 __kernel void conv2d_bwd_weight_reduce(__global const float* partial, __global float* dw,

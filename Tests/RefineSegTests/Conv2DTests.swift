@@ -9,7 +9,7 @@ final class Conv2DTests: XCTestCase {
 
     func testSmallCasesAgreeWithTheReferenceInBothVariants() throws {
         let backend = try openCLBackendOrSkip()
-        for variant in ["reg", "lmem"] {
+        for variant in ["reg", "rows", "lmem"] {
             setenv("REFINESEG_CONV_VARIANT", variant, 1)
             defer { unsetenv("REFINESEG_CONV_VARIANT") }
             for c in smallCases {

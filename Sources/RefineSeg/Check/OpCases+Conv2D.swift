@@ -103,7 +103,8 @@ public struct ConvLayerSpec: Sendable, CustomStringConvertible {
 extension OpCases {
     /// Small geometries that reach every code path: every dilation, padding smaller than, equal
     /// to and larger than the kernel's reach, sizes that are not multiples of any tile, Cin 1
-    /// and 3, batch 1 and 3, stride 2, non-square kernels, channel counts up to 512.
+    /// and 3, batch 1 and 3, stride 2, non-square kernels, channel counts up to 512, rows of
+    /// whole, partial, interior and edge row tiles.
     static func convTestLayers() -> [ConvLayerSpec] {
         var specs = [ConvLayerSpec]()
         func conv(_ x: Shape, _ w: Shape, _ p: Conv2DParams, bias: Bool = false) {
@@ -126,6 +127,10 @@ extension OpCases {
         conv([1, 4, 13, 31], [5, 4, 3, 3], Conv2DParams(stride: 2, padding: 2, dilation: 2))
         conv([3, 1, 13, 31], [8, 1, 3, 3], Conv2DParams(padding: 1))
         conv([1, 19, 13, 9], [37, 19, 3, 3], Conv2DParams(padding: 2, dilation: 2), bias: true)
+        // conv2d_rows_reg / conv2d_bwd_weight_rows (stride 1, ≥ 16 channels): rows with interior and
+        // edge segments (W = 40), a partial last segment (W = 9, 7), dilation, one and two channel vectors.
+        conv([2, 16, 7, 40], [24, 16, 3, 3], Conv2DParams(padding: 1), bias: true)
+        conv([1, 17, 9, 32], [16, 17, 3, 3], Conv2DParams(padding: 2, dilation: 2))
         conv([1, 512, 5, 7], [3, 512, 3, 3], Conv2DParams(padding: 1))
         conv([1, 3, 5, 7], [512, 3, 1, 1], Conv2DParams(), bias: true)
         for (x, w, b) in [(Shape([3, 5, 7, 13]), Shape([5, 4, 2, 2]), true), ([1, 1, 1, 1], [1, 3, 2, 2], true),

@@ -53,11 +53,23 @@ extension CLBackend: ConvOps {
 
     // MARK: kernels
 
+    /// "lmem" on devices that prefer local memory (GPUs), else "rows" (conv2d_rows_reg where the
+    /// geometry allows it, conv2d_igemm_reg elsewhere). REFINESEG_CONV_VARIANT = reg, rows or lmem
+    /// forces one (reg: conv2d_igemm_reg everywhere; the tests run every variant).
     private var convVariant: String {
-        if let forced = getenv("REFINESEG_CONV_VARIANT").map({ String(cString: $0) }), forced == "reg" || forced == "lmem" {
+        if let forced = getenv("REFINESEG_CONV_VARIANT").map({ String(cString: $0) }), ["reg", "rows", "lmem"].contains(forced) {
             return forced
         }
-        return ctx.info.prefersLocalMemory ? "lmem" : "reg"
+        return ctx.info.prefersLocalMemory ? "lmem" : "rows"
+    }
+
+    /// Whether conv2d_rows_reg computes this pass: stride 1 (backward-data: also "same" padding, so
+    /// that it is the forward conv with the flipped kernel), and at least 16 output channels so
+    /// that its channel vectors are full.
+    private func rowsApplies(_ g: Conv2DGeometry, backwardData: Bool) -> Bool {
+        let p = g.params
+        guard p.strideH == 1, p.strideW == 1, (backwardData ? g.cin : g.cout) >= 16 else { return false }
+        return !backwardData || (2 * p.padH == p.dilationH * (g.kh - 1) && 2 * p.padW == p.dilationW * (g.kw - 1))
     }
 
     private func geometryOptions(_ g: Conv2DGeometry) -> String {
@@ -92,14 +104,23 @@ extension CLBackend: ConvOps {
         let dstShape = backwardData ? g.inputShape : g.outputShape
         let (dstH, dstW) = (dstShape[2], dstShape[3])
         let pixels = g.n * dstH * dstW
-        let variant = convVariant
+        var variant = convVariant
+        if variant == "rows" && !rowsApplies(g, backwardData: backwardData) { variant = "reg" }
         let candidates: [ConvKernelConfig]
-        if variant == "lmem" {
+        switch variant {
+        case "lmem":
             candidates = [ConvKernelConfig(variant: "lmem"),
                           ConvKernelConfig(variant: "lmem", tsm: 32, tsn: 64, tsk: 16, wptm: 2, wptn: 4),
                           ConvKernelConfig(variant: "lmem", tsm: 64, tsn: 128, tsk: 8, wptm: 4, wptn: 8),
                           ConvKernelConfig(variant: "lmem", tsm: 16, tsn: 64, tsk: 16, wptm: 1, wptn: 4)]
-        } else {
+        case "rows":
+            // Two channel vectors × 8 pixels (16 accumulators) by default; one vector where M ≤ 16.
+            let mv = m > 16 ? 2 : 1
+            candidates = [ConvKernelConfig(variant: "rows", tm: 16, tn: 8, mv: mv),
+                          ConvKernelConfig(variant: "rows", tm: 16, tn: 8, mv: 3 - mv),
+                          ConvKernelConfig(variant: "rows", tm: 16, tn: 16, mv: 1),
+                          ConvKernelConfig(variant: "rows", tm: 8, tn: 16, mv: 2)]
+        default:
             let widths = vectorWidths(m)
             var list = [ConvKernelConfig(variant: "reg", tm: widths[0], tn: 8)]
             for tm in widths { for tn in [4, 8, 16] where !(tm == widths[0] && tn == 8) && tm * tn <= 256 {
@@ -107,23 +128,35 @@ extension CLBackend: ConvOps {
             } }
             candidates = Array(list.prefix(5))
         }
-        let mp = (m + 15) / 16 * 16
+        // Packed weights: rows needs channel-major order and MP a multiple of MV·TM (32 covers every candidate).
+        let rows = variant == "rows"
+        let mp = rows ? (m + 31) / 32 * 32 : (m + 15) / 16 * 16
         let packed = try empty([g.kh * g.kw, cs, mp], op: op)
         try run("conv2d_pack_weights", file: "conv2d",
-                [.tensor(weight), .tensor(packed), .int(cs), .int(m), .int(mp), .int(g.kh * g.kw), .int(backwardData ? 1 : 0)],
+                [.tensor(weight), .tensor(packed), .int(cs), .int(m), .int(mp), .int(g.kh * g.kw),
+                 .int(backwardData ? (rows ? 2 : 1) : 0), .int(rows ? 1 : 0)],
                 global: [mp, g.kh * g.kw * cs])
         let dst = try empty(dstShape, op: op)
         let biasArg = bias ?? packed          // never read when HAS_BIAS is 0
-        let geometry = geometryOptions(g) + " -DBWD_DATA=\(backwardData ? 1 : 0) -DHAS_BIAS=\(bias == nil ? 0 : 1)"
+        // conv2d_rows_reg runs backward-data as a forward conv (flipped kernel, same geometry).
+        let geometry = geometryOptions(g) + " -DBWD_DATA=\(backwardData && !rows ? 1 : 0) -DHAS_BIAS=\(bias == nil ? 0 : 1)"
         let args: [KernelArg] = [.tensor(source), .tensor(packed), .tensor(biasArg), .tensor(dst), .int(g.n), .int(cs),
                                  .int(srcH), .int(srcW), .int(m), .int(dstH), .int(dstW), .int(mp)]
         func launch(_ c: ConvKernelConfig) throws {
-            if c.variant == "lmem" {
+            switch c.variant {
+            case "lmem":
                 let rtsm = c.tsm / c.wptm, rtsn = c.tsn / c.wptn
                 try run("conv2d_igemm_lmem", file: "conv2d",
                         options: geometry + " -DTSM=\(c.tsm) -DTSN=\(c.tsn) -DTSK=\(c.tsk) -DWPTM=\(c.wptm) -DWPTN=\(c.wptn)",
                         args, global: [(m + c.tsm - 1) / c.tsm * rtsm, (pixels + c.tsn - 1) / c.tsn * rtsn], local: [rtsm, rtsn], flops: g.flops)
-            } else {
+            case "rows":
+                // An explicit work-group size: with the one PoCL picks (up to 4096 items) its work-group
+                // function can overflow the worker's stack for tiles this large.
+                let rowTiles = g.n * dstH * ((dstW + c.tn - 1) / c.tn)
+                try run("conv2d_rows_reg", file: "conv2d", options: geometry + " -DTM=\(c.tm) -DMV=\(c.mv) -DRN=\(c.tn)",
+                        args, global: [rowTiles, mp / (c.tm * c.mv)], local: [Self.largestDivisor(of: rowTiles, atMost: 64), 1],
+                        flops: g.flops)
+            default:
                 try run("conv2d_igemm_reg", file: "conv2d", options: geometry + " -DTM=\(c.tm) -DTN=\(c.tn)",
                         args, global: [(pixels + c.tn - 1) / c.tn, (m + c.tm - 1) / c.tm], flops: g.flops)
             }
@@ -141,45 +174,80 @@ extension CLBackend: ConvOps {
     private func backwardWeightGEMM(_ g: Conv2DGeometry, dy: Tensor, x: Tensor, op: String) throws -> Tensor {
         let pixels = g.n * g.oh * g.ow
         let taps = g.kh * g.kw
-        let mp = (g.cout + 15) / 16 * 16
-        let rows = try empty([pixels, mp], op: op)
-        try run("conv2d_pack_rows", file: "conv2d", [.tensor(dy), .tensor(rows), .int(g.cout), .int(mp), .int(g.oh * g.ow), .int(pixels)],
+        // conv2d_bwd_weight_rows: CPU devices, stride 1, rows of whole 8-pixel blocks, full channel vectors.
+        let rows = convVariant == "rows" && g.params.strideH == 1 && g.params.strideW == 1 && g.ow % 8 == 0 && g.cout >= 16
+        let mp = rows && g.cout > 16 ? (g.cout + 31) / 32 * 32 : (g.cout + 15) / 16 * 16
+        let dyRows = try empty([pixels, mp], op: op)
+        try run("conv2d_pack_rows", file: "conv2d", [.tensor(dy), .tensor(dyRows), .int(g.cout), .int(mp), .int(g.oh * g.ow), .int(pixels)],
                 global: [mp, pixels])
-        let widths = vectorWidths(g.cout)
-        // Enough splits to give both cores (or every GPU compute unit) work, each at least 64 rows long.
-        func defaultChunk(tm: Int, tn: Int) -> Int {
-            let tiles = (g.cin + tn - 1) / tn * taps * ((g.cout + tm - 1) / tm)
-            let wanted = max(1, (8 * max(ctx.info.computeUnits, 1) + tiles - 1) / tiles)
-            return max(64, (pixels + wanted - 1) / wanted)
-        }
+        let units = max(ctx.info.computeUnits, 1)
         var candidates = [ConvKernelConfig]()
-        for tm in widths.prefix(2) {
-            for tn in [8, 4] {
-                let chunk = defaultChunk(tm: tm, tn: tn)
-                candidates.append(ConvKernelConfig(variant: "reg", tm: tm, tn: tn, chunk: chunk))
-                if chunk * 4 < pixels { candidates.append(ConvKernelConfig(variant: "reg", tm: tm, tn: tn, chunk: chunk * 4)) }
+        if rows {
+            // Two channel vectors × 4 input channels × KW taps (24 accumulators for 3×3) by default.
+            let shapes = g.cout > 16 ? [(2, 4), (2, 3), (1, 4), (1, 8)] : [(1, 4), (1, 8)]
+            let qRows = g.n * g.oh
+            for (mv, tn) in shapes {
+                let tiles = (g.cin + tn - 1) / tn * g.kh * (mp / (16 * mv))
+                let wanted = max(1, (8 * units + tiles - 1) / tiles)
+                candidates.append(ConvKernelConfig(variant: "rows", tm: 16, tn: tn, mv: mv, chunk: max(1, (qRows + wanted - 1) / wanted)))
             }
+        } else {
+            let widths = vectorWidths(g.cout)
+            // Enough splits to give both cores (or every GPU compute unit) work, each at least 64 rows long.
+            func defaultChunk(tm: Int, tn: Int) -> Int {
+                let tiles = (g.cin + tn - 1) / tn * taps * ((g.cout + tm - 1) / tm)
+                let wanted = max(1, (8 * units + tiles - 1) / tiles)
+                return max(64, (pixels + wanted - 1) / wanted)
+            }
+            for tm in widths.prefix(2) {
+                for tn in [8, 4] {
+                    let chunk = defaultChunk(tm: tm, tn: tn)
+                    candidates.append(ConvKernelConfig(variant: "reg", tm: tm, tn: tn, chunk: chunk))
+                    if chunk * 4 < pixels { candidates.append(ConvKernelConfig(variant: "reg", tm: tm, tn: tn, chunk: chunk * 4)) }
+                }
+            }
+            candidates = Array(candidates.prefix(5))
         }
-        candidates = Array(candidates.prefix(5))
         let dw = try empty(g.weightShape, op: op)
         func launch(_ c: ConvKernelConfig) throws {
-            let splits = (pixels + c.chunk - 1) / c.chunk
             let ciTiles = (g.cin + c.tn - 1) / c.tn
+            let splits: Int
+            if c.variant == "rows" {
+                // chunk: output rows (n, oy) per split.
+                splits = (g.n * g.oh + c.chunk - 1) / c.chunk
+                let partial = try empty([splits, taps, ciTiles * c.tn, mp], op: op)
+                try run("conv2d_bwd_weight_rows", file: "conv2d",
+                        options: geometryOptions(g) + " -DTM=\(c.tm) -DTN=\(c.tn) -DMV=\(c.mv) -DRB=8",
+                        [.tensor(dyRows), .tensor(x), .tensor(partial), .int(g.n), .int(g.cin), .int(g.h), .int(g.w),
+                         .int(g.oh), .int(g.ow), .int(mp), .int(c.chunk)],
+                        global: [ciTiles * g.kh, mp / (c.tm * c.mv), splits],
+                        local: [Self.largestDivisor(of: ciTiles * g.kh, atMost: 8), 1, 1], flops: g.flops)
+                try run("conv2d_bwd_weight_reduce", file: "conv2d",
+                        [.tensor(partial), .tensor(dw), .int(g.cout), .int(g.cin), .int(ciTiles * c.tn), .int(mp), .int(taps), .int(splits)],
+                        global: [g.cout * g.cin * taps])
+                return
+            }
+            splits = (pixels + c.chunk - 1) / c.chunk
             let partial = try empty([splits, taps, ciTiles * c.tn, mp], op: op)
             try run("conv2d_bwd_weight_reg", file: "conv2d", options: geometryOptions(g) + " -DTM=\(c.tm) -DTN=\(c.tn)",
-                    [.tensor(rows), .tensor(x), .tensor(partial), .int(g.n), .int(g.cin), .int(g.h), .int(g.w),
+                    [.tensor(dyRows), .tensor(x), .tensor(partial), .int(g.n), .int(g.cin), .int(g.h), .int(g.w),
                      .int(g.oh), .int(g.ow), .int(mp), .int(c.chunk)],
                     global: [ciTiles * taps, (g.cout + c.tm - 1) / c.tm, splits], flops: g.flops)
             try run("conv2d_bwd_weight_reduce", file: "conv2d",
                     [.tensor(partial), .tensor(dw), .int(g.cout), .int(g.cin), .int(ciTiles * c.tn), .int(mp), .int(taps), .int(splits)],
                     global: [g.cout * g.cin * taps])
         }
-        let config = try CLTuner.shared.choose(key: tuningKey(.backwardWeights, g, variant: "reg"), candidates: candidates,
+        let config = try CLTuner.shared.choose(key: tuningKey(.backwardWeights, g, variant: rows ? "rows" : "reg"), candidates: candidates,
                                                deviceDefault: tunesByDefault) { c in
             try timeDevice { try launch(c) }
         }
         try launch(config)
         return dw
+    }
+
+    /// The largest divisor of `n` that is ≤ `limit` (a work-group size that tiles a global size exactly).
+    static func largestDivisor(of n: Int, atMost limit: Int) -> Int {
+        stride(from: min(n, limit), to: 1, by: -1).first { n % $0 == 0 } ?? 1
     }
 
     /// Device milliseconds of `body`: one warm-up (PoCL compiles per work-group size on first

@@ -2,18 +2,26 @@ import Foundation
 
 /// Kernel choice and tile sizes of one convolution pass; the tuner's unit of search.
 struct ConvKernelConfig: Codable, Hashable, Sendable, CustomStringConvertible {
-    /// "reg" (register tiles, CPU devices) or "lmem" (local-memory tiles, GPU devices).
+    /// "reg" (register tiles, CPU devices), "rows" (stride-1 row tiles, CPU devices) or
+    /// "lmem" (local-memory tiles, GPU devices).
     var variant: String
-    /// reg: channel vector width (4, 8, 16) and pixels (or input channels) per work item.
+    /// reg, rows: channel vector width (4, 8, 16) and pixels (or input channels) per work item.
     var tm: Int = 8
     var tn: Int = 8
+    /// rows: channel vectors per work item.
+    var mv: Int = 1
     /// lmem: work-group tile (TSM × TSN), K slice, outputs per work item.
     var tsm: Int = 64, tsn: Int = 64, tsk: Int = 16, wptm: Int = 4, wptn: Int = 4
     /// backward-weight: reduction rows per split (0 when not used).
     var chunk: Int = 0
 
     var description: String {
-        var text = variant == "lmem" ? "lmem \(tsm)x\(tsn)x\(tsk)/\(wptm)x\(wptn)" : "reg tm\(tm) tn\(tn)"
+        var text: String
+        switch variant {
+        case "lmem": text = "lmem \(tsm)x\(tsn)x\(tsk)/\(wptm)x\(wptn)"
+        case "rows": text = "rows tm\(tm)x\(mv) rn\(tn)"
+        default: text = "reg tm\(tm) tn\(tn)"
+        }
         if chunk > 0 { text += " chunk\(chunk)" }
         return text
     }
