@@ -28,6 +28,10 @@
 //                             image (left/right edge, partial last segment) take a masked copy of
 //                             the loop. Summation order per output: ky, c, kx (differs from
 //                             conv2d_igemm_reg's tap-major order only by rounding).
+//   conv2d_rows_px            CPU devices, stride 1, fewer than 16 output channels (the 7×7
+//                             spatial-attention conv, the 1-channel head, their backward-data): one
+//                             vector of PV output pixels of a row × all M channels per work item,
+//                             weights read unpacked.
 //   conv2d_bwd_weight_reg     backward-weight, split over the N·OH·OW reduction: split s writes
 //                             partial[s][tap][ci][co]; TM output channels (vector) × TN input channels.
 //   conv2d_bwd_weight_rows    backward-weight for stride-1 geometries on CPU devices: like
@@ -314,6 +318,97 @@ __kernel void conv2d_rows_reg(__global const float* src, __global const float* w
 #endif
                 dst[((size_t)n * M + m) * OHW + oy * OW + x0 + j] = t[mm];
             }
+        }
+    }
+}
+#endif
+
+#ifdef PV
+#define PVEC XCAT(float, PV)
+#define PLOAD XCAT(vload, PV)
+#define PSTORE XCAT(vstore, PV)
+#define SPANP (PV + (KW - 1) * DW)
+#ifndef FLIP
+#define FLIP 0
+#endif
+// Few output channels (M ≤ MT), stride 1: each work item owns PV consecutive output pixels of one
+// row (one vector) × all M output channels; per (c, ky) the source row segment is one unaligned
+// vector load per kx (from a zero-padded private copy at the image's left and right edges) and each
+// weight a broadcast. w is read as given, no packing: OIHW (FLIP = 0, forward: M = Cout, CS = Cin)
+// or, for the backward-data of a stride-1 "same" conv (FLIP = 1: M = Cin, CS = Cout), w[c, m] with
+// the kernel flipped in both axes. Summation order per output: c, ky, kx.
+// Global: N·OH·⌈OW / PV⌉.
+__kernel void conv2d_rows_px(__global const float* src, __global const float* w, __global const float* bias,
+                             __global float* dst, int N, int CS, int H, int W, int M, int OH, int OW) {
+    const int segs = (OW + PV - 1) / PV;
+    const int g = get_global_id(0);
+    const int seg = g % segs, rest = g / segs;
+    const int oy = rest % OH, n = rest / OH;
+    if (n >= N) return;
+    const int x0 = seg * PV;
+    const int HW = H * W;
+    PVEC acc[MT];
+    #pragma unroll
+    for (int mm = 0; mm < MT; ++mm) acc[mm] = (PVEC)(0.0f);
+    const int interior = (x0 - PW >= 0) & (x0 + PV - 1 - PW + (KW - 1) * DW < W);
+    int col[SPANP];
+    float keep[SPANP];
+    #pragma unroll
+    for (int u = 0; u < SPANP; ++u) {
+        int sx = x0 - PW + u;
+        keep[u] = (sx >= 0) & (sx < W) ? 1.0f : 0.0f;
+        col[u] = clamp(sx, 0, W - 1);
+    }
+    __global const float* sc = src + (size_t)n * CS * HW;
+    for (int c = 0; c < CS; ++c) {
+        for (int ky = 0; ky < KH; ++ky) {
+            const int sy = oy - PH + ky * DH;
+            if (sy < 0 || sy >= H) continue;
+            __global const float* r = sc + (size_t)c * HW + sy * W;
+#if FLIP
+            // tap (ky, kx) of the flipped kernel of (m, c) = w[c, m, KH − 1 − ky, KW − 1 − kx].
+            __global const float* wk = w + (((size_t)c * M) * KH + (KH - 1 - ky)) * KW + (KW - 1);
+#define WTAP(mm, kx) wk[(size_t)min(mm, M - 1) * TAPS - (kx)]
+#else
+            __global const float* wk = w + ((size_t)c * KH + ky) * KW;
+#define WTAP(mm, kx) wk[(size_t)min(mm, M - 1) * CS * TAPS + (kx)]
+#endif
+            if (interior) {
+                #pragma unroll
+                for (int kx = 0; kx < KW; ++kx) {
+                    PVEC v = PLOAD(0, r + x0 - PW + kx * DW);
+                    #pragma unroll
+                    for (int mm = 0; mm < MT; ++mm)
+                        acc[mm] = fma((PVEC)(WTAP(mm, kx)), v, acc[mm]);
+                }
+            } else {
+                float t[SPANP];
+                #pragma unroll
+                for (int u = 0; u < SPANP; ++u) t[u] = r[col[u]] * keep[u];
+                #pragma unroll
+                for (int kx = 0; kx < KW; ++kx) {
+                    PVEC v = PLOAD(0, t + kx * DW);
+                    #pragma unroll
+                    for (int mm = 0; mm < MT; ++mm)
+                        acc[mm] = fma((PVEC)(WTAP(mm, kx)), v, acc[mm]);
+                }
+            }
+        }
+    }
+    const int OHW = OH * OW;
+    #pragma unroll
+    for (int mm = 0; mm < MT; ++mm) {
+        if (mm >= M) break;
+        PVEC o = acc[mm];
+#if HAS_BIAS
+        o += (PVEC)(bias[mm]);
+#endif
+        __global float* d = dst + ((size_t)n * M + mm) * OHW + oy * OW + x0;
+        if (x0 + PV <= OW) PSTORE(o, 0, d);
+        else {
+            float t[PV];
+            PSTORE(o, 0, t);
+            for (int j = 0; j < OW - x0; ++j) d[j] = t[j];
         }
     }
 }

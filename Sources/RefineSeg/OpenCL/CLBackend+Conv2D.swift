@@ -67,8 +67,13 @@ extension CLBackend: ConvOps {
     /// that it is the forward conv with the flipped kernel), and at least 16 output channels so
     /// that its channel vectors are full.
     private func rowsApplies(_ g: Conv2DGeometry, backwardData: Bool) -> Bool {
+        (backwardData ? g.cin : g.cout) >= 16 && rowGeometry(g, backwardData: backwardData)
+    }
+
+    /// Stride 1 (backward-data: and "same" padding, so that it is the forward conv with the flipped kernel).
+    private func rowGeometry(_ g: Conv2DGeometry, backwardData: Bool) -> Bool {
         let p = g.params
-        guard p.strideH == 1, p.strideW == 1, (backwardData ? g.cin : g.cout) >= 16 else { return false }
+        guard p.strideH == 1, p.strideW == 1 else { return false }
         return !backwardData || (2 * p.padH == p.dilationH * (g.kh - 1) && 2 * p.padW == p.dilationW * (g.kw - 1))
     }
 
@@ -106,6 +111,9 @@ extension CLBackend: ConvOps {
         let pixels = g.n * dstH * dstW
         var variant = convVariant
         if variant == "rows" && !rowsApplies(g, backwardData: backwardData) { variant = "reg" }
+        if variant == "reg" && convVariant == "rows" && m < 16 && rowGeometry(g, backwardData: backwardData) {
+            return try pixelRows(g, source: source, weight: weight, bias: bias, backwardData: backwardData, op: op)
+        }
         let candidates: [ConvKernelConfig]
         switch variant {
         case "lmem":
@@ -164,6 +172,32 @@ extension CLBackend: ConvOps {
         let pass: ConvPass = backwardData ? .backwardData : .forward
         let config = try CLTuner.shared.choose(key: tuningKey(pass, g, variant: variant), candidates: candidates,
                                                deviceDefault: tunesByDefault) { c in
+            try timeDevice { try launch(c) }
+        }
+        try launch(config)
+        return dst
+    }
+
+    /// conv2d_rows_px: fewer than 16 output channels, stride 1; one vector of PV pixels × all channels per work item.
+    private func pixelRows(_ g: Conv2DGeometry, source: Tensor, weight: Tensor, bias: Tensor?,
+                           backwardData: Bool, op: String) throws -> Tensor {
+        let m = backwardData ? g.cin : g.cout
+        let cs = backwardData ? g.cout : g.cin
+        let (srcH, srcW) = backwardData ? (g.oh, g.ow) : (g.h, g.w)
+        let dstShape = backwardData ? g.inputShape : g.outputShape
+        let (dstH, dstW) = (dstShape[2], dstShape[3])
+        let dst = try empty(dstShape, op: op)
+        let options = geometryOptions(g) + " -DMT=\(m) -DFLIP=\(backwardData ? 1 : 0) -DHAS_BIAS=\(bias == nil ? 0 : 1)"
+        let args: [KernelArg] = [.tensor(source), .tensor(weight), .tensor(bias ?? weight), .tensor(dst), .int(g.n), .int(cs),
+                                 .int(srcH), .int(srcW), .int(m), .int(dstH), .int(dstW)]
+        func launch(_ c: ConvKernelConfig) throws {
+            let tiles = g.n * dstH * ((dstW + c.tn - 1) / c.tn)
+            try run("conv2d_rows_px", file: "conv2d", options: options + " -DPV=\(c.tn)", args,
+                    global: [tiles], local: [Self.largestDivisor(of: tiles, atMost: 64)], flops: g.flops)
+        }
+        let candidates = [ConvKernelConfig(variant: "px", tm: 1, tn: 16), ConvKernelConfig(variant: "px", tm: 1, tn: 8)]
+        let config = try CLTuner.shared.choose(key: tuningKey(backwardData ? .backwardData : .forward, g, variant: "px"),
+                                               candidates: candidates, deviceDefault: tunesByDefault) { c in
             try timeDevice { try launch(c) }
         }
         try launch(config)
