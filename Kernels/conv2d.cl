@@ -275,7 +275,7 @@ __kernel void conv2d_rows_reg(__global const float* src, __global const float* w
         #pragma unroll
         for (int u = 0; u < SPAN; ++u) {
             int sx = x0 - PW + u;
-            keep[u] = (sx >= 0) & (sx < W) ? 1.0f : 0.0f;
+            keep[u] = ((sx >= 0) & (sx < W)) ? 1.0f : 0.0f;
             col[u] = clamp(sx, 0, W - 1);
         }
         for (int ky = kyLo; ky < kyHi; ++ky) {
@@ -307,16 +307,17 @@ __kernel void conv2d_rows_reg(__global const float* src, __global const float* w
     for (int v = 0; v < MV; ++v) {
         #pragma unroll
         for (int j = 0; j < RN; ++j) {
-            if (x0 + j >= OW) break;
-            float t[TM];
-            VSTORE(acc[v][j], 0, t);
-            for (int mm = 0; mm < TM; ++mm) {
-                int m = m0 + v * TM + mm;
-                if (m >= M) break;
+            if (x0 + j < OW) {
+                float t[TM];
+                VSTORE(acc[v][j], 0, t);
+                for (int mm = 0; mm < TM; ++mm) {
+                    int m = m0 + v * TM + mm;
+                    if (m >= M) break;
 #if HAS_BIAS
-                t[mm] += bias[m];
+                    t[mm] += bias[m];
 #endif
-                dst[((size_t)n * M + m) * OHW + oy * OW + x0 + j] = t[mm];
+                    dst[((size_t)n * M + m) * OHW + oy * OW + x0 + j] = t[mm];
+                }
             }
         }
     }
@@ -331,7 +332,7 @@ __kernel void conv2d_rows_reg(__global const float* src, __global const float* w
 #ifndef FLIP
 #define FLIP 0
 #endif
-// Few output channels (M ≤ MT), stride 1: each work item owns PV consecutive output pixels of one
+// Few output channels (M = MT, a compile-time constant below 16), stride 1: each work item owns PV consecutive output pixels of one
 // row (one vector) × all M output channels; per (c, ky) the source row segment is one unaligned
 // vector load per kx (from a zero-padded private copy at the image's left and right edges) and each
 // weight a broadcast. w is read as given, no packing: OIHW (FLIP = 0, forward: M = Cout, CS = Cin)
@@ -356,7 +357,7 @@ __kernel void conv2d_rows_px(__global const float* src, __global const float* w,
     #pragma unroll
     for (int u = 0; u < SPANP; ++u) {
         int sx = x0 - PW + u;
-        keep[u] = (sx >= 0) & (sx < W) ? 1.0f : 0.0f;
+        keep[u] = ((sx >= 0) & (sx < W)) ? 1.0f : 0.0f;
         col[u] = clamp(sx, 0, W - 1);
     }
     __global const float* sc = src + (size_t)n * CS * HW;
@@ -398,7 +399,6 @@ __kernel void conv2d_rows_px(__global const float* src, __global const float* w,
     const int OHW = OH * OW;
     #pragma unroll
     for (int mm = 0; mm < MT; ++mm) {
-        if (mm >= M) break;
         PVEC o = acc[mm];
 #if HAS_BIAS
         o += (PVEC)(bias[mm]);
@@ -586,7 +586,7 @@ __kernel void conv2d_bwd_weight_rows(__global const float* dyT, __global const f
                 #pragma unroll
                 for (int u = 0; u < SPANB; ++u) {
                     int sx = x0 - PW + u;
-                    keep[u] = (sx >= 0) & (sx < W) ? 1.0f : 0.0f;
+                    keep[u] = ((sx >= 0) & (sx < W)) ? 1.0f : 0.0f;
                     col[u] = clamp(sx, 0, W - 1);
                 }
                 #pragma unroll

@@ -128,9 +128,10 @@ extension OpCases {
         conv([3, 1, 13, 31], [8, 1, 3, 3], Conv2DParams(padding: 1))
         conv([1, 19, 13, 9], [37, 19, 3, 3], Conv2DParams(padding: 2, dilation: 2), bias: true)
         // conv2d_rows_reg / conv2d_bwd_weight_rows (stride 1, ≥ 16 channels): rows with interior and
-        // edge segments (W = 40), a partial last segment (W = 9, 7), dilation, one and two channel vectors.
-        conv([2, 16, 7, 40], [24, 16, 3, 3], Conv2DParams(padding: 1), bias: true)
-        conv([1, 17, 9, 32], [16, 17, 3, 3], Conv2DParams(padding: 2, dilation: 2))
+        // edge segments (W = 24), dilation, one and two channel vectors (partial last segments: the
+        // W = 9 and 7 cases); both within the small-shape subset (`check --small`, Oclgrind).
+        conv([1, 16, 3, 24], [17, 16, 3, 3], Conv2DParams(padding: 1), bias: true)
+        conv([1, 12, 5, 24], [16, 12, 3, 3], Conv2DParams(padding: 2, dilation: 2))
         conv([1, 512, 5, 7], [3, 512, 3, 3], Conv2DParams(padding: 1))
         conv([1, 3, 5, 7], [512, 3, 1, 1], Conv2DParams(), bias: true)
         for (x, w, b) in [(Shape([3, 5, 7, 13]), Shape([5, 4, 2, 2]), true), ([1, 1, 1, 1], [1, 3, 2, 2], true),
