@@ -3,13 +3,17 @@ import PackageDescription
 
 let package = Package(
     name: "RefineSeg",
-    platforms: [.macOS(.v13)],
+    // Linux only, so no `platforms` entry (SwiftPM lists no Linux platform): COpenCL expects
+    // <CL/cl.h> and a pkg-config "OpenCL" (Debian's ocl-icd), which macOS (OpenCL.framework,
+    // <OpenCL/opencl.h>) does not provide.
     products: [
         .executable(name: "refineseg", targets: ["refineseg"]),
         .library(name: "RefineSeg", targets: ["RefineSeg"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        // Pinned exactly: Package.resolved stays out of git (these machines' package copies carry
+        // other commit ids than upstream), so the version is fixed here.
+        .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
         // ONNX export: protobuf messages (the ONNX schema's Swift code is generated once and committed).
         .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),
     ],
@@ -52,5 +56,6 @@ let package = Package(
         ),
         .testTarget(name: "RefineSegTests", dependencies: ["RefineSeg", "RefineSegONNX"], path: "Tests/RefineSegTests"),
     ],
+    // Swift 5 language mode: moving to Swift 6 (strict concurrency) is a larger change (issue 19).
     swiftLanguageModes: [.v5]
 )
