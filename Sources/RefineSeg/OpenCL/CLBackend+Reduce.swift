@@ -23,7 +23,7 @@ extension CLBackend: ReduceOps, MatmulOps {
     }
 
     public func sumPerChannel(_ x: Tensor) throws -> Tensor {
-        let (n, c, h, w) = x.shape.nchw
+        let (n, c, h, w) = try x.shape.nchw(op: "sum_per_channel")
         let y = try empty([c], op: "sum_per_channel")
         try run("sum_per_channel", file: "reduce", [.tensor(x), .tensor(y), .int(n), .int(c), .int(h * w)], global: [c])
         return y

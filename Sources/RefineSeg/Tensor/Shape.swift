@@ -10,14 +10,16 @@ public struct Shape: Equatable, Hashable, Sendable, ExpressibleByArrayLiteral, C
     public subscript(_ i: Int) -> Int { dims[i] }
     public var description: String { "[" + dims.map(String.init).joined(separator: ", ") + "]" }
 
-    /// The four NCHW extents; rank-2 (N, C) shapes read as (N, C, 1, 1) and rank-1 (C) as (1, C, 1, 1).
+    /// The four NCHW extents; rank-3 (C, H, W) shapes read as (1, C, H, W), rank-2 (N, C) as
+    /// (N, C, 1, 1) and rank-1 (C) as (1, C, 1, 1). Other ranks are a programmer error: check the
+    /// rank first (`expect(rank:op:)`) or use `nchw(op:)`, which throws.
     public var nchw: (n: Int, c: Int, h: Int, w: Int) {
         switch rank {
         case 4: return (dims[0], dims[1], dims[2], dims[3])
         case 3: return (1, dims[0], dims[1], dims[2])
         case 2: return (dims[0], dims[1], 1, 1)
         case 1: return (1, dims[0], 1, 1)
-        default: return (1, 1, 1, 1)
+        default: preconditionFailure("Shape.nchw of rank-\(rank) shape \(self); check the rank first")
         }
     }
 }
@@ -28,6 +30,14 @@ extension Shape {
         guard self == other else {
             throw RefineSegError.shapeMismatch(op: op, detail: "\(self) vs \(other)")
         }
+    }
+
+    /// `nchw`, or a `shapeMismatch` naming `op` unless the rank is 1…4.
+    public func nchw(op: String, name: String = "input") throws -> (n: Int, c: Int, h: Int, w: Int) {
+        guard (1...4).contains(rank) else {
+            throw RefineSegError.shapeMismatch(op: op, detail: "\(name) \(self) must have rank 1 to 4 (read as NCHW)")
+        }
+        return nchw
     }
 
     /// Throws unless the rank is `rank`.
