@@ -4,7 +4,7 @@
 # race and bounds checks, for scripts/oclgrind-check.sh), libpng, libjpeg-turbo, zlib,
 # Open MPI (loaded at run time only under mpirun/srun; the MPI tests need mpirun),
 # Chromium (the browser test of the review page), and the Python packages of the reference
-# scripts (CPU PyTorch, numpy, safetensors, nibabel; onnx and onnxruntime for the ONNX export check).
+# scripts (CPU PyTorch, numpy, safetensors, nibabel; onnx and onnxruntime for the ONNX export check; tifffile for scripts/make_real_data.py).
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
@@ -23,5 +23,8 @@ if command -v python3 >/dev/null 2>&1; then
   python3 -c "import onnx, onnxruntime" 2>/dev/null \
     || python3 -m pip install --quiet onnx onnxruntime \
     || echo "setup: onnx/onnxruntime could not be installed; the ONNX export check will report itself skipped" >&2
+  python3 -c "import tifffile" 2>/dev/null \
+    || python3 -m pip install --quiet tifffile \
+    || echo "setup: tifffile could not be installed; scripts/make_real_data.py needs it" >&2
 fi
 clinfo -l || true
