@@ -6,23 +6,6 @@ import XCTest
 /// `refineseg export`: the ONNX graph runs in onnxruntime and gives RefineSeg's probabilities
 /// within 1e-4 on real sample images at two sizes; bad checkpoints are refused, nothing half-written.
 final class ONNXExportTests: XCTestCase {
-    /// A width-8 model trained a few steps, so BatchNorm statistics and weights are far from their start.
-    func trainedCheckpoint(_ dir: URL, backend: Backend) throws -> String {
-        let samples = syntheticSamples(count: 4, size: 32, seed: 5)
-        let model = try DFRUNet(backend, config: ModelConfig(inChannels: 1, width: 8), seed: 3)
-        let optimizer = try AdamW(model.trainableParameters(), backend: backend)
-        for step in 0..<3 {
-            let batch = [samples[step], samples[step + 1]]
-            let g = Graph(backend: backend, training: true)
-            let out = try model(g.constant(try backend.tensor(batch.flatMap(\.image), shape: [2, 1, 32, 32])), g, withEmbedding: true)
-            let (loss, _) = try SegmentationLoss()(out, target: try backend.tensor(batch.flatMap { $0.mask ?? [] }, shape: [2, 1, 32, 32]), g)
-            try g.backward(loss)
-            try optimizer.update(lr: 1e-2)
-        }
-        let path = dir.path + "/model.safetensors"
-        try Checkpoint.save(model, metadata: model.config.metadata, to: path)
-        return path
-    }
 
     /// The sample's four test tiles as one 256×256 image (raw values), cropped to `height`×`width`.
     func sampleImage(height: Int, width: Int) throws -> Sample {
@@ -65,7 +48,7 @@ final class ONNXExportTests: XCTestCase {
         try onnxRuntimeOrSkip()
         let backend: Backend = (try? CLBackend()) ?? CPUBackend()
         let dir = try temporaryDirectory("onnx")
-        let checkpoint = try trainedCheckpoint(dir, backend: backend)
+        let checkpoint = try trainedCheckpoint(dir, width: 8, sampleSeed: 5, modelSeed: 3, backend: backend)
         let onnxPath = dir.path + "/model.onnx"
         let report = try exportONNX(checkpoint: checkpoint, to: onnxPath)
         XCTAssertGreaterThanOrEqual(report.opset, 17)

@@ -40,3 +40,22 @@ func temporaryDirectory(_ label: String = "refineseg-test") throws -> URL {
     try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
     return url
 }
+
+/// A DFR-UNet trained three AdamW steps (lr 1e-2) on synthetic 32×32 samples, so BatchNorm running
+/// statistics and weights are far from their initial values, saved as DIR/model.safetensors.
+func trainedCheckpoint(_ dir: URL, width: Int, sampleSeed: UInt64, modelSeed: UInt64, backend: Backend) throws -> String {
+    let samples = syntheticSamples(count: 4, size: 32, seed: sampleSeed)
+    let model = try DFRUNet(backend, config: ModelConfig(inChannels: 1, width: width), seed: modelSeed)
+    let optimizer = try AdamW(model.trainableParameters(), backend: backend)
+    for step in 0..<3 {
+        let batch = [samples[step], samples[step + 1]]
+        let g = Graph(backend: backend, training: true)
+        let out = try model(g.constant(try backend.tensor(batch.flatMap(\.image), shape: [2, 1, 32, 32])), g, withEmbedding: true)
+        let (loss, _) = try SegmentationLoss()(out, target: try backend.tensor(batch.flatMap { $0.mask ?? [] }, shape: [2, 1, 32, 32]), g)
+        try g.backward(loss)
+        try optimizer.update(lr: 1e-2)
+    }
+    let path = dir.path + "/model.safetensors"
+    try Checkpoint.save(model, metadata: model.config.metadata, to: path)
+    return path
+}

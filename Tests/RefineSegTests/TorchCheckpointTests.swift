@@ -19,20 +19,7 @@ final class TorchCheckpointTests: XCTestCase {
         try torchOrSkip()
         let backend: Backend = (try? CLBackend()) ?? CPUBackend()
         let dir = try temporaryDirectory("torch")
-        // Train a few steps so BatchNorm running statistics and weights are far from their initial values.
-        let samples = syntheticSamples(count: 4, size: 32, seed: 21)
-        let model = try DFRUNet(backend, config: ModelConfig(inChannels: 1, width: 4), seed: 4)
-        let optimizer = try AdamW(model.trainableParameters(), backend: backend)
-        for step in 0..<3 {
-            let batch = [samples[step], samples[step + 1]]
-            let g = Graph(backend: backend, training: true)
-            let out = try model(g.constant(try backend.tensor(batch.flatMap(\.image), shape: [2, 1, 32, 32])), g, withEmbedding: true)
-            let (loss, _) = try SegmentationLoss()(out, target: try backend.tensor(batch.flatMap { $0.mask ?? [] }, shape: [2, 1, 32, 32]), g)
-            try g.backward(loss)
-            try optimizer.update(lr: 1e-2)
-        }
-        let checkpoint = dir.path + "/model.safetensors"
-        try Checkpoint.save(model, metadata: model.config.metadata, to: checkpoint)
+        let checkpoint = try trainedCheckpoint(dir, width: 4, sampleSeed: 21, modelSeed: 4, backend: backend)
 
         // The sample image when present (a real 128×128 nuclei tile), else a synthetic one.
         let sampleDir = packageRoot.path + "/data/sample/test/images"
