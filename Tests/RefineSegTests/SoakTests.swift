@@ -30,10 +30,14 @@ enum Soak {
 
     /// Runs `steps` training steps the way `Trainer.run` does (a batch loader per epoch, the
     /// loss read every step, validation and last.safetensors after every epoch) on `size`²
-    /// synthetic images, sampling memory `samples` times. Returns the samples; the first
-    /// is taken after the first complete epoch, when every buffer size has been seen.
+    /// synthetic images, sampling memory `samples` times. Returns two series, each compared only
+    /// with itself: `midEpoch` (right after a training step, from the second epoch on, when every
+    /// buffer size has been seen) and `epochEnd` (after validation and the checkpoint of the first
+    /// epoch and of every fifth). The live set differs between the two moments (validation keeps
+    /// eval-mode tensors such as the folded BatchNorm weights, a training step its own), so a
+    /// growth is a change within one series, never a difference between them.
     static func run(backend: Backend, steps: Int, size: Int = 16, width: Int = 4, batch: Int = 2,
-                    samples: Int = 20, out: String) throws -> [MemorySample] {
+                    samples: Int = 20, out: String) throws -> (midEpoch: [MemorySample], epochEnd: [MemorySample]) {
         let train = syntheticSamples(count: 16, size: size, seed: 21)
         let split = try TrainingSplitForTests(train: train, validation: syntheticSamples(count: 1, size: size, seed: 22))
         var config = TrainConfig(data: "synthetic", out: out)
@@ -41,7 +45,7 @@ enum Soak {
         let trainer = try Trainer(config: config, backend: backend, split: split)
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         let every = max(1, steps / samples)
-        var result = [MemorySample]()
+        var result = [MemorySample](), ends = [MemorySample]()
         var step = 0, epoch = 0
         let start = Date()
         while step < steps {
@@ -56,9 +60,9 @@ enum Soak {
             _ = try trainer.validationDice()
             try trainer.saveLast()
             epoch += 1
-            if epoch == 1 { result.append(sample(step, backend, since: start)) }
+            if epoch == 1 || epoch % 5 == 0 { ends.append(sample(step, backend, since: start)) }
         }
-        return result
+        return (result, ends)
     }
 
     static func table(_ samples: [MemorySample]) -> String {
@@ -118,12 +122,16 @@ final class SoakTests: XCTestCase {
         }
         let dir = try temporaryDirectory("soak-cl")
         defer { try? FileManager.default.removeItem(at: dir) }
-        check(try Soak.run(backend: backend, steps: steps(default: 500), out: dir.path), label: backend.name)
+        let run = try Soak.run(backend: backend, steps: steps(default: 500), out: dir.path)
+        check(run.midEpoch, label: backend.name + ", after a training step")
+        check(run.epochEnd, label: backend.name + ", after validation and the checkpoint")
     }
 
     func testSoakOnTheCPUReferenceShowsNoHostMemoryGrowth() throws {
         let dir = try temporaryDirectory("soak-cpu")
         defer { try? FileManager.default.removeItem(at: dir) }
-        check(try Soak.run(backend: CPUBackend(), steps: steps(default: 80), out: dir.path), label: "cpu")
+        let run = try Soak.run(backend: CPUBackend(), steps: steps(default: 80), out: dir.path)
+        check(run.midEpoch, label: "cpu, after a training step")
+        check(run.epochEnd, label: "cpu, after validation and the checkpoint")
     }
 }
