@@ -69,17 +69,27 @@ void plane_partial(__global const float* p, int HW, float* sum, float* best, int
     *sum = acc; *best = bv; *bestIdx = bi;
 }
 
+// One work-group's plane: its mean and first maximum with its index (the body that
+// spatial_mean_max and channel_descriptors share; every item of the group must call it).
+void plane_mean_max(__global const float* p, int HW, __local float* scratch, __local float* sv, __local int* si,
+                    float* mean, float* top, int* topIdx) {
+    float acc, bv;
+    int bi;
+    plane_partial(p, HW, &acc, &bv, &bi);
+    float total = wg_sum(scratch, acc);
+    wg_argmax(sv, si, bv, bi, top, topIdx);
+    *mean = total / (float)HW;
+}
+
 __kernel void spatial_mean_max(__global const float* x, __global float* mean, __global float* mx, int HW) {
     __local float scratch[RS_WG];
     __local float sv[RS_WG];
     __local int si[RS_WG];
     int nc = get_group_id(0);
-    float acc, bv, top;
-    int bi, topIdx;
-    plane_partial(x + (size_t)nc * HW, HW, &acc, &bv, &bi);
-    float total = wg_sum(scratch, acc);
-    wg_argmax(sv, si, bv, bi, &top, &topIdx);
-    if (get_local_id(0) == 0) { mean[nc] = total / (float)HW; mx[nc] = top; }
+    float m, top;
+    int topIdx;
+    plane_mean_max(x + (size_t)nc * HW, HW, scratch, sv, si, &m, &top, &topIdx);
+    if (get_local_id(0) == 0) { mean[nc] = m; mx[nc] = top; }
 }
 
 __kernel void spatial_mean_max_backward(__global const float* dMean, __global const float* dMax,
@@ -177,12 +187,10 @@ __kernel void channel_descriptors(__global const float* x, __global float* d, __
     __local float sv[RS_WG];
     __local int si[RS_WG];
     int nc = get_group_id(0);
-    float acc, bv, top;
-    int bi, topIdx;
-    plane_partial(x + (size_t)nc * HW, HW, &acc, &bv, &bi);
-    float total = wg_sum(scratch, acc);
-    wg_argmax(sv, si, bv, bi, &top, &topIdx);
-    if (get_local_id(0) == 0) { d[nc] = total / (float)HW; d[NC + nc] = top; argmax[nc] = (float)topIdx; }
+    float m, top;
+    int topIdx;
+    plane_mean_max(x + (size_t)nc * HW, HW, scratch, sv, si, &m, &top, &topIdx);
+    if (get_local_id(0) == 0) { d[nc] = m; d[NC + nc] = top; argmax[nc] = (float)topIdx; }
 }
 
 // dx from the stacked descriptors' gradient: dMean/HW everywhere, + dMax at the saved arg-max.
