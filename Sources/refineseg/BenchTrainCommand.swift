@@ -13,7 +13,7 @@ struct BenchTrainCommand: ParsableCommand {
         profiling never slows the timed steps). Of the profiled steps it reports where the wall time went:
         summed kernel time, idle (wall − kernels), launches, and what launching costs, from --launch-probe
         empty kernels (wall time per launch × launches per step). GFLOP/s counts the model's conv and transposed-conv work
-        from its layer list; a training step is 3 x forward (backward = 2 x forward).
+        from the FLOPs that the launches of one real forward state; a training step is 3 x forward (backward = 2 x forward).
         """)
 
     @Option(help: "Batch size.") var batch: Int = 8
@@ -49,11 +49,11 @@ struct BenchTrainCommand: ParsableCommand {
 
     func run() throws {
         try runReportingErrors {
-            let backend = try deviceOptions.open()
+            let (backend, cl) = try deviceOptions.openDevice()
             let dp = Distributed.current.map { DataParallel(comm: $0, backend: backend, syncBatchNorm: false) }
             if let dp, !dp.comm.isRoot { _ = try TrainBench.run(settings, backend: backend, dataParallel: dp); return }
             print("bench train on \(backend.name)\(ranksNote): \(eval ? "eval" : "train") batch \(batch)\(dp == nil ? "" : " per rank") size \(size) width \(width), "
-                  + "\(warmup) warm-up + \(steps) timed + \(backend is CLBackend ? profileSteps : 0) profiled step(s)")
+                  + "\(warmup) warm-up + \(steps) timed + \(backend.profilesEveryLaunch ? profileSteps : 0) profiled step(s)")
             let report = try TrainBench.run(settings, backend: backend, dataParallel: dp)
             printSummary(report)
             if let a = report.allreduce {
@@ -74,7 +74,7 @@ struct BenchTrainCommand: ParsableCommand {
                 }
                 print("wrote \(json)")
             }
-            if let rooflineSvg, let cl = backend as? CLBackend {
+            if let rooflineSvg, let cl {
                 let points = report.kernels.compactMap { k in
                     k.gflops.flatMap { g in k.gbps.map { RooflinePoint(name: k.name, gflops: g, gbps: $0) } }
                 } + (report.convFamily.flatMap { k in k.gbps.map { RooflinePoint(name: "conv family", gflops: k.gflops ?? 0, gbps: $0) } }.map { [$0] } ?? [])

@@ -25,15 +25,21 @@ struct DeviceOptions: ParsableArguments {
 
     /// The backend asked for: the CPU reference for `cpu`, else an OpenCL device. Started by
     /// an MPI launcher, MPI is initialised here and each rank opens its own device.
-    func open() throws -> Backend {
-        if device == "cpu" { _ = try Distributed.start(); return CPUBackend() }
+    func open() throws -> Backend { try openDevice().backend }
+
+    /// `open()`, and the same backend typed as OpenCL when it is one, for the diagnostics that
+    /// launch their own kernels (the roofline probes) without downcasting a backend.
+    func openDevice() throws -> (backend: Backend, openCL: CLBackend?) {
+        if device == "cpu" { _ = try Distributed.start(); return (CPUBackend(), nil) }
+        let cl: CLBackend
         if let comm = try Distributed.start() {
-            return try CLBackend(device: try Distributed.deviceIndex(requested: indices, comm: comm))
-        }
-        if indices.count > 1 {
+            cl = try CLBackend(device: try Distributed.deviceIndex(requested: indices, comm: comm))
+        } else if indices.count > 1 {
             throw RefineSegError.invalidArgument("--device \(device ?? "") lists several devices: start one rank per device with `mpirun -np \(indices.count)`")
+        } else {
+            cl = try CLBackend(device: index)
         }
-        return try CLBackend(device: index)
+        return (cl, cl)
     }
 
     /// An OpenCL device (commands that check or time kernels need one).

@@ -8,7 +8,7 @@ struct MemorySample {
     /// Resident set size of this process (nil where /proc/self/statm does not exist).
     var hostBytes: Int?
     /// Device pool: bytes held by live tensors, high-water mark, buffers ever created (nil on the CPU reference).
-    var device: (inUse: Int, peak: Int, allocations: Int)?
+    var device: MemoryStats?
     /// Seconds since the soak started (printed, never asserted).
     var seconds: Double = 0
 }
@@ -24,7 +24,7 @@ enum Soak {
     }
 
     static func sample(_ step: Int, _ backend: Backend, since start: Date) -> MemorySample {
-        MemorySample(step: step, hostBytes: residentBytes(), device: (backend as? CLBackend)?.memoryStats,
+        MemorySample(step: step, hostBytes: residentBytes(), device: backend.memoryStats,
                      seconds: Date().timeIntervalSince(start))
     }
 

@@ -122,9 +122,9 @@ final class TrainBenchTests: XCTestCase {
         XCTAssertEqual(b.masks, TrainBench.syntheticBatch(count: 8, channels: 1, size: 32, seed: 3).masks, "seeded")
     }
 
-    /// DFR-UNet at width 4 on one 1×16×16 image, counted by hand from docs/MODEL.md's layer list.
-    func testFLOPCounterMatchesAHandCount() throws {
-        let model = try DFRUNet(CPUBackend(), config: ModelConfig(inChannels: 1, width: 4), seed: 0)
+    /// DFR-UNet at width 4 on 1×16×16 images: the FLOPs that one real forward's convolution
+    /// launches state, on every backend, equal a hand count from docs/MODEL.md's architecture.
+    func testForwardFLOPsFromTheLaunchesMatchAHandCount() throws {
         // RefineBlock(cin, cout) at s×s: conv1 3×3, conv2 3×3, shortcut 1×1, spatial attention 7×7
         // on 2 channels, and channel attention's fc1 (cout→4) and fc2 (4→cout) on the mean and the max.
         func block(_ cin: Double, _ cout: Double, _ s: Double) -> Double {
@@ -139,15 +139,23 @@ final class TrainBenchTests: XCTestCase {
         let ups = Double(2 * 64 * 1 * 32 * 4 + 2 * 32 * 4 * 16 * 4 + 2 * 16 * 16 * 8 * 4 + 2 * 8 * 64 * 4 * 4 as Int)
         let decoder = block(64, 32, 2) + block(32, 16, 4) + block(16, 8, 8) + block(8, 4, 16)
         let head = Double(2 * 256 * 1 * 4 as Int), lac = Double(2 * 256 * 32 * 4 as Int)
-        func total(_ embedding: Bool) -> Double {
-            model.convLayers(batch: 1, height: 16, width: 16, withEmbedding: embedding).reduce(0) { $0 + $1.flopsPerPass }
+        for backend in backendsUnderTest() {
+            let model = try DFRUNet(backend, config: ModelConfig(inChannels: 1, width: 4), seed: 0)
+            func counted(batch: Int, embedding: Bool, training: Bool = true) throws -> Double {
+                try TrainBench.forwardConvolutionFlops(model, batch: TrainBench.syntheticBatch(count: batch, channels: 1, size: 16, seed: 1),
+                                                       training: training, withEmbedding: embedding, backend: backend)
+            }
+            XCTAssertEqual(try counted(batch: 1, embedding: false), encoder + context + ups + decoder + head, backend.name)
+            XCTAssertEqual(try counted(batch: 1, embedding: true), encoder + context + ups + decoder + head + lac, backend.name)
+            XCTAssertEqual(try counted(batch: 1, embedding: false, training: false), encoder + context + ups + decoder + head,
+                           "eval mode runs the same convolutions on \(backend.name)")
+            // Batch scales every layer linearly.
+            XCTAssertEqual(try counted(batch: 3, embedding: false), 3 * (encoder + context + ups + decoder + head), backend.name)
+            // The count is taken inside an outer recording without disturbing it.
+            backend.startProfiling()
+            _ = try counted(batch: 1, embedding: false)
+            XCTAssert(try backend.stopProfiling().isEmpty, "the inner recording took its launches on \(backend.name)")
         }
-        XCTAssertEqual(total(false), encoder + context + ups + decoder + head)
-        XCTAssertEqual(total(true), encoder + context + ups + decoder + head + lac)
-        // Batch scales every layer linearly.
-        XCTAssertEqual(model.convLayers(batch: 3, height: 16, width: 16).reduce(0) { $0 + $1.flopsPerPass }, 3 * total(false))
-        // 9 blocks × 8 calls, context 6, 4 ups, head.
-        XCTAssertEqual(model.convLayers(batch: 1, height: 16, width: 16).count, 9 * 8 + 6 + 4 + 1)
     }
 
     func testRooflineSVGHasTheRoofAndOneLabelledDotPerPoint() {

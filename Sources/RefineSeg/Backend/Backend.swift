@@ -4,7 +4,7 @@
 /// backends (`CPUBackend+Conv2D.swift` ↔ `CLBackend+Conv2D.swift` ↔ `Kernels/conv2d.cl`).
 /// All feature maps are NCHW float32. Backward ops return gradients for the inputs named.
 public typealias Backend = BackendCore & ElementwiseOps & ReduceOps & MatmulOps & ConvOps
-    & NormOps & AttentionOps & LossOps & OptimOps
+    & NormOps & AttentionOps & LossOps & OptimOps & DiagnosticsOps
 
 /// Memory movement and identity.
 public protocol BackendCore: AnyObject {

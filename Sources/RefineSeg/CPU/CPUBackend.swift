@@ -37,6 +37,9 @@ public final class CPUBackend: BackendCore {
     /// Doubles throughout (finite-difference gradient checks).
     public let precision: Precision
 
+    /// Launch records while profiling (`CPUBackend+Diagnostics.swift`).
+    let profile = CPUProfile()
+
     public init(precision: Precision = .float32) { self.precision = precision }
 
     public var name: String { precision == .float32 ? "cpu" : "cpu-f64" }

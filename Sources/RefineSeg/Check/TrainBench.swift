@@ -67,7 +67,8 @@ public struct TrainBenchReport: Sendable {
     /// Of each timed step, the milliseconds until the host had queued everything (before the
     /// synchronize): graph building, launches, blocking uploads. Devices run while the host queues.
     public var hostMs: [Double]
-    /// Convolution FLOPs (conv + transposed conv) of one forward pass; see `DFRUNet.convLayers`.
+    /// Convolution FLOPs (conv + transposed conv) of one forward pass: the `flops` annotations of
+    /// the convolution launches that one real forward of the model records (`KernelTiming.convolutionFlops`).
     public var forwardFlops: Double
     /// FLOPs of one timed step: 3 × forward in training (backward = 2 × forward), 1 × in eval.
     public var stepFlops: Double
@@ -155,7 +156,6 @@ public enum TrainBench {
     /// with the gradient all-reduce of data-parallel training, whose cost the report adds.
     public static func run(_ settings: TrainBenchSettings, backend: Backend, dataParallel dp: DataParallel? = nil) throws -> TrainBenchReport {
         try settings.validate()
-        let cl = backend as? CLBackend
         let n = settings.batch, c = settings.channels, s = settings.size
         let batch = syntheticBatch(count: n, channels: c, size: s, seed: settings.seed &+ UInt64(dp?.comm.rank ?? 0))
         let model = try DFRUNet(backend, config: ModelConfig(inChannels: c, width: settings.width), seed: settings.seed)
@@ -178,8 +178,8 @@ public enum TrainBench {
         for _ in 0..<settings.warmup { _ = try step() }
         try backend.synchronize()
         dp?.resetStats()
-        let allocWarm = cl?.memoryStats.allocations
-        let inUse = cl?.memoryStats.inUse
+        let allocWarm = backend.memoryStats?.allocations
+        let inUse = backend.memoryStats?.inUse
 
         var times = [Double](), hostTimes = [Double](), first: Float = .nan, last: Float = .nan
         for i in 0..<settings.steps {
@@ -197,30 +197,32 @@ public enum TrainBench {
         guard first.isFinite, last.isFinite else {
             throw RefineSegError.numerical("bench train: step value became \(first) → \(last)")
         }
-        let allocTimed = cl?.memoryStats.allocations
+        let allocTimed = backend.memoryStats?.allocations
         let allreduce = dp?.stats
 
         var timings = [KernelTiming]()
         var profiled = 0, profiledTimes = [Double]()
-        if let cl, settings.profileSteps > 0 {
-            cl.startProfiling()
+        if backend.profilesEveryLaunch, settings.profileSteps > 0 {
+            backend.startProfiling()
             for _ in 0..<settings.profileSteps {
                 let t0 = DispatchTime.now().uptimeNanoseconds
                 _ = try step()
                 try backend.synchronize()
                 profiledTimes.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
             }
-            timings = try cl.stopProfiling()
+            timings = try backend.stopProfiling()
             profiled = settings.profileSteps
         }
-        let overhead = try cl.flatMap { settings.launchProbe > 0 ? try Roofline.launchOverhead(backend: $0, launches: settings.launchProbe) : nil }
-        let forward = model.convLayers(batch: n, height: s, width: s, withEmbedding: withEmbedding).reduce(0) { $0 + $1.flopsPerPass }
+        let overhead = settings.launchProbe > 0 ? try backend.launchOverhead(launches: settings.launchProbe) : nil
+        let memory = backend.memoryStats
+        // Last, since a training-mode forward updates BatchNorm's running statistics.
+        let forward = try forwardConvolutionFlops(model, batch: batch, training: !settings.eval, withEmbedding: withEmbedding, backend: backend)
         var report = TrainBenchReport(
-            settings: settings, device: backend.name, deviceInfo: cl?.info, gitCommit: RefineSeg.gitCommit(),
+            settings: settings, device: backend.name, deviceInfo: backend.deviceInfo, gitCommit: RefineSeg.gitCommit(),
             date: ISO8601DateFormatter().string(from: Date()), stepMs: times, hostMs: hostTimes, forwardFlops: forward,
             stepFlops: settings.eval ? forward : 3 * forward,
-            peakDeviceBytes: cl?.memoryStats.peak, inUseBytesBetweenSteps: inUse,
-            allocations: cl.map { (allocWarm ?? 0, allocTimed ?? 0, $0.memoryStats.allocations) },
+            peakDeviceBytes: memory?.peak, inUseBytesBetweenSteps: inUse,
+            allocations: memory.map { (allocWarm ?? 0, allocTimed ?? 0, $0.allocations) },
             profiledSteps: profiled, profiledStepMs: profiledTimes, launchOverhead: overhead,
             kernels: [], convFamily: nil, firstValue: first, lastValue: last,
             ranks: dp?.comm.size ?? 1, allreduce: allreduce)
@@ -235,6 +237,27 @@ public enum TrainBench {
             }
         }
         return report
+    }
+
+    /// Convolution FLOPs of one forward pass of `model` on `batch`, summed from the launches that
+    /// forward records (rule 17 of STYLE.md: counted from what the real code runs, not from a
+    /// description of the model). Attention gates, BatchNorm, pooling, elementwise and loss work
+    /// is not counted (a few per cent). Benches count a training step as 3 × forward
+    /// (backward-data + backward-weight, each one forward's worth), like the PyTorch peer.
+    public static func forwardConvolutionFlops(_ model: DFRUNet, batch: Batch, training: Bool, withEmbedding: Bool,
+                                               backend: Backend) throws -> Double {
+        let g = Graph(backend: backend, training: training)
+        let x = g.constant(try backend.tensor(batch.images, shape: [batch.count, batch.channels, batch.size, batch.size]))
+        backend.startProfiling()
+        let launches: [KernelTiming]
+        do {
+            _ = try model(x, g, withEmbedding: withEmbedding)
+            launches = try backend.stopProfiling()
+        } catch {
+            _ = try? backend.stopProfiling()
+            throw error
+        }
+        return launches.convolutionFlops
     }
 
     /// A global batch whose rank-r block is `batch` on rank r (the other blocks are never used:
@@ -302,7 +325,7 @@ extension TrainBenchReport {
             "forward_gflop": forwardFlops / 1e9,
             "step_gflop": stepFlops / 1e9,
             "gflops": gflops,
-            "flops_assumption": "conv and transposed conv only (layer list of the model); training step = 3 x forward (backward = 2 x forward)",
+            "flops_assumption": "conv and transposed conv only (flops annotations of the launches of one forward); training step = 3 x forward (backward = 2 x forward)",
             "peak_device_bytes": peakDeviceBytes.map { $0 as Any } ?? NSNull(),
             "in_use_bytes_between_steps": inUseBytesBetweenSteps.map { $0 as Any } ?? NSNull(),
             "allocations": allocations.map { ["after_warmup": $0.afterWarmup, "after_timed": $0.afterTimed,

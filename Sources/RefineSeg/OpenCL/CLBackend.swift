@@ -80,17 +80,24 @@ public final class CLBackend: BackendCore {
     public func startRead(_ tensor: Tensor) throws -> PendingRead {
         PendingRead(try ctx.startDownload(try buffer(tensor), count: tensor.count, op: "read"))
     }
+}
 
-    // MARK: memory and profiling, for benches and soak tests
+/// Pool statistics and profiling events (`DiagnosticsOps`), for benches and soak tests.
+extension CLBackend: DiagnosticsOps {
+    public var deviceInfo: DeviceInfo? { ctx.info }
 
-    /// Bytes of device memory held by live tensors, and the high-water mark of all pooled memory.
-    public var memoryStats: (inUse: Int, peak: Int, allocations: Int) {
-        (ctx.pool.bytesInUse, ctx.pool.peakBytes, ctx.pool.allocations)
+    public var memoryStats: MemoryStats? {
+        MemoryStats(inUse: ctx.pool.bytesInUse, peak: ctx.pool.peakBytes, allocations: ctx.pool.allocations)
     }
 
-    /// Starts recording device time for every kernel launched from now on.
+    /// Every kernel launch records a profiling event.
+    public var profilesEveryLaunch: Bool { true }
+
     public func startProfiling() { ctx.startProfiling() }
 
-    /// Waits for the device and returns the recorded kernel times.
     public func stopProfiling() throws -> [KernelTiming] { try ctx.stopProfiling() }
+
+    public func launchOverhead(launches: Int) throws -> LaunchOverhead? {
+        try Roofline.launchOverhead(backend: self, launches: launches)
+    }
 }

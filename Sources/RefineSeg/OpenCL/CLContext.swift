@@ -10,17 +10,6 @@ enum CLArg {
     case local(Int)
 }
 
-/// One profiled kernel execution (device time from profiling events).
-public struct KernelTiming: Sendable {
-    public var name: String
-    public var milliseconds: Double
-    /// Useful floating-point operations of the launch, when its launcher stated them (nil: not stated).
-    public var flops: Double? = nil
-    /// Bytes the launch moves: what the launcher stated, else every buffer argument counted once
-    /// (an estimate: low for a buffer both read and written, high for one only partly touched).
-    public var bytes: Int = 0
-}
-
 /// A device buffer from the pool; returns itself to the pool when released. The queue is
 /// in order, so a buffer recycled while earlier kernels still use it is only reused by later ones.
 final class CLBuffer {
@@ -335,15 +324,24 @@ final class CLContext {
 
     // MARK: profiling
 
-    /// From now on every launch records a profiling event.
-    func startProfiling() { profiling = true; pending.removeAll() }
+    /// Index into `pending` of each open `startProfiling` (innermost last).
+    private var profileStarts: [Int] = []
 
-    /// Waits for the device and returns the device time of every kernel launched since `startProfiling`.
+    /// From now on every launch records a profiling event. Nests (see `DiagnosticsOps.startProfiling`).
+    func startProfiling() { profiling = true; profileStarts.append(pending.count) }
+
+    /// Waits for the device and returns the device time of every kernel launched since the
+    /// matching `startProfiling`. Those launches leave the recording (an outer one does not see
+    /// the tuner's trial launches) and their events are released.
     func stopProfiling() throws -> [KernelTiming] {
-        profiling = false
+        let first = min(profileStarts.popLast() ?? 0, pending.count)
+        profiling = !profileStarts.isEmpty
+        defer {
+            for p in pending[first...] { clReleaseEvent(p.event) }
+            pending.removeSubrange(first...)
+        }
         try finish()
-        defer { for p in pending { clReleaseEvent(p.event) }; pending.removeAll() }
-        return try pending.map { name, event, flops, bytes in
+        return try pending[first...].map { name, event, flops, bytes in
             var start: cl_ulong = 0, end: cl_ulong = 0
             try clCheck(clGetEventProfilingInfo(event, cl_profiling_info(CL_PROFILING_COMMAND_START),
                                                 MemoryLayout<cl_ulong>.size, &start, nil), "clGetEventProfilingInfo", op: name)
