@@ -27,7 +27,13 @@ public final class CLBackend: BackendCore {
 
     /// A new uninitialised tensor from the pool.
     func empty(_ shape: Shape, op: String) throws -> Tensor {
-        Tensor(shape: shape, storage: CLStorage(try ctx.pool.take(bytes: shape.count * 4, op: op)), backend: self)
+        // Kernels index with 32-bit ints (Kernels/common.h). Above the device's largest allocation
+        // the pool's refusal comes first, since it names the bytes and the limit.
+        let limit = ctx.pool.maxAllocationBytes
+        if shape.count > Int(Int32.max) && (limit <= 0 || shape.count * 4 <= limit) {
+            throw RefineSegError.invalidArgument("[\(op)] tensor \(shape) has \(shape.count) elements; OpenCL kernels index below 2^31")
+        }
+        return Tensor(shape: shape, storage: CLStorage(try ctx.pool.take(bytes: shape.count * 4, op: op)), backend: self)
     }
 
     /// Launches `kernel` from `Kernels/<file>.cl`; tensors become buffer arguments. `flops`

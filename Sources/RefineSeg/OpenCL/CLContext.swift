@@ -74,9 +74,22 @@ final class CLBufferPool {
 
     func recycle(_ mem: cl_mem, bytes: Int) {
         bytesInUse -= bytes
+        if closed { clReleaseMemObject(mem); return }
         bytesCached += bytes
         free[bytes, default: []].append(mem)
     }
+
+    /// Set when the context goes away: buffers still alive (a tensor kept past its backend)
+    /// are released as they come back instead of being cached.
+    private var closed = false
+
+    /// Releases the cache and stops caching (`CLContext.deinit`).
+    func close() {
+        closed = true
+        trim()
+    }
+
+    deinit { trim() }
 
     /// Releases every cached (unused) buffer.
     func trim() {
@@ -97,6 +110,8 @@ final class CLContext {
     private var programs: [String: cl_program] = [:]
     private var kernels: [String: cl_kernel] = [:]
     private var profiling = false
+    /// Contexts alive in this process (a test checks that creating and dropping backends leaves none behind).
+    nonisolated(unsafe) private(set) static var live = 0
     private var pending: [(name: String, event: cl_event, flops: Double?, bytes: Int)] = []
 
     init(device requested: Int?) throws {
@@ -117,6 +132,22 @@ final class CLContext {
         }
         queue = q
         pool = CLBufferPool(context: ctx, maxAllocationBytes: entry.info.maxAllocationBytes)
+        Self.live += 1
+    }
+
+    /// Waits for queued work, then releases what this context created: profiling events, upload
+    /// staging, kernels, programs, cached buffers, the queue and the context. (Buffers of tensors
+    /// still alive hold their own reference to the context and are released when they go.)
+    deinit {
+        clFinish(queue)
+        for p in pending { clReleaseEvent(p.event) }
+        releaseCompletedUploads(all: true)
+        for k in kernels.values { clReleaseKernel(k) }
+        for p in programs.values { clReleaseProgram(p) }
+        pool.close()
+        clReleaseCommandQueue(queue)
+        clReleaseContext(context)
+        Self.live -= 1
     }
 
     // MARK: programs
@@ -190,7 +221,7 @@ final class CLContext {
                 var mem: cl_mem? = b.mem
                 status = clSetKernelArg(k, index, MemoryLayout<cl_mem>.size, &mem)
             case let .int(v):
-                var x = cl_int(truncatingIfNeeded: v)
+                var x = try Self.clInt(v, op: name, argument: i)
                 status = clSetKernelArg(k, index, MemoryLayout<cl_int>.size, &x)
             case let .float(v):
                 var x = cl_float(v)
@@ -219,6 +250,15 @@ final class CLContext {
             let moved = bytes ?? args.reduce(0) { sum, arg in if case let .buffer(b) = arg { return sum + b.bytes } else { return sum } }
             pending.append((name, event, flops, moved))
         }
+    }
+
+    /// `v` as a kernel's `int` argument; a value outside its 32 bits is refused (Kernels/common.h
+    /// relies on sizes and offsets fitting), never wrapped.
+    static func clInt(_ v: Int, op: String, argument: Int) throws -> cl_int {
+        guard let x = cl_int(exactly: v) else {
+            throw RefineSegError.invalidArgument("[\(op)] kernel argument \(argument) = \(v) does not fit in a 32-bit OpenCL int (sizes are limited to 2^31 - 1)")
+        }
+        return x
     }
 
     // MARK: memory
