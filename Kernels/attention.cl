@@ -110,7 +110,7 @@ __kernel void spatial_mean_max_backward(__global const float* dMean, __global co
 
 // Pixels per item of channel_mean_max(_backward): 2-D launch (⌈HW / CM_SPAN⌉, N), each item walks
 // the C channels of its pixels 8 at a time.
-#define CM_SPAN 64
+// CM_SPAN: -D from OpenCL/KernelConstants.swift (the host uses it too).
 
 __kernel void channel_mean_max(__global const float* x, __global float* y, int N, int C, int HW) {
     int n = get_global_id(1);
@@ -195,7 +195,7 @@ __kernel void channel_descriptors(__global const float* x, __global float* d, __
 
 // dx from the stacked descriptors' gradient: dMean/HW everywhere, + dMax at the saved arg-max.
 // 2-D: (span of SPAN values, plane).
-#define SPAN 256
+// SPAN: -D from OpenCL/KernelConstants.swift (the host uses it too).
 __kernel void channel_descriptors_backward(__global const float* dd, __global const float* argmax, __global float* dx,
                                            int NC, int HW) {
     int nc = get_global_id(1);

@@ -5,7 +5,7 @@
 // Deterministic work-group sum for kernels launched with local size RS_WG (a power of two):
 // every item passes its partial, a fixed-shape tree adds them, every item gets the total.
 // The order of additions depends only on RS_WG, so reruns (and devices) agree bit for bit.
-#define RS_WG 64
+// RS_WG: -D from OpenCL/KernelConstants.swift (the host uses it too).
 float wg_sum(__local float* scratch, float v) {
     int lid = get_local_id(0);
     scratch[lid] = v;

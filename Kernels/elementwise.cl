@@ -9,7 +9,7 @@
 //   gate_channel / gate_channel_backward_x / gate_channel_backward_g   (one item per element / per (n, c))
 //   gate_pixel   / gate_pixel_backward_x   / gate_pixel_backward_g     (one item per element / per (n, p))
 
-#define EW_SPAN 64
+// EW_SPAN: -D from OpenCL/KernelConstants.swift (the host uses it too).
 
 // Runs VEC (on 8 values at i) and then SCALAR (at i) over this item's span of [0, n).
 #define EW_FOR(n, VEC, SCALAR) {                                             \

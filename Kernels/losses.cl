@@ -23,9 +23,9 @@
 //   seg_backward        one item per 4 pixels: d loss / d logits, and with WITH_LAC d loss / d embedding
 //                       (prototypes held constant), from the saved state: nothing of the forward is recomputed
 
-#define BCE_CHUNK 4096
+// BCE_CHUNK: -D from OpenCL/KernelConstants.swift (the host uses it too).
 #define LAC_NORM_FLOOR 1e-12f
-#define SEG_CHUNK 1024
+// SEG_CHUNK: -D from OpenCL/KernelConstants.swift (the host uses it too).
 #ifndef WITH_LAC
 #define WITH_LAC 0
 #endif

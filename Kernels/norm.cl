@@ -25,7 +25,7 @@
 #endif
 
 // Elements per item in the eval kernel's launch (dimension 0 counts spans of this size).
-#define BN_SPAN 256
+// BN_SPAN: -D from OpenCL/KernelConstants.swift (the host uses it too).
 
 // This item's span [*lo, *hi) of a plane of HW values.
 inline void bn_span(int HW, int* lo, int* hi) {

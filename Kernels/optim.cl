@@ -12,8 +12,8 @@
 //                  parameter, gradient, m and v buffers, float4 loads; every group first adds the clip
 //                  partials in a fixed order (so all groups, and reruns, get the same factor)
 
-#define SUMSQ_CHUNK 4096
-#define FLAT_CHUNK 16384
+// SUMSQ_CHUNK: -D from OpenCL/KernelConstants.swift (the host uses it too).
+// FLAT_CHUNK: -D from OpenCL/KernelConstants.swift (the host uses it too).
 
 __kernel void adam_step(__global float* p, __global const float* grad, __global float* m, __global float* v, int count,
                         float beta1, float beta2, float eps, float weightDecay, float decay, float stepSize, float bc2Sqrt) {

@@ -22,7 +22,7 @@ extension CLBackend: AttentionOps {
         let (n, c, h, w) = x.shape.nchw
         let y = try empty([n, 2, h, w], op: "channel_mean_max")
         try run("channel_mean_max", file: "attention", [.tensor(x), .tensor(y), .int(n), .int(c), .int(h * w)],
-                global: [(h * w + Self.channelSpan - 1) / Self.channelSpan, n], bytes: 4 * (x.count + y.count))
+                global: [(h * w + KernelConstants.channelSpan - 1) / KernelConstants.channelSpan, n], bytes: 4 * (x.count + y.count))
         return y
     }
 
@@ -33,7 +33,7 @@ extension CLBackend: AttentionOps {
         let dx = try empty(x.shape, op: "channel_mean_max_backward")
         try run("channel_mean_max_backward", file: "attention",
                 [.tensor(dy), .tensor(x), .tensor(dx), .int(n), .int(c), .int(h * w)],
-                global: [(h * w + Self.channelSpan - 1) / Self.channelSpan, n], bytes: 4 * (2 * x.count + dy.count))
+                global: [(h * w + KernelConstants.channelSpan - 1) / KernelConstants.channelSpan, n], bytes: 4 * (2 * x.count + dy.count))
         return dx
     }
 
@@ -53,13 +53,7 @@ extension CLBackend: AttentionOps {
         return dx
     }
 
-    /// Pixels per item of channel_mean_max(_backward) (CM_SPAN in Kernels/attention.cl).
-    static let channelSpan = 64
-
-    /// Values per item of the span-launched attention kernels (SPAN in Kernels/attention.cl).
-    static let attentionSpan = 256
-
-    private func spans(_ hw: Int) -> Int { (hw + Self.attentionSpan - 1) / Self.attentionSpan }
+    private func spans(_ hw: Int) -> Int { (hw + KernelConstants.attentionSpan - 1) / KernelConstants.attentionSpan }
 
     public func channelDescriptors(_ x: Tensor) throws -> (descriptors: Tensor, argmax: Tensor) {
         let (n, c, hw) = try AttentionGeometry.descriptorInput(x)

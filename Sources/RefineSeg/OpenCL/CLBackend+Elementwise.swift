@@ -1,9 +1,6 @@
 extension CLBackend: ElementwiseOps {
-    /// Values per item of the flat elementwise kernels (EW_SPAN in Kernels/elementwise.cl).
-    static let elementwiseSpan = 64
-
     /// Items for `count` values, EW_SPAN per item.
-    func ewItems(_ count: Int) -> Int { (count + Self.elementwiseSpan - 1) / Self.elementwiseSpan }
+    func ewItems(_ count: Int) -> Int { (count + KernelConstants.elementwiseSpan - 1) / KernelConstants.elementwiseSpan }
 
     private func binary(_ op: String, code: Int, _ a: Tensor, _ b: Tensor) throws -> Tensor {
         try a.shape.expect(equal: b.shape, op: op)

@@ -1,7 +1,4 @@
 extension CLBackend: LossOps {
-    /// Elements per BCE partial sum (BCE_CHUNK in Kernels/losses.cl).
-    static let bceChunk = 4096
-
     private func checkUpstream(_ dLoss: Tensor, op: String) throws {
         guard dLoss.count == 1 else {
             throw RefineSegError.shapeMismatch(op: op, detail: "dLoss \(dLoss.shape) must have one element")
@@ -17,7 +14,7 @@ extension CLBackend: LossOps {
 
     public func bceWithLogits(_ logits: Tensor, target: Tensor) throws -> Tensor {
         try target.shape.expect(equal: logits.shape, op: "bce_with_logits")
-        let chunks = max(1, (logits.count + Self.bceChunk - 1) / Self.bceChunk)
+        let chunks = max(1, (logits.count + KernelConstants.bceChunk - 1) / KernelConstants.bceChunk)
         let partials = try empty([chunks], op: "bce_with_logits")
         try runPerGroup("bce_partial", file: "losses", [.tensor(logits), .tensor(target), .tensor(partials), .int(logits.count)],
                         groups: chunks)
@@ -75,9 +72,6 @@ extension CLBackend: LossOps {
         return dc
     }
 
-    /// Pixels per seg_pixel work-group (SEG_CHUNK in Kernels/losses.cl).
-    static let segChunk = 1024
-
     /// Saved tensors of `segmentationLoss`, in `SegmentationLossSaved.tensors` order.
     private enum SegSaved: Int { case stats, norms, protos, pixelState }
 
@@ -101,7 +95,7 @@ extension CLBackend: LossOps {
                     [.tensor(sums), .tensor(counts), .tensor(protos), .tensor(valid), .int(g.n), .int(g.d)], global: [g.n])
             pixelState = try empty([g.n, 2, g.hw], op: op)
         }
-        let chunks = (g.hw + Self.segChunk - 1) / Self.segChunk
+        let chunks = (g.hw + KernelConstants.segChunk - 1) / KernelConstants.segChunk
         let partials = try empty([g.n, chunks, 6], op: op)
         try runPerGroup("seg_pixel", file: "losses", options: options,
                         [.tensor(logits), .tensor(target), .tensor(embedding ?? logits), .tensor(norms), .tensor(protos), .tensor(valid),

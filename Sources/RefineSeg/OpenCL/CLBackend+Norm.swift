@@ -7,7 +7,7 @@ extension CLBackend: NormOps {
         try run("bn_train", file: "norm", options: "-DACT=\(activation.rawValue)",
                 [.tensor(x), .tensor(y), .tensor(mean), .tensor(invStd), .tensor(runningMean), .tensor(runningVar),
                  .tensor(weight), .tensor(bias), .int(g.n), .int(g.c), .int(g.hw), .float(momentum), .float(eps)],
-                global: [g.c * Self.reductionGroup], local: [Self.reductionGroup], bytes: 8 * x.count)
+                global: [g.c * KernelConstants.reductionGroup], local: [KernelConstants.reductionGroup], bytes: 8 * x.count)
         return (y, BatchNormSaved(mean: mean, invStd: invStd, activation: activation, bias: activation == .none ? nil : bias))
     }
 
@@ -18,12 +18,9 @@ extension CLBackend: NormOps {
         try run("bn_eval", file: "norm", options: "-DACT=\(activation.rawValue)",
                 [.tensor(x), .tensor(y), .tensor(runningMean), .tensor(runningVar), .tensor(weight), .tensor(bias),
                  .int(g.c), .int(g.hw), .float(eps)],
-                global: [(g.hw + Self.normSpan - 1) / Self.normSpan, g.n * g.c], bytes: 8 * x.count)
+                global: [(g.hw + KernelConstants.normSpan - 1) / KernelConstants.normSpan, g.n * g.c], bytes: 8 * x.count)
         return y
     }
-
-    /// Values per item of `bn_eval` (BN_SPAN in Kernels/norm.cl).
-    static let normSpan = 256
 
     public func batchNormBackward(_ dy: Tensor, input x: Tensor, weight: Tensor, saved: BatchNormSaved) throws
         -> (dx: Tensor, dweight: Tensor, dbias: Tensor) {
@@ -37,7 +34,7 @@ extension CLBackend: NormOps {
         try run("bn_backward", file: "norm", options: "-DACT=\(activation.rawValue)",
                 [.tensor(dy), .tensor(x), .tensor(saved.mean), .tensor(saved.invStd), .tensor(weight),
                  .tensor(saved.bias ?? weight), .tensor(dw), .tensor(db), .tensor(dx), .int(g.n), .int(g.c), .int(g.hw)],
-                global: [g.c * Self.reductionGroup], local: [Self.reductionGroup], bytes: 12 * x.count)
+                global: [g.c * KernelConstants.reductionGroup], local: [KernelConstants.reductionGroup], bytes: 12 * x.count)
         return (dx, dw, db)
     }
 

@@ -1,7 +1,4 @@
 extension CLBackend: OptimOps {
-    /// Elements per partial sum of squares (SUMSQ_CHUNK in Kernels/optim.cl).
-    static let sumsqChunk = 4096
-
     public func adamStep(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, params p: AdamParams) throws {
         let k = try AdamConstants(p, shapes: [param, grad, m, v], op: "adam_step")
         try run("adam_step", file: "optim", options: "-DDECOUPLED=\(p.decoupled ? 1 : 0)",
@@ -19,7 +16,7 @@ extension CLBackend: OptimOps {
     }
 
     public func sumOfSquares(_ tensors: [Tensor]) throws -> Tensor {
-        let chunks = tensors.map { ($0.count + Self.sumsqChunk - 1) / Self.sumsqChunk }
+        let chunks = tensors.map { ($0.count + KernelConstants.sumsqChunk - 1) / KernelConstants.sumsqChunk }
         let total = chunks.reduce(0, +)
         let partials = try empty([max(total, 1)], op: "sum_of_squares")
         if total == 0 { try fill(partials, value: 0) }
@@ -39,9 +36,6 @@ extension CLBackend: OptimOps {
     }
 
     // MARK: fused optimiser over flat buffers
-
-    /// Elements per work-group of flat_sumsq and flat_adam (FLAT_CHUNK in Kernels/optim.cl).
-    static let flatChunk = 16384
 
     public var viewAlignment: Int { max(ctx.baseAddressAlignBytes / 4, 4) }
 
@@ -65,7 +59,7 @@ extension CLBackend: OptimOps {
 
     public func flatSumOfSquares(_ flat: Tensor, ranges: [Range<Int>]) throws -> SquaredNormPartials {
         try FlatGeometry.check(ranges, in: flat, op: "flat_sum_of_squares")
-        let groups = ranges.map { ($0.count + Self.flatChunk - 1) / Self.flatChunk }
+        let groups = ranges.map { ($0.count + KernelConstants.flatChunk - 1) / KernelConstants.flatChunk }
         let total = groups.reduce(0, +)
         let partials = try empty([max(total, 1)], op: "flat_sum_of_squares")
         if total == 0 { try fill(partials, value: 0) }
@@ -90,7 +84,7 @@ extension CLBackend: OptimOps {
                              .tensor(partials), .int(clip == nil ? 0 : partials.count), .float(clip?.maxNorm ?? 0),
                              .float(p.beta1), .float(p.beta2), .float(p.eps), .float(p.weightDecay), .float(k.decay),
                              .float(k.stepSize), .float(k.bc2Sqrt)],
-                            groups: (r.count + Self.flatChunk - 1) / Self.flatChunk)
+                            groups: (r.count + KernelConstants.flatChunk - 1) / KernelConstants.flatChunk)
         }
     }
 }

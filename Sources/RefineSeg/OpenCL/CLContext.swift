@@ -171,7 +171,7 @@ final class CLContext {
             throw RefineSegError.openCL(op: "build \(file).cl", call: "clCreateProgramWithSource",
                                         status: clStatusName(status), log: nil)
         }
-        let flags = "-cl-std=CL1.2 -cl-mad-enable " + options
+        let flags = "-cl-std=CL1.2 -cl-mad-enable " + KernelConstants.options(for: file) + " " + options
         var dev: cl_device_id? = device
         let build = clBuildProgram(program, 1, &dev, flags, nil, nil)
         if build != CL_SUCCESS {

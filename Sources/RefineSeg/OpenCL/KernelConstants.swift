@@ -1,0 +1,40 @@
+/// Sizes that both a launcher (work-group counts, local sizes, items per launch) and its kernel
+/// use, defined once here and handed to every program build as `-D NAME=value` (STYLE.md rule
+/// 15), so the host and the kernels cannot disagree. The .cl files have no defaults for these:
+/// every build goes through `CLContext.program` (Oclgrind too, since it runs the `refineseg`
+/// binary), and a build without them fails naming the macro.
+enum KernelConstants {
+    /// Work-group size of every work-group reduction (RS_WG in Kernels/common.h, a power of two;
+    /// the order of additions depends on it, so it is fixed, not tuned).
+    static let reductionGroup = 64
+    /// Values per item of the flat elementwise kernels (EW_SPAN, Kernels/elementwise.cl).
+    static let elementwiseSpan = 64
+    /// Values per item of `bn_eval` (BN_SPAN, Kernels/norm.cl).
+    static let normSpan = 256
+    /// Pixels per item of channel_mean_max(_backward) (CM_SPAN, Kernels/attention.cl).
+    static let channelSpan = 64
+    /// Values per item of the span-launched attention kernels (SPAN, Kernels/attention.cl).
+    static let attentionSpan = 256
+    /// Elements per work-group of bce_partial (BCE_CHUNK, Kernels/losses.cl).
+    static let bceChunk = 4096
+    /// Pixels per seg_pixel work-group (SEG_CHUNK, Kernels/losses.cl).
+    static let segChunk = 1024
+    /// Elements per work-group of sumsq_partial (SUMSQ_CHUNK, Kernels/optim.cl).
+    static let sumsqChunk = 4096
+    /// Elements per work-group of flat_sumsq and flat_adam (FLAT_CHUNK, Kernels/optim.cl).
+    static let flatChunk = 16384
+
+    /// The `-D` options of a build of `Kernels/<file>.cl` (common.h's RS_WG goes to every file).
+    static func options(for file: String) -> String {
+        var defines = [("RS_WG", reductionGroup)]
+        switch file {
+        case "elementwise": defines.append(("EW_SPAN", elementwiseSpan))
+        case "norm": defines.append(("BN_SPAN", normSpan))
+        case "attention": defines += [("CM_SPAN", channelSpan), ("SPAN", attentionSpan)]
+        case "losses": defines += [("BCE_CHUNK", bceChunk), ("SEG_CHUNK", segChunk)]
+        case "optim": defines += [("SUMSQ_CHUNK", sumsqChunk), ("FLAT_CHUNK", flatChunk)]
+        default: break
+        }
+        return defines.map { "-D\($0.0)=\($0.1)" }.joined(separator: " ")
+    }
+}
