@@ -54,7 +54,9 @@ let package = Package(
             ],
             path: "Sources/refineseg"
         ),
-        .testTarget(name: "RefineSegTests", dependencies: ["RefineSeg", "RefineSegONNX"], path: "Tests/RefineSegTests"),
+        .testTarget(name: "RefineSegTests", dependencies: ["RefineSeg", "RefineSegONNX"], path: "Tests/RefineSegTests",
+                    // Golden values written by scripts/*.py, read from the source tree (TestSupport.fixture).
+                    exclude: ["Fixtures"]),
     ],
     // Swift 5 language mode: moving to Swift 6 (strict concurrency) is a larger change (issue 19).
     swiftLanguageModes: [.v5]

@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """Golden values for RefineSeg's metrics (docs/MODEL.md "Metrics"), computed with numpy/scipy.
 
-The masks below are ASCII art ('#' = lesion / predicted lesion, '.' = background); the same
-art is copied into Tests/RefineSegTests/MetricsTests.swift, which asserts the printed values.
-Run: python3 scripts/metrics_reference.py          (needs numpy and scipy)
+The masks below are ASCII art ('#' = lesion / predicted lesion, '.' = background). The masks
+and their golden values are written to the fixture that Tests/RefineSegTests/MetricsTests.swift
+reads (committed, so the Swift tests need no Python; MetricsTests checks it is up to date when
+numpy and scipy are present):
+Run: python3 scripts/metrics_reference.py --write Tests/RefineSegTests/Fixtures/metrics_reference.json
+     python3 scripts/metrics_reference.py          (prints the same values; needs numpy and scipy)
 
 Definitions (independent of the Swift code, same conventions):
 - per image: dice = (2|A∩B|+1)/(|A|+|B|+1); iou = |A∩B|/|A∪B| (1 when both empty);
@@ -20,6 +23,7 @@ Definitions (independent of the Swift code, same conventions):
   is absent from both), hd95 = mean over images where defined (None when none).
 """
 
+import argparse
 import json
 
 import numpy as np
@@ -142,7 +146,8 @@ def fp_components(pred, label):
     return sum(1 for k in range(1, n + 1) if not label[labels == k].any())
 
 
-def main():
+def reference():
+    """Per-image rows (with the masks' art) and the summary over all CASES."""
     rows, TP, FP, FN, TN = [], 0, 0, 0, 0
     for name, label_art, pred_art in CASES:
         b, a = mask(label_art), mask(pred_art)   # b label, a prediction
@@ -150,7 +155,8 @@ def main():
         TP += tp; FP += fp; FN += fn; TN += tn
         union = tp + fp + fn
         iou = 1.0 if union == 0 else tp / union
-        rows.append(dict(name=name, dice=(2 * tp + 1) / (a.sum() + b.sum() + 1), iou=iou,
+        rows.append(dict(name=name, label=label_art, prediction=pred_art,
+                         dice=float((2 * tp + 1) / (a.sum() + b.sum() + 1)), iou=iou,
                          thresholded_jaccard=0.0 if iou < 0.65 else iou,
                          fp_components=fp_components(a, b), hd95=hd95(a, b), tp=tp, fp=fp, fn=fn))
     precision = 1.0 if TP + FP == 0 else TP / (TP + FP)
@@ -170,9 +176,25 @@ def main():
         fp_image_share=float(np.mean([r["fp_components"] > 0 for r in rows])),
         hd95=float(np.mean(hds)) if hds else None,
     )
+    return rows, summary
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--write", metavar="JSON", help="write the fixture (masks, per-image values, summary) here")
+    args = parser.parse_args()
+    rows, summary = reference()
+    if args.write:
+        fixture = {"generator": "scripts/metrics_reference.py", "numpy": np.__version__,
+                   "images": rows, "summary": summary}
+        with open(args.write, "w") as f:
+            json.dump(fixture, f, indent=1)
+            f.write("\n")
+        print(f"wrote {args.write}")
+        return
     print("per image:")
     for r in rows:
-        print(json.dumps({k: (float(v) if isinstance(v, np.floating) else v) for k, v in r.items()}))
+        print(json.dumps({k: v for k, v in r.items() if k not in ("label", "prediction")}))
     print("summary:")
     print(json.dumps(summary, indent=1))
 

@@ -2,7 +2,7 @@ import XCTest
 @testable import RefineSeg
 
 /// docs/MODEL.md's metrics: golden values from scripts/metrics_reference.py (numpy/scipy, medpy's
-/// hd95 algorithm) on the same ASCII-art masks, plus hand-computed tiny cases.
+/// hd95 algorithm) read from its committed fixture (masks and values), plus hand-computed tiny cases.
 final class MetricsTests: XCTestCase {
     /// '#' = lesion, '.' = background; rows top to bottom.
     private func mask(_ art: [String]) throws -> BinaryMask {
@@ -10,123 +10,23 @@ final class MetricsTests: XCTestCase {
         return try BinaryMask(width: width, height: art.count, pixels: art.flatMap { $0.map { $0 == "#" } })
     }
 
-    // (name, label art, prediction art): the CASES of scripts/metrics_reference.py, copied verbatim.
-    private let cases: [(String, [String], [String])] = [
-        ("overlap_with_far_fp", [
-            "................",
-            "...######.......",
-            "..########......",
-            "..########......",
-            "..########......",
-            "...######.......",
-            "................",
-            "................",
-            "................",
-            "................",
-        ], [
-            "................",
-            "................",
-            "....######......",
-            "....#######.....",
-            "....#######...#.",
-            "....######...##.",
-            "..............#.",
-            "................",
-            "#...............",
-            "##..............",
-        ]),
-        ("ring_and_diagonal", [
-            ".............",
-            ".#######.....",
-            ".#######.....",
-            ".##...##.....",
-            ".##...##.....",
-            ".#######.....",
-            ".#######.....",
-            ".............",
-            ".............",
-        ], [
-            ".............",
-            "..######.....",
-            ".########....",
-            ".##....##....",
-            ".##....##....",
-            ".########...#",
-            "..######...#.",
-            "..........#..",
-            ".........#...",
-        ]),
-        ("missed_lesion", [
-            "........",
-            "..###...",
-            "..###...",
-            "........",
-        ], [
-            "........",
-            "........",
-            "........",
-            "........",
-        ]),
-        ("fp_only", [
-            ".........",
-            ".........",
-            ".........",
-            ".........",
-            ".........",
-        ], [
-            "##.......",
-            "#........",
-            ".....#...",
-            "......#..",
-            ".......##",
-        ]),
-        ("both_empty", [
-            "......",
-            "......",
-            "......",
-        ], [
-            "......",
-            "......",
-            "......",
-        ]),
-        ("full_image_touching_border", [
-            "#######",
-            "#######",
-            "#######",
-            "#######",
-            "#######",
-        ], [
-            "#######",
-            "#######",
-            "#######",
-            "####...",
-            "###....",
-        ]),
-    ]
-
-    private struct Golden {
-        let dice, iou, jaccard: Double
-        let fpComponents: Int
-        let hd95: Double?
-        let tp, fp, fn: Int
+    /// Tests/RefineSegTests/Fixtures/metrics_reference.json.
+    private struct Reference: Decodable {
+        struct Image: Decodable {
+            let name: String
+            let label, prediction: [String]
+            let dice, iou, thresholded_jaccard: Double
+            let fp_components: Int
+            let hd95: Double?
+            let tp, fp, fn: Int
+        }
+        let images: [Image]
+        let summary: MetricSummary
     }
 
-    // Printed by `python3 scripts/metrics_reference.py` (numpy 2.4.6, scipy).
-    private let golden: [Golden] = [
-        Golden(dice: 0.6714285714285714, iou: 0.5, jaccard: 0, fpComponents: 2, hd95: 5.0, tp: 23, fp: 10, fn: 13),
-        Golden(dice: 0.8441558441558441, iou: 0.7272727272727273, jaccard: 0.7272727272727273, fpComponents: 1,
-               hd95: 2.1884776310850214, tp: 32, fp: 8, fn: 4),
-        Golden(dice: 0.14285714285714285, iou: 0, jaccard: 0, fpComponents: 0, hd95: nil, tp: 0, fp: 0, fn: 6),
-        Golden(dice: 0.125, iou: 0, jaccard: 0, fpComponents: 2, hd95: nil, tp: 0, fp: 7, fn: 0),
-        Golden(dice: 1, iou: 1, jaccard: 1, fpComponents: 0, hd95: nil, tp: 0, fp: 0, fn: 0),
-        Golden(dice: 0.890625, iou: 0.8, jaccard: 0.8, fpComponents: 0, hd95: 2.0, tp: 28, fp: 0, fn: 7),
-    ]
-
-    private let goldenSummary = MetricSummary(
-        images: 6, precision: 0.7685185185185185, recall: 0.7345132743362832, dice: 0.6123444264069263,
-        iou: 0.5045454545454545, miou: 0.7158480944712828, thresholdedJaccard: 0.4212121212121212,
-        fdr: 0.2314814814814815, fpr: 0.08503401360544217, fpComponentsMean: 0.8333333333333334,
-        fpImageShare: 0.5, hd95: 3.0628258770283403)
+    func testTheMetricsFixtureIsWhatTheScriptComputes() throws {
+        try assertFixtureIsCurrent("metrics_reference.json", script: "scripts/metrics_reference.py", modules: "numpy, scipy")
+    }
 
     private func assertClose(_ a: MetricSummary, _ b: MetricSummary, _ what: String,
                              file: StaticString = #filePath, line: UInt = #line) {
@@ -145,19 +45,21 @@ final class MetricsTests: XCTestCase {
     }
 
     func testMatchesTheNumpyScipyReference() throws {
+        let reference: Reference = try fixture("metrics_reference.json")
+        XCTAssertFalse(reference.images.isEmpty)
         var acc = MetricAccumulator()
-        for ((name, labelArt, predArt), g) in zip(cases, golden) {
-            let row = try acc.add(name: name, prediction: mask(predArt), label: mask(labelArt))
-            XCTAssertEqual(row.dice, g.dice, accuracy: 1e-12, name)
-            XCTAssertEqual(row.iou, g.iou, accuracy: 1e-12, name)
-            XCTAssertEqual(row.thresholdedJaccard, g.jaccard, accuracy: 1e-12, name)
-            XCTAssertEqual(row.fpComponents, g.fpComponents, name)
-            XCTAssertEqual([row.tp, row.fp, row.fn], [g.tp, g.fp, g.fn], name)
-            XCTAssertEqual(row.hd95 == nil, g.hd95 == nil, "\(name) hd95 definedness")
-            if let h = row.hd95, let gh = g.hd95 { XCTAssertEqual(h, gh, accuracy: 1e-12, "\(name) hd95") }
+        for g in reference.images {
+            let row = try acc.add(name: g.name, prediction: mask(g.prediction), label: mask(g.label))
+            XCTAssertEqual(row.dice, g.dice, accuracy: 1e-12, g.name)
+            XCTAssertEqual(row.iou, g.iou, accuracy: 1e-12, g.name)
+            XCTAssertEqual(row.thresholdedJaccard, g.thresholded_jaccard, accuracy: 1e-12, g.name)
+            XCTAssertEqual(row.fpComponents, g.fp_components, g.name)
+            XCTAssertEqual([row.tp, row.fp, row.fn], [g.tp, g.fp, g.fn], g.name)
+            XCTAssertEqual(row.hd95 == nil, g.hd95 == nil, "\(g.name) hd95 definedness")
+            if let h = row.hd95, let gh = g.hd95 { XCTAssertEqual(h, gh, accuracy: 1e-12, "\(g.name) hd95") }
         }
-        XCTAssertEqual(acc.summary().images, 6)
-        assertClose(acc.summary(), goldenSummary, "summary")
+        XCTAssertEqual(acc.summary().images, reference.images.count)
+        assertClose(acc.summary(), reference.summary, "summary")
     }
 
     func testBothMasksEmpty() throws {

@@ -26,18 +26,6 @@ final class ONNXExportTests: XCTestCase {
                       image: normalizePercentiles(crop, channels: 1), mask: nil)
     }
 
-    /// Whether python3 can import `modules` (comma-separated).
-    func pythonImports(_ modules: String) -> Bool {
-        let probe = Process()
-        probe.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        probe.arguments = ["python3", "-c", "import " + modules]
-        probe.standardOutput = FileHandle.nullDevice
-        probe.standardError = FileHandle.nullDevice
-        guard (try? probe.run()) != nil else { return false }
-        probe.waitUntilExit()
-        return probe.terminationStatus == 0
-    }
-
     func onnxRuntimeOrSkip() throws {
         if !pythonImports("onnx, onnxruntime, numpy") {
             throw XCTSkip("python3 with onnx and onnxruntime not available (pip install onnx onnxruntime): ONNX export check skipped")

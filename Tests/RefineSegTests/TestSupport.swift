@@ -59,3 +59,51 @@ func trainedCheckpoint(_ dir: URL, width: Int, sampleSeed: UInt64, modelSeed: UI
     try Checkpoint.save(model, metadata: model.config.metadata, to: path)
     return path
 }
+
+/// Whether python3 can import `modules` (comma-separated).
+func pythonImports(_ modules: String) -> Bool {
+    let probe = Process()
+    probe.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    probe.arguments = ["python3", "-c", "import " + modules]
+    probe.standardOutput = FileHandle.nullDevice
+    probe.standardError = FileHandle.nullDevice
+    guard (try? probe.run()) != nil else { return false }
+    probe.waitUntilExit()
+    return probe.terminationStatus == 0
+}
+
+/// A committed golden-value fixture, Tests/RefineSegTests/Fixtures/<name>, written by a script
+/// under scripts/ (so the tests need no Python).
+func fixtureURL(_ name: String) -> URL {
+    packageRoot.appendingPathComponent("Tests/RefineSegTests/Fixtures/" + name)
+}
+
+/// Decodes fixture `name` as `T`.
+func fixture<T: Decodable>(_ name: String, as type: T.Type = T.self) throws -> T {
+    try JSONDecoder().decode(T.self, from: Data(contentsOf: fixtureURL(name)))
+}
+
+/// Reruns `script` (with its arguments) writing to a temporary file in place of `name`, and
+/// asserts that the committed fixture equals it: the fixture is what the script computes now.
+/// Skipped, saying so, when python3 lacks `modules`.
+func assertFixtureIsCurrent(_ name: String, script: String, modules: String,
+                            file: StaticString = #filePath, line: UInt = #line) throws {
+    guard pythonImports(modules) else {
+        throw XCTSkip("python3 with \(modules) not available: \(name) not regenerated (the committed fixture is used)")
+    }
+    let dir = try temporaryDirectory("fixture")
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let fresh = dir.appendingPathComponent(name)
+    let run = Process()
+    run.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    run.arguments = ["python3", packageRoot.appendingPathComponent(script).path, "--write", fresh.path]
+    run.standardOutput = FileHandle.nullDevice
+    try run.run()
+    run.waitUntilExit()
+    XCTAssertEqual(run.terminationStatus, 0, "\(script) failed", file: file, line: line)
+    let committed = try JSONSerialization.jsonObject(with: Data(contentsOf: fixtureURL(name))) as? NSDictionary
+    let regenerated = try JSONSerialization.jsonObject(with: Data(contentsOf: fresh)) as? NSDictionary
+    XCTAssertNotNil(committed, file: file, line: line)
+    XCTAssertEqual(committed, regenerated, "Tests/RefineSegTests/Fixtures/\(name) is stale: run python3 \(script) --write Tests/RefineSegTests/Fixtures/\(name)",
+                   file: file, line: line)
+}
