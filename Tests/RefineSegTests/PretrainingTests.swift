@@ -52,13 +52,13 @@ final class PretrainingTests: XCTestCase {
         XCTAssertEqual(ViewAugmentation.view2.apply(s, size: 32, rng: &r1), ViewAugmentation.view2.apply(s, size: 32, rng: &r2))
     }
 
-    private func tinyPretrainer(_ backend: Backend, out: String, epochs: Int = 1) throws -> Pretrainer {
+    private func tinyPretrainer(_ backend: Backend, out: String, epochs: Int = 1, resume: Bool = false) throws -> Pretrainer {
         var config = PretrainConfig(data: "generated", out: out)
         config.epochs = epochs; config.batch = 4; config.size = 32; config.width = 4; config.projector = 32
         config.lr = 1e-3; config.warmupEpochs = 0
         try config.validate()
         let images = (0..<8).map { k -> Sample in var s = discSample(size: 40, seed: UInt64(100 + k)); s.mask = nil; return s }
-        return try Pretrainer(config: config, backend: backend, images: images)
+        return try Pretrainer(config: config, backend: backend, images: images, resume: resume)
     }
 
     func testPretrainingStepsLowerTheBarlowTwinsLossOnAFixedBatch() throws {
@@ -71,15 +71,49 @@ final class PretrainingTests: XCTestCase {
             return try pre.loss(v1, v2, g).loss.value.scalar()
         }
         let before = try lossValue()
-        for _ in 0..<8 {
-            let g = Graph(backend: backend, training: true)
-            let (loss, _) = try pre.loss(v1, v2, g)
-            try g.backward(loss)
-            try pre.optimizer.update(lr: 1e-3)
-        }
+        for _ in 0..<8 { _ = try pre.trainStep(v1, v2, lr: 1e-3) }   // the step `Pretrainer.run` takes
         let after = try lossValue()
         XCTAssertTrue(before.isFinite && after.isFinite)
         XCTAssertLessThan(after, before * 0.95, "8 AdamW steps on one fixed batch should lower the Barlow Twins loss (\(before) → \(after))")
+    }
+
+    /// `pretrain --resume`: a run stopped after its first epoch's checkpoint (as a kill right
+    /// after it would leave it) and resumed ends exactly where an uninterrupted run ends: the same
+    /// bytes in every checkpoint and the same losses in log.csv.
+    func testResumedPretrainingEndsExactlyAsAnUninterruptedRun() throws {
+        let backend = CPUBackend()
+        let whole = try temporaryDirectory("bt-whole").path, split = try temporaryDirectory("bt-resumed").path
+        defer { try? FileManager.default.removeItem(atPath: whole); try? FileManager.default.removeItem(atPath: split) }
+        let reference = try tinyPretrainer(backend, out: whole, epochs: 2)
+        reference.progress.quiet = true
+        try reference.run()
+        XCTAssertEqual(reference.epoch, 2)
+
+        let first = try tinyPretrainer(backend, out: split, epochs: 2)
+        first.progress.quiet = true
+        first.loop.stopAfterEpochs = 1
+        try first.run()
+        XCTAssertEqual(first.epoch, 1)
+        let resumed = try tinyPretrainer(backend, out: split, epochs: 2, resume: true)
+        XCTAssertEqual(resumed.epoch, 1, "resumes after the epoch in last.safetensors")
+        XCTAssertEqual(resumed.step, first.step)
+        resumed.progress.quiet = true
+        try resumed.run()
+        XCTAssertEqual(resumed.epoch, 2)
+        // Epochs before the resume are read back from log.csv (6 decimals); the rest are exact.
+        XCTAssertEqual(resumed.epochLosses.count, 2)
+        XCTAssertEqual(resumed.epochLosses[0], reference.epochLosses[0], accuracy: 1e-6)
+        XCTAssertEqual(resumed.epochLosses[1], reference.epochLosses[1])
+        for file in ["encoder.safetensors", "projector.safetensors", "last.safetensors"] {
+            XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: split + "/" + file)),
+                           try Data(contentsOf: URL(fileURLWithPath: whole + "/" + file)), "\(file) differs from the uninterrupted run")
+        }
+        // log.csv: the same rows but for the seconds column.
+        func rows(_ dir: String) throws -> [String] {
+            try String(contentsOfFile: dir + "/log.csv", encoding: .utf8).split(separator: "\n").map { $0.split(separator: ",").dropLast().joined(separator: ",") }
+        }
+        XCTAssertEqual(try rows(split), try rows(whole))
+        XCTAssertEqual(try rows(split).count, 3)
     }
 
     func testEncoderLoadsIntoTheSegmentationModelByName() throws {

@@ -41,19 +41,38 @@ public struct PretrainConfig: Codable, Equatable {
     }
 }
 
-/// Barlow Twins pre-training of the DFR-UNet encoder on every training and unlabelled image.
+/// Barlow Twins pre-training of the DFR-UNet encoder on every training and unlabelled image: the
+/// self-supervised objective of the shared `TrainingLoop` (RUN/log.csv, RUN/last.safetensors,
+/// `refineseg pretrain --resume`), which also writes RUN/encoder.safetensors and
+/// RUN/projector.safetensors after every epoch.
 public final class Pretrainer {
-    public let config: PretrainConfig
+    public private(set) var config: PretrainConfig
     public let backend: Backend
     public let model: DFRUNet
     public let projector: Projector
     public let images: [Sample]
     let standardize1: BatchNorm, standardize2: BatchNorm
     let optimizer: AdamW
-    public var progress = ProgressPrinter()
-    public private(set) var epochLosses: [Double] = []
+    /// The epoch loop, schedule, loss reads, log.csv, last.safetensors and `--resume`.
+    let loop: TrainingLoop
+    public var progress: ProgressPrinter {
+        get { loop.progress }
+        set { loop.progress = newValue }
+    }
+    /// Epochs completed so far, and optimiser steps.
+    public var epoch: Int { loop.epoch }
+    public var step: Int { loop.step }
+    /// Mean Barlow Twins loss of each completed epoch.
+    public var epochLosses: [Double] { loop.epochLosses }
     /// Data-parallel pre-training over MPI (nil: one process).
     public private(set) var dataParallel: DataParallel?
+    /// The current epoch's image order, view stream and position.
+    private var order: [Int] = [], rng = SeededRandom(seed: 0), position = 0
+    /// The cross-correlation matrix of the epoch's last step, on its way to the host.
+    private var lastCorrelation: PendingRead?
+
+    /// Optimiser steps in one epoch: whole batches of the shuffled images.
+    public var stepsPerEpoch: Int { images.count / config.batch }
 
     /// Makes this pre-trainer one rank of a data-parallel job (rank 0's weights on every rank).
     /// The projector's standardising batch norms and the cross-correlation matrix always span
@@ -67,6 +86,7 @@ public final class Pretrainer {
         try dp.broadcastParameters(model.namedParameters() + projector.namedParameters(prefix: "projector"))
         dataParallel = dp
         if !comm.isRoot { progress.quiet = true }
+        loop.noteCheckpointForTermination()
     }
 
     /// Every train image (labelled or not) and every unlabeled/images image; never test.
@@ -85,7 +105,9 @@ public final class Pretrainer {
         return (splits.train + (splits.validation ?? []) + splits.unlabeled).map { var s = $0; s.mask = nil; s.original = nil; return s }
     }
 
-    public init(config: PretrainConfig, backend: Backend, images: [Sample]? = nil) throws {
+    /// Sets up a new run (or, with `resume`, continues RUN from last.safetensors; a run killed
+    /// before it completed an epoch has none and starts again from epoch 1).
+    public init(config: PretrainConfig, backend: Backend, images: [Sample]? = nil, resume: Bool = false) throws {
         try config.validate()
         self.config = config
         self.backend = backend
@@ -105,6 +127,10 @@ public final class Pretrainer {
         let encoder = model.namedParameters().filter { n, _ in DFRUNet.encoderPrefixes.contains { n.hasPrefix($0) } }
         optimizer = try AdamW(encoder + projector.namedParameters(prefix: "projector"), backend: backend,
                               weightDecay: Float(config.weightDecay))
+        loop = TrainingLoop(settings: .init(runDir: config.out, command: "pretrain", epochs: config.epochs,
+                                            stepsPerEpoch: self.images.count / config.batch, baseLR: config.lr,
+                                            warmupEpochs: config.warmupEpochs), backend: backend)
+        if resume { _ = try loop.restore(self) }
     }
 
     /// L_BT of one pair of view batches (N, C, S, S); also returns c (D, D).
@@ -119,6 +145,20 @@ public final class Pretrainer {
         if let dp = dataParallel { product = try g.allreduceSum(product, comm: dp.comm) }   // Σ over the global batch
         let c = try g.scale(product, by: 1 / Float(config.batch))
         return (try g.barlowTwinsFromCorrelation(c, lambda: Float(config.lambda)), c)
+    }
+
+    /// One pre-training step on a pair of view batches: forward, L_BT, backward, the
+    /// data-parallel all-reduce and the AdamW update at `lr`. Returns the loss and the
+    /// cross-correlation matrix (on the device; nothing waits for the kernels it queues).
+    func trainStep(_ v1: Tensor, _ v2: Tensor, lr: Float) throws -> (loss: Tensor, correlation: Tensor) {
+        let g = Graph(backend: backend, training: true)
+        dataParallel?.attach(to: g, alwaysSync: [standardize1, standardize2])
+        let (loss, c) = try self.loss(v1, v2, g)
+        try g.backward(loss)
+        // Every rank computed the same global loss: the summed gradients are the global ones.
+        try dataParallel?.finishGradients()
+        try optimizer.update(lr: lr)
+        return (loss.value, c.value)
     }
 
     /// Makes both views of a batch of images on the host.
@@ -136,86 +176,83 @@ public final class Pretrainer {
         return (try backend.tensor(a, shape: [mine.count, c, s, s]), try backend.tensor(b, shape: [mine.count, c, s, s]))
     }
 
-    /// Runs every epoch, writing RUN/encoder.safetensors, RUN/projector.safetensors and RUN/log.csv.
+    /// Runs every epoch (or continues a resumed run), writing RUN/encoder.safetensors,
+    /// RUN/projector.safetensors, RUN/last.safetensors and RUN/log.csv.
     public func run() throws {
-        let dir = config.out
-        let writes = dataParallel?.comm.isRoot ?? true
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        if writes { try writeAtomically(try encoder.encode(config), to: dir + "/config.json") }
-        let stepsPerEpoch = images.count / config.batch
-        let total = config.epochs * stepsPerEpoch
-        let schedule = try WarmupCosineSchedule(baseLR: Float(config.lr), minLR: Float(config.lr) * 0.01,
-                                                warmupSteps: min(config.warmupEpochs * stepsPerEpoch, total - 1), totalSteps: total)
-        var rows = ["epoch,step,loss,on_diagonal_mean,off_diagonal_mean,lr,seconds"]
-        var step = 0
-        for epoch in 0..<config.epochs {
-            let start = Date()
-            var rng = SeededRandom(seed: config.seed &+ UInt64(epoch) &* 0x51ED)
-            var order = Array(images.indices)
-            order.shuffle(using: &rng)
-            var lossSum = 0.0, onDiag = 0.0, offDiag = 0.0
-            var lr: Float = 0
-            // The loss is read one step behind (step k's after step k + 1 is queued), so the device
-            // never waits for the host; every read is checked before the encoder is saved.
-            var pending: (read: PendingRead, step: Int)?
-            var value: Float = .nan
-            func checkPending() throws {
-                guard let p = pending else { return }
-                pending = nil
-                value = try p.read.values()[0]
-                guard value.isFinite else {
-                    throw RefineSegError.numerical("Barlow Twins loss became \(value) at step \(p.step) (epoch \(epoch + 1)); stopped. The last good encoder is \(dir)/encoder.safetensors" + (epoch == 0 ? " (none yet: try a lower --lr)" : ""))
-                }
-                lossSum += Double(value)
-            }
-            for k in 0..<stepsPerEpoch {
-                let batch = order[(k * config.batch)..<((k + 1) * config.batch)].map { images[$0] }
-                let (v1, v2) = try views(batch, rng: &rng)
-                let g = Graph(backend: backend, training: true)
-                dataParallel?.attach(to: g, alwaysSync: [standardize1, standardize2])
-                let (loss, c) = try self.loss(v1, v2, g)
-                let read = try backend.startRead(loss.value)
-                try g.backward(loss)
-                // Every rank computed the same global loss: the summed gradients are the global ones.
-                try dataParallel?.finishGradients()
-                lr = schedule.lr(at: step + 1)   // the schedule is 0 at step 0
-                try optimizer.update(lr: lr)
-                try checkPending()
-                pending = (read, step + 1)
-                if k == stepsPerEpoch - 1 {
-                    let cv = try c.value.toArray(), d = config.projector
-                    var on = 0.0, off = 0.0
-                    for i in 0..<d { for j in 0..<d { if i == j { on += Double(cv[i * d + j]) } else { off += Double(cv[i * d + j]) } } }
-                    onDiag = on / Double(d); offDiag = off / Double(max(d * d - d, 1))
-                }
-                step += 1
-                progress.update("pretrain epoch \(epoch + 1)/\(config.epochs) step \(k + 1)/\(stepsPerEpoch) loss \(value.isFinite ? String(format: "%.2f", value) : "…")")
-                if let dp = dataParallel, try dp.sum([interruptRequested != 0 ? 1 : 0])[0] > 0 { interruptRequested = 1 }
-                if interruptRequested != 0 { break }
-            }
-            try checkPending()
-            let mean = lossSum / Double(max(stepsPerEpoch, 1))
-            epochLosses.append(mean)
-            let seconds = Date().timeIntervalSince(start)
-            rows.append(String(format: "%d,%d,%.6f,%.6f,%.6f,%.6g,%.2f", epoch + 1, step, mean, onDiag, offDiag, lr, seconds))
-            guard writes else { if interruptRequested != 0 { return }; continue }
-            try saveCheckpoints(epoch: epoch + 1)
-            try writeAtomically(Data((rows.joined(separator: "\n") + "\n").utf8), to: dir + "/log.csv")
-            progress.line(String(format: "pretrain epoch %d/%d  loss %.4f  on-diag %.3f  off-diag %.4f  %.1fs", epoch + 1, config.epochs, mean, onDiag, offDiag, seconds))
-            if interruptRequested != 0 { progress.line("interrupted: encoder saved to \(dir)/encoder.safetensors"); return }
-        }
+        _ = try loop.run(self)
     }
 
     func saveCheckpoints(epoch: Int) throws {
-        var meta = model.config.metadata
-        meta["epoch"] = "\(epoch)"; meta["projector_dim"] = "\(config.projector)"; meta["kind"] = "barlow-twins-encoder"
+        let meta = encoderMetadata(epoch: epoch)
         let encoderTensors = try model.namedParameters()
             .filter { n, _ in DFRUNet.encoderPrefixes.contains { n.hasPrefix($0) } }
             .map { n, p in (name: n, shape: p.value.shape.dims, values: try p.value.toArray()) }
         try SafeTensorsFile(tensors: encoderTensors, metadata: meta).write(to: config.out + "/encoder.safetensors")
         try Checkpoint.save(projector.asNamed(prefix: "projector"), metadata: meta, to: config.out + "/projector.safetensors")
+    }
+
+    func encoderMetadata(epoch: Int) -> [String: String] {
+        var meta = model.config.metadata
+        meta["epoch"] = "\(epoch)"; meta["projector_dim"] = "\(config.projector)"; meta["kind"] = "barlow-twins-encoder"
+        return meta
+    }
+}
+
+extension Pretrainer: TrainingObjective {
+    var lossName: String { "Barlow Twins loss" }
+    var lossOffset: Double { 0 }
+    /// The cross-correlation matrix is all-reduced in the graph: every rank has the global loss.
+    var lossIsRankShare: Bool { false }
+    var logHeader: String { "epoch,step,loss,on_diagonal_mean,off_diagonal_mean,lr,seconds" }
+    /// The whole model (its decoder stays as initialised) and the projector.
+    var checkpointModule: Module { ModuleGroup([("", model), ("projector", projector)]) }
+
+    func checkpointMetadata(epoch: Int, step: Int) -> [String: String] {
+        var meta = encoderMetadata(epoch: epoch)
+        meta["kind"] = "barlow-twins-run"; meta["seed"] = "\(config.seed)"
+        return meta
+    }
+
+    func restored(metadata: [String: String]) {}
+
+    func writeRunRecord(resumedAt epoch: Int) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try writeAtomically(try encoder.encode(config), to: config.out + "/config.json")
+    }
+
+    func startEpoch(_ epoch: Int) throws {
+        rng = SeededRandom(seed: config.seed &+ UInt64(epoch) &* 0x51ED)
+        order = Array(images.indices)
+        order.shuffle(using: &rng)
+        position = 0
+        lastCorrelation = nil
+    }
+
+    func step(lr: Float) throws -> (loss: Tensor, images: Int)? {
+        let k = position
+        guard k < stepsPerEpoch else { return nil }
+        let batch = order[(k * config.batch)..<((k + 1) * config.batch)].map { images[$0] }
+        let (v1, v2) = try views(batch, rng: &rng)
+        let (loss, c) = try trainStep(v1, v2, lr: lr)
+        // The last step's correlation is logged (its diagonal means), read at the end of the epoch.
+        if k == stepsPerEpoch - 1 { lastCorrelation = try backend.startRead(c) }
+        position += 1
+        return (loss, batch.count)
+    }
+
+    func finishEpoch(_ e: EpochSummary, writes: Bool) throws -> (row: String, line: String) {
+        var onDiag = 0.0, offDiag = 0.0
+        if let read = lastCorrelation {
+            let cv = try read.values(), d = config.projector
+            var on = 0.0, off = 0.0
+            for i in 0..<d { for j in 0..<d { if i == j { on += Double(cv[i * d + j]) } else { off += Double(cv[i * d + j]) } } }
+            onDiag = on / Double(d); offDiag = off / Double(max(d * d - d, 1))
+        }
+        lastCorrelation = nil
+        if writes { try saveCheckpoints(epoch: e.epoch) }
+        return (String(format: "%d,%d,%.6f,%.6f,%.6f,%.6g,%.2f", e.epoch, e.step, e.meanLoss, onDiag, offDiag, e.lr, e.seconds),
+                String(format: "pretrain epoch %d/%d  loss %.4f  on-diag %.3f  off-diag %.4f  %.1fs", e.epoch, e.epochs, e.meanLoss, onDiag, offDiag, e.seconds))
     }
 }
 

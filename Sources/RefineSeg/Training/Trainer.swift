@@ -8,7 +8,8 @@ public struct RunRecord: Codable {
     public var started: String
 }
 
-/// Supervised training of DFR-UNet on a dataset folder (docs/MODEL.md's loss, AdamW, warm-up + cosine).
+/// Supervised training of DFR-UNet on a dataset folder (docs/MODEL.md's loss, AdamW, warm-up +
+/// cosine): the segmentation objective of the shared `TrainingLoop`.
 public final class Trainer {
     public private(set) var config: TrainConfig
     public let backend: Backend
@@ -16,24 +17,31 @@ public final class Trainer {
     public let optimizer: AdamW
     public let split: TrainingSplit
     public let lossFunction: SegmentationLoss
-    public var progress = ProgressPrinter()
+    /// The epoch loop, schedule, loss reads, log.csv, last.safetensors and `--resume`.
+    let loop: TrainingLoop
+    public var progress: ProgressPrinter {
+        get { loop.progress }
+        set { loop.progress = newValue }
+    }
     /// Epochs completed so far.
-    public private(set) var epoch = 0
-    public private(set) var step = 0
+    public var epoch: Int { loop.epoch }
+    public var step: Int { loop.step }
     public private(set) var bestDice: Double = -1
     /// One line per completed epoch (log.csv without its header).
-    public private(set) var logRows: [String] = []
+    public var logRows: [String] { loop.logRows }
     /// Mean training loss of each completed epoch (for tests and summaries).
-    public private(set) var epochLosses: [Double] = []
+    public var epochLosses: [Double] { loop.epochLosses }
     /// Data-parallel training over MPI (nil: one process); see `enableDataParallel`.
     public private(set) var dataParallel: DataParallel?
     /// Rank 0 (or the only process) writes the run folder and reports progress.
     var writesRun: Bool { dataParallel?.comm.isRoot ?? true }
+    /// The batches of the current epoch.
+    private var loader: BatchLoader?
 
     static let logHeader = "epoch,step,train_loss,val_dice,lr,seconds,images_per_second"
 
     var runDir: String { config.out }
-    var lastPath: String { runDir + "/last.safetensors" }
+    var lastPath: String { loop.lastPath }
     var bestPath: String { runDir + "/model.safetensors" }
 
     /// Sets up a new run (or, with `resume`, continues RUN from last.safetensors; a run killed
@@ -49,11 +57,16 @@ public final class Trainer {
         }
         // Batches are drawn with replacement, so any batch size works with any number of labels;
         // the resolved epoch length is recorded in config.json, so `--resume` keeps it.
-        self.config.stepsPerEpoch = config.resolvedStepsPerEpoch(labelled: s.labelled.count, trainingImages: s.trainingImages)
+        let stepsPerEpoch = config.resolvedStepsPerEpoch(labelled: s.labelled.count, trainingImages: s.trainingImages)
+        self.config.stepsPerEpoch = stepsPerEpoch
         model = try DFRUNet(backend, config: ModelConfig(inChannels: channels, width: config.width), seed: config.seed)
         optimizer = try AdamW(model.trainableParameters(), backend: backend, weightDecay: Float(config.weightDecay))
         lossFunction = SegmentationLoss(beta: Float(config.lacWeight))
-        if resume && FileManager.default.fileExists(atPath: lastPath) { try restore() }
+        loop = TrainingLoop(settings: .init(runDir: config.out, command: "train", epochs: config.epochs, stepsPerEpoch: stepsPerEpoch,
+                                            baseLR: config.lr, warmupEpochs: config.warmupEpochs), backend: backend)
+        if resume, let report = try loop.restore(self), let note = Checkpoint.freshHeadNote(report, path: loop.lastPath) {
+            progress.line(note)
+        }
     }
 
     /// Loads the starting weights of `--init`: every model tensor of a whole DFR-UNet checkpoint
@@ -70,36 +83,8 @@ public final class Trainer {
         return try Checkpoint.load(file, path: path, into: model, backend: backend, only: whole ? nil : DFRUNet.encoderPrefixes)
     }
 
-    private func restore() throws {
-        let file = try SafeTensorsFile.read(lastPath)
-        let report = try Checkpoint.load(file, path: lastPath, into: model, backend: backend)
-        if let note = Checkpoint.freshHeadNote(report, path: lastPath) { progress.line(note) }
-        var state = [String: Tensor]()
-        for t in file.tensors where t.name.hasPrefix("optimizer.") { state[t.name] = try backend.tensor(t.values, shape: Shape(t.shape)) }
-        guard let e = file.metadata["epoch"].flatMap(Int.init), let st = file.metadata["step"].flatMap(Int.init) else {
-            throw RefineSegError.io(file: lastPath, message: "metadata lacks epoch/step: not a training checkpoint")
-        }
-        try optimizer.restore(state, step: st)
-        // After Ctrl-C mid-epoch the file holds that epoch's partial updates (and the optimizer
-        // counts them), but the epoch itself is redone: the schedule and log count whole epochs.
-        epoch = e; step = min(st, e * stepsPerEpoch)
-        bestDice = file.metadata["best_dice"].flatMap(Double.init) ?? -1
-        let logPath = runDir + "/log.csv"
-        if let text = try? String(contentsOfFile: logPath, encoding: .utf8) {
-            logRows = Array(text.split(separator: "\n").dropFirst().prefix(epoch).map(String.init))
-            epochLosses = logRows.compactMap { row in row.split(separator: ",").dropFirst(2).first.flatMap { Double(String($0)) } }
-        }
-    }
-
     /// Optimiser steps in one epoch (resolved in `init`).
     public var stepsPerEpoch: Int { config.stepsPerEpoch ?? 1 }
-
-    /// Learning rate at a global step: linear warm-up, then cosine decay to 1 % of the base.
-    func learningRate(at step: Int) throws -> Float {
-        try WarmupCosineSchedule(baseLR: Float(config.lr), minLR: Float(config.lr) * 0.01,
-                                 warmupSteps: min(config.warmupEpochs * stepsPerEpoch, config.epochs * stepsPerEpoch - 1),
-                                 totalSteps: config.epochs * stepsPerEpoch).lr(at: step)
-    }
 
     /// Makes this trainer one rank of a data-parallel job: rank 0's weights (fresh, loaded or
     /// resumed) are copied to every rank; from then on every step all-reduces the gradients.
@@ -108,99 +93,12 @@ public final class Trainer {
         try dp.broadcastParameters(model.namedParameters())
         dataParallel = dp
         if !comm.isRoot { progress.quiet = true }
-        noteCheckpointForTermination()
-    }
-
-    /// What each rank says if the job is stopped because another rank died.
-    func noteCheckpointForTermination() {
-        Distributed.setTerminationNote(FileManager.default.fileExists(atPath: lastPath)
-            ? "the last checkpoint \(lastPath) (epoch \(epoch)) is intact; `refineseg train --resume \(runDir)` continues"
-            : "no epoch was completed, so there is no checkpoint yet")
+        loop.noteCheckpointForTermination()
     }
 
     /// Trains until `config.epochs` epochs are complete (or Ctrl-C), writing RUN/ as it goes.
     public func run() throws {
-        try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
-        if writesRun { removeStaleTemporaryFiles(in: runDir) }
-        if epoch == 0 && writesRun {
-            let record = RunRecord(config: config, device: backend.name, gitCommit: gitCommit(),
-                                   started: ISO8601DateFormatter().string(from: Date()))
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try writeAtomically(try encoder.encode(record), to: runDir + "/config.json")
-        }
-        let totalSteps = config.epochs * stepsPerEpoch
-        let runStart = Date()
-        let stepsAtStart = step
-        while epoch < config.epochs {
-            let epochStart = Date()
-            let loader = BatchLoader(drawingWithReplacement: split.labelled, batches: stepsPerEpoch, batchSize: config.batch,
-                                     size: config.size, seed: config.seed &+ UInt64(epoch) &* 0x9E37_79B9,
-                                     augmentation: config.augmentation())
-            let lossSum = try backend.zeros([1])
-            var images = 0, batches = 0
-            var lr: Float = 0
-            // One scalar read per step, one step behind: step k's loss is looked at once step k + 1
-            // is queued, so the device never waits for the host. It still names the exact step that
-            // diverged, before a NaN can reach a checkpoint (every read is checked before a save).
-            var pending: (read: PendingRead, step: Int, batch: Int)?
-            func checkPending() throws {
-                guard let p = pending else { return }
-                pending = nil
-                let value = Double(try p.read.values()[0]) + 0.5
-                guard value.isFinite else { throw divergence(value, batch: p.batch, atStep: p.step) }
-            }
-            var rankLossSum = 0.0
-            while let batch = loader.next() {
-                lr = try learningRate(at: step + 1)   // the schedule is 0 at step 0
-                let loss = try trainStep(dataParallel?.shard(batch) ?? batch, lr: lr)
-                step += 1; batches += 1; images += batch.count
-                if let dp = dataParallel {
-                    // Data-parallel ranks add up their weighted losses and stop flags at once (a
-                    // blocking read): they all see the global loss and stop together.
-                    let sums = try dp.sum([Double(try loss.scalar()), interruptRequested != 0 ? 1 : 0])
-                    rankLossSum += sums[0]
-                    guard (sums[0] + 0.5).isFinite else { throw divergence(sums[0] + 0.5, batch: batches) }
-                    if sums[1] > 0 { interruptRequested = 1; break }
-                } else {
-                    try backend.accumulate(lossSum, loss, alpha: 1)
-                    let read = try backend.startRead(loss)
-                    try checkPending()
-                    pending = (read, step, batches)
-                    if interruptRequested != 0 { break }
-                }
-                let elapsed = Date().timeIntervalSince(runStart)
-                let rate = Double(step - stepsAtStart) / max(elapsed, 1e-9)
-                progress.update("epoch \(epoch + 1)/\(config.epochs) step \(batches)/\(stepsPerEpoch) · \(String(format: "%.1f", Double(images) / Date().timeIntervalSince(epochStart))) img/s · left \(formatDuration(Double(totalSteps - step) / rate))")
-            }
-            try checkPending()
-            let meanLoss = (dataParallel == nil ? Double(try lossSum.scalar()) : rankLossSum) / Double(max(batches, 1)) + 0.5
-            guard meanLoss.isFinite else { throw divergence(meanLoss, batch: batches) }
-            if interruptRequested != 0 {
-                if writesRun { try saveLast() }
-                progress.line("interrupted: weights saved to \(lastPath); `--resume \(runDir)` restarts epoch \(epoch + 1)")
-                return
-            }
-            let seconds = Date().timeIntervalSince(epochStart)
-            // Rank 0 alone validates and writes; the other ranks go on to the next epoch and
-            // wait for it in the first all-reduce.
-            let dice = writesRun ? try validationDice() : -1
-            epoch += 1
-            epochLosses.append(meanLoss)
-            logRows.append(String(format: "%d,%d,%.6f,%.6f,%.6g,%.2f,%.2f", epoch, step, meanLoss, dice, lr, seconds, Double(images) / seconds))
-            guard writesRun else { continue }
-            if dice > bestDice {
-                bestDice = dice
-                try Checkpoint.save(model, metadata: checkpointMetadata(), to: bestPath)
-            }
-            // log.csv before last.safetensors: a kill between the two leaves the log one row
-            // ahead, and `restore` keeps only the rows of the epochs the checkpoint holds.
-            try writeAtomically(Data(([Self.logHeader] + logRows).joined(separator: "\n").appending("\n").utf8), to: runDir + "/log.csv")
-            try saveLast()
-            noteCheckpointForTermination()
-            progress.line(String(format: "epoch %d/%d  loss %.4f  val dice %.4f  lr %.2e  %.1fs", epoch, config.epochs, meanLoss, dice, lr, seconds))
-        }
-        if epoch == config.epochs && FileManager.default.fileExists(atPath: bestPath) { try choosePostProcessing() }
+        if try loop.run(self) && FileManager.default.fileExists(atPath: bestPath) { try choosePostProcessing() }
     }
 
     /// Chooses the post-processing of the best checkpoint on the validation split (predicted
@@ -226,14 +124,6 @@ public final class Trainer {
         try file.write(to: bestPath)
         progress.line(String(format: "post-processing chosen on validation: %@ (val Dice with mirror TTA %.4f, after post-processing %.4f)",
                              choice.description, baseline, dice))
-    }
-
-    /// The error for a non-finite loss: the step, and the checkpoint that is still good.
-    func divergence(_ value: Double, batch: Int, atStep: Int? = nil) -> RefineSegError {
-        let kept = FileManager.default.fileExists(atPath: lastPath)
-            ? "the last good checkpoint \(lastPath) (epoch \(epoch)) is kept"
-            : "no checkpoint was written (no epoch completed)"
-        return .numerical("training loss became \(value.isNaN ? "NaN" : "\(value)") at step \(atStep ?? step) (epoch \(epoch + 1), batch \(batch)); stopped: \(kept); try a lower --lr")
     }
 
     /// Forward, backward and update on one batch; returns the loss (one element, on the device).
@@ -273,25 +163,65 @@ public final class Trainer {
         return metrics.summary().dice
     }
 
-    func checkpointMetadata() -> [String: String] {
+    func saveLast() throws { try loop.saveLast(self) }
+}
+
+extension Trainer: TrainingObjective {
+    var lossName: String { "training loss" }
+    var lossOffset: Double { 0.5 }
+    /// Each rank's loss is scaled by its share of the global batch (`DataParallel.weight`).
+    var lossIsRankShare: Bool { true }
+    var logHeader: String { Self.logHeader }
+    var checkpointModule: Module { model }
+
+    func checkpointMetadata(epoch: Int, step: Int) -> [String: String] {
         var m = model.config.metadata
         m["epoch"] = "\(epoch)"; m["step"] = "\(step)"; m["seed"] = "\(config.seed)"
         m["best_dice"] = "\(bestDice)"; m["label_fraction"] = "\(config.labelFraction)"
         return m
     }
 
-    /// Removes `.NAME.tmp-PID` files that an atomic write of a killed process left behind
-    /// (they are never read, but they would pile up).
-    func removeStaleTemporaryFiles(in dir: String) {
-        let fm = FileManager.default
-        let own = ".tmp-\(getpid())"
-        for name in (try? fm.contentsOfDirectory(atPath: dir)) ?? [] where name.hasPrefix(".") && name.contains(".tmp-") && !name.hasSuffix(own) {
-            try? fm.removeItem(atPath: dir + "/" + name)
+    func restored(metadata: [String: String]) {
+        bestDice = metadata["best_dice"].flatMap(Double.init) ?? -1
+    }
+
+    func writeRunRecord(resumedAt epoch: Int) throws {
+        let path = runDir + "/config.json"
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        if epoch == 0 {
+            let record = RunRecord(config: config, device: backend.name, gitCommit: gitCommit(),
+                                   started: ISO8601DateFormatter().string(from: Date()))
+            try writeAtomically(try encoder.encode(record), to: path)
+        } else if var record = try? JSONDecoder().decode(RunRecord.self, from: Data(contentsOf: URL(fileURLWithPath: path))),
+                  record.config != config {
+            // `--resume RUN --epochs N` changed the run: the record says so, so that the next
+            // `--resume` continues with N.
+            record.config = config
+            try writeAtomically(try encoder.encode(record), to: path)
         }
     }
 
-    func saveLast() throws {
-        try Checkpoint.save(model, extra: optimizer.stateTensors(), metadata: checkpointMetadata(), to: lastPath)
+    func startEpoch(_ epoch: Int) throws {
+        loader = BatchLoader(drawingWithReplacement: split.labelled, batches: stepsPerEpoch, batchSize: config.batch,
+                             size: config.size, seed: config.seed &+ UInt64(epoch) &* 0x9E37_79B9,
+                             augmentation: config.augmentation())
+    }
+
+    func step(lr: Float) throws -> (loss: Tensor, images: Int)? {
+        guard let batch = loader?.next() else { loader = nil; return nil }
+        return (try trainStep(dataParallel?.shard(batch) ?? batch, lr: lr), batch.count)
+    }
+
+    func finishEpoch(_ e: EpochSummary, writes: Bool) throws -> (row: String, line: String) {
+        // Rank 0 alone validates and writes.
+        let dice = writes ? try validationDice() : -1
+        if writes && dice > bestDice {
+            bestDice = dice
+            try Checkpoint.save(model, metadata: checkpointMetadata(epoch: e.epoch, step: e.step), to: bestPath)
+        }
+        return (String(format: "%d,%d,%.6f,%.6f,%.6g,%.2f,%.2f", e.epoch, e.step, e.meanLoss, dice, e.lr, e.seconds, Double(e.images) / e.seconds),
+                String(format: "epoch %d/%d  loss %.4f  val dice %.4f  lr %.2e  %.1fs", e.epoch, e.epochs, e.meanLoss, dice, e.lr, e.seconds))
     }
 }
 
