@@ -1,44 +1,66 @@
 import XCTest
 @testable import RefineSeg
 
-/// Golden values printed by scripts/golden_losses.py (PyTorch, CPU, float32); the inputs below
-/// are the script's literal inputs. Regenerate with `python3 scripts/golden_losses.py`.
-enum Golden {
-    static let bce: Float = 0.6404959559440613
-    static let bceGrad: [Float] = [-0.006321514490991831, 0.01855834387242794, -0.026735106483101845, 0.003952156286686659, -0.001498853205703199, 0.031461723148822784, 0.06813120096921921, 0.009933576919138432, -0.04684804007411003, -0.031461719423532486, 0.0009155785664916039, 0.08022275567054749]
-    static let softDice: Float = 0.6558306217193604
-    static let softDiceLoss: Float = 0.34416937828063965
-    static let softDiceGrad: [Float] = [0.08215561509132385, -0.05770452693104744, 0.08215561509132385, -0.05770452693104744, 0.08215561509132385, -0.05770452693104744, -0.0438276082277298, -0.0438276082277298, 0.1363525688648224, 0.1363525688648224, -0.0438276082277298, -0.0438276082277298]
-    static let softDiceAllBackground: Float = 0.26132699847221375
-    static let barlowTwins: Float = 0.018200688064098358
-    static let lesionContrastive: Float = 0.36091992259025574
-    static let lesionContrastiveGrad: [Float] = [0.002398434793576598, -0.005105968564748764, 0.014633427374064922, -0.033556096255779266, 0.023904884234070778, -0.009005840867757797, -0.022021163254976273, -0.08444614708423615, 0.005376613233238459, 0.0032968251034617424, -0.00028407853096723557, -0.09716865420341492, 5.1203358452767134e-05, -1.2180009434814565e-05, -1.426870312570827e-06, 0.05212579667568207, 0.0014550375053659081, 3.744483183254488e-05, -1.3726643373956904e-05, -0.15079466998577118, 0.0004277635016478598, 8.300968329422176e-05, 3.862113771901932e-06, -0.09308618307113647, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
-    static let adamWParam: [Float] = [0.48634713888168335, -1.2391386032104492, 1.9773014783859253, 0.012653370387852192, -0.7522515654563904]
-    static let adamWM: [Float] = [0.004000000189989805, 0.007000000216066837, 0.03700000047683716, -0.01600000075995922, -0.02550000138580799]
-    static let adamWV: [Float] = [1.2490000699472148e-05, 0.00010246000601910055, 9.991001570597291e-05, 0.00019984001119155437, 9.24975101952441e-05]
-    static let adamL2Param: [Float] = [0.4833492040634155, -1.2364439964294434, 1.9804294109344482, 0.012644072994589806, -0.7321285009384155]
-    static let adamL2M: [Float] = [0.013400000520050526, -0.0166500024497509, 0.07490000128746033, -0.01590000092983246, -0.039650000631809235]
-    static let adamL2V: [Float] = [2.2478503524325788e-05, 0.00012139539467170835, 0.0003391510108485818, 0.00020024101831950247, 0.00014050038589630276]
-    static let sgdParam: [Float] = [0.4971514940261841, -1.245078206062317, 1.9875049591064453, 0.0055959997698664665, -0.7457752823829651]
-    static let sgdBuffer: [Float] = [0.13485001027584076, -0.1671750247478485, 0.749500036239624, -0.15959997475147247, -0.3974750339984894]
+/// The inputs and PyTorch outputs (CPU, float32) of scripts/golden_losses.py, read from its
+/// committed fixture Tests/RefineSegTests/Fixtures/golden_losses.json (regenerate with
+/// `python3 scripts/golden_losses.py --write Tests/RefineSegTests/Fixtures/golden_losses.json`).
+struct GoldenLossesFixture: Decodable {
+    /// A tensor flattened row-major (NCHW / (N, D)) with its shape.
+    struct Values: Decodable {
+        let values: [Float]
+        let shape: [Int]
+    }
+    struct Inputs: Decodable {
+        let logits, target, probs, z1, z2, embedding, lac_logits, lac_target, param: Values
+        let grads: [Values]
+    }
+    let inputs: Inputs
+    let outputs: [String: [Float]]
+
+    /// Loaded once. Unreadable, it is nil, every golden comparison fails on its empty values and
+    /// `LossTests.testGoldenFixtureLoads` names the error.
+    static let shared: GoldenLossesFixture? = try? fixture("golden_losses.json")
 }
 
-/// The literal inputs of scripts/golden_losses.py, in the same order (row-major NCHW / (N, D)).
+/// Golden outputs by name (`outputs` of the fixture).
+enum Golden {
+    private static func output(_ key: String) -> [Float] { GoldenLossesFixture.shared?.outputs[key] ?? [] }
+    private static func scalar(_ key: String) -> Float { output(key).first ?? .nan }
+    static var bce: Float { scalar("bce") }
+    static var bceGrad: [Float] { output("bceGrad") }
+    static var softDice: Float { scalar("softDice") }
+    static var softDiceLoss: Float { scalar("softDiceLoss") }
+    static var softDiceGrad: [Float] { output("softDiceGrad") }
+    static var softDiceAllBackground: Float { scalar("softDiceAllBackground") }
+    static var barlowTwins: Float { scalar("barlowTwins") }
+    static var lesionContrastive: Float { scalar("lesionContrastive") }
+    static var lesionContrastiveGrad: [Float] { output("lesionContrastiveGrad") }
+    static var adamWParam: [Float] { output("adamWParam") }
+    static var adamWM: [Float] { output("adamWM") }
+    static var adamWV: [Float] { output("adamWV") }
+    static var adamL2Param: [Float] { output("adamL2Param") }
+    static var adamL2M: [Float] { output("adamL2M") }
+    static var adamL2V: [Float] { output("adamL2V") }
+    static var sgdParam: [Float] { output("sgdParam") }
+    static var sgdBuffer: [Float] { output("sgdBuffer") }
+}
+
+/// The fixture's inputs, in the script's order (row-major NCHW / (N, D)).
 enum GoldenInputs {
-    static let logits: [Float] = [2.5, -1.25, 0.75, -3.0, 4.0, -0.5, 1.5, -2.0, -0.25, 0.5, -4.5, 3.25]
-    static let target: [Float] = [1, 0, 1, 0, 1, 0, 0, 0, 1, 1, 0, 0]
-    static let probs: [Float] = [0.9, 0.2, 0.6, 0.1, 0.95, 0.4, 0.7, 0.05, 0.3, 0.55, 0.15, 0.8]
-    static let mapShape: Shape = [2, 1, 2, 3]
-    static let z1: [Float] = [0.5, -1.0, 2.0, 1.5, 0.25, -0.5, -0.75, 1.25, 0.0, 2.0, -0.5, 1.0]
-    static let z2: [Float] = [0.25, -0.75, 1.5, 1.0, 0.5, -1.0, -1.25, 1.0, 0.5, 1.75, -0.25, 0.75]
-    static let embedding: [Float] = [
-        0.5, -1.0, 1.5, 0.25, -0.5, 0.75, 1.0, -1.25, 2.0, 0.5, -0.25, 1.0,
-        1.25, 0.5, -0.75, 2.0, 0.25, -1.5, 0.5, 1.0, -1.0, 0.75, 1.5, -0.5,
-        0.75, -0.25, 1.0, 0.5, 1.5, 0.25, -1.0, 0.75, 0.5, 1.25, 0.25, -0.75,
-    ]
-    static let embeddingShape: Shape = [3, 3, 2, 2]
-    static let lacLogits: [Float] = [2.0, -1.0, 1.5, -2.5, -0.5, 3.0, 1.0, -1.5, 0.5, -0.5, 2.0, 1.0]
-    static let lacTarget: [Float] = [1, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0]
+    private static var inputs: GoldenLossesFixture.Inputs? { GoldenLossesFixture.shared?.inputs }
+    static var logits: [Float] { inputs?.logits.values ?? [] }
+    static var target: [Float] { inputs?.target.values ?? [] }
+    static var probs: [Float] { inputs?.probs.values ?? [] }
+    static var mapShape: Shape { Shape(inputs?.logits.shape ?? []) }
+    static var z1: [Float] { inputs?.z1.values ?? [] }
+    static var z2: [Float] { inputs?.z2.values ?? [] }
+    static var embedding: [Float] { inputs?.embedding.values ?? [] }
+    static var embeddingShape: Shape { Shape(inputs?.embedding.shape ?? []) }
+    static var lacLogits: [Float] { inputs?.lac_logits.values ?? [] }
+    static var lacTarget: [Float] { inputs?.lac_target.values ?? [] }
+    /// Optimiser tests: the parameter and one gradient per step.
+    static var param: [Float] { inputs?.param.values ?? [] }
+    static var grads: [[Float]] { inputs?.grads.map(\.values) ?? [] }
 }
 
 /// The CPU reference, and the OpenCL backend when a device opens (the CPU part always runs).
@@ -59,6 +81,16 @@ func assertClose(_ got: [Float], _ want: [Float], tol: Float = 2e-5, _ what: Str
 }
 
 final class LossTests: XCTestCase {
+    func testGoldenFixtureLoads() throws {
+        let loaded: GoldenLossesFixture = try fixture("golden_losses.json")
+        XCTAssertEqual(loaded.inputs.logits.values.count, loaded.inputs.logits.shape.reduce(1, *))
+        XCTAssertEqual(loaded.inputs.grads.count, 2)
+    }
+
+    func testTheGoldenFixtureIsWhatTheScriptComputes() throws {
+        try assertFixtureIsCurrent("golden_losses.json", script: "scripts/golden_losses.py", modules: "torch")
+    }
+
     func testBCEWithLogitsMatchesTorch() throws {
         for b in backendsUnderTest() {
             let x = try b.tensor(GoldenInputs.logits, shape: GoldenInputs.mapShape)

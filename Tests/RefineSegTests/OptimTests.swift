@@ -2,8 +2,8 @@ import XCTest
 @testable import RefineSeg
 
 final class OptimTests: XCTestCase {
-    private let param: [Float] = [0.5, -1.25, 2.0, 0.0, -0.75]
-    private let grads: [[Float]] = [[0.1, -0.2, 0.3, -0.4, 0.05], [-0.05, 0.25, 0.1, 0.2, -0.3]]
+    private let param = GoldenInputs.param
+    private let grads = GoldenInputs.grads
 
     /// Two Adam steps with lr 1e-2, weight decay 0.1, as scripts/golden_losses.py runs them.
     private func twoAdamSteps(_ b: Backend, decoupled: Bool) throws -> (p: [Float], m: [Float], v: [Float]) {

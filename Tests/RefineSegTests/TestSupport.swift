@@ -101,9 +101,40 @@ func assertFixtureIsCurrent(_ name: String, script: String, modules: String,
     try run.run()
     run.waitUntilExit()
     XCTAssertEqual(run.terminationStatus, 0, "\(script) failed", file: file, line: line)
-    let committed = try JSONSerialization.jsonObject(with: Data(contentsOf: fixtureURL(name))) as? NSDictionary
-    let regenerated = try JSONSerialization.jsonObject(with: Data(contentsOf: fresh)) as? NSDictionary
-    XCTAssertNotNil(committed, file: file, line: line)
-    XCTAssertEqual(committed, regenerated, "Tests/RefineSegTests/Fixtures/\(name) is stale: run python3 \(script) --write Tests/RefineSegTests/Fixtures/\(name)",
-                   file: file, line: line)
+    let committed = try JSONSerialization.jsonObject(with: Data(contentsOf: fixtureURL(name)))
+    let regenerated = try JSONSerialization.jsonObject(with: Data(contentsOf: fresh))
+    if let difference = fixtureDifference(committed, regenerated, at: "") {
+        XCTFail("Tests/RefineSegTests/Fixtures/\(name) is stale at \(difference): run python3 \(script) --write Tests/RefineSegTests/Fixtures/\(name)",
+                file: file, line: line)
+    }
+}
+
+/// The first place where two decoded fixtures differ, or nil. Numbers agree to 1e-6 relative
+/// (another numpy or torch build may round the last bits differently); the "generator" and
+/// "numpy" entries name the tools' versions and are not compared.
+private func fixtureDifference(_ a: Any, _ b: Any, at path: String) -> String? {
+    switch (a, b) {
+    case let (x as [String: Any], y as [String: Any]):
+        let skip: Set<String> = ["generator", "numpy"]
+        guard Set(x.keys).subtracting(skip) == Set(y.keys).subtracting(skip) else { return "\(path) (keys)" }
+        for key in x.keys.sorted() where !skip.contains(key) {
+            if let d = fixtureDifference(x[key]!, y[key]!, at: path + "." + key) { return d }
+        }
+        return nil
+    case let (x as [Any], y as [Any]):
+        guard x.count == y.count else { return "\(path) (\(x.count) vs \(y.count) entries)" }
+        for (i, (u, v)) in zip(x, y).enumerated() {
+            if let d = fixtureDifference(u, v, at: "\(path)[\(i)]") { return d }
+        }
+        return nil
+    case let (x as String, y as String):
+        return x == y ? nil : "\(path) (\(x) vs \(y))"
+    case let (x as NSNumber, y as NSNumber):
+        let (u, v) = (x.doubleValue, y.doubleValue)
+        return abs(u - v) <= 1e-6 * max(1, abs(u), abs(v)) ? nil : "\(path) (\(u) vs \(v))"
+    case (is NSNull, is NSNull):
+        return nil
+    default:
+        return "\(path) (\(a) vs \(b))"
+    }
 }
