@@ -1,7 +1,14 @@
 // reduce.cl: reductions of a tensor seen as (outer, R, inner), one work item per output.
 //   reduce_fwd       KIND 0 sum, 1 mean, 2 max
 //   reduce_backward  gathers: each input element reads its group's gradient (max: first arg-max only)
-//   sum_per_channel  NCHW → (C), one item per channel, summed in n-major order
+//   sum_per_channel  NCHW → (C), one item per channel, summed in n-major order (CPU devices: each
+//                    item streams its channel's planes)
+//   sum_per_channel_partial + sum_per_channel_final  the same sum on GPUs (CLBackend.gpuGlue): the
+//                    first launches one work-group of RS_GPU_WG items per (channel, image, chunk of
+//                    RS_CHUNK values, chunk_plane in common.h) — neighbouring items read neighbouring values, and there are
+//                    enough groups for every compute unit — and writes one partial per group
+//                    (wg_sum's fixed tree); the second adds each channel's partials in (n, chunk)
+//                    order, one item per channel. Fixed orders: reruns are bit-identical.
 
 __kernel void reduce_fwd(__global const float* x, __global float* y, int outer, int R, int inner, int kind) {
     int gid = get_global_id(0);
@@ -46,4 +53,29 @@ __kernel void sum_per_channel(__global const float* x, __global float* y, int N,
         total += acc;
     }
     y[c] = total;
+}
+
+// Group g sums its chunk of plane (n, c) (chunk_plane in common.h) into partials[g].
+__kernel void sum_per_channel_partial(__global const float* x, __global float* partials, int N, int C, int HW, int chunks) {
+    __local float scratch[RS_GPU_WG];
+    int g = get_group_id(0), lid = get_local_id(0), c, lo, hi;
+    __global const float* p = x + chunk_plane(g, N, C, HW, chunks, &c, &lo, &hi);
+    float acc = 0.0f;
+    // A fixed trip count, so the compiler can unroll and keep every load of the item in flight.
+    for (int j = 0; j < RS_CHUNK / RS_GPU_WG; j++) {
+        int i = lo + lid + j * RS_GPU_WG;
+        if (i < hi) acc += p[i];
+    }
+    float total = wg_sum_of(scratch, acc, RS_GPU_WG);
+    if (lid == 0) partials[g] = total;
+}
+
+// y[c] = Σ of the channel's `per` partials, in order.   one item per channel
+__kernel void sum_per_channel_final(__global const float* partials, __global float* y, int C, int per) {
+    int c = get_global_id(0);
+    if (c >= C) return;
+    __global const float* p = partials + (size_t)c * per;
+    float acc = 0.0f;
+    for (int i = 0; i < per; i++) acc += p[i];
+    y[c] = acc;
 }

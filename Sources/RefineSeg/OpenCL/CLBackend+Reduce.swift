@@ -25,7 +25,19 @@ extension CLBackend: ReduceOps, MatmulOps {
     public func sumPerChannel(_ x: Tensor) throws -> Tensor {
         let (n, c, h, w) = try x.shape.nchw(op: "sum_per_channel")
         let y = try empty([c], op: "sum_per_channel")
-        try run("sum_per_channel", file: "reduce", [.tensor(x), .tensor(y), .int(n), .int(c), .int(h * w)], global: [c])
+        let hw = h * w
+        guard gpuGlue, c > 0 else {
+            try run("sum_per_channel", file: "reduce", [.tensor(x), .tensor(y), .int(n), .int(c), .int(hw)], global: [c],
+                    bytes: 4 * x.count)
+            return y
+        }
+        let (chunks, per) = gpuChunks(n: n, hw: hw)
+        let partials = try empty([c * per], op: "sum_per_channel")
+        let wg = KernelConstants.gpuGroup
+        try run("sum_per_channel_partial", file: "reduce", [.tensor(x), .tensor(partials), .int(n), .int(c), .int(hw), .int(chunks)],
+                global: [c * per * wg], local: [wg], bytes: 4 * x.count)
+        try run("sum_per_channel_final", file: "reduce", [.tensor(partials), .tensor(y), .int(c), .int(per)], global: [c],
+                bytes: 4 * partials.count)
         return y
     }
 

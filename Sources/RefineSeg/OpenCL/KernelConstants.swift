@@ -7,6 +7,11 @@ enum KernelConstants {
     /// Work-group size of every work-group reduction (RS_WG in Kernels/common.h, a power of two;
     /// the order of additions depends on it, so it is fixed, not tuned).
     static let reductionGroup = 64
+    /// Work-group size of the chunked GPU reductions (RS_GPU_WG, Kernels/common.h: sum_per_channel,
+    /// batch norm on `CLBackend.gpuGlue` devices), and their values per group (RS_CHUNK, a multiple
+    /// of it: 16 loads per item).
+    static let gpuGroup = 256
+    static let gpuChunk = 4096
     /// Values per item of the flat elementwise kernels (EW_SPAN, Kernels/elementwise.cl).
     static let elementwiseSpan = 64
     /// Values per item of `bn_eval` (BN_SPAN, Kernels/norm.cl).
@@ -24,9 +29,9 @@ enum KernelConstants {
     /// Elements per work-group of flat_sumsq and flat_adam (FLAT_CHUNK, Kernels/optim.cl).
     static let flatChunk = 16384
 
-    /// The `-D` options of a build of `Kernels/<file>.cl` (common.h's RS_WG goes to every file).
+    /// The `-D` options of a build of `Kernels/<file>.cl` (common.h's RS_WG, RS_GPU_WG and RS_CHUNK go to every file).
     static func options(for file: String) -> String {
-        var defines = [("RS_WG", reductionGroup)]
+        var defines = [("RS_WG", reductionGroup), ("RS_GPU_WG", gpuGroup), ("RS_CHUNK", gpuChunk)]
         switch file {
         case "elementwise": defines.append(("EW_SPAN", elementwiseSpan))
         case "norm": defines.append(("BN_SPAN", normSpan))
