@@ -1,7 +1,13 @@
 // attention.cl: the refinement blocks' fused pieces (CBAM-style descriptors), NCHW.
 // Reductions over a plane use one work-group of RS_WG items per (n, c): items stride over the
 // plane, then wg_sum / wg_argmax combine them in a fixed tree, so reruns are bit-identical.
-// Variants: none (one kernel per op).
+// Variants: the *_pix kernels are the GPU layout (CLBackend.gpuGlue) of the kernels that walk
+// channels: one item per pixel, so neighbouring items read neighbouring addresses (coalesced), in
+// 64-item groups; the CPU kernels give each item a contiguous span of pixels read 8 at a time.
+// Both add and compare channels in the same order, so the two layouts give identical results.
+//   channel_mean_max_pix, channel_mean_max_backward_pix     2-D (pixel, image), loop over C
+//   pixel_gate_add_relu_pix                                 2-D (pixel, plane n·C + c), no loop
+//   pixel_gate_add_relu_backward_pix                        2-D (pixel, image), loop over C
 //   spatial_mean_max            x (N,C,H,W) → mean, max (N,C) in one pass      one work-group per (n, c)
 //   spatial_mean_max_backward   dMean/HW everywhere, + dMax at the first arg-max one work-group per (n, c)
 //   channel_mean_max            x → (N,2,H,W): mean over C, then max over C     one item per (n, CM_SPAN pixels)
@@ -297,4 +303,54 @@ __kernel void pixel_gate_add_relu_backward(__global const float* dy, __global co
         }
         dgp[i] = acc;
     }
+}
+
+// MARK: GPU layout (one item per pixel; see the header)
+
+__kernel void channel_mean_max_pix(__global const float* x, __global float* y, int N, int C, int HW) {
+    int p = get_global_id(0), n = get_global_id(1);
+    if (p >= HW) return;
+    __global const float* px = x + (size_t)n * C * HW + p;
+    float acc = 0.0f, bv = px[0];
+    for (int c = 0; c < C; ++c) { float v = px[(size_t)c * HW]; acc += v; bv = fmax(bv, v); }
+    y[(size_t)(n * 2) * HW + p] = acc / (float)C;
+    y[(size_t)(n * 2 + 1) * HW + p] = bv;
+}
+
+__kernel void channel_mean_max_backward_pix(__global const float* dy, __global const float* x, __global float* dx,
+                                            int N, int C, int HW) {
+    int p = get_global_id(0), n = get_global_id(1);
+    if (p >= HW) return;
+    __global const float* px = x + (size_t)n * C * HW + p;
+    __global float* q = dx + (size_t)n * C * HW + p;
+    int b = 0;
+    float bv = px[0];
+    for (int c = 1; c < C; ++c) { float v = px[(size_t)c * HW]; if (v > bv) { bv = v; b = c; } }
+    float share = dy[(size_t)(n * 2) * HW + p] / (float)C, g = dy[(size_t)(n * 2 + 1) * HW + p];
+    for (int c = 0; c < C; ++c) q[(size_t)c * HW] = c == b ? share + g : share;
+}
+
+__kernel void pixel_gate_add_relu_pix(__global const float* x, __global const float* gate, __global const float* r,
+                                      __global float* y, int C, int HW) {
+    int p = get_global_id(0), nc = get_global_id(1);
+    if (p >= HW) return;
+    size_t at = (size_t)nc * HW + p;
+    y[at] = fmax(x[at] * gate[(size_t)(nc / C) * HW + p] + r[at], 0.0f);
+}
+
+__kernel void pixel_gate_add_relu_backward_pix(__global const float* dy, __global const float* x, __global const float* gate,
+                                               __global const float* r, __global float* dx, __global float* dgate,
+                                               __global float* dr, int C, int HW) {
+    int p = get_global_id(0), n = get_global_id(1);
+    if (p >= HW) return;
+    float g = gate[(size_t)n * HW + p], acc = 0.0f;
+    for (int c = 0; c < C; c++) {
+        size_t at = ((size_t)n * C + c) * HW + p;
+        float xv = x[at];
+        float ds = xv * g + r[at] > 0.0f ? dy[at] : 0.0f;
+        dx[at] = ds * g;
+        dr[at] = ds;
+        acc += ds * xv;
+    }
+    dgate[(size_t)n * HW + p] = acc;
 }

@@ -21,8 +21,13 @@ extension CLBackend: AttentionOps {
         try x.shape.expect(rank: 4, op: "channel_mean_max")
         let (n, c, h, w) = x.shape.nchw
         let y = try empty([n, 2, h, w], op: "channel_mean_max")
-        try run("channel_mean_max", file: "attention", [.tensor(x), .tensor(y), .int(n), .int(c), .int(h * w)],
-                global: [(h * w + KernelConstants.channelSpan - 1) / KernelConstants.channelSpan, n], bytes: 4 * (x.count + y.count))
+        let args: [KernelArg] = [.tensor(x), .tensor(y), .int(n), .int(c), .int(h * w)]
+        if gpuGlue {
+            try runPixels("channel_mean_max_pix", args, hw: h * w, rows: n, bytes: 4 * (x.count + y.count))
+        } else {
+            try run("channel_mean_max", file: "attention", args,
+                    global: [(h * w + KernelConstants.channelSpan - 1) / KernelConstants.channelSpan, n], bytes: 4 * (x.count + y.count))
+        }
         return y
     }
 
@@ -31,9 +36,13 @@ extension CLBackend: AttentionOps {
         let (n, c, h, w) = x.shape.nchw
         try dy.shape.expect(equal: [n, 2, h, w], op: "channel_mean_max_backward")
         let dx = try empty(x.shape, op: "channel_mean_max_backward")
-        try run("channel_mean_max_backward", file: "attention",
-                [.tensor(dy), .tensor(x), .tensor(dx), .int(n), .int(c), .int(h * w)],
-                global: [(h * w + KernelConstants.channelSpan - 1) / KernelConstants.channelSpan, n], bytes: 4 * (2 * x.count + dy.count))
+        let args: [KernelArg] = [.tensor(dy), .tensor(x), .tensor(dx), .int(n), .int(c), .int(h * w)]
+        if gpuGlue {
+            try runPixels("channel_mean_max_backward_pix", args, hw: h * w, rows: n, bytes: 4 * (2 * x.count + dy.count))
+        } else {
+            try run("channel_mean_max_backward", file: "attention", args,
+                    global: [(h * w + KernelConstants.channelSpan - 1) / KernelConstants.channelSpan, n], bytes: 4 * (2 * x.count + dy.count))
+        }
         return dx
     }
 
@@ -54,6 +63,17 @@ extension CLBackend: AttentionOps {
     }
 
     private func spans(_ hw: Int) -> Int { (hw + KernelConstants.attentionSpan - 1) / KernelConstants.attentionSpan }
+
+    /// Work-group width of the *_pix kernels (the GPU layout): 64 pixels, two NVIDIA warps or one AMD wavefront.
+    static let pixelGroup = 64
+
+    /// Launches a *_pix kernel: 2-D, `hw` pixels rounded up to whole groups, by `rows`; nothing
+    /// when there are no pixels (the kernels check the pixel index, not the row).
+    private func runPixels(_ kernel: String, _ args: [KernelArg], hw: Int, rows: Int, bytes: Int) throws {
+        guard hw > 0, rows > 0 else { return }
+        let g = Self.pixelGroup
+        try run(kernel, file: "attention", args, global: [(hw + g - 1) / g * g, rows], local: [g, 1], bytes: bytes)
+    }
 
     public func channelDescriptors(_ x: Tensor) throws -> (descriptors: Tensor, argmax: Tensor) {
         let (n, c, hw) = try AttentionGeometry.descriptorInput(x)
@@ -92,8 +112,12 @@ extension CLBackend: AttentionOps {
     public func pixelGateAddReLU(_ x: Tensor, gate: Tensor, residual: Tensor) throws -> Tensor {
         let (n, c, hw) = try AttentionGeometry.pixelGateAdd(x, gate: gate, residual: residual)
         let y = try empty(x.shape, op: "pixel_gate_add_relu")
-        try run("pixel_gate_add_relu", file: "attention", [.tensor(x), .tensor(gate), .tensor(residual), .tensor(y), .int(c), .int(hw)],
-                global: [spans(hw), n], bytes: 12 * x.count + 4 * gate.count)
+        let args: [KernelArg] = [.tensor(x), .tensor(gate), .tensor(residual), .tensor(y), .int(c), .int(hw)]
+        if gpuGlue {
+            try runPixels("pixel_gate_add_relu_pix", args, hw: hw, rows: n * c, bytes: 12 * x.count + 4 * gate.count)
+        } else {
+            try run("pixel_gate_add_relu", file: "attention", args, global: [spans(hw), n], bytes: 12 * x.count + 4 * gate.count)
+        }
         return y
     }
 
@@ -103,9 +127,14 @@ extension CLBackend: AttentionOps {
         try dy.shape.expect(equal: x.shape, op: "pixel_gate_add_relu_backward")
         let dx = try empty(x.shape, op: "pixel_gate_add_relu_backward"), dr = try empty(x.shape, op: "pixel_gate_add_relu_backward")
         let dg = try empty(gate.shape, op: "pixel_gate_add_relu_backward")
-        try run("pixel_gate_add_relu_backward", file: "attention",
-                [.tensor(dy), .tensor(x), .tensor(gate), .tensor(residual), .tensor(dx), .tensor(dg), .tensor(dr), .int(c), .int(hw)],
-                global: [spans(hw), n], bytes: 20 * x.count + 8 * gate.count)
+        let args: [KernelArg] = [.tensor(dy), .tensor(x), .tensor(gate), .tensor(residual), .tensor(dx), .tensor(dg), .tensor(dr),
+                                 .int(c), .int(hw)]
+        if gpuGlue {
+            try runPixels("pixel_gate_add_relu_backward_pix", args, hw: hw, rows: n, bytes: 20 * x.count + 8 * gate.count)
+        } else {
+            try run("pixel_gate_add_relu_backward", file: "attention", args, global: [spans(hw), n],
+                    bytes: 20 * x.count + 8 * gate.count)
+        }
         return (dx, dg, dr)
     }
 }
