@@ -13,6 +13,14 @@
 //   bn_backward         one work-group per channel: dbias = Σdy, dweight = Σdy·x̂, then
 //                       dx = w·invStd/M·(M·dy − dbias − x̂·dweight)
 //   bn_eval             2-D (span of a plane, plane): y from the running statistics, 8-wide
+// GPU variants (CLBackend.gpuGlue, planes of at least RS_GPU_WG values): one group per channel leaves
+// most compute units idle and its items read far-apart spans, so training mode splits into
+// chunked reductions (chunk_plane in common.h: RS_GPU_WG items per (channel, image, RS_CHUNK values),
+// coalesced), a per-channel pass adding the partials in order, and an elementwise pass, one item
+// per value. The variance is E[d²] − E[d]² of the shifted values d = x − (the channel's first
+// value), which keeps offset inputs exact enough (the shift removes the offset) in one pass.
+//   bn_stats_partial, bn_stats_final, bn_apply        forward (3 launches)
+//   bn_grad_partial, bn_grad_final, bn_grad_dx        backward (3 launches)
 //   bn_fold             one item per conv weight element: the eval-mode batch norm folded into the
 //                       preceding conv, w'[o, …] = w[o, …]·s[o], b'[o] = (b[o] − mean[o])·s[o] + β[o],
 //                       s = γ / √(var + eps)
@@ -194,4 +202,99 @@ __kernel void bn_fold(__global const float* cw, __global const float* cb, int ha
         float sb = gamma[i] / sqrt(var[i] + eps);
         fb[i] = ((hasBias ? cb[i] : 0.0f) - mean[i]) * sb + beta[i];
     }
+}
+
+// MARK: GPU variants (CLBackend.gpuGlue; see the header)
+
+// Group g (chunk_plane in common.h): Σ(x − shift) and Σ(x − shift)² over its chunk, shift = the
+// channel's first value (as bn_train), into partials[2g], partials[2g + 1].
+__kernel void bn_stats_partial(__global const float* x, __global float* partials, int N, int C, int HW, int chunks) {
+    __local float scratch[RS_GPU_WG];
+    int g = get_group_id(0), lid = get_local_id(0), c, lo, hi;
+    __global const float* p = x + chunk_plane(g, N, C, HW, chunks, &c, &lo, &hi);
+    float shift = BN_PLANE(x, 0, c, C, HW)[0];
+    float s = 0.0f, q = 0.0f;
+    for (int j = 0; j < RS_CHUNK / RS_GPU_WG; j++) {
+        int i = lo + lid + j * RS_GPU_WG;
+        if (i < hi) { float d = p[i] - shift; s += d; q += d * d; }
+    }
+    float ts = wg_sum_of(scratch, s, RS_GPU_WG), tq = wg_sum_of(scratch, q, RS_GPU_WG);
+    if (lid == 0) { partials[2 * g] = ts; partials[2 * g + 1] = tq; }
+}
+
+// One item per channel: its `per` partial pairs added in order → mean, invStd (biased variance
+// E[d²] − E[d]² of the shifted values, d = x − shift, clamped at 0), running statistics as bn_train.
+__kernel void bn_stats_final(__global const float* partials, __global const float* x, __global float* mean,
+                             __global float* invStd, __global float* runningMean, __global float* runningVar,
+                             int N, int C, int HW, int per, float momentum, float eps) {
+    int c = get_global_id(0);
+    if (c >= C) return;
+    __global const float* p = partials + (size_t)2 * c * per;
+    float s = 0.0f, q = 0.0f;
+    for (int i = 0; i < per; i++) { s += p[2 * i]; q += p[2 * i + 1]; }
+    int M = N * HW;
+    float dm = s / (float)M;
+    float mu = BN_PLANE(x, 0, c, C, HW)[0] + dm;
+    float var = fmax(q / (float)M - dm * dm, 0.0f);
+    mean[c] = mu;
+    invStd[c] = 1.0f / sqrt(var + eps);
+    float unbiased = M > 1 ? var * (float)M / (float)(M - 1) : var;
+    runningMean[c] = (1.0f - momentum) * runningMean[c] + momentum * mu;
+    runningVar[c] = (1.0f - momentum) * runningVar[c] + momentum * unbiased;
+}
+
+// y = act((x − mean)·invStd·w + b).   2-D (value of the plane, plane n·C + c)
+__kernel void bn_apply(__global const float* x, __global float* y, __global const float* mean, __global const float* invStd,
+                       __global const float* w, __global const float* b, int C, int HW) {
+    int p = get_global_id(0), plane = get_global_id(1), c = plane % C;
+    if (p >= HW) return;
+    size_t at = (size_t)plane * HW + p;
+    y[at] = BN_ACT(bn_t(x[at], mean[c], invStd[c], w[c], b[c]));
+}
+
+// Group g: Σ g and Σ g·x̂ over its chunk (g = dy through the fused activation) into partials[2g], [2g + 1].
+__kernel void bn_grad_partial(__global const float* dy, __global const float* x, __global const float* mean,
+                              __global const float* invStd, __global const float* w, __global const float* b,
+                              __global float* partials, int N, int C, int HW, int chunks) {
+    __local float scratch[RS_GPU_WG];
+    int g = get_group_id(0), lid = get_local_id(0), c, lo, hi;
+    size_t off = chunk_plane(g, N, C, HW, chunks, &c, &lo, &hi);
+    __global const float* gp = dy + off;
+    __global const float* xp = x + off;
+    float mu = mean[c], inv = invStd[c], wc = w[c], bc = b[c];
+    float sd = 0.0f, sdx = 0.0f;
+    for (int j = 0; j < RS_CHUNK / RS_GPU_WG; j++) {
+        int i = lo + lid + j * RS_GPU_WG;
+        if (i < hi) {
+            float xv = xp[i], gv = BN_DACT1(gp[i], bn_t(xv, mu, inv, wc, bc));
+            sd += gv;
+            sdx += gv * ((xv - mu) * inv);
+        }
+    }
+    float ts = wg_sum_of(scratch, sd, RS_GPU_WG), tx = wg_sum_of(scratch, sdx, RS_GPU_WG);
+    if (lid == 0) { partials[2 * g] = ts; partials[2 * g + 1] = tx; }
+}
+
+// One item per channel: dbias = Σ g, dweight = Σ g·x̂ from its `per` partial pairs, in order.
+__kernel void bn_grad_final(__global const float* partials, __global float* dweight, __global float* dbias, int C, int per) {
+    int c = get_global_id(0);
+    if (c >= C) return;
+    __global const float* p = partials + (size_t)2 * c * per;
+    float s = 0.0f, q = 0.0f;
+    for (int i = 0; i < per; i++) { s += p[2 * i]; q += p[2 * i + 1]; }
+    dbias[c] = s;
+    dweight[c] = q;
+}
+
+// dx = w·invStd/M·(M·g − dbias − x̂·dweight).   2-D (value of the plane, plane n·C + c)
+__kernel void bn_grad_dx(__global const float* dy, __global const float* x, __global const float* mean,
+                         __global const float* invStd, __global const float* w, __global const float* b,
+                         __global const float* dweight, __global const float* dbias, __global float* dx,
+                         int N, int C, int HW) {
+    int p = get_global_id(0), plane = get_global_id(1), c = plane % C;
+    if (p >= HW) return;
+    size_t at = (size_t)plane * HW + p;
+    float mu = mean[c], inv = invStd[c], wc = w[c], bc = b[c], fm = (float)(N * HW);
+    float xv = x[at], gv = BN_DACT1(dy[at], bn_t(xv, mu, inv, wc, bc));
+    dx[at] = wc * inv / fm * (fm * gv - dbias[c] - ((xv - mu) * inv) * dweight[c]);
 }

@@ -16,6 +16,9 @@ extension OpCases {
             ([5, 33], .uniform(-1, 1), ""), ([3, 31], .uniform(-1, 1), ""), ([8, 1024], .uniform(-1, 1), ""),
             ([1, 1, 1, 1], .uniform(-1, 1), " one value per channel"), ([1, 3], .uniform(-1, 1), " one value per channel"),
             ([3, 4, 5, 7], .constant(0.7), " constant"),
+            // Planes of ≥ 256 values: the GPU variants' path (CLBackend.splitsNorm), small enough for Oclgrind.
+            ([2, 3, 17, 19], .uniform(-1, 1), ""), ([2, 3, 17, 19], .uniform(99, 101), " x∈[99,101)"),
+            ([2, 2, 16, 17], .constant(0.7), " constant"), ([2, 3, 67, 65], .uniform(-1, 1), " two chunks per plane"),
         ]
         for (s, fill, note) in plans {
             let c = s[1]

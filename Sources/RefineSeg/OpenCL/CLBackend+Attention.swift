@@ -64,9 +64,6 @@ extension CLBackend: AttentionOps {
 
     private func spans(_ hw: Int) -> Int { (hw + KernelConstants.attentionSpan - 1) / KernelConstants.attentionSpan }
 
-    /// Work-group width of the *_pix kernels (the GPU layout): 64 pixels, two NVIDIA warps or one AMD wavefront.
-    static let pixelGroup = 64
-
     /// Launches a *_pix kernel: 2-D, `hw` pixels rounded up to whole groups, by `rows`; nothing
     /// when there are no pixels (the kernels check the pixel index, not the row).
     private func runPixels(_ kernel: String, _ args: [KernelArg], hw: Int, rows: Int, bytes: Int) throws {

@@ -4,6 +4,21 @@ extension CLBackend: NormOps {
         let g = try BatchNormGeometry(x, params: [weight, bias, runningMean, runningVar], op: "batch_norm_train")
         let mean = try empty([g.c], op: "batch_norm_train"), invStd = try empty([g.c], op: "batch_norm_train")
         let y = try empty(x.shape, op: "batch_norm_train")
+        if splitsNorm(g) {
+            let (chunks, per) = gpuChunks(n: g.n, hw: g.hw)
+            let partials = try empty([2 * g.c * per], op: "batch_norm_train")
+            let options = "-DACT=\(activation.rawValue)"
+            try run("bn_stats_partial", file: "norm", options: options,
+                    [.tensor(x), .tensor(partials), .int(g.n), .int(g.c), .int(g.hw), .int(chunks)],
+                    global: [g.c * per * KernelConstants.gpuGroup], local: [KernelConstants.gpuGroup], bytes: 4 * x.count)
+            try run("bn_stats_final", file: "norm", options: options,
+                    [.tensor(partials), .tensor(x), .tensor(mean), .tensor(invStd), .tensor(runningMean), .tensor(runningVar),
+                     .int(g.n), .int(g.c), .int(g.hw), .int(per), .float(momentum), .float(eps)], global: [g.c])
+            try run("bn_apply", file: "norm", options: options,
+                    [.tensor(x), .tensor(y), .tensor(mean), .tensor(invStd), .tensor(weight), .tensor(bias), .int(g.c), .int(g.hw)],
+                    global: planeGrid(g), local: [Self.pixelGroup, 1], bytes: 8 * x.count)
+            return (y, BatchNormSaved(mean: mean, invStd: invStd, activation: activation, bias: activation == .none ? nil : bias))
+        }
         try run("bn_train", file: "norm", options: "-DACT=\(activation.rawValue)",
                 [.tensor(x), .tensor(y), .tensor(mean), .tensor(invStd), .tensor(runningMean), .tensor(runningVar),
                  .tensor(weight), .tensor(bias), .int(g.n), .int(g.c), .int(g.hw), .float(momentum), .float(eps)],
@@ -22,6 +37,16 @@ extension CLBackend: NormOps {
         return y
     }
 
+    /// Whether training-mode batch norm runs the GPU variants (Kernels/norm.cl): on `gpuGlue`
+    /// devices, for planes of at least one GPU work-group of values (smaller planes, BatchNorm1d's
+    /// HW = 1 among them, keep the one-group-per-channel kernels).
+    private func splitsNorm(_ g: BatchNormGeometry) -> Bool { gpuGlue && g.hw >= KernelConstants.gpuGroup }
+
+    /// 2-D launch of bn_apply / bn_grad_dx: the plane's values rounded up to whole groups, by N·C planes.
+    private func planeGrid(_ g: BatchNormGeometry) -> [Int] {
+        [(g.hw + Self.pixelGroup - 1) / Self.pixelGroup * Self.pixelGroup, g.n * g.c]
+    }
+
     public func batchNormBackward(_ dy: Tensor, input x: Tensor, weight: Tensor, saved: BatchNormSaved) throws
         -> (dx: Tensor, dweight: Tensor, dbias: Tensor) {
         let activation = saved.bias == nil ? NormActivation.none : saved.activation
@@ -31,6 +56,21 @@ extension CLBackend: NormOps {
         let dw = try empty([g.c], op: "batch_norm_backward"), db = try empty([g.c], op: "batch_norm_backward")
         let dx = try empty(x.shape, op: "batch_norm_backward")
         // Without an activation the bias argument is unused; any (C) tensor fills the slot.
+        if splitsNorm(g) {
+            let (chunks, per) = gpuChunks(n: g.n, hw: g.hw)
+            let partials = try empty([2 * g.c * per], op: "batch_norm_backward")
+            let options = "-DACT=\(activation.rawValue)"
+            let stats: [KernelArg] = [.tensor(saved.mean), .tensor(saved.invStd), .tensor(weight), .tensor(saved.bias ?? weight)]
+            try run("bn_grad_partial", file: "norm", options: options,
+                    [.tensor(dy), .tensor(x)] + stats + [.tensor(partials), .int(g.n), .int(g.c), .int(g.hw), .int(chunks)],
+                    global: [g.c * per * KernelConstants.gpuGroup], local: [KernelConstants.gpuGroup], bytes: 8 * x.count)
+            try run("bn_grad_final", file: "norm", options: options, [.tensor(partials), .tensor(dw), .tensor(db), .int(g.c), .int(per)],
+                    global: [g.c])
+            try run("bn_grad_dx", file: "norm", options: options,
+                    [.tensor(dy), .tensor(x)] + stats + [.tensor(dw), .tensor(db), .tensor(dx), .int(g.n), .int(g.c), .int(g.hw)],
+                    global: planeGrid(g), local: [Self.pixelGroup, 1], bytes: 12 * x.count)
+            return (dx, dw, db)
+        }
         try run("bn_backward", file: "norm", options: "-DACT=\(activation.rawValue)",
                 [.tensor(dy), .tensor(x), .tensor(saved.mean), .tensor(saved.invStd), .tensor(weight),
                  .tensor(saved.bias ?? weight), .tensor(dw), .tensor(db), .tensor(dx), .int(g.n), .int(g.c), .int(g.hw)],

@@ -16,6 +16,10 @@ extension CLBackend {
         }
     }
 
+    /// Work-group width of the GPU layout's one-item-per-pixel (or per-value) kernels: 64 items,
+    /// two NVIDIA warps or one AMD wavefront (a host-only size: the kernels check their index).
+    static let pixelGroup = 64
+
     /// Chunks per plane of `hw` values and partials per channel (`n` planes) of the chunked GPU
     /// reductions (chunk_plane in Kernels/common.h); they launch `channels · per` groups of
     /// `KernelConstants.gpuGroup` items.
