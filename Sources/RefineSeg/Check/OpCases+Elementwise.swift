@@ -65,6 +65,9 @@ extension OpCases {
         let plans: [(Shape, Range<Int>)] = [
             ([3, 5, 7, 13], 2..<4), ([1, 3, 31, 33], 1..<2), ([3, 7, 13, 5], 0..<1), ([2, 3, 5, 7], 0..<4),
             ([1, 1, 1, 1], 2..<4), ([5, 33], 0..<1), ([3, 31], 1..<2),
+            // Planes of more than one GPU work-group (reduce_fwd_group strides), and the DFR-UNet
+            // context block's global pool (N, 16w, H/16, W/16).
+            ([2, 3, 17, 19], 2..<4), ([8, 256, 8, 8], 2..<4),
         ]
         for (shape, axes) in plans {
             for kind in ReduceKind.allCases {

@@ -6,6 +6,11 @@ extension CLBackend: ReduceOps, MatmulOps {
     public func reduce(_ x: Tensor, axes: Range<Int>, kind: ReduceKind) throws -> Tensor {
         let g = try ReduceGeometry(x.shape, axes: axes)
         let y = try empty(g.outputShape, op: "reduce")
+        if gpuGlue && g.inner == 1 {
+            try runPerGroup("reduce_fwd_group", file: "reduce", [.tensor(x), .tensor(y), .int(g.outer), .int(g.reduced), .int(kindCode(kind))],
+                            groups: g.outer, bytes: 4 * (x.count + y.count))
+            return y
+        }
         try run("reduce_fwd", file: "reduce",
                 [.tensor(x), .tensor(y), .int(g.outer), .int(g.reduced), .int(g.inner), .int(kindCode(kind))],
                 global: [g.outer * g.inner])
@@ -16,6 +21,13 @@ extension CLBackend: ReduceOps, MatmulOps {
         let g = try ReduceGeometry(x.shape, axes: axes)
         try dy.shape.expect(equal: g.outputShape, op: "reduce_backward")
         let dx = try empty(x.shape, op: "reduce_backward")
+        if gpuGlue && kind != .max {
+            let wg = Self.pixelGroup
+            try run("reduce_backward_spread", file: "reduce",
+                    [.tensor(dy), .tensor(dx), .int(g.outer), .int(g.reduced), .int(g.inner), .int(kindCode(kind))],
+                    global: [(x.count + wg - 1) / wg * wg], local: [wg], bytes: 4 * (x.count + dy.count))
+            return dx
+        }
         try run("reduce_backward", file: "reduce",
                 [.tensor(dy), .tensor(x), .tensor(dx), .int(g.outer), .int(g.reduced), .int(g.inner), .int(kindCode(kind))],
                 global: [g.outer * g.inner])
