@@ -57,19 +57,11 @@ final class ONNXExportTests: XCTestCase {
             let ours = try predictor.probabilities(sample)
             let input = dir.path + "/x\(h).f32", output = dir.path + "/p\(h).f32", torchOutput = dir.path + "/t\(h).f32"
             try sample.image.withUnsafeBytes { try Data($0).write(to: URL(fileURLWithPath: input)) }
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            p.arguments = ["python3", packageRoot.path + "/scripts/onnx_check.py", "--model", onnxPath, "--input", input,
-                           "--shape", "1,1,\(h),\(w)", "--output", output]
-                + (torchAvailable ? ["--checkpoint", checkpoint, "--torch-output", torchOutput] : [])
-            let out = Pipe(), err = Pipe()
-            p.standardOutput = out
-            p.standardError = err
-            try p.run()
-            let outText = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            let errText = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            p.waitUntilExit()
-            XCTAssertEqual(p.terminationStatus, 0, errText)
+            let p = try runPython([packageRoot.path + "/scripts/onnx_check.py", "--model", onnxPath, "--input", input,
+                                   "--shape", "1,1,\(h),\(w)", "--output", output]
+                                  + (torchAvailable ? ["--checkpoint", checkpoint, "--torch-output", torchOutput] : []))
+            let outText = p.out
+            XCTAssertEqual(p.status, 0, p.err)
             let info = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(outText.utf8)) as? [String: Any], outText)
             XCTAssertEqual(info["opset"] as? Int, 17)
             XCTAssertEqual(info["input"] as? [AnyHashable], ["N", 1, "H", "W"] as [AnyHashable])

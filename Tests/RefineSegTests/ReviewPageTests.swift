@@ -76,19 +76,13 @@ final class ReviewPageTests: XCTestCase {
     }
 
     func runPageCheck(_ dir: String, browser: String, screenshot: String? = nil) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", packageRoot.path + "/scripts/review_page_check.py", dir, "--chromium", browser]
-            + (screenshot.map { ["--screenshot", $0] } ?? [])
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        do { try p.run() } catch { throw XCTSkip("python3 not available: browser test of the review page skipped") }
-        let outText = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let errText = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        XCTAssertEqual(p.terminationStatus, 0, errText)
-        return outText
+        let p: (status: Int32, out: String, err: String)
+        do {
+            p = try runPython([packageRoot.path + "/scripts/review_page_check.py", dir, "--chromium", browser]
+                              + (screenshot.map { ["--screenshot", $0] } ?? []))
+        } catch { throw XCTSkip("python3 not available: browser test of the review page skipped") }
+        XCTAssertEqual(p.status, 0, p.err)
+        return p.out
     }
 
     /// annotate on the sample's test images, then the page in Chromium: order, thumbnails,

@@ -18,8 +18,15 @@ func runCLI(_ arguments: [String], environment: [String: String] = [:]) throws -
     guard let binary = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
         throw XCTSkip("refineseg binary not built (run `swift build` first)")
     }
+    return try runProcess(binary, arguments, environment: environment)
+}
+
+/// Runs `executable` with `arguments` (and `environment` added to this process's) and returns
+/// (status, stdout, stderr).
+func runProcess(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws
+    -> (status: Int32, out: String, err: String) {
     let process = Process()
-    process.executableURL = URL(fileURLWithPath: binary)
+    process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
     var env = ProcessInfo.processInfo.environment
     for (k, v) in environment { env[k] = v }
@@ -32,6 +39,16 @@ func runCLI(_ arguments: [String], environment: [String: String] = [:]) throws -
     let errData = err.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
     return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+}
+
+/// Runs `python3 arguments…`; returns (status, stdout, stderr).
+func runPython(_ arguments: [String]) throws -> (status: Int32, out: String, err: String) {
+    try runProcess("/usr/bin/env", ["python3"] + arguments)
+}
+
+/// Skips the test, saying what and how to install, unless python3 can import `modules`.
+func pythonOrSkip(_ modules: String, install: String, skipped what: String) throws {
+    if !pythonImports(modules) { throw XCTSkip("python3 with \(modules) not available (\(install)): \(what) skipped") }
 }
 
 /// A fresh temporary directory, removed by the caller's tearDown or left in /tmp.
@@ -94,13 +111,8 @@ func assertFixtureIsCurrent(_ name: String, script: String, modules: String,
     let dir = try temporaryDirectory("fixture")
     defer { try? FileManager.default.removeItem(at: dir) }
     let fresh = dir.appendingPathComponent(name)
-    let run = Process()
-    run.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    run.arguments = ["python3", packageRoot.appendingPathComponent(script).path, "--write", fresh.path]
-    run.standardOutput = FileHandle.nullDevice
-    try run.run()
-    run.waitUntilExit()
-    XCTAssertEqual(run.terminationStatus, 0, "\(script) failed", file: file, line: line)
+    let run = try runPython([packageRoot.appendingPathComponent(script).path, "--write", fresh.path])
+    XCTAssertEqual(run.status, 0, "\(script) failed: \(run.err)", file: file, line: line)
     let committed = try JSONSerialization.jsonObject(with: Data(contentsOf: fixtureURL(name)))
     let regenerated = try JSONSerialization.jsonObject(with: Data(contentsOf: fresh))
     if let difference = fixtureDifference(committed, regenerated, at: "") {

@@ -6,13 +6,7 @@ import XCTest
 /// (built from docs/MODEL.md) and gives the same probabilities within 1e-3.
 final class TorchCheckpointTests: XCTestCase {
     func torchOrSkip() throws {
-        let probe = Process()
-        probe.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        probe.arguments = ["python3", "-c", "import torch, safetensors"]
-        probe.standardError = FileHandle.nullDevice
-        do { try probe.run() } catch { throw XCTSkip("python3 not available: PyTorch cross-check skipped") }
-        probe.waitUntilExit()
-        if probe.terminationStatus != 0 { throw XCTSkip("PyTorch or safetensors not installed (pip install torch safetensors): cross-check skipped") }
+        try pythonOrSkip("torch, safetensors", install: "pip install torch safetensors", skipped: "PyTorch cross-check")
     }
 
     func testCheckpointLoadsIntoPyTorchAndGivesTheSameProbabilities() throws {
@@ -33,16 +27,9 @@ final class TorchCheckpointTests: XCTestCase {
 
         let inputPath = dir.path + "/x.f32", outputPath = dir.path + "/p.f32"
         try input.image.withUnsafeBytes { try Data($0).write(to: URL(fileURLWithPath: inputPath)) }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", packageRoot.path + "/scripts/torch_dfrunet.py", "predict", "--checkpoint", checkpoint,
-                       "--input", inputPath, "--shape", "1,1,\(input.height),\(input.width)", "--output", outputPath]
-        let err = Pipe()
-        p.standardError = err
-        try p.run()
-        let errText = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        XCTAssertEqual(p.terminationStatus, 0, errText)
+        let p = try runPython([packageRoot.path + "/scripts/torch_dfrunet.py", "predict", "--checkpoint", checkpoint,
+                               "--input", inputPath, "--shape", "1,1,\(input.height),\(input.width)", "--output", outputPath])
+        XCTAssertEqual(p.status, 0, p.err)
         let data = try Data(contentsOf: URL(fileURLWithPath: outputPath))
         let theirs = data.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
         XCTAssertEqual(theirs.count, ours.count)
@@ -82,15 +69,8 @@ final class TorchCheckpointTests: XCTestCase {
             image = np.fromfile(sys.argv[3], dtype="<f4").reshape(\(h), \(w))
             torch_dfrunet.predict(model, image, tta=\(tta ? "True" : "False")).astype("<f4").tofile(sys.argv[4])
             """
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            p.arguments = ["python3", "-c", code, packageRoot.path + "/scripts", checkpoint, rawPath, out]
-            let err = Pipe()
-            p.standardError = err
-            try p.run()
-            let errText = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            p.waitUntilExit()
-            XCTAssertEqual(p.terminationStatus, 0, errText)
+            let p = try runPython(["-c", code, packageRoot.path + "/scripts", checkpoint, rawPath, out])
+            XCTAssertEqual(p.status, 0, p.err)
             let theirs = try Data(contentsOf: URL(fileURLWithPath: out)).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
             XCTAssertEqual(theirs.count, ours.count)
             let maxDiff = zip(ours, theirs).map { abs($0 - $1) }.max() ?? .infinity

@@ -6,26 +6,13 @@ import XCTest
 /// and `annotate --continue`.
 final class VolumeTests: XCTestCase {
     func nibabelOrSkip() throws {
-        let probe = Process()
-        probe.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        probe.arguments = ["python3", "-c", "import numpy, nibabel"]
-        probe.standardError = FileHandle.nullDevice
-        do { try probe.run() } catch { throw XCTSkip("python3 not available: nibabel round trip skipped") }
-        probe.waitUntilExit()
-        if probe.terminationStatus != 0 { throw XCTSkip("nibabel not installed (pip install nibabel): round trip skipped") }
+        try pythonOrSkip("numpy, nibabel", install: "pip install nibabel", skipped: "nibabel round trip")
     }
 
     func python(_ arguments: [String]) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", packageRoot.path + "/scripts/nifti_check.py"] + arguments
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        try p.run()
-        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        XCTAssertEqual(p.terminationStatus, 0, "nifti_check.py \(arguments)")
-        return out.trimmingCharacters(in: .whitespacesAndNewlines)
+        let p = try runPython([packageRoot.path + "/scripts/nifti_check.py"] + arguments)
+        XCTAssertEqual(p.status, 0, "nifti_check.py \(arguments): \(p.err)")
+        return p.out.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     /// Axial slices fix k (rows j, columns i), coronal j (rows k, columns i), sagittal i (rows k, columns j).

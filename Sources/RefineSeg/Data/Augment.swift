@@ -17,19 +17,10 @@ func augmentedCrop(_ s: Sample, size: Int, rng: inout SeededRandom) -> (image: [
     let mask = reflectPad(s.mask ?? [Float](repeating: 0, count: s.height * s.width), channels: 1,
                           height: s.height, width: s.width, toHeight: h, toWidth: w)
     let oy = Int(rng.next() % UInt64(h - size + 1)), ox = Int(rng.next() % UInt64(w - size + 1))
-    let flipH = rng.next() & 1 == 1, flipV = rng.next() & 1 == 1
-    let rot = Int(rng.next() % 4)
+    let symmetry = SquareSymmetry(&rng)
     /// Source (y, x) in the crop for output (y, x): rotate, then flip.
     func source(_ y: Int, _ x: Int) -> (Int, Int) {
-        var (yy, xx) = (y, x)
-        switch rot {
-        case 1: (yy, xx) = (x, size - 1 - y)
-        case 2: (yy, xx) = (size - 1 - y, size - 1 - x)
-        case 3: (yy, xx) = (size - 1 - x, y)
-        default: break
-        }
-        if flipH { xx = size - 1 - xx }
-        if flipV { yy = size - 1 - yy }
+        let (yy, xx) = symmetry.source(y, x, size: size)
         return (oy + yy, ox + xx)
     }
     var outImage = [Float](repeating: 0, count: s.channels * size * size)

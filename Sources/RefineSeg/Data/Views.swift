@@ -33,20 +33,11 @@ public struct ViewAugmentation: Sendable {
         let aspect = exp(rng.uniform(log(3.0 / 4.0), log(4.0 / 3.0)))
         let ch = min(Float(h), (area / aspect).squareRoot()), cw = min(Float(w), (area * aspect).squareRoot())
         let oy = rng.uniform(0, Float(h) - ch + 1e-3), ox = rng.uniform(0, Float(w) - cw + 1e-3)
-        let flipH = rng.next() & 1 == 1, flipV = rng.next() & 1 == 1
-        let rot = Int(rng.next() % 4)
+        let symmetry = SquareSymmetry(&rng)
         var out = [Float](repeating: 0, count: c * size * size)
         for y in 0..<size {
             for x in 0..<size {
-                var (yy, xx) = (y, x)
-                switch rot {
-                case 1: (yy, xx) = (x, size - 1 - y)
-                case 2: (yy, xx) = (size - 1 - y, size - 1 - x)
-                case 3: (yy, xx) = (size - 1 - x, y)
-                default: break
-                }
-                if flipH { xx = size - 1 - xx }
-                if flipV { yy = size - 1 - yy }
+                let (yy, xx) = symmetry.source(y, x, size: size)
                 // Pixel centres of the S×S grid mapped into the crop box.
                 let sy = oy + (Float(yy) + 0.5) * ch / Float(size) - 0.5
                 let sx = ox + (Float(xx) + 0.5) * cw / Float(size) - 0.5
