@@ -10,17 +10,18 @@ struct AnnotateCommand: ParsableCommand {
     @Option(help: "Model checkpoint (model.safetensors).") var model: String?
     @Option(help: "Folder of images (.png, .jpg) and/or NIfTI volumes (.nii, .nii.gz), or one such file.") var images: String?
     @Option(help: "Output folder.") var out: String
-    @Option(help: "Axis NIfTI volumes are cut along into slices: axial, coronal or sagittal.") var axis: String = "axial"
-    @Option(help: "Modalities of volumes stored one file per modality (CASE_flair.nii.gz …), in channel order (default: the model's run's --modalities, else flair,t1,t1ce,t2 for a 4-channel model).") var modalities: String?
+    @Option(help: "Axis NIfTI volumes are cut along into slices.") var axis: SliceAxis = .axial
+    @Option(help: "Modalities of volumes stored one file per modality (CASE_flair.nii.gz …), in channel order (default: the model's run's --modalities, else flair,t1,t1ce,t2 for a 4-channel model).",
+            transform: { try CommaList<String>.parse($0) })
+    var modalities: CommaList<String>?
     @Flag(name: .customLong("continue"), help: "Skip images whose outputs are complete (from an earlier or killed run) and add the new outputs to OUT.") var resume = false
     @OptionGroup var shardOptions: ShardOptions
     @Flag(inversion: .prefixedNo, help: "Mirror test-time augmentation (mean of 4 mirrored predictions).") var tta = true
-    @Option(help: "Post-processing: auto (what training chose on validation, from the checkpoint's metadata) or none.") var postprocess: String = "auto"
+    @Option(help: "Post-processing: auto (what training chose on validation, from the checkpoint's metadata) or none.") var postprocess: PostprocessChoice = .auto
     @OptionGroup var deviceOptions: DeviceOptions
 
     func validate() throws {
         if !shardOptions.merge && (model == nil || images == nil) { throw ValidationError("--model and --images are required (or --merge --out DIR)") }
-        guard ["auto", "none"].contains(postprocess) else { throw ValidationError("--postprocess must be auto or none (got \(postprocess))") }
     }
 
     func run() throws {
@@ -35,15 +36,12 @@ struct AnnotateCommand: ParsableCommand {
             let backend = try deviceOptions.open()
             let comm = Distributed.current
             let net = try loadModel(model, backend: backend)
-            let post = postprocess == "auto" ? try PostProcessing.of(checkpoint: model) : .none
+            let post = postprocess == .auto ? try PostProcessing.of(checkpoint: model) : .none
             var options = AnnotateOptions()
-            guard let sliceAxis = SliceAxis(rawValue: axis.lowercased()) else {
-                throw RefineSegError.invalidArgument("--axis must be axial, coronal or sagittal (got \(axis))")
-            }
-            options.axis = sliceAxis
+            options.axis = axis
             options.resume = resume
             let runModalities = (try? readRunRecord(URL(fileURLWithPath: model).deletingLastPathComponent().path))?.config.modalities
-            options.modalities = modalities.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() } } ?? runModalities
+            options.modalities = modalities.map { $0.values.map { $0.lowercased() } } ?? runModalities
             let rows = try annotate(model: net, backend: backend, imagesDir: images, out: out,
                                     progress: (comm?.isRoot ?? true) ? ProgressPrinter() : nil, shard: shard, comm: comm,
                                     tta: tta, postProcessing: post, options: options)

@@ -17,8 +17,7 @@ struct BenchTrainCommand: ParsableCommand {
         """)
 
     @Option(help: "Batch size.") var batch: Int = 8
-    @Option(help: "Square input side (a multiple of 16).") var size: Int = 128
-    @Option(help: "Base width w of the network.") var width: Int = 16
+    @OptionGroup var modelOptions: ModelOptions
     @Option(help: "Timed steps.") var steps: Int = 20
     @Option(help: "Untimed warm-up steps (program builds, tuning, pool growth happen here).") var warmup: Int = 3
     @Option(help: "Profiled steps for the per-kernel breakdown (OpenCL only; 0 skips it).") var profileSteps: Int = 3
@@ -32,7 +31,7 @@ struct BenchTrainCommand: ParsableCommand {
     @OptionGroup var deviceOptions: DeviceOptions
 
     func validate() throws {
-        if rooflineSvg != nil && deviceOptions.device == "cpu" {
+        if rooflineSvg != nil && deviceOptions.isCPU {
             throw ValidationError("--roofline-svg needs an OpenCL device (the CPU reference has no kernels to profile)")
         }
         if rooflineSvg != nil && profileSteps < 1 { throw ValidationError("--roofline-svg needs --profile-steps ≥ 1") }
@@ -42,7 +41,8 @@ struct BenchTrainCommand: ParsableCommand {
 
     var settings: TrainBenchSettings {
         var s = TrainBenchSettings()
-        s.batch = batch; s.size = size; s.width = width; s.steps = steps; s.warmup = warmup
+        modelOptions.apply(to: &s)
+        s.batch = batch; s.steps = steps; s.warmup = warmup
         s.profileSteps = profileSteps; s.launchProbe = launchProbe; s.eval = eval; s.seed = seed
         return s
     }
@@ -52,7 +52,8 @@ struct BenchTrainCommand: ParsableCommand {
             let (backend, cl) = try deviceOptions.openDevice()
             let dp = Distributed.current.map { DataParallel(comm: $0, backend: backend, syncBatchNorm: false) }
             if let dp, !dp.comm.isRoot { _ = try TrainBench.run(settings, backend: backend, dataParallel: dp); return }
-            print("bench train on \(backend.name)\(ranksNote): \(eval ? "eval" : "train") batch \(batch)\(dp == nil ? "" : " per rank") size \(size) width \(width), "
+            let settings = settings
+            print("bench train on \(backend.name)\(ranksNote): \(eval ? "eval" : "train") batch \(batch)\(dp == nil ? "" : " per rank") size \(settings.size) width \(settings.width), "
                   + "\(warmup) warm-up + \(steps) timed + \(backend.profilesEveryLaunch ? profileSteps : 0) profiled step(s)")
             let report = try TrainBench.run(settings, backend: backend, dataParallel: dp)
             printSummary(report)
@@ -64,7 +65,7 @@ struct BenchTrainCommand: ParsableCommand {
                              Double(batch * report.ranks) / (report.medianMs / 1e3)))
             }
             if !eval {
-                let augMs = SegmentationAugmentation.nnunet.millisecondsPerBatch(batch: batch, size: size)
+                let augMs = SegmentationAugmentation.nnunet.millisecondsPerBatch(batch: batch, size: settings.size)
                 print(String(format: "loader: nnU-Net augmentation of one batch %.2f ms on the host (median; the loader's own thread, overlapping the step: %.1f%% of the median step)",
                              augMs, 100 * augMs / report.medianMs))
             }

@@ -4,42 +4,38 @@ import RefineSeg
 
 /// Options shared by every command that reads a dataset: its layout and how it is split.
 struct DataOptions: ParsableArguments {
-    @Option(help: "Dataset layout: folder (train/ test/ val/ unlabeled/, the default), kdsb18, busi, isic2018 or brats2018 (see docs/DATASETS.md).")
-    var format: String = "folder"
-    @Option(help: "brats2018: comma-separated modalities used as channels, in this order (default flair,t1,t1ce,t2).")
-    var modalities: String?
-    @Option(help: "Seed of the test split made for datasets without an official one (kdsb18, busi, brats2018; isic2018 without test ground truth).")
-    var splitSeed: UInt64 = 0
+    @Option(help: "Dataset layout (default folder: train/ test/ val/ unlabeled/; see docs/DATASETS.md).")
+    var format: DatasetFormat?
+    @Option(help: "brats2018: comma-separated modalities used as channels, in this order (default flair,t1,t1ce,t2).",
+            transform: { try CommaList<BraTSModality>.parse($0) })
+    var modalities: CommaList<BraTSModality>?
+    @Option(help: "Seed of the test split made for datasets without an official one (kdsb18, busi, brats2018; isic2018 without test ground truth; default 0).")
+    var splitSeed: UInt64?
     @Option(help: "split.json to reuse (or write) instead of OUT/split.json.")
     var splitFile: String?
 
     func validate() throws {
-        guard let parsed = DatasetFormat(rawValue: format.lowercased()) else {
-            throw ValidationError("--format must be one of \(DatasetFormat.allCases.map(\.rawValue).joined(separator: ", ")) (got \(format))")
+        if modalities != nil && datasetFormat != .brats2018 {
+            throw ValidationError("--modalities applies to --format brats2018 only (got --format \(datasetFormat.rawValue))")
         }
-        if modalities != nil && parsed != .brats2018 {
-            throw ValidationError("--modalities applies to --format brats2018 only (got --format \(format))")
-        }
-        if let list = modalityList {
-            let known = ["flair", "t1", "t1ce", "t2"]
-            if let bad = list.first(where: { !known.contains($0) }) {
-                throw ValidationError("--modalities: \(bad) is not a BraTS modality (\(known.joined(separator: ", ")))")
-            }
-            if list.isEmpty || Set(list).count != list.count {
-                throw ValidationError("--modalities must name each modality at most once, at least one (got \(modalities ?? ""))")
-            }
+        if let list = modalityList, Set(list).count != list.count {
+            throw ValidationError("--modalities must name each modality at most once (got \(list.joined(separator: ",")))")
         }
     }
+
+    /// The format given, else the project's own layout.
+    var datasetFormat: DatasetFormat { format ?? .folder }
 
     /// The format as stored in configs (lower case).
-    var formatName: String { format.lowercased() }
+    var formatName: String { datasetFormat.rawValue }
 
-    var modalityList: [String]? {
-        modalities.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() } }
-    }
+    var modalityList: [String]? { modalities?.values.map(\.rawValue) }
 
     /// The reading settings with a working size.
-    func spec(size: Int) throws -> DatasetSpec {
-        DatasetSpec(format: try DatasetFormat(parsing: format), modalities: modalityList, size: size, splitSeed: splitSeed)
+    func spec(size: Int) -> DatasetSpec {
+        DatasetSpec(format: datasetFormat, modalities: modalityList, size: size, splitSeed: splitSeed ?? 0)
     }
+
+    /// True if any option was given (a resumed run reads its dataset settings from its record).
+    var given: Bool { format != nil || modalities != nil || splitSeed != nil || splitFile != nil }
 }

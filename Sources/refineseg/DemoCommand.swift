@@ -9,17 +9,29 @@ struct DemoCommand: ParsableCommand {
 
     @Option(help: "Sample dataset folder.") var data: String = "data/sample"
     @Option(help: "Output folder.") var out: String = "demo-out"
-    @Option(help: "Epochs (an epoch is one pass's worth of steps over the 10 training tiles, at 20 % labels too, so both runs take the same number of steps).") var epochs: Int = 40
-    @Option(help: "Training crop size (the 128×128 sample tiles are cropped; evaluation and annotation use whole images).") var size: Int = 64
-    @Option(help: "Peak learning rate.") var lr: Double = 3e-3
-    @Option(help: "Base width of the network.") var width: Int = 16
+    @OptionGroup var optimiser: OptimiserOptions
+    @OptionGroup var modelOptions: ModelOptions
     @Option(help: "Random seed.") var seed: UInt64 = 0
     @OptionGroup var deviceOptions: DeviceOptions
 
+    /// The demo's own defaults (where they differ from `TrainConfig`'s): 40 epochs of one pass's
+    /// worth over the 10 sample tiles, 64×64 crops of the 128×128 tiles, a higher peak rate.
+    static let defaultEpochs = 40, defaultSize = 64, defaultLR = 3e-3
+
+    /// The settings of the demo's runs before the label fraction and output folder.
+    var baseConfig: TrainConfig {
+        var config = TrainConfig(data: data, out: out)
+        config.epochs = Self.defaultEpochs; config.size = Self.defaultSize; config.lr = Self.defaultLR
+        optimiser.apply(to: &config)
+        modelOptions.apply(to: &config)
+        config.seed = seed
+        config.warmupEpochs = max(1, config.epochs / 15)
+        config.device = deviceOptions.index
+        return config
+    }
+
     func validate() throws {
-        var probe = TrainConfig(data: data, out: out)
-        probe.epochs = epochs; probe.width = width; probe.size = size; probe.lr = lr
-        do { try probe.validate() } catch { throw ValidationError("\(error)") }
+        do { try baseConfig.validate() } catch { throw ValidationError("\(error)") }
     }
 
     func run() throws {
@@ -31,14 +43,12 @@ struct DemoCommand: ParsableCommand {
             var rows = [(String, MetricSummary)]()
             var best = ""
             for (fraction, name) in [(0.2, "labels-20"), (1.0, "labels-100")] {
-                var config = TrainConfig(data: data, out: "\(out)/\(name)")
-                config.labelFraction = fraction; config.epochs = epochs; config.batch = 8
-                config.width = width; config.size = size; config.lr = lr; config.seed = seed; config.warmupEpochs = max(1, epochs / 15)
-                config.device = deviceOptions.index
+                var config = baseConfig
+                config.out = "\(out)/\(name)"; config.labelFraction = fraction
                 var split = try TrainingSplit(folder: try DatasetFolder(data), labelFraction: fraction, seed: seed)
                 split.unlabelled = []
                 let steps = config.resolvedStepsPerEpoch(labelled: split.labelled.count, trainingImages: split.trainingImages)
-                print("\n[\(name)] training on \(split.labelled.count) labelled tile(s) for \(epochs) epochs of \(steps) step(s), batches of \(config.batch) drawn with replacement (validation: \(split.validation.count))")
+                print("\n[\(name)] training on \(split.labelled.count) labelled tile(s) for \(config.epochs) epochs of \(steps) step(s), batches of \(config.batch) drawn with replacement (validation: \(split.validation.count))")
                 let trainer = try Trainer(config: config, backend: backend, split: split)
                 try trainer.run()
                 if interruptRequested != 0 { throw ExitCode(130) }

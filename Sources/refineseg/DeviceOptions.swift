@@ -4,23 +4,23 @@ import RefineSeg
 
 /// Options shared by every command that opens a device.
 struct DeviceOptions: ParsableArguments {
-    @Option(name: .long, help: "OpenCL device index from `refineseg devices`, or `cpu` for the (slow) CPU reference backend (default: REFINESEG_DEVICE, else the first GPU, else 0). Under mpirun/srun a list such as 0,1,2,3 gives each rank on a node its own (by local rank); without one each rank takes its node's GPU of its local rank.")
-    var device: String?
+    @Option(name: .long, help: "OpenCL device index from `refineseg devices`, or `cpu` for the (slow) CPU reference backend (default: REFINESEG_DEVICE, else the first GPU, else 0). Under mpirun/srun a list such as 0,1,2,3 gives each rank on a node its own (by local rank); without one each rank takes its node's GPU of its local rank.",
+            transform: { try DeviceChoice.parse($0) })
+    var device: DeviceChoice?
 
-    func validate() throws {
-        if let device, device != "cpu", indices.isEmpty {
-            throw ValidationError("--device must be a device index (see `refineseg devices`), a list such as 0,1 (under mpirun) or `cpu` (got \(device))")
-        }
+    /// True for `--device cpu`.
+    var isCPU: Bool { device == .cpu }
+
+    /// The OpenCL device index asked for (nil: the default, `cpu` or a list).
+    var index: Int? {
+        if case .indices(let list) = device, list.count == 1 { return list[0] }
+        return nil
     }
 
-    /// The OpenCL device index asked for (nil: the default).
-    var index: Int? { device.flatMap { Int($0) } }
-
-    /// Every index of `--device a,b,…` (empty if it is not such a list).
+    /// Every index of `--device a,b,…` (empty for none or `cpu`).
     var indices: [Int] {
-        guard let device else { return [] }
-        let list = device.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        return list.contains(nil) ? [] : list.compactMap { $0 }
+        if case .indices(let list) = device { return list }
+        return []
     }
 
     /// The backend asked for: the CPU reference for `cpu`, else an OpenCL device. Started by
@@ -30,12 +30,12 @@ struct DeviceOptions: ParsableArguments {
     /// `open()`, and the same backend typed as OpenCL when it is one, for the diagnostics that
     /// launch their own kernels (the roofline probes) without downcasting a backend.
     func openDevice() throws -> (backend: Backend, openCL: CLBackend?) {
-        if device == "cpu" { _ = try Distributed.start(); return (CPUBackend(), nil) }
+        if isCPU { _ = try Distributed.start(); return (CPUBackend(), nil) }
         let cl: CLBackend
         if let comm = try Distributed.start() {
             cl = try CLBackend(device: try Distributed.deviceIndex(requested: indices, comm: comm))
         } else if indices.count > 1 {
-            throw RefineSegError.invalidArgument("--device \(device ?? "") lists several devices: start one rank per device with `mpirun -np \(indices.count)`")
+            throw RefineSegError.invalidArgument("--device \(indices.map(String.init).joined(separator: ",")) lists several devices: start one rank per device with `mpirun -np \(indices.count)`")
         } else {
             cl = try CLBackend(device: index)
         }
@@ -44,7 +44,7 @@ struct DeviceOptions: ParsableArguments {
 
     /// An OpenCL device (commands that check or time kernels need one).
     func openCL() throws -> CLBackend {
-        if device == "cpu" { throw RefineSegError.invalidArgument("--device cpu: this command needs an OpenCL device") }
+        if isCPU { throw RefineSegError.invalidArgument("--device cpu: this command needs an OpenCL device") }
         return try CLBackend(device: index)
     }
 }

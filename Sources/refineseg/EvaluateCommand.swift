@@ -8,26 +8,24 @@ struct EvaluateCommand: ParsableCommand {
 
     @Option(help: "Model checkpoint (model.safetensors).") var model: String?
     @Option(help: "Dataset folder (with --format, a public dataset as downloaded).") var data: String?
-    @Option(help: "Split to evaluate: test, val or train.") var split: String = "test"
+    @Option(help: "Split to evaluate.") var split: EvaluationSplit = .test
     @Option(help: "Output folder.") var out: String
     @Option(help: "Working size of busi and isic2018 images (default: the --size of the model's run, from RUN/config.json beside it, else 128).") var size: Int?
     @OptionGroup var shardOptions: ShardOptions
     @Flag(inversion: .prefixedNo, help: "Mirror test-time augmentation (mean of 4 mirrored predictions).") var tta = true
-    @Option(help: "Post-processing: auto (what training chose on validation, from the checkpoint's metadata) or none.") var postprocess: String = "auto"
+    @Option(help: "Post-processing: auto (what training chose on validation, from the checkpoint's metadata) or none.") var postprocess: PostprocessChoice = .auto
     @OptionGroup var dataOptions: DataOptions
     @OptionGroup var deviceOptions: DeviceOptions
 
     func validate() throws {
-        guard let part = DatasetPart(rawValue: split), part != .unlabeled else { throw ValidationError("--split must be test, val or train (got \(split))") }
         if !shardOptions.merge && (model == nil || data == nil) { throw ValidationError("--model and --data are required (or --merge --out DIR)") }
-        guard ["auto", "none"].contains(postprocess) else { throw ValidationError("--postprocess must be auto or none (got \(postprocess))") }
     }
 
     func run() throws {
         try runReportingErrors {
             if shardOptions.merge {
                 let metrics = try mergeEvaluationParts(out: out)
-                print(metricsTable([(split, metrics.summary())]), terminator: "")
+                print(metricsTable([(split.rawValue, metrics.summary())]), terminator: "")
                 print("merged \(metrics.rows.count) image(s) into \(out)/metrics.json and \(out)/per_image.csv")
                 return
             }
@@ -43,19 +41,19 @@ struct EvaluateCommand: ParsableCommand {
             let runSize = (try? readRunRecord(runDir))?.config.size
             let runSplit = runDir + "/split.json"
             let splitFile = dataOptions.splitFile ?? (FileManager.default.fileExists(atPath: runSplit) ? runSplit : out + "/split.json")
-            let part = DatasetPart(rawValue: split) ?? .test
+            let part = split.part
             // Rank 0 first: a split made here is written once, then read by the other ranks.
             func load() throws -> [Sample] {
-                try loadSplits(path: data, spec: try dataOptions.spec(size: size ?? runSize ?? 128), parts: [part],
+                try loadSplits(path: data, spec: dataOptions.spec(size: size ?? runSize ?? 128), parts: [part],
                                splitFile: splitFile).samples(part)
             }
             var samples = root ? try load() : []
             try comm?.barrier()
             if !root { samples = try load() }
-            guard !samples.isEmpty else { throw RefineSegError.io(file: data, message: "the \(split) split is empty") }
+            guard !samples.isEmpty else { throw RefineSegError.io(file: data, message: "the \(split.rawValue) split is empty") }
             let empty = masksWithoutLesion(samples)
             if root && !empty.isEmpty { print("\(empty.count) mask(s) without lesion pixels (allowed): \(listPreview(empty))") }
-            let post = postprocess == "auto" ? try PostProcessing.of(checkpoint: model) : .none
+            let post = postprocess == .auto ? try PostProcessing.of(checkpoint: model) : .none
             if root && !post.isNone { print("post-processing (chosen on validation): \(post)") }
             // Per-case (3-D) metrics need every slice of a case in one process.
             var cases = CaseAssembler()
@@ -76,7 +74,7 @@ struct EvaluateCommand: ParsableCommand {
             }
             try writeEvaluation(metrics, to: out)
             if !cases.isEmpty { print("per slice (2-D):") }
-            print(metricsTable([(split, metrics.summary())]), terminator: "")
+            print(metricsTable([(split.rawValue, metrics.summary())]), terminator: "")
             if !cases.isEmpty {
                 let rows = cases.cases()
                 try writeCaseEvaluation(rows, to: out)

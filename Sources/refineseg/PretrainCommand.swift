@@ -9,21 +9,31 @@ struct PretrainCommand: ParsableCommand {
 
     @Option(help: "Dataset folder (with --format, a public dataset as downloaded).") var data: String?
     @Option(help: "Run folder to write.") var out: String?
-    @Option(help: "Epochs (default 50; with --resume, the run's own).") var epochs: Int?
-    @Option(help: "Batch size (at least 2: the loss standardises over the batch; under mpirun/srun the global batch, split over the ranks).") var batch: Int = 16
-    @Option(help: "View size (a multiple of 16).") var size: Int = 128
-    @Option(help: "Base width w of the network.") var width: Int = 16
-    @Option(help: "Projector dimension d.") var projector: Int = 1024
-    @Option(help: "Off-diagonal weight λ of the Barlow Twins loss.") var lambda: Double = 0.0051
-    @Option(help: "Peak learning rate (AdamW, warm-up then cosine decay).") var lr: Double = 1e-3
-    @Option(help: "Random seed.") var seed: UInt64 = 0
-    @Option(help: "Continue the pre-training run in this folder from its last.safetensors (with its own settings; --epochs may extend it).") var resume: String?
+    @OptionGroup var optimiser: OptimiserOptions
+    @OptionGroup var modelOptions: ModelOptions
+    @Option(help: "Projector dimension d (default 1024).") var projector: Int?
+    @Option(help: "Off-diagonal weight λ of the Barlow Twins loss (default 0.0051).") var lambda: Double?
+    @Option(help: "Random seed (default 0).") var seed: UInt64?
+    @Option(help: "Continue the pre-training run in this folder from its last.safetensors, with its own settings (RUN/config.json); --epochs may change how long it runs.") var resume: String?
     @Flag(help: "Under mpirun/srun: the encoder's batch-norm statistics over the global batch (the projector's always are).") var syncBn = false
     @OptionGroup var dataOptions: DataOptions
     @OptionGroup var deviceOptions: DeviceOptions
 
+    /// The settings options given, other than --epochs (a resumed run keeps its recorded ones).
+    var settingsGiven: [String] {
+        let named: [(String, Bool)] = [("--data", data != nil), ("--out", out != nil), ("--width", modelOptions.width != nil),
+                                       ("--size", modelOptions.size != nil), ("--projector", projector != nil), ("--lambda", lambda != nil),
+                                       ("--seed", seed != nil), ("--format, --modalities, --split-seed or --split-file", dataOptions.given)]
+        return optimiser.givenBesidesEpochs + named.filter(\.1).map(\.0)
+    }
+
     func validate() throws {
-        if resume == nil && (data == nil || out == nil) { throw ValidationError("--data and --out are required (or --resume RUN)") }
+        if let resume {
+            let given = settingsGiven
+            if !given.isEmpty {
+                throw ValidationError("--resume \(resume) continues with the settings in \(resume)/config.json; only --epochs can change (remove \(given.joined(separator: ", ")))")
+            }
+        } else if data == nil || out == nil { throw ValidationError("--data and --out are required (or --resume RUN)") }
     }
 
     func run() throws {
@@ -33,15 +43,17 @@ struct PretrainCommand: ParsableCommand {
             if let resume {
                 config = try readPretrainConfig(resume)
                 config.out = resume
-                if let epochs { config.epochs = epochs }
+                if let epochs = optimiser.epochs { config.epochs = epochs }
             } else if let data, let out {
                 config = PretrainConfig(data: data, out: out)
-                if let epochs { config.epochs = epochs }
-                config.batch = batch; config.size = size; config.width = width
-                config.projector = projector; config.lambda = lambda; config.lr = lr; config.seed = seed
+                optimiser.apply(to: &config)
+                modelOptions.apply(to: &config)
+                if let projector { config.projector = projector }
+                if let lambda { config.lambda = lambda }
+                if let seed { config.seed = seed }
                 config.device = deviceOptions.index
                 config.format = dataOptions.formatName; config.modalities = dataOptions.modalityList
-                config.splitSeed = dataOptions.splitSeed; config.splitFile = dataOptions.splitFile
+                config.splitSeed = dataOptions.splitSeed ?? 0; config.splitFile = dataOptions.splitFile
             } else { return }
             try config.validate()
             let backend = try deviceOptions.open()

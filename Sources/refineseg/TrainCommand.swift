@@ -9,26 +9,55 @@ struct TrainCommand: ParsableCommand {
 
     @Option(help: "Dataset folder (train/images, train/masks, test/…, optional val/…).") var data: String?
     @Option(help: "Run folder to write.") var out: String?
-    @Option(help: "Fraction of the labelled training images whose masks are used, in (0, 1].") var labelFraction: Double = 1.0
+    @Option(help: "Fraction of the labelled training images whose masks are used, in (0, 1] (default 1).") var labelFraction: Double?
     @Option(help: "Optimiser steps per epoch, each a batch drawn with replacement from the labelled images (default: one pass over all training images, labelled or not, so every label fraction trains as many steps).") var stepsPerEpoch: Int?
     @Option(name: .customLong("repeat"), help: "Earlier versions' epoch length: ⌈R × labelled / batch⌉ steps per epoch (use --steps-per-epoch).") var repeats: Int?
     @Option(name: .customLong("init"), help: "Checkpoint to start from: an encoder from `refineseg pretrain`, or a trained RUN/model.safetensors (all of it: fine-tuning, e.g. after `refineseg ingest`).") var initEncoder: String?
-    @Option(help: "Epochs.") var epochs: Int = 40
-    @Option(help: "Batch size (under mpirun/srun: the global batch, split over the ranks).") var batch: Int = 8
-    @Option(help: "Training crop size (a multiple of 16); busi and isic2018 images are resized to size×size.") var size: Int = 128
-    @Option(help: "Base width w of the network.") var width: Int = 16
-    @Option(help: "Peak learning rate (AdamW, warm-up then cosine decay).") var lr: Double = 2e-3
-    @Option(help: "Weight β of the lesion-aware contrastive loss (0 turns it off).") var lacWeight: Double = 0.1
-    @Option(help: "Random seed (weights, split, order, augmentation).") var seed: UInt64 = 0
-    @Option(help: "Training augmentation: nnunet (nnU-Net's rotation, scaling, mirroring, noise, blur, brightness, contrast, low resolution, gamma; 1/3 of crops centred on a lesion) or basic (crop, flips, 90° turns).") var augment: String = "nnunet"
+    @OptionGroup var optimiser: OptimiserOptions
+    @OptionGroup var modelOptions: ModelOptions
+    @Option(help: "Weight β of the lesion-aware contrastive loss (0 turns it off; default 0.1).") var lacWeight: Double?
+    @Option(help: "Random seed (weights, split, order, augmentation; default 0).") var seed: UInt64?
+    @Option(help: "Training augmentation: nnunet (the default: nnU-Net's rotation, scaling, mirroring, noise, blur, brightness, contrast, low resolution, gamma; 1/3 of crops centred on a lesion) or basic (crop, flips, 90° turns).") var augment: AugmentChoice?
     @Option(help: "Share of training crops centred on a lesion pixel (nnunet augmentation).") var foregroundOversample: Double?
-    @Option(help: "Continue the run in this folder from its last.safetensors.") var resume: String?
+    @Option(help: "Continue the run in this folder from its last.safetensors, with its own settings (RUN/config.json); --epochs may change how long it runs.") var resume: String?
     @Flag(help: "Under mpirun/srun: batch-norm statistics over the global batch (all ranks), not per rank.") var syncBn = false
     @OptionGroup var dataOptions: DataOptions
     @OptionGroup var deviceOptions: DeviceOptions
 
+    /// The settings options given, other than --epochs (a resumed run keeps its recorded ones).
+    var settingsGiven: [String] {
+        let named: [(String, Bool)] = [("--data", data != nil), ("--out", out != nil), ("--label-fraction", labelFraction != nil),
+                                       ("--steps-per-epoch", stepsPerEpoch != nil), ("--repeat", repeats != nil), ("--init", initEncoder != nil),
+                                       ("--width", modelOptions.width != nil), ("--size", modelOptions.size != nil),
+                                       ("--lac-weight", lacWeight != nil), ("--seed", seed != nil), ("--augment", augment != nil),
+                                       ("--foreground-oversample", foregroundOversample != nil), ("--format, --modalities, --split-seed or --split-file", dataOptions.given)]
+        return optimiser.givenBesidesEpochs + named.filter(\.1).map(\.0)
+    }
+
     func validate() throws {
-        if resume == nil && (data == nil || out == nil) { throw ValidationError("--data and --out are required (or --resume RUN)") }
+        if let resume {
+            let given = settingsGiven
+            if !given.isEmpty {
+                throw ValidationError("--resume \(resume) continues with the settings in \(resume)/config.json; only --epochs can change (remove \(given.joined(separator: ", ")))")
+            }
+        } else if data == nil || out == nil { throw ValidationError("--data and --out are required (or --resume RUN)") }
+    }
+
+    /// The settings of a new run: TrainConfig's defaults, then every option given.
+    func newConfig(data: String, out: String) -> TrainConfig {
+        var config = TrainConfig(data: data, out: out)
+        optimiser.apply(to: &config)
+        modelOptions.apply(to: &config)
+        if let labelFraction { config.labelFraction = labelFraction }
+        config.repeats = repeats; config.stepsPerEpoch = stepsPerEpoch; config.initEncoder = initEncoder
+        if let lacWeight { config.lacWeight = lacWeight }
+        if let seed { config.seed = seed }
+        config.augment = augment == .basic ? AugmentChoice.basic.rawValue : nil
+        config.foregroundOversample = foregroundOversample
+        config.device = deviceOptions.index
+        config.format = dataOptions.formatName; config.modalities = dataOptions.modalityList
+        config.splitSeed = dataOptions.splitSeed ?? 0; config.splitFile = dataOptions.splitFile
+        return config
     }
 
     func run() throws {
@@ -39,20 +68,14 @@ struct TrainCommand: ParsableCommand {
                 let record = try readRunRecord(resume)
                 var config = record.config
                 config.out = resume
-                if epochs != 40 { config.epochs = epochs }
+                if let epochs = optimiser.epochs { config.epochs = epochs }
                 try config.validate()
                 let backend = try deviceOptions.open()
                 trainer = try rankZeroFirst { try Trainer(config: config, backend: backend, resume: true) }
                 if let comm = Distributed.current { try trainer.enableDataParallel(comm, syncBatchNorm: syncBn) }
                 if Distributed.current?.isRoot ?? true { FileHandle.standardError.write("resuming \(resume) after epoch \(trainer.epoch) on \(backend.name)\(ranksNote)\n".data(using: .utf8)!) }
             } else if let data, let out {
-                var config = TrainConfig(data: data, out: out)
-                config.labelFraction = labelFraction; config.repeats = repeats; config.stepsPerEpoch = stepsPerEpoch; config.initEncoder = initEncoder; config.epochs = epochs
-                config.batch = batch; config.size = size; config.width = width; config.lr = lr
-                config.lacWeight = lacWeight; config.seed = seed; config.device = deviceOptions.index
-                config.augment = augment == "nnunet" ? nil : augment; config.foregroundOversample = foregroundOversample
-                config.format = dataOptions.formatName; config.modalities = dataOptions.modalityList
-                config.splitSeed = dataOptions.splitSeed; config.splitFile = dataOptions.splitFile
+                let config = newConfig(data: data, out: out)
                 try config.validate()
                 let backend = try deviceOptions.open()
                 trainer = try rankZeroFirst { try Trainer(config: config, backend: backend) }

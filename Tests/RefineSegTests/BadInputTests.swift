@@ -328,14 +328,14 @@ final class BadInputTests: XCTestCase {
         Row(name: "demo --width 6", expect: ["--width must be a positive multiple of 4"]) { root in
             try dataset(root); return ["demo", "--data", path(root, "ds"), "--out", path(root, "out"), "--device", "cpu", "--width", "6"]
         },
-        Row(name: "study --fractions with a word", expect: ["--fractions must be comma-separated numbers"]) { root in
+        Row(name: "study --fractions with a word", expect: ["'0.5,half' is invalid for '--fractions", "'half' is not a number"]) { root in
             try dataset(root)
             return ["study", "--data", path(root, "ds"), "--out", path(root, "out"), "--device", "cpu", "--fractions", "0.5,half"]
         },
     ]
 
     static let argumentRows: [Row] = [
-        Row(name: "--device names no kind of device", expect: ["--device must be a device index", "got gpu7", "refineseg train --help"]) { root in
+        Row(name: "--device names no kind of device", expect: ["'gpu7' is invalid for '--device", "a device index", "refineseg train --help"]) { root in
             try dataset(root); return train(root, ["--device", "gpu7"])
         },
         Row(name: "a number option given a word", expect: ["--epochs", "refineseg train --help"]) { root in

@@ -426,7 +426,7 @@ final class DatasetFormatsCLITests: XCTestCase {
 
         let bad = try runCLI(["train", "--data", root, "--format", "brats", "--out", run + "-x"])
         XCTAssertNotEqual(bad.status, 0)
-        XCTAssertTrue(bad.err.contains("--format must be one of"), bad.err)
+        XCTAssertTrue(bad.err.contains("'brats' is invalid for '--format <format>'. Please provide one of"), bad.err)
         let wrong = try runCLI(["train", "--data", root, "--format", "busi", "--modalities", "flair", "--out", run + "-y"])
         XCTAssertNotEqual(wrong.status, 0)
         XCTAssertTrue(wrong.err.contains("--modalities applies to --format brats2018 only"), wrong.err)

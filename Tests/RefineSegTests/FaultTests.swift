@@ -224,6 +224,27 @@ final class FaultTests: XCTestCase {
         XCTAssertEqual(logRows("run").map { $0[0] }, (1...(epoch + 1)).map(String.init))
     }
 
+    /// `--resume RUN --epochs N` runs to N even when N is 40, the default of a new run (it was
+    /// once the "not given" sentinel), records N for the next `--resume`, and other settings
+    /// with `--resume` are refused in one line instead of being ignored.
+    func testResumeHonoursEveryEpochCountAndRefusesOtherSettings() throws {
+        try Fixtures.dataset(at: root.appendingPathComponent("ds"))
+        let first = try CLIProcess.run(train(out: "run", epochs: 1))
+        XCTAssertEqual(first.status, 0, first.err)
+        let p = try CLIProcess(["train", "--resume", path("run"), "--epochs", "40", "--device", "cpu"])
+        XCTAssertTrue(waitFor(p) { logRows("run").count >= 2 }, "the resumed run did not go on to epoch 2")
+        p.signal(SIGINT)
+        let r = p.wait(timeout: 60)
+        XCTAssertEqual(r.status, 130, r.err)
+        XCTAssertTrue(r.err.contains("epoch 2/40"), r.err)
+        let record = try JSONDecoder().decode(RunRecord.self, from: Data(contentsOf: URL(fileURLWithPath: path("run/config.json"))))
+        XCTAssertEqual(record.config.epochs, 40, "config.json records the new length for the next --resume")
+        let refused = try CLIProcess.run(["train", "--resume", path("run"), "--lr", "0.1", "--device", "cpu"])
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertEqual(refused.errLines.count, 1, refused.err)
+        XCTAssertTrue(refused.err.contains("only --epochs can change (remove --lr)"), refused.err)
+    }
+
     /// Two runs with the same seed on the same device: identical losses, checkpoints and masks.
     func testRerunsWithTheSameSeedGiveIdenticalLossesAndMasks() throws {
         try Fixtures.dataset(at: root.appendingPathComponent("ds"))

@@ -1,0 +1,68 @@
+import ArgumentParser
+import Foundation
+import RefineSeg
+
+// The model and optimiser options, declared once and shared by the commands that build or train
+// a DFR-UNet. Every option is optional: nil means "not given", and the command's settings type
+// (`TrainConfig`, `PretrainConfig`, `StudySettings`, `TrainBenchSettings`, the demo's) keeps
+// its own default, so there is one source of truth for each default and `--resume RUN --epochs N`
+// can tell "N given" from "the default".
+
+/// Settings that hold a network shape.
+protocol ModelSettings {
+    var width: Int { get set }
+    var size: Int { get set }
+}
+
+/// Settings that hold an optimiser schedule.
+protocol OptimiserSettings {
+    var epochs: Int { get set }
+    var batch: Int { get set }
+    var lr: Double { get set }
+}
+
+extension TrainConfig: ModelSettings, OptimiserSettings {}
+extension PretrainConfig: ModelSettings, OptimiserSettings {}
+extension StudySettings: ModelSettings, OptimiserSettings {}
+extension TrainBenchSettings: ModelSettings {}
+
+private let trainDefaults = TrainConfig(data: "", out: "")
+private let pretrainDefaults = PretrainConfig(data: "", out: "")
+private let studyDefaults = StudySettings(data: "", out: "")
+
+/// `--width`, `--size`: the network and its input.
+struct ModelOptions: ParsableArguments {
+    @Option(help: "Base width w of the network, a multiple of 4 (default \(trainDefaults.width)).")
+    var width: Int?
+    @Option(help: "Input size, a multiple of 16: the training crop, pre-training view or benchmark input (default \(trainDefaults.size); demo \(DemoCommand.defaultSize)); busi and isic2018 images are resized to size×size.")
+    var size: Int?
+
+    /// True if any option was given.
+    var given: Bool { width != nil || size != nil }
+
+    func apply<S: ModelSettings>(to settings: inout S) {
+        if let width { settings.width = width }
+        if let size { settings.size = size }
+    }
+}
+
+/// `--epochs`, `--batch`, `--lr`: AdamW with linear warm-up and cosine decay.
+struct OptimiserOptions: ParsableArguments {
+    @Option(help: "Epochs (default: train \(trainDefaults.epochs), pretrain \(pretrainDefaults.epochs), study \(studyDefaults.epochs) per run, demo \(DemoCommand.defaultEpochs); with --resume, the run's own unless given).")
+    var epochs: Int?
+    @Option(help: "Batch size (default: train \(trainDefaults.batch), pretrain \(pretrainDefaults.batch), at least 2 there: the loss standardises over the batch; under mpirun/srun the global batch, split over the ranks).")
+    var batch: Int?
+    @Option(help: "Peak learning rate of AdamW, warm-up then cosine decay (default: train \(trainDefaults.lr), pretrain \(pretrainDefaults.lr), demo \(DemoCommand.defaultLR)).")
+    var lr: Double?
+
+    /// The options given other than `--epochs` (which `--resume` accepts).
+    var givenBesidesEpochs: [String] {
+        (batch == nil ? [] : ["--batch"]) + (lr == nil ? [] : ["--lr"])
+    }
+
+    func apply<S: OptimiserSettings>(to settings: inout S) {
+        if let epochs { settings.epochs = epochs }
+        if let batch { settings.batch = batch }
+        if let lr { settings.lr = lr }
+    }
+}
