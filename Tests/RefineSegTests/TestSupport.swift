@@ -65,12 +65,9 @@ func trainedCheckpoint(_ dir: URL, width: Int, sampleSeed: UInt64, modelSeed: UI
     let model = try DFRUNet(backend, config: ModelConfig(inChannels: 1, width: width), seed: modelSeed)
     let optimizer = try AdamW(model.trainableParameters(), backend: backend)
     for step in 0..<3 {
-        let batch = [samples[step], samples[step + 1]]
-        let g = Graph(backend: backend, training: true)
-        let out = try model(g.constant(try backend.tensor(batch.flatMap(\.image), shape: [2, 1, 32, 32])), g, withEmbedding: true)
-        let (loss, _) = try SegmentationLoss()(out, target: try backend.tensor(batch.flatMap { $0.mask ?? [] }, shape: [2, 1, 32, 32]), g)
-        try g.backward(loss)
-        try optimizer.update(lr: 1e-2)
+        let pair = [samples[step], samples[step + 1]]
+        let batch = Batch(count: 2, channels: 1, size: 32, images: pair.flatMap(\.image), masks: pair.flatMap { $0.mask ?? [] })
+        _ = try Trainer.supervisedStep(batch, model: model, loss: SegmentationLoss(), optimizer: optimizer, backend: backend, lr: 1e-2)
     }
     let path = dir.path + "/model.safetensors"
     try Checkpoint.save(model, metadata: model.config.metadata, to: path)
