@@ -14,6 +14,9 @@
 //   channel_mean_max_backward   dx from the (N,2,H,W) gradient                  one item per (n, CM_SPAN pixels)
 //   broadcast_spatial           (N,C) → (N,C,H,W)                               one item per output element
 //   broadcast_spatial_backward  Σ over H·W → (N,C,1,1)                          one work-group per (n, c)
+//   channel_mlp                 the channel-attention MLP W2·relu(W1·d + b1) + b2 one item per row of d
+//   channel_mlp_backward_hidden dh = relu mask · dl·W2                          one item per (hidden unit, row)
+//   channel_mlp_backward_params dd, dW1, db1, dW2, db2 from dl and dh           one item per channel (and hidden unit)
 
 // Max and first arg-max over the group: ties keep the smaller index, so the result is the
 // plane's first maximal element whatever the stride pattern. Every item gets the result.
@@ -353,4 +356,72 @@ __kernel void pixel_gate_add_relu_backward_pix(__global const float* dy, __globa
         acc += ds * xv;
     }
     dgate[(size_t)n * HW + p] = acc;
+}
+
+// Σ_k a[k]·b[k] over k < n, 8 lanes then the tail, in a fixed order.
+inline float dot_span(__global const float* a, __global const float* b, int n) {
+    float8 acc8 = 0.0f;
+    int k = 0;
+    for (; k + 8 <= n; k += 8) acc8 += vload8(0, a + k) * vload8(0, b + k);
+    float acc = (acc8.s0 + acc8.s1 + acc8.s2 + acc8.s3) + (acc8.s4 + acc8.s5 + acc8.s6 + acc8.s7);
+    for (; k < n; k++) acc += a[k] * b[k];
+    return acc;
+}
+
+// The channel-attention MLP for one row r of the stacked descriptors d (R, C): hid[r] =
+// relu(W1·d[r] + b1) (kept for the backward), l[r] = W2·hid[r] + b2. W1 (HD, C), W2 (C, HD) as
+// PyTorch's Linear. The item reads back its own hidden row.   one item per row
+__kernel void channel_mlp(__global const float* d, __global const float* w1, __global const float* b1,
+                          __global const float* w2, __global const float* b2, __global float* hid, __global float* l,
+                          int C, int HD) {
+    int r = get_global_id(0);
+    __global const float* x = d + (size_t)r * C;
+    __global float* h = hid + (size_t)r * HD;
+    for (int j = 0; j < HD; ++j) h[j] = fmax(b1[j] + dot_span(w1 + (size_t)j * C, x, C), 0.0f);
+    for (int c = 0; c < C; ++c) l[(size_t)r * C + c] = b2[c] + dot_span(w2 + (size_t)c * HD, h, HD);
+}
+
+// dh[r, j] = Σ_c dl[r, c]·W2[c, j] where hid[r, j] > 0, else 0.   2-D: (hidden unit j, row r)
+__kernel void channel_mlp_backward_hidden(__global const float* dl, __global const float* w2, __global const float* hid,
+                                          __global float* dh, int C, int HD) {
+    int j = get_global_id(0), r = get_global_id(1);
+    float acc = 0.0f;
+    if (hid[(size_t)r * HD + j] > 0.0f) {
+        for (int c = 0; c < C; ++c) acc += dl[(size_t)r * C + c] * w2[(size_t)c * HD + j];
+    }
+    dh[(size_t)r * HD + j] = acc;
+}
+
+// Item i < C owns channel c = i: db2[c], dW2[c, :], dW1[:, c] and dd[:, c]; item i < HD also db1[i].
+// Sums run over rows (or hidden units) in index order.   one item per max(C, HD)
+__kernel void channel_mlp_backward_params(__global const float* dl, __global const float* d, __global const float* w1,
+                                          __global const float* hid, __global const float* dh,
+                                          __global float* dd, __global float* dw1, __global float* db1,
+                                          __global float* dw2, __global float* db2, int R, int C, int HD) {
+    int i = get_global_id(0);
+    if (i < C) {
+        int c = i;
+        float s = 0.0f;
+        for (int r = 0; r < R; ++r) s += dl[(size_t)r * C + c];
+        db2[c] = s;
+        for (int j = 0; j < HD; ++j) {
+            float a = 0.0f, b = 0.0f;
+            for (int r = 0; r < R; ++r) {
+                a += dl[(size_t)r * C + c] * hid[(size_t)r * HD + j];
+                b += dh[(size_t)r * HD + j] * d[(size_t)r * C + c];
+            }
+            dw2[(size_t)c * HD + j] = a;
+            dw1[(size_t)j * C + c] = b;
+        }
+        for (int r = 0; r < R; ++r) {
+            float a = 0.0f;
+            for (int j = 0; j < HD; ++j) a += dh[(size_t)r * HD + j] * w1[(size_t)j * C + c];
+            dd[(size_t)r * C + c] = a;
+        }
+    }
+    if (i < HD) {
+        float s = 0.0f;
+        for (int r = 0; r < R; ++r) s += dh[(size_t)r * HD + i];
+        db1[i] = s;
+    }
 }

@@ -45,7 +45,9 @@
 //
 // Geometry macros (compile-time, so index arithmetic folds): KH KW SH SW PH PW DH DW.
 // Tiles: TM (4, 8 or 16: the vector width), TN; TSM TSN TSK WPTM WPTN for the lmem variant.
-// HAS_BIAS adds bias[m] to the output channel m.
+// HAS_BIAS adds bias[m] to the output channel m; then ACT (forward only) applies an activation
+// to every output in the store: 0 none, 1 ReLU, 2 sigmoid (NormActivation's raw values; the eval
+// path of a ConvBN layer whose batch norm is folded into the weights).
 
 // The pack kernels are built without geometry options; any value serves them.
 #ifndef KH
@@ -73,6 +75,16 @@
 #endif
 #ifndef HAS_BIAS
 #define HAS_BIAS 0
+#endif
+#ifndef ACT
+#define ACT 0
+#endif
+#if ACT == 1
+#define CONV_ACT(v) fmax((v), 0.0f)
+#elif ACT == 2
+#define CONV_ACT(v) (1.0f / (1.0f + exp(-(v))))
+#else
+#define CONV_ACT(v) (v)
 #endif
 
 #define CAT(a, b) a##b
@@ -209,7 +221,7 @@ __kernel void conv2d_igemm_reg(__global const float* src, __global const float* 
 #if HAS_BIAS
             t[mm] += bias[m0 + mm];
 #endif
-            dst[((size_t)n * M + m0 + mm) * dstHW + r] = t[mm];
+            dst[((size_t)n * M + m0 + mm) * dstHW + r] = CONV_ACT(t[mm]);
         }
     }
 }
@@ -316,7 +328,7 @@ __kernel void conv2d_rows_reg(__global const float* src, __global const float* w
 #if HAS_BIAS
                     t[mm] += bias[m];
 #endif
-                    dst[((size_t)n * M + m) * OHW + oy * OW + x0 + j] = t[mm];
+                    dst[((size_t)n * M + m) * OHW + oy * OW + x0 + j] = CONV_ACT(t[mm]);
                 }
             }
         }
@@ -403,6 +415,7 @@ __kernel void conv2d_rows_px(__global const float* src, __global const float* w,
 #if HAS_BIAS
         o += (PVEC)(bias[mm]);
 #endif
+        o = CONV_ACT(o);
         __global float* d = dst + ((size_t)n * M + mm) * OHW + oy * OW + x0;
         if (x0 + PV <= OW) PSTORE(o, 0, d);
         else {
@@ -473,7 +486,7 @@ __kernel void conv2d_igemm_lmem(__global const float* src, __global const float*
 #if HAS_BIAS
             v += bias[m];
 #endif
-            dst[((size_t)n * M + m) * dstHW + r] = v;
+            dst[((size_t)n * M + m) * dstHW + r] = CONV_ACT(v);
         }
     }
 }

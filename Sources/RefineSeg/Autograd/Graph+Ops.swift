@@ -120,6 +120,17 @@ extension Graph {
         return record(d, [x]) { g in [try b.channelDescriptorsBackward(g, argmax: argmax, inputShape: shape)] }
     }
 
+    /// The channel-attention MLP W2·relu(W1·d + b1) + b2 over the rows of d (R, C) as one node:
+    /// one kernel forward, two backward (which use the saved hidden activations).
+    public func channelMLP(_ d: Var, w1: Var, b1: Var, w2: Var, b2: Var) throws -> Var {
+        let b = backend
+        let (l, hidden) = try b.channelMLP(d.value, w1: w1.value, b1: b1.value, w2: w2.value, b2: b2.value)
+        return record(l, [d, w1, b1, w2, b2]) { g in
+            let r = try b.channelMLPBackward(g, d: d.value, w1: w1.value, w2: w2.value, hidden: hidden)
+            return [r.dd, r.dw1, r.db1, r.dw2, r.db2]
+        }
+    }
+
     /// x · σ(l[n, c] + l[N + n, c]) for the stacked MLP outputs l (2N, C), one kernel each way.
     public func channelGate(_ x: Var, logits: Var) throws -> Var {
         let b = backend

@@ -130,8 +130,10 @@ public struct Conv2DParams: Equatable, Hashable, Sendable, CustomStringConvertib
 
 /// Convolutions and pooling. (Kernels/conv2d.cl, Kernels/pool.cl)
 public protocol ConvOps {
-    /// x (N, Cin, H, W), weight (Cout, Cin, KH, KW), bias (Cout) or nil → (N, Cout, OH, OW).
-    func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, params: Conv2DParams) throws -> Tensor
+    /// x (N, Cin, H, W), weight (Cout, Cin, KH, KW), bias (Cout) or nil → (N, Cout, OH, OW), with
+    /// `activation` (ReLU, sigmoid) applied to every output in the same kernel: the eval path of a
+    /// ConvBN layer whose batch norm is folded into the weights (no backward: eval only).
+    func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, params: Conv2DParams, activation: NormActivation) throws -> Tensor
     /// dx (shape `inputShape`) from dy (N, Cout, OH, OW).
     func conv2dBackwardData(_ dy: Tensor, weight: Tensor, inputShape: Shape, params: Conv2DParams) throws -> Tensor
     /// dweight (Cout, Cin, KH, KW) from dy and x. (The bias gradient is `sumPerChannel(dy)`.)
@@ -144,6 +146,13 @@ public protocol ConvOps {
     func maxPool2x2(_ x: Tensor) throws -> Tensor
     /// Routes dy to the first maximal element of each window of x.
     func maxPool2x2Backward(_ dy: Tensor, input x: Tensor) throws -> Tensor
+}
+
+extension ConvOps {
+    /// x (N, Cin, H, W), weight (Cout, Cin, KH, KW), bias (Cout) or nil → (N, Cout, OH, OW).
+    public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, params: Conv2DParams) throws -> Tensor {
+        try conv2d(x, weight: weight, bias: bias, params: params, activation: .none)
+    }
 }
 
 /// An activation fused after a batch norm (in the same kernels, forward and backward).
@@ -232,6 +241,22 @@ public protocol AttentionOps {
     /// (dx, dgate, dresidual) of `pixelGateAddReLU` (the ReLU mask recomputed from the inputs).
     func pixelGateAddReLUBackward(_ dy: Tensor, x: Tensor, gate: Tensor, residual: Tensor) throws
         -> (dx: Tensor, dgate: Tensor, dresidual: Tensor)
+    /// The channel-attention MLP in one op: logits = W2·relu(W1·d + b1) + b2 for every row of the
+    /// stacked descriptors d (R, C), with PyTorch Linear layouts W1 (Hd, C), b1 (Hd), W2 (C, Hd),
+    /// b2 (C). Returns the logits (R, C) and the backward's saved state: the hidden activations
+    /// after the ReLU (R, Hd).
+    func channelMLP(_ d: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) throws -> (logits: Tensor, hidden: Tensor)
+    /// Every gradient of `channelMLP` from dlogits (R, C) and the saved hidden activations
+    /// (the ReLU mask is hidden > 0, as `reluBackward`).
+    func channelMLPBackward(_ dlogits: Tensor, d: Tensor, w1: Tensor, w2: Tensor, hidden: Tensor) throws -> ChannelMLPGradients
+}
+
+/// Gradients of `AttentionOps.channelMLP`, shaped like the corresponding inputs.
+public struct ChannelMLPGradients {
+    public var dd: Tensor, dw1: Tensor, db1: Tensor, dw2: Tensor, db2: Tensor
+    public init(dd: Tensor, dw1: Tensor, db1: Tensor, dw2: Tensor, db2: Tensor) {
+        self.dd = dd; self.dw1 = dw1; self.db1 = db1; self.dw2 = dw2; self.db2 = db2
+    }
 }
 
 /// Constants of the lesion-aware contrastive loss (docs/MODEL.md).

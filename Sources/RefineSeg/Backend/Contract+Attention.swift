@@ -37,6 +37,30 @@ enum AttentionGeometry {
         return (n, c, h * w)
     }
 
+    /// (R, C, Hd) of the channel-attention MLP: d (R, C), W1 (Hd, C), b1 (Hd), W2 (C, Hd), b2 (C).
+    static func channelMLP(_ d: Tensor, w1: Tensor, b1: Tensor? = nil, w2: Tensor, b2: Tensor? = nil,
+                           op: String = "channel_mlp") throws -> (rows: Int, c: Int, hidden: Int) {
+        try d.shape.expect(rank: 2, op: op)
+        try w1.shape.expect(rank: 2, op: op)
+        let (r, c, hd) = (d.shape[0], d.shape[1], w1.shape[0])
+        try w1.shape.expect(equal: [hd, c], op: op + " w1")
+        try w2.shape.expect(equal: [c, hd], op: op + " w2")
+        if let b1 { try b1.shape.expect(equal: [hd], op: op + " b1") }
+        if let b2 { try b2.shape.expect(equal: [c], op: op + " b2") }
+        guard r > 0, c > 0, hd > 0 else {
+            throw RefineSegError.shapeMismatch(op: op, detail: "d \(d.shape) and w1 \(w1.shape) need R, C, Hd ≥ 1")
+        }
+        return (r, c, hd)
+    }
+
+    /// The backward's gradient and saved state: dlogits like d, hidden (R, Hd).
+    static func channelMLPBackward(_ dl: Tensor, d: Tensor, w1: Tensor, w2: Tensor, hidden: Tensor) throws -> (rows: Int, c: Int, hidden: Int) {
+        let g = try channelMLP(d, w1: w1, w2: w2, op: "channel_mlp_backward")
+        try dl.shape.expect(equal: d.shape, op: "channel_mlp_backward dlogits")
+        try hidden.shape.expect(equal: [g.rows, g.hidden], op: "channel_mlp_backward hidden")
+        return g
+    }
+
     /// (N, C) of a per-channel tensor given as (N, C) or (N, C, 1, 1).
     static func channels(of x: Tensor, op: String, height: Int, width: Int) throws -> (n: Int, c: Int) {
         guard x.shape.rank == 2 || (x.shape.rank == 4 && x.shape[2] == 1 && x.shape[3] == 1) else {

@@ -194,4 +194,52 @@ extension CPUBackend {
         }
         return (make(dx, x.shape), make(dg, gate.shape), make(dr, x.shape))
     }
+    public func channelMLP(_ d: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) throws -> (logits: Tensor, hidden: Tensor) {
+        let (r, c, hd) = try AttentionGeometry.channelMLP(d, w1: w1, b1: b1, w2: w2, b2: b2)
+        let x = try values(d), a = try values(w1), ab = try values(b1), bw = try values(w2), bb = try values(b2)
+        var hid = [Double](repeating: 0, count: r * hd)         // (R, Hd), after the ReLU
+        var l = [Double](repeating: 0, count: r * c)            // (R, C)
+        for row in 0..<r {
+            for j in 0..<hd {
+                var s = ab[j]
+                for ch in 0..<c { s += a[j * c + ch] * x[row * c + ch] }
+                hid[row * hd + j] = max(s, 0)
+            }
+            for ch in 0..<c {
+                var s = bb[ch]
+                for j in 0..<hd { s += bw[ch * hd + j] * hid[row * hd + j] }
+                l[row * c + ch] = s
+            }
+        }
+        return (make(l, [r, c]), make(hid, [r, hd]))
+    }
+
+    public func channelMLPBackward(_ dlogits: Tensor, d: Tensor, w1: Tensor, w2: Tensor, hidden: Tensor) throws -> ChannelMLPGradients {
+        let (r, c, hd) = try AttentionGeometry.channelMLPBackward(dlogits, d: d, w1: w1, w2: w2, hidden: hidden)
+        let g = try values(dlogits), x = try values(d), a = try values(w1), bw = try values(w2), hid = try values(hidden)
+        var dh = [Double](repeating: 0, count: r * hd)          // (R, Hd), before the ReLU
+        for row in 0..<r {
+            for j in 0..<hd where hid[row * hd + j] > 0 {
+                for ch in 0..<c { dh[row * hd + j] += g[row * c + ch] * bw[ch * hd + j] }
+            }
+        }
+        var dd = [Double](repeating: 0, count: r * c)           // (R, C)
+        var dw1 = [Double](repeating: 0, count: hd * c)         // (Hd, C)
+        var db1 = [Double](repeating: 0, count: hd)             // (Hd)
+        var dw2 = [Double](repeating: 0, count: c * hd)         // (C, Hd)
+        var db2 = [Double](repeating: 0, count: c)              // (C)
+        for row in 0..<r {
+            for j in 0..<hd {
+                db1[j] += dh[row * hd + j]
+                for ch in 0..<c {
+                    dw1[j * c + ch] += dh[row * hd + j] * x[row * c + ch]
+                    dd[row * c + ch] += dh[row * hd + j] * a[j * c + ch]
+                    dw2[ch * hd + j] += g[row * c + ch] * hid[row * hd + j]
+                }
+            }
+            for ch in 0..<c { db2[ch] += g[row * c + ch] }
+        }
+        return ChannelMLPGradients(dd: make(dd, d.shape), dw1: make(dw1, w1.shape), db1: make(db1, [hd]),
+                                   dw2: make(dw2, w2.shape), db2: make(db2, [c]))
+    }
 }

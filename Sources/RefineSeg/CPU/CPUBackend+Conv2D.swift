@@ -1,5 +1,7 @@
+import Foundation
+
 extension CPUBackend: ConvOps {
-    public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, params: Conv2DParams) throws -> Tensor {
+    public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, params: Conv2DParams, activation: NormActivation) throws -> Tensor {
         let start = launchStart()
         let g = try Conv2DGeometry(input: x.shape, weight: weight.shape, params: params, op: "conv2d")
         if let bias { try bias.shape.expect(equal: [g.cout], op: "conv2d bias") }
@@ -23,6 +25,11 @@ extension CPUBackend: ConvOps {
                                         * wv[((co * g.cin + ci) * g.kh + ky) * g.kw + kx]
                                 }
                             }
+                        }
+                        switch activation {
+                        case .none: break
+                        case .relu: acc = max(acc, 0)
+                        case .sigmoid: acc = 1 / (1 + exp(-acc))
                         }
                         y[((n * g.cout + co) * g.oh + oy) * g.ow + ox] = acc
                     }

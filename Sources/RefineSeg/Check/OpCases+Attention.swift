@@ -38,6 +38,22 @@ extension OpCases {
                                     return [r.dx, r.dgate, r.dresidual]
                                 }))
         }
+        // The channel-attention MLP (R = 2N stacked descriptor rows, C channels, Hd = max(4, C/16)
+        // hidden units): odd sizes (1, primes, C not a multiple of the kernel's 8 lanes), and the
+        // DFR-UNet's enc1 and bottleneck at batch 8. The forward returns only the logits (the
+        // hidden activations are the backward's saved state, recomputed here for the backward).
+        for (r, c, hd) in [(2, 1, 1), (6, 5, 4), (2, 13, 7), (4, 16, 4), (16, 16, 4), (16, 256, 16)] {
+            cases.append(OpCase(op: "channel_mlp", params: "d [\(r), \(c)], hidden \(hd)",
+                                inputs: [OpInput("d", [r, c]), OpInput("w1", [hd, c]), OpInput("b1", [hd]),
+                                         OpInput("w2", [c, hd]), OpInput("b2", [c])],
+                                tolerance: .sums,
+                                forward: { b, x in [try b.channelMLP(x[0], w1: x[1], b1: x[2], w2: x[3], b2: x[4]).logits] },
+                                backward: { b, x, _, g in
+                                    let hidden = try b.channelMLP(x[0], w1: x[1], b1: x[2], w2: x[3], b2: x[4]).hidden
+                                    let r = try b.channelMLPBackward(g[0], d: x[0], w1: x[1], w2: x[3], hidden: hidden)
+                                    return [r.dd, r.dw1, r.db1, r.dw2, r.db2]
+                                }))
+        }
         // The context block's pool branch hands over (N, C, 1, 1).
         cases.append(OpCase(op: "broadcast_spatial", params: "[3, 64, 1, 1] → [3, 64, 5, 3]", inputs: [OpInput("x", [3, 64, 1, 1])],
                             tolerance: .sums,

@@ -198,5 +198,30 @@ extension OpCases {
         convTestLayers().map { $0.opCase() }
             + [ConvLayerSpec("ties", .maxPool2x2, input: [3, 2, 5, 7]).opCase(gradCheck: false, fill: .constant(0.5))]
             + dfrUNetConvLayers().map { $0.opCase(gradCheck: false) }
+            + convActivationCases()
+    }
+
+    /// The forward conv with an activation in its store (the eval path of a folded ConvBN; no
+    /// backward), one geometry per CPU kernel variant (conv2d_rows_reg: stride 1, ≥ 16 outputs;
+    /// conv2d_igemm_reg: stride 2; conv2d_rows_px: the 7×7 spatial-attention conv), with and
+    /// without bias, plus one DFR-UNet-sized layer. The activation is applied to the same float32
+    /// sum as without it, so the plain conv's tolerance holds.
+    static func convActivationCases() -> [OpCase] {
+        let layers: [(Shape, Shape, Conv2DParams, Bool, NormActivation)] = [
+            ([1, 16, 3, 24], [17, 16, 3, 3], Conv2DParams(padding: 1), true, .relu),
+            ([1, 12, 5, 24], [16, 12, 3, 3], Conv2DParams(padding: 2, dilation: 2), false, .sigmoid),
+            ([1, 4, 13, 31], [5, 4, 3, 3], Conv2DParams(stride: 2, padding: 2, dilation: 2), true, .relu),
+            ([3, 3, 13, 31], [4, 3, 3, 3], Conv2DParams(stride: 2, padding: 1), false, .sigmoid),
+            ([3, 2, 13, 31], [1, 2, 7, 7], Conv2DParams(padding: 3), true, .sigmoid),
+            ([1, 2, 13, 31], [3, 2, 3, 3], Conv2DParams(padding: 1), false, .relu),
+            ([2, 32, 16, 16], [32, 32, 3, 3], Conv2DParams(padding: 1), true, .relu),
+        ]
+        return layers.map { x, w, p, hasBias, act in
+            var inputs = [OpInput("x", x), OpInput("weight", w)]
+            if hasBias { inputs.append(OpInput("bias", [w[0]])) }
+            return OpCase(op: "conv2d_act", params: "x \(x) w \(w) \(p)\(hasBias ? " +b" : "") \(act)", inputs: inputs,
+                          tolerance: .sums,
+                          forward: { b, t in [try b.conv2d(t[0], weight: t[1], bias: hasBias ? t[2] : nil, params: p, activation: act)] })
+        }
     }
 }

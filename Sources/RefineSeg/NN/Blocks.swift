@@ -11,21 +11,17 @@ public final class ConvBN: Module {
     }
 
     /// `activation` after the batch norm, fused into it. In eval mode the batch norm is folded
-    /// into the conv's weights and bias (computed once, then reused, see `folded`), so the layer
-    /// is one conv (plus the activation's pass).
+    /// into the conv's weights and bias (computed once, then reused, see `folded`) and the
+    /// activation into the conv's store, so the layer is one conv kernel.
     public func callAsFunction(_ x: Var, _ g: Graph, activation: NormActivation = .none) throws -> Var {
         guard !g.training else {
             // A training step changes the weights and running statistics in place.
             folded = nil
             return try bn(try conv(x, g), g, activation: activation)
         }
+        // Eval records nothing (no gradient), so the backend op is called directly.
         let f = try foldedWeights(g.backend)
-        let y = try g.conv2d(x, weight: g.constant(f.weight), bias: g.constant(f.bias), params: conv.params)
-        switch activation {
-        case .none: return y
-        case .relu: return try g.relu(y)
-        case .sigmoid: return try g.sigmoid(y)
-        }
+        return g.constant(try g.backend.conv2d(x.value, weight: f.weight, bias: f.bias, params: conv.params, activation: activation))
     }
 
     /// The eval-mode fold and the tensors it was made from. It stays valid while those are the
@@ -63,10 +59,12 @@ public final class ChannelAttention: Module {
         fc2 = try PointwiseLinear(backend, hidden, channels, rng: &rng)
     }
 
-    /// The mean and max descriptors go through the shared MLP as one (2N, C) batch; the gate
-    /// adds the two halves, applies σ and multiplies x in one kernel.
+    /// The mean and max descriptors go through the shared MLP as one (2N, C) batch, the MLP
+    /// (fc1, ReLU, fc2) as one fused op; the gate adds the two halves, applies σ and multiplies x
+    /// in one kernel.
     public func callAsFunction(_ x: Var, _ g: Graph) throws -> Var {
-        let l = try fc2(try g.relu(try fc1(try g.channelDescriptors(x), g)), g)
+        let l = try g.channelMLP(try g.channelDescriptors(x), w1: g.parameter(fc1.weight), b1: g.parameter(fc1.bias),
+                                 w2: g.parameter(fc2.weight), b2: g.parameter(fc2.bias))
         return try g.channelGate(x, logits: l)
     }
 
@@ -77,26 +75,25 @@ public final class ChannelAttention: Module {
 }
 
 /// Spatial attention (spatial information compression): g = sigmoid(BN(conv7×7([mean_C, max_C]))).
+/// The conv and batch norm are a `ConvBN` (7×7, padding 3, no bias: the same names `conv.weight`,
+/// `bn.*`), so eval folds the batch norm into the conv and the sigmoid into its store.
 public final class SpatialAttention: Module {
-    public let conv: Conv2d
-    public let bn: BatchNorm
+    public let convBN: ConvBN
+    public var conv: Conv2d { convBN.conv }
+    public var bn: BatchNorm { convBN.bn }
 
     public init(_ backend: Backend, rng: inout SeededRandom) throws {
-        conv = try Conv2d(backend, 2, 1, kernel: 7, padding: 3, bias: false, rng: &rng)
-        bn = try BatchNorm(backend, 1)
+        convBN = try ConvBN(backend, 2, 1, kernel: 7, rng: &rng)
     }
 
     public func callAsFunction(_ x: Var, _ g: Graph) throws -> Var { try g.mulPixelGate(x, try gate(x, g)) }
 
-    /// The (N, 1, H, W) gate, the sigmoid fused into the batch norm.
+    /// The (N, 1, H, W) gate, the sigmoid fused into the batch norm (eval: into the folded conv).
     public func gate(_ x: Var, _ g: Graph) throws -> Var {
-        try bn(try conv(try g.channelMeanMax(x), g), g, activation: .sigmoid)
+        try convBN(try g.channelMeanMax(x), g, activation: .sigmoid)
     }
 
-    public func collect(prefix: String, into list: inout [(String, Parameter)]) {
-        conv.collect(prefix: join(prefix, "conv"), into: &list)
-        bn.collect(prefix: join(prefix, "bn"), into: &list)
-    }
+    public func collect(prefix: String, into list: inout [(String, Parameter)]) { convBN.collect(prefix: prefix, into: &list) }
 }
 
 /// y = relu(sa(ca(conv2(relu(conv1(x))))) + shortcut(x)).

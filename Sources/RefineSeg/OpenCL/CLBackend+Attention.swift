@@ -134,4 +134,28 @@ extension CLBackend: AttentionOps {
         }
         return (dx, dg, dr)
     }
+    public func channelMLP(_ d: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) throws -> (logits: Tensor, hidden: Tensor) {
+        let (r, c, hd) = try AttentionGeometry.channelMLP(d, w1: w1, b1: b1, w2: w2, b2: b2)
+        let hid = try empty([r, hd], op: "channel_mlp"), l = try empty([r, c], op: "channel_mlp")
+        try run("channel_mlp", file: "attention",
+                [.tensor(d), .tensor(w1), .tensor(b1), .tensor(w2), .tensor(b2), .tensor(hid), .tensor(l), .int(c), .int(hd)],
+                global: [r], flops: Double(4 * r * c * hd), bytes: 4 * (2 * r * c + 2 * c * hd + r * hd))
+        return (l, hid)
+    }
+
+    public func channelMLPBackward(_ dlogits: Tensor, d: Tensor, w1: Tensor, w2: Tensor, hidden: Tensor) throws -> ChannelMLPGradients {
+        let (r, c, hd) = try AttentionGeometry.channelMLPBackward(dlogits, d: d, w1: w1, w2: w2, hidden: hidden)
+        let op = "channel_mlp_backward"
+        let dh = try empty([r, hd], op: op)
+        try run("channel_mlp_backward_hidden", file: "attention",
+                [.tensor(dlogits), .tensor(w2), .tensor(hidden), .tensor(dh), .int(c), .int(hd)],
+                global: [hd, r], flops: Double(2 * r * c * hd), bytes: 4 * (r * c + c * hd + 2 * r * hd))
+        let dd = try empty(d.shape, op: op), dw1 = try empty(w1.shape, op: op), db1 = try empty([hd], op: op)
+        let dw2 = try empty(w2.shape, op: op), db2 = try empty([c], op: op)
+        try run("channel_mlp_backward_params", file: "attention",
+                [.tensor(dlogits), .tensor(d), .tensor(w1), .tensor(hidden), .tensor(dh),
+                 .tensor(dd), .tensor(dw1), .tensor(db1), .tensor(dw2), .tensor(db2), .int(r), .int(c), .int(hd)],
+                global: [max(c, hd)], flops: Double(6 * r * c * hd), bytes: 4 * (3 * r * c + 4 * c * hd + 2 * r * hd))
+        return ChannelMLPGradients(dd: dd, dw1: dw1, db1: db1, dw2: dw2, db2: db2)
+    }
 }

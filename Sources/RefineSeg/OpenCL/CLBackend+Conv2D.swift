@@ -11,10 +11,10 @@ public enum ConvPass: String, Sendable, CaseIterable, Codable {
 /// through the same kernels: its forward is a conv backward-data gather, its backward-data a
 /// stride-2 conv forward and its backward-weight a conv backward-weight with the roles of x and dy swapped.
 extension CLBackend: ConvOps {
-    public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, params: Conv2DParams) throws -> Tensor {
+    public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, params: Conv2DParams, activation: NormActivation) throws -> Tensor {
         let g = try Conv2DGeometry(input: x.shape, weight: weight.shape, params: params, op: "conv2d")
         if let bias { try bias.shape.expect(equal: [g.cout], op: "conv2d bias") }
-        return try gatherGEMM(g, source: x, weight: weight, bias: bias, backwardData: false, op: "conv2d")
+        return try gatherGEMM(g, source: x, weight: weight, bias: bias, backwardData: false, activation: activation, op: "conv2d")
     }
 
     public func conv2dBackwardData(_ dy: Tensor, weight: Tensor, inputShape: Shape, params: Conv2DParams) throws -> Tensor {
@@ -102,7 +102,7 @@ extension CLBackend: ConvOps {
 
     /// Forward (source x, dst y) or backward-data gather (source dy, dst dx).
     private func gatherGEMM(_ g: Conv2DGeometry, source: Tensor, weight: Tensor, bias: Tensor?,
-                            backwardData: Bool, op: String) throws -> Tensor {
+                            backwardData: Bool, activation: NormActivation = .none, op: String) throws -> Tensor {
         let m = backwardData ? g.cin : g.cout
         let cs = backwardData ? g.cout : g.cin
         let (srcH, srcW) = backwardData ? (g.oh, g.ow) : (g.h, g.w)
@@ -112,7 +112,8 @@ extension CLBackend: ConvOps {
         var variant = convVariant
         if variant == "rows" && !rowsApplies(g, backwardData: backwardData) { variant = "reg" }
         if variant == "reg" && convVariant == "rows" && m < 16 && rowGeometry(g, backwardData: backwardData) {
-            return try pixelRows(g, source: source, weight: weight, bias: bias, backwardData: backwardData, op: op)
+            return try pixelRows(g, source: source, weight: weight, bias: bias, backwardData: backwardData,
+                                 activation: activation, op: op)
         }
         let candidates: [ConvKernelConfig]
         switch variant {
@@ -148,6 +149,7 @@ extension CLBackend: ConvOps {
         let biasArg = bias ?? packed          // never read when HAS_BIAS is 0
         // conv2d_rows_reg runs backward-data as a forward conv (flipped kernel, same geometry).
         let geometry = geometryOptions(g) + " -DBWD_DATA=\(backwardData && !rows ? 1 : 0) -DHAS_BIAS=\(bias == nil ? 0 : 1)"
+            + " -DACT=\(activation.rawValue)"
         let args: [KernelArg] = [.tensor(source), .tensor(packed), .tensor(biasArg), .tensor(dst), .int(g.n), .int(cs),
                                  .int(srcH), .int(srcW), .int(m), .int(dstH), .int(dstW), .int(mp)]
         func launch(_ c: ConvKernelConfig) throws {
@@ -180,7 +182,7 @@ extension CLBackend: ConvOps {
 
     /// conv2d_rows_px: fewer than 16 output channels, stride 1; one vector of PV pixels × all channels per work item.
     private func pixelRows(_ g: Conv2DGeometry, source: Tensor, weight: Tensor, bias: Tensor?,
-                           backwardData: Bool, op: String) throws -> Tensor {
+                           backwardData: Bool, activation: NormActivation, op: String) throws -> Tensor {
         let m = backwardData ? g.cin : g.cout
         let cs = backwardData ? g.cout : g.cin
         let (srcH, srcW) = backwardData ? (g.oh, g.ow) : (g.h, g.w)
@@ -188,6 +190,7 @@ extension CLBackend: ConvOps {
         let (dstH, dstW) = (dstShape[2], dstShape[3])
         let dst = try empty(dstShape, op: op)
         let options = geometryOptions(g) + " -DMT=\(m) -DFLIP=\(backwardData ? 1 : 0) -DHAS_BIAS=\(bias == nil ? 0 : 1)"
+            + " -DACT=\(activation.rawValue)"
         let args: [KernelArg] = [.tensor(source), .tensor(weight), .tensor(bias ?? weight), .tensor(dst), .int(g.n), .int(cs),
                                  .int(srcH), .int(srcW), .int(m), .int(dstH), .int(dstW)]
         func launch(_ c: ConvKernelConfig) throws {
