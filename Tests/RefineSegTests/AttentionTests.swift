@@ -149,4 +149,35 @@ final class AttentionTests: XCTestCase {
             }
         }
     }
+
+    /// The fused channel-attention MLP equals the 1×1 convs and ReLU it replaces (as
+    /// `PointwiseLinear` ran them), forward and every gradient.
+    func testChannelMLPEqualsTheLinearsItReplaces() throws {
+        for b in backendsUnderTest() {
+            let (r, c, hd) = (6, 20, 4)
+            let values = try [[r, c], [hd, c], [hd], [c, hd], [c]].enumerated().map { i, s in
+                try random(b, Shape(s), seed: 20 + UInt64(i))
+            }
+            func run(fused: Bool) throws -> [[Float]] {
+                let p = values.map { Parameter($0) }
+                let g = Graph(backend: b, training: true)
+                let v = p.map { g.parameter($0) }
+                let l: Var
+                if fused {
+                    l = try g.channelMLP(v[0], w1: v[1], b1: v[2], w2: v[3], b2: v[4])
+                } else {
+                    let h = try g.relu(try g.conv2d(try g.reshape(v[0], [r, c, 1, 1]), weight: try g.reshape(v[1], [hd, c, 1, 1]),
+                                                    bias: v[2], params: Conv2DParams()))
+                    let y = try g.conv2d(h, weight: try g.reshape(v[3], [c, hd, 1, 1]), bias: v[4], params: Conv2DParams())
+                    l = try g.reshape(y, [r, c])
+                }
+                try g.backward(try g.mean(try g.sigmoid(l), axes: 0..<2))
+                return try [l.value.toArray()] + p.map { try XCTUnwrap($0.grad).toArray() }
+            }
+            let fused = try run(fused: true), plain = try run(fused: false)
+            for (i, name) in ["logits", "dd", "dw1", "db1", "dw2", "db2"].enumerated() {
+                assertClose(fused[i], plain[i], tol: 1e-5, "\(name) on \(b.name)")
+            }
+        }
+    }
 }
