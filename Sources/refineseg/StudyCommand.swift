@@ -5,7 +5,7 @@ import RefineSeg
 struct StudyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "study",
-        abstract: "Label-fraction study: scratch, scratch + lesion-aware loss, Barlow Twins + lesion-aware loss, per fraction and seed; resumable.")
+        abstract: "Label-fraction study: scratch, scratch + lesion-aware loss, Barlow Twins + lesion-aware loss, semi-supervised, per fraction and seed; resumable.")
 
     @Option(help: "Dataset folder (with --format, a public dataset as downloaded).") var data: String
     @Option(help: "Study folder (results.csv, summary.md, dice_vs_labels.svg, runs/).") var out: String
@@ -17,9 +17,10 @@ struct StudyCommand: ParsableCommand {
     @OptionGroup var modelOptions: ModelOptions
     @Option(help: "Projector dimension for pre-training (default 256).") var projector: Int?
     @Option(help: "Optimiser steps per epoch of every run (default: one pass's worth over all training images, so every fraction trains as many steps as the 100 % run).") var stepsPerEpoch: Int?
-    @Option(help: "Comma-separated variants to run (default all): scratch, scratch+lac, bt+lac (pre-training runs only for bt+lac).",
+    @Option(help: "Comma-separated variants to run (default all): scratch, scratch+lac, bt+lac (pre-training runs only for bt+lac), semi (scratch + the semi-supervised mean teacher).",
             transform: { try CommaList<StudyVariant>.parse($0) })
     var variants: CommaList<StudyVariant>?
+    @Option(help: "Probability of the percentile re-normalisation augmentation in every run (default: train's, 0.3; 0 turns it off).") var percentileAugment: Double?
     @Flag(help: "Earlier versions' equal-steps mode; every study trains equal steps now (accepted, has no effect).") var equalSteps = false
     @Option(help: "Split the study into this many parts by seed (for a job array without MPI); this task does --part-id. Under mpirun/srun the ranks share the runs by themselves.") var numParts: Int = 1
     @Option(help: "Which part this task does, 0 ..< --num-parts (the seeds s with s mod N = K).") var partId: Int = 0
@@ -40,7 +41,7 @@ struct StudyCommand: ParsableCommand {
             if let pretrainEpochs { settings.pretrainEpochs = pretrainEpochs }
             if let projector { settings.projector = projector }
             settings.device = deviceOptions.index
-            settings.stepsPerEpoch = stepsPerEpoch
+            settings.stepsPerEpoch = stepsPerEpoch; settings.percentileAugment = percentileAugment
             settings.variants = variants?.values.map(\.rawValue)
             if equalSteps { print("note: --equal-steps is the default now (an epoch is a fixed number of steps at every fraction); it has no effect") }
             settings.format = dataOptions.formatName; settings.modalities = dataOptions.modalityList

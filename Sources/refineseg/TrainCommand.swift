@@ -19,6 +19,11 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Random seed (weights, split, order, augmentation; default 0).") var seed: UInt64?
     @Option(help: "Training augmentation: nnunet (the default: nnU-Net's rotation, scaling, mirroring, noise, blur, brightness, contrast, low resolution, gamma; 1/3 of crops centred on a lesion) or basic (crop, flips, 90° turns).") var augment: AugmentChoice?
     @Option(help: "Share of training crops centred on a lesion pixel (nnunet augmentation).") var foregroundOversample: Double?
+    @Option(help: "Probability of re-normalising a training crop with other percentiles of its image (tails 0.01–1 %; nnunet augmentation; default 0.3).") var percentileAugment: Double?
+    @Flag(help: "Also learn from the unlabelled training images: a mean teacher with confidence-thresholded pseudo-labels, consistency under augmentation (see SemiSupervised.swift).") var semiSupervised = false
+    @Option(help: "With --semi-supervised: confidence τ of a hard pseudo-label, in [0.5, 1] (default 0.9).") var pseudoThreshold: Double?
+    @Option(help: "With --semi-supervised: weight λ of the unlabelled loss after its ramp-up (default 1).") var unlabelledWeight: Double?
+    @Option(help: "With --semi-supervised: EMA momentum of the teacher, in [0, 1) (default 1 − 10 / total steps, clamped to [0.5, 0.999]).") var teacherMomentum: Double?
     @Option(help: "Continue the run in this folder from its last.safetensors, with its own settings (RUN/config.json); --epochs may change how long it runs.") var resume: String?
     @Flag(help: "Under mpirun/srun: batch-norm statistics over the global batch (all ranks), not per rank.") var syncBn = false
     @OptionGroup var dataOptions: DataOptions
@@ -30,7 +35,10 @@ struct TrainCommand: ParsableCommand {
                                        ("--steps-per-epoch", stepsPerEpoch != nil), ("--repeat", repeats != nil), ("--init", initEncoder != nil),
                                        ("--width", modelOptions.width != nil), ("--size", modelOptions.size != nil),
                                        ("--lac-weight", lacWeight != nil), ("--seed", seed != nil), ("--augment", augment != nil),
-                                       ("--foreground-oversample", foregroundOversample != nil), ("--format, --modalities, --split-seed or --split-file", dataOptions.given)]
+                                       ("--foreground-oversample", foregroundOversample != nil),
+                                       ("--percentile-augment", percentileAugment != nil), ("--semi-supervised", semiSupervised),
+                                       ("--pseudo-threshold", pseudoThreshold != nil), ("--unlabelled-weight", unlabelledWeight != nil),
+                                       ("--teacher-momentum", teacherMomentum != nil), ("--format, --modalities, --split-seed or --split-file", dataOptions.given)]
         return optimiser.givenBesidesEpochs + named.filter(\.1).map(\.0)
     }
 
@@ -41,6 +49,9 @@ struct TrainCommand: ParsableCommand {
                 throw ValidationError("--resume \(resume) continues with the settings in \(resume)/config.json; only --epochs can change (remove \(given.joined(separator: ", ")))")
             }
         } else if data == nil || out == nil { throw ValidationError("--data and --out are required (or --resume RUN)") }
+        if !semiSupervised && (pseudoThreshold != nil || unlabelledWeight != nil || teacherMomentum != nil) {
+            throw ValidationError("--pseudo-threshold, --unlabelled-weight and --teacher-momentum need --semi-supervised")
+        }
     }
 
     /// The settings of a new run: TrainConfig's defaults, then every option given.
@@ -54,6 +65,14 @@ struct TrainCommand: ParsableCommand {
         if let seed { config.seed = seed }
         config.augment = augment == .basic ? AugmentChoice.basic.rawValue : nil
         config.foregroundOversample = foregroundOversample
+        config.percentileAugment = percentileAugment
+        if semiSupervised {
+            var semi = MeanTeacher.Settings()
+            if let pseudoThreshold { semi.threshold = pseudoThreshold }
+            if let unlabelledWeight { semi.weight = unlabelledWeight }
+            semi.momentum = teacherMomentum
+            config.semiSupervised = semi
+        }
         config.device = deviceOptions.index
         config.format = dataOptions.formatName; config.modalities = dataOptions.modalityList
         config.splitSeed = dataOptions.splitSeed ?? 0; config.splitFile = dataOptions.splitFile

@@ -72,10 +72,17 @@ public final class BatchLoader {
         let thread = Thread { [self] in
             var rng = SeededRandom(seed: seed)
             let foreground = augmentation == nil ? [] : samples.map(foregroundIndices)
+            // Percentile tables of the re-normalisation, made when an image is first drawn.
+            var tables = [Int: PercentileTable]()
             for idx in plan(&rng) where !idx.isEmpty {
                 var images = [Float](), masks = [Float]()
                 for i in idx {
-                    let (im, m) = augmentation.map { $0.apply(samples[i], foreground: foreground[i], size: size, rng: &rng) }
+                    var table: PercentileTable?
+                    if let a = augmentation, a.renormaliseP > 0, samples[i].volume == nil {
+                        table = tables[i] ?? PercentileTable(samples[i])
+                        tables[i] = table
+                    }
+                    let (im, m) = augmentation.map { $0.apply(samples[i], foreground: foreground[i], size: size, percentiles: table, rng: &rng) }
                         ?? augmentedCrop(samples[i], size: size, rng: &rng)
                     images += im; masks += m
                 }

@@ -14,7 +14,16 @@ import Foundation
 ///   (p 0.2, σ U(0.5, 1)), multiplicative brightness (p 0.15, U(0.75, 1.25)), contrast
 ///   (p 0.15, U(0.75, 1.25) about the mean, clipped to the crop's range), low-resolution
 ///   simulation (p 0.25, down by U(0.5, 1) nearest, up bilinear), gamma on the inverted image
-///   (p 0.1) and on the image (p 0.3), γ U(0.7, 1.5), mean and std kept.
+///   (p 0.1) and on the image (p 0.3), γ U(0.7, 1.5), mean and std kept;
+/// - percentile re-normalisation (not in nnU-Net; p `renormaliseP`, before the intensity
+///   transforms): the crop is normalised as docs/MODEL.md's per-image normalisation would have
+///   done with other percentiles, x' = (x − P_a) / (P_{100−b} − P_a) with the tails a, b drawn
+///   from `PercentileTable.tails` (0.01–1 %, log-spaced) and P over the whole image. The
+///   normalisation's 1st percentile lies in the background when lesions cover < 1 % of an image
+///   (early `bacteria` frames: dark colonies at −1.4, later frames at +0.1), so a model trained
+///   on such images alone learns a lesion level that images with more lesion never show; this
+///   shows it the same image as it would look with a different lesion share. Volume slices
+///   (normalised per volume) are left out.
 ///
 /// Every random number comes from the caller's seeded generator in a fixed order, so a seed
 /// gives the same crops on every run.
@@ -33,6 +42,7 @@ public struct SegmentationAugmentation: Codable, Equatable, Sendable {
     public var lowResP: Double = 0.25
     public var gammaInvertedP: Double = 0.1
     public var gammaP: Double = 0.3
+    public var renormaliseP: Double = 0.3
 
     public init() {}
 
@@ -44,6 +54,7 @@ public struct SegmentationAugmentation: Codable, Equatable, Sendable {
         var a = SegmentationAugmentation()
         a.foregroundOversample = 0; a.rotationP = 0; a.scaleP = 0; a.elasticP = 0; a.mirrorP = 0
         a.noiseP = 0; a.blurP = 0; a.brightnessP = 0; a.contrastP = 0; a.lowResP = 0; a.gammaInvertedP = 0; a.gammaP = 0
+        a.renormaliseP = 0
         return a
     }
 
@@ -84,8 +95,10 @@ public struct SegmentationAugmentation: Codable, Equatable, Sendable {
     }
 
     /// One augmented S×S crop of `s`: image (C, S, S) and mask (S, S). `foreground` lists the
-    /// lesion pixel indices of `s` (see `foregroundIndices`).
-    public func apply(_ s: Sample, foreground: [Int], size: Int, rng: inout SeededRandom) -> (image: [Float], mask: [Float]) {
+    /// lesion pixel indices of `s` (see `foregroundIndices`); `percentiles` is `s`'s table for
+    /// the re-normalisation (nil: made here, which sorts the image; the loader keeps one per image).
+    public func apply(_ s: Sample, foreground: [Int], size: Int, percentiles: PercentileTable? = nil,
+                      rng: inout SeededRandom) -> (image: [Float], mask: [Float]) {
         let g = drawGeometry(s, foreground: foreground, size: size, rng: &rng)
         let n = size * size, c = s.channels, h = s.height, w = s.width
         var image = [Float](repeating: 0, count: c * n)
@@ -115,6 +128,15 @@ public struct SegmentationAugmentation: Codable, Equatable, Sendable {
                         mask[y * size + x] = top * (1 - fy) + bottom * fy >= 0.5 ? 1 : 0
                     }
                 }
+            }
+        }
+        if renormaliseP > 0 && s.volume == nil && rng.unitDouble() < renormaliseP {
+            let table = percentiles ?? PercentileTable(s)
+            let a = Int(rng.next() % UInt64(PercentileTable.tails.count)), b = Int(rng.next() % UInt64(PercentileTable.tails.count))
+            for k in 0..<c {
+                let lo = table.low[k][a], hi = table.high[k][b]
+                let scale = 1 / max(hi - lo, 1e-6)
+                for i in (k * n)..<((k + 1) * n) { image[i] = (image[i] - lo) * scale }
             }
         }
         applyIntensity(&image, channels: c, size: size, rng: &rng)
@@ -211,6 +233,28 @@ public struct SegmentationAugmentation: Codable, Equatable, Sendable {
     }
 }
 
+/// An image's values at its low and high percentiles, per channel, for the percentile
+/// re-normalisation of `SegmentationAugmentation` (numpy.percentile's rule, as docs/MODEL.md's
+/// normalisation). The image is already normalised, an increasing affine map, so its
+/// percentiles are the normalised percentiles of the raw image.
+public struct PercentileTable: Sendable {
+    /// Tails in percent, log-spaced from 0.01 to 1 (17 values).
+    public static let tails: [Double] = (0...16).map { pow(10, -2 + Double($0) / 8) }
+    /// low[c][i]: channel c at percentile tails[i]; high[c][i]: at 100 − tails[i].
+    public let low: [[Float]], high: [[Float]]
+
+    public init(_ s: Sample) {
+        let plane = s.height * s.width
+        var low = [[Float]](), high = [[Float]]()
+        for c in 0..<s.channels {
+            let sorted = s.image[(c * plane)..<((c + 1) * plane)].sorted()
+            low.append(Self.tails.map { percentile(sorted: sorted, $0) })
+            high.append(Self.tails.map { percentile(sorted: sorted, 100 - $0) })
+        }
+        self.low = low; self.high = high
+    }
+}
+
 /// Indices (row-major) of the lesion pixels of a sample's mask; empty without a mask.
 public func foregroundIndices(_ s: Sample) -> [Int] {
     guard let m = s.mask else { return [] }
@@ -236,13 +280,14 @@ extension SegmentationAugmentation {
                    mask: Array(big.masks[(i * 4 * size * size)..<((i + 1) * 4 * size * size)]))
         }
         let foreground = samples.map(foregroundIndices)
+        let tables = samples.map { PercentileTable($0) }
         var rng = SeededRandom(seed: seed)
         var times = [Double]()
         for _ in 0..<max(1, repeats) {
             let start = DispatchTime.now().uptimeNanoseconds
             var images = [Float](), masks = [Float]()
-            for (s, f) in zip(samples, foreground) {
-                let (im, m) = apply(s, foreground: f, size: size, rng: &rng)
+            for ((s, f), t) in zip(zip(samples, foreground), tables) {
+                let (im, m) = apply(s, foreground: f, size: size, percentiles: t, rng: &rng)
                 images += im; masks += m
             }
             times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)

@@ -1,7 +1,8 @@
 import Foundation
 
 /// The label-fraction study: for each fraction and seed, (a) from scratch without the
-/// lesion-aware loss, (b) from scratch with it, (c) from the Barlow Twins encoder with it.
+/// lesion-aware loss, (b) from scratch with it, (c) from the Barlow Twins encoder with it,
+/// (d) from scratch with the semi-supervised mean teacher (`MeanTeacher`).
 public struct StudySettings: Codable, Equatable {
     public var data: String
     public var out: String
@@ -22,6 +23,8 @@ public struct StudySettings: Codable, Equatable {
     /// Steps per epoch of every run (nil: `TrainConfig`'s default, one pass's worth over all
     /// training images, so every fraction trains as many steps as the 100 % run).
     public var stepsPerEpoch: Int?
+    /// Probability of the percentile re-normalisation in every run (nil: `TrainConfig`'s default).
+    public var percentileAugment: Double?
     /// The variants to run (nil: all of `StudyVariant`, in that order).
     public var variants: [String]?
     public var activeVariants: [StudyVariant] {
@@ -55,8 +58,11 @@ public enum StudyVariant: String, CaseIterable, Codable {
     case scratch = "scratch"
     case scratchLAC = "scratch+lac"
     case barlowTwinsLAC = "bt+lac"
+    /// Scratch (no lesion-aware loss) plus the semi-supervised mean teacher (`MeanTeacher`).
+    case semi = "semi"
 
-    var usesLAC: Bool { self != .scratch }
+    var usesLAC: Bool { self == .scratchLAC || self == .barlowTwinsLAC }
+    var usesSemiSupervision: Bool { self == .semi }
     var usesPretraining: Bool { self == .barlowTwinsLAC }
 }
 
@@ -80,6 +86,7 @@ public final class Study {
         var train = TrainConfig(data: settings.data, out: settings.out)
         train.epochs = settings.epochs; train.batch = settings.batch; train.size = settings.size
         train.width = settings.width; train.lr = settings.lr; train.stepsPerEpoch = settings.stepsPerEpoch
+        train.percentileAugment = settings.percentileAugment
         try train.validate()
         var pre = PretrainConfig(data: settings.data, out: settings.out)
         pre.epochs = settings.pretrainEpochs; pre.batch = settings.batch; pre.size = settings.size
@@ -184,6 +191,8 @@ public final class Study {
                     config.width = settings.width; config.lr = settings.lr; config.seed = UInt64(seed)
                     config.lacWeight = variant.usesLAC ? 0.1 : 0; config.device = settings.device
                     config.initEncoder = variant.usesPretraining ? encoderPath : nil
+                    config.semiSupervised = variant.usesSemiSupervision ? MeanTeacher.Settings() : nil
+                    config.percentileAugment = settings.percentileAugment
                     config.format = spec.format.rawValue; config.modalities = settings.modalities
                     config.splitSeed = settings.splitSeed; config.splitFile = settings.out + "/split.json"
                     let split = try TrainingSplit(train: splits.train, validation: splits.validation, labelFraction: fraction,
@@ -340,7 +349,7 @@ public final class Study {
         for f in fractions { svg += "<text x=\"\(xs(f))\" y=\"\(h - bottom + 18)\" text-anchor=\"middle\">\(Int((f * 100).rounded())) %</text>\n" }
         svg += "<text x=\"\((left + w - right) / 2)\" y=\"\(h - 10)\" text-anchor=\"middle\">labelled fraction</text>\n"
         svg += "<text x=\"15\" y=\"\((top + h - bottom) / 2)\" transform=\"rotate(-90 15 \((top + h - bottom) / 2))\" text-anchor=\"middle\">test Dice</text>\n"
-        let colours = ["#1f77b4", "#ff7f0e", "#2ca02c"]
+        let colours = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"]
         for (k, v) in settings.activeVariants.enumerated() {
             var points = [(Double, Double, Double)]()
             for f in fractions {

@@ -45,12 +45,18 @@ public struct TrainConfig: Codable, Equatable {
     public var augment: String?
     /// Share of crops centred on a lesion pixel (nil: nnU-Net's 1/3); "nnunet" augmentation only.
     public var foregroundOversample: Double?
+    /// Probability of the percentile re-normalisation of a crop (nil: `SegmentationAugmentation`'s
+    /// default); "nnunet" augmentation only.
+    public var percentileAugment: Double?
+    /// Semi-supervised fine-tuning on the unlabelled training images (`MeanTeacher`; nil: off).
+    public var semiSupervised: MeanTeacher.Settings?
 
     /// The augmentation the loader applies (nil: the basic crop).
     public func augmentation() -> SegmentationAugmentation? {
         guard (augment ?? "nnunet") == "nnunet" else { return nil }
         var a = SegmentationAugmentation.nnunet
         if let f = foregroundOversample { a.foregroundOversample = f }
+        if let p = percentileAugment { a.renormaliseP = p }
         return a
     }
 
@@ -74,6 +80,8 @@ public struct TrainConfig: Codable, Equatable {
         }
         guard ["nnunet", "basic"].contains(augment ?? "nnunet") else { throw bad("--augment must be nnunet or basic (got \(augment ?? ""))") }
         if let f = foregroundOversample { guard f >= 0, f <= 1 else { throw bad("--foreground-oversample must be in [0, 1] (got \(f))") } }
+        if let p = percentileAugment { guard p >= 0, p <= 1 else { throw bad("--percentile-augment must be in [0, 1] (got \(p))") } }
+        try semiSupervised?.validate()
         guard warmupEpochs >= 0 else { throw bad("--warmup-epochs must be ≥ 0 (got \(warmupEpochs))") }
         _ = try datasetSpec()
     }

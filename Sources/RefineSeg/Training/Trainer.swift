@@ -31,6 +31,8 @@ public final class Trainer {
     public var logRows: [String] { loop.logRows }
     /// Mean training loss of each completed epoch (for tests and summaries).
     public var epochLosses: [Double] { loop.epochLosses }
+    /// The semi-supervised part of a step (`--semi-supervised`; nil: supervised only).
+    public private(set) var meanTeacher: MeanTeacher?
     /// Data-parallel training over MPI (nil: one process); see `enableDataParallel`.
     public private(set) var dataParallel: DataParallel?
     /// Rank 0 (or the only process) writes the run folder and reports progress.
@@ -62,6 +64,11 @@ public final class Trainer {
         model = try DFRUNet(backend, config: ModelConfig(inChannels: channels, width: config.width), seed: config.seed)
         optimizer = try AdamW(model.trainableParameters(), backend: backend, weightDecay: Float(config.weightDecay))
         lossFunction = SegmentationLoss(beta: Float(config.lacWeight))
+        if let semi = config.semiSupervised {
+            meanTeacher = try MeanTeacher(student: model, backend: backend, unlabelled: s.unlabelled, settings: semi,
+                                          totalSteps: config.epochs * stepsPerEpoch, batchSize: config.batch,
+                                          size: config.size, seed: config.seed, augmentation: config.augmentation())
+        }
         loop = TrainingLoop(settings: .init(runDir: config.out, command: "train", epochs: config.epochs, stepsPerEpoch: stepsPerEpoch,
                                             baseLR: config.lr, warmupEpochs: config.warmupEpochs), backend: backend)
         if resume, let report = try loop.restore(self), let note = Checkpoint.freshHeadNote(report, path: loop.lastPath) {
@@ -89,6 +96,7 @@ public final class Trainer {
     /// Makes this trainer one rank of a data-parallel job: rank 0's weights (fresh, loaded or
     /// resumed) are copied to every rank; from then on every step all-reduces the gradients.
     public func enableDataParallel(_ comm: Communicator, syncBatchNorm: Bool) throws {
+        guard meanTeacher == nil else { throw RefineSegError.invalidArgument("--semi-supervised does not run data-parallel (mpirun/srun); train it in one process") }
         let dp = DataParallel(comm: comm, backend: backend, syncBatchNorm: syncBatchNorm)
         try dp.broadcastParameters(model.namedParameters())
         dataParallel = dp
@@ -128,7 +136,8 @@ public final class Trainer {
 
     /// Forward, backward and update on one batch; returns the loss (one element, on the device).
     func trainStep(_ batch: Batch, lr: Float) throws -> Tensor {
-        try Self.supervisedStep(batch, model: model, loss: lossFunction, optimizer: optimizer, backend: backend, lr: lr,
+        if let meanTeacher { return try meanTeacher.step(batch, step: step, loss: lossFunction, optimizer: optimizer, lr: lr) }
+        return try Self.supervisedStep(batch, model: model, loss: lossFunction, optimizer: optimizer, backend: backend, lr: lr,
                                 dataParallel: dataParallel)
     }
 
