@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The few-label measurements of issue 20 (docs/study-real) in one go on a machine with a GPU
 # (or any OpenCL device), as label-fraction studies run in parallel processes, each one seed of
-# one study (`study --num-parts 5 --part-id K`), then each study's reports from its runs.
+# one study (`study --num-parts 5 --part-id K`); the reports are written afterwards (see the end).
 #
-# Usage: scripts/fewlabels-gpu.sh OUT [DATASETS]      (default DATASETS: "bacteria dsb cho"; needs data/real,
+# Usage: scripts/fewlabels-gpu.sh OUT [DATASET...]    (default: bacteria dsb cho; needs data/real,
 # see scripts/make_real_data.py)
 # Environment: REFINESEG (binary; default .build-static/gpu-check/refineseg, else
 # .build/release/refineseg), JOBS (parallel processes, default 12), BUDGET (seconds after which
@@ -14,8 +14,10 @@
 #   OUT/D-full   fraction 1.0: scratch
 # Priority: every dataset's D and D-pa0 parts first, then the D-full parts.
 set -uo pipefail
-out=${1:?usage: fewlabels-gpu.sh OUT [DATASETS]}
-datasets=${2:-bacteria dsb cho}
+out=${1:?usage: fewlabels-gpu.sh OUT [DATASET...]}
+case $out in /*) ;; *) out=$PWD/$out ;; esac
+shift
+datasets=${*:-bacteria dsb cho}
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"          # the studies name their data relative to the repository root
 bin=${REFINESEG:-}

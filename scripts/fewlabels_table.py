@@ -51,12 +51,12 @@ def main():
     print("|---|---|---|---|---|---|---|---|---|")
     for d in a.datasets:
         settings = []
-        for suffix, label in [("", None), ("-pa0", "scratch, no percentile aug."), ("-full", None)]:
+        for suffix, label in [("", None), ("-pa0", "scratch (pa 0)"), ("-full", None)]:
             for (v, f, s), m in runs(os.path.join(a.out, d + suffix)).items():
                 settings.append((label or v, f, s, m))
         base = {(f, s): m["dice"] for (lab, f, s, m) in settings if lab == "scratch"}
         for f in sorted({x[1] for x in settings}):
-            order = ["scratch, no percentile aug.", "scratch", "scratch+lac", "semi"]
+            order = ["scratch (pa 0)", "scratch", "scratch+lac", "semi"]
             for lab in sorted({x[0] for x in settings if x[1] == f}, key=lambda l: order.index(l) if l in order else 9):
                 rs = sorted([x for x in settings if x[0] == lab and x[1] == f], key=lambda x: x[2])
                 dice = [x[3]["dice"] for x in rs]

@@ -8,7 +8,7 @@ import Foundation
 /// the unlabelled images (spatial augmentation only: the weak view). The teacher, an exponential
 /// moving average of the student's weights and batch-norm statistics, predicts the weak view in
 /// eval mode; the student sees the strong view (the same crop after nnU-Net's intensity
-/// transforms and a random flip / 90° turn, the teacher's prediction turned with it). The target
+/// transforms and a random flip / 90° turn, `SquareSymmetry`, the teacher's prediction turned with it). The target
 /// of each pixel is the teacher's hard label where it is confident (max(p, 1 − p) ≥ τ) and its
 /// probability elsewhere (mean-teacher consistency); the student's loss adds
 /// λ(t) · BCEWithLogits(student, target), λ ramped up as exp(−5 (1 − t/T)²) over the first
@@ -120,7 +120,7 @@ public final class MeanTeacher {
     }
 
     /// The strong view of a weak-view batch and its targets: nnU-Net's intensity transforms, then
-    /// a random flip / 90° turn applied to the image and to the teacher's targets alike.
+    /// a random flip / 90° turn (`SquareSymmetry`) applied to the image and to the teacher's targets alike.
     func strongView(_ weak: Batch, targets: [Float], rng: inout SeededRandom) -> (images: [Float], targets: [Float]) {
         let n = weak.size * weak.size, c = weak.channels, s = weak.size
         var images = [Float](), out = [Float]()
@@ -128,30 +128,20 @@ public final class MeanTeacher {
         for b in 0..<weak.count {
             var image = Array(weak.images[(b * c * n)..<((b + 1) * c * n)])
             augmentation.applyIntensity(&image, channels: c, size: s, rng: &rng)
-            let turn = Int(rng.next() % 4), flip = rng.next() & 1 == 1
-            for k in 0..<c { images += Self.turned(Array(image[(k * n)..<((k + 1) * n)]), size: s, turn: turn, flip: flip) }
-            out += Self.turned(Array(targets[(b * n)..<((b + 1) * n)]), size: s, turn: turn, flip: flip)
+            let symmetry = SquareSymmetry(&rng)
+            for k in 0..<c { images += Self.transformed(image[(k * n)..<((k + 1) * n)], size: s, by: symmetry) }
+            out += Self.transformed(targets[(b * n)..<((b + 1) * n)], size: s, by: symmetry)
         }
         return (images, out)
     }
 
-    /// An S×S plane turned by `turn` quarter turns, then mirrored left-right when `flip`.
-    static func turned(_ plane: [Float], size s: Int, turn: Int, flip: Bool) -> [Float] {
-        var out = [Float](repeating: 0, count: plane.count)
-        for y in 0..<s {
-            for x in 0..<s {
-                let xx = flip ? s - 1 - x : x
-                let (sy, sx): (Int, Int)
-                switch turn {
-                case 1: (sy, sx) = (xx, s - 1 - y)
-                case 2: (sy, sx) = (s - 1 - y, s - 1 - xx)
-                case 3: (sy, sx) = (s - 1 - xx, y)
-                default: (sy, sx) = (y, xx)
-                }
-                out[y * s + x] = plane[sy * s + sx]
-            }
+    /// An S×S plane under a square symmetry.
+    static func transformed(_ plane: ArraySlice<Float>, size s: Int, by symmetry: SquareSymmetry) -> [Float] {
+        let base = plane.startIndex
+        return (0..<(s * s)).map { i in
+            let (y, x) = symmetry.source(i / s, i % s, size: s)
+            return plane[base + y * s + x]
         }
-        return out
     }
 
     /// Global training step `t` (0-based): the supervised loss on `batch` plus the weighted
