@@ -36,6 +36,9 @@ struct DataOptions: ParsableArguments {
         DatasetSpec(format: datasetFormat, modalities: modalityList, size: size, splitSeed: splitSeed ?? 0)
     }
 
-    /// True if any option was given (a resumed run reads its dataset settings from its record).
-    var given: Bool { format != nil || modalities != nil || splitSeed != nil || splitFile != nil }
+    /// The options given (a resumed run reads its dataset settings from its record).
+    var given: [String] {
+        [("--format", format != nil), ("--modalities", modalities != nil), ("--split-seed", splitSeed != nil), ("--split-file", splitFile != nil)]
+            .filter(\.1).map(\.0)
+    }
 }

@@ -7,36 +7,22 @@ struct PretrainCommand: ParsableCommand {
         commandName: "pretrain",
         abstract: "Barlow Twins pre-training of the encoder on every training and unlabelled image (never test); writes RUN/encoder.safetensors.")
 
-    @Option(help: "Dataset folder (with --format, a public dataset as downloaded).") var data: String?
-    @Option(help: "Run folder to write.") var out: String?
+    @OptionGroup var runFolder: RunFolderOptions
     @OptionGroup var optimiser: OptimiserOptions
     @OptionGroup var modelOptions: ModelOptions
     @Option(help: "Projector dimension d (default 1024).") var projector: Int?
     @Option(help: "Off-diagonal weight λ of the Barlow Twins loss (default 0.0051).") var lambda: Double?
     @Option(help: "Random seed (default 0).") var seed: UInt64?
-    @Option(help: "Continue the pre-training run in this folder from its last.safetensors, with its own settings (RUN/config.json); --epochs may change how long it runs.") var resume: String?
-    @Flag(help: "Under mpirun/srun: the encoder's batch-norm statistics over the global batch (the projector's always are).") var syncBn = false
     @OptionGroup var dataOptions: DataOptions
     @OptionGroup var deviceOptions: DeviceOptions
 
-    /// The settings options given, other than --epochs (a resumed run keeps its recorded ones).
-    var settingsGiven: [String] {
-        let named: [(String, Bool)] = [("--data", data != nil), ("--out", out != nil), ("--width", modelOptions.width != nil),
-                                       ("--size", modelOptions.size != nil), ("--projector", projector != nil), ("--lambda", lambda != nil),
-                                       ("--seed", seed != nil), ("--format, --modalities, --split-seed or --split-file", dataOptions.given)]
-        return optimiser.givenBesidesEpochs + named.filter(\.1).map(\.0)
-    }
-
     func validate() throws {
-        if let resume {
-            let given = settingsGiven
-            if !given.isEmpty {
-                throw ValidationError("--resume \(resume) continues with the settings in \(resume)/config.json; only --epochs can change (remove \(given.joined(separator: ", ")))")
-            }
-        } else if data == nil || out == nil { throw ValidationError("--data and --out are required (or --resume RUN)") }
+        let named: [(String, Bool)] = [("--projector", projector != nil), ("--lambda", lambda != nil), ("--seed", seed != nil)]
+        try runFolder.refuseWithResume(optimiser.givenBesidesEpochs + modelOptions.given + named.filter(\.1).map(\.0) + dataOptions.given)
     }
 
     func run() throws {
+        let resume = runFolder.resume, data = runFolder.data, out = runFolder.out, syncBn = runFolder.syncBn
         try runReportingErrors {
             installInterruptHandler()
             var config: PretrainConfig

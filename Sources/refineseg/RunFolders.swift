@@ -4,6 +4,31 @@ import RefineSeg
 
 // Helpers of the commands that train: run folders and MPI ranks.
 
+/// Where `train` and `pretrain` read and write, or the run they continue.
+struct RunFolderOptions: ParsableArguments {
+    @Option(help: "Dataset folder (train/images, train/masks, test/…, optional val/… and unlabeled/…; with --format, a public dataset as downloaded).")
+    var data: String?
+    @Option(help: "Run folder to write.") var out: String?
+    @Option(help: "Continue the run in this folder from its last.safetensors, with its own settings (RUN/config.json); --epochs may change how long it runs.")
+    var resume: String?
+    @Flag(help: "Under mpirun/srun: the network's batch-norm statistics over the global batch (all ranks), not per rank (Barlow Twins' projector always uses the global batch).")
+    var syncBn = false
+
+    func validate() throws {
+        if resume == nil && (data == nil || out == nil) { throw ValidationError("--data and --out are required (or --resume RUN)") }
+    }
+
+    /// Refuses settings given with --resume (a resumed run keeps those of RUN/config.json; only
+    /// --epochs can change), naming them, instead of ignoring them.
+    func refuseWithResume(_ given: [String]) throws {
+        guard let resume else { return }
+        let all = (data == nil ? [] : ["--data"]) + (out == nil ? [] : ["--out"]) + given
+        if !all.isEmpty {
+            throw ValidationError("--resume \(resume) continues with the settings in \(resume)/config.json; only --epochs can change (remove \(all.joined(separator: ", ")))")
+        }
+    }
+}
+
 /// " (rank 0 of N, global batch B)" under MPI, else "".
 var ranksNote: String { Distributed.current.map { " (rank \($0.rank) of \($0.size) ranks, data-parallel)" } ?? "" }
 

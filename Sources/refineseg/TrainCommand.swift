@@ -7,8 +7,7 @@ struct TrainCommand: ParsableCommand {
         commandName: "train",
         abstract: "Train DFR-UNet on a dataset folder; writes RUN/model.safetensors (best validation Dice), last.safetensors, log.csv, config.json.")
 
-    @Option(help: "Dataset folder (train/images, train/masks, test/…, optional val/…).") var data: String?
-    @Option(help: "Run folder to write.") var out: String?
+    @OptionGroup var runFolder: RunFolderOptions
     @Option(help: "Fraction of the labelled training images whose masks are used, in (0, 1] (default 1).") var labelFraction: Double?
     @Option(help: "Optimiser steps per epoch, each a batch drawn with replacement from the labelled images (default: one pass over all training images, labelled or not, so every label fraction trains as many steps).") var stepsPerEpoch: Int?
     @Option(name: .customLong("repeat"), help: "Earlier versions' epoch length: ⌈R × labelled / batch⌉ steps per epoch (use --steps-per-epoch).") var repeats: Int?
@@ -24,31 +23,17 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "With --semi-supervised: confidence τ of a hard pseudo-label, in [0.5, 1] (default 0.9).") var pseudoThreshold: Double?
     @Option(help: "With --semi-supervised: weight λ of the unlabelled loss after its ramp-up (default 1).") var unlabelledWeight: Double?
     @Option(help: "With --semi-supervised: EMA momentum of the teacher, in [0, 1) (default 1 − 10 / total steps, clamped to [0.5, 0.999]).") var teacherMomentum: Double?
-    @Option(help: "Continue the run in this folder from its last.safetensors, with its own settings (RUN/config.json); --epochs may change how long it runs.") var resume: String?
-    @Flag(help: "Under mpirun/srun: batch-norm statistics over the global batch (all ranks), not per rank.") var syncBn = false
     @OptionGroup var dataOptions: DataOptions
     @OptionGroup var deviceOptions: DeviceOptions
 
-    /// The settings options given, other than --epochs (a resumed run keeps its recorded ones).
-    var settingsGiven: [String] {
-        let named: [(String, Bool)] = [("--data", data != nil), ("--out", out != nil), ("--label-fraction", labelFraction != nil),
-                                       ("--steps-per-epoch", stepsPerEpoch != nil), ("--repeat", repeats != nil), ("--init", initEncoder != nil),
-                                       ("--width", modelOptions.width != nil), ("--size", modelOptions.size != nil),
-                                       ("--lac-weight", lacWeight != nil), ("--seed", seed != nil), ("--augment", augment != nil),
-                                       ("--foreground-oversample", foregroundOversample != nil),
+    func validate() throws {
+        let named: [(String, Bool)] = [("--label-fraction", labelFraction != nil), ("--steps-per-epoch", stepsPerEpoch != nil), ("--repeat", repeats != nil),
+                                       ("--init", initEncoder != nil), ("--lac-weight", lacWeight != nil), ("--seed", seed != nil),
+                                       ("--augment", augment != nil), ("--foreground-oversample", foregroundOversample != nil),
                                        ("--percentile-augment", percentileAugment != nil), ("--semi-supervised", semiSupervised),
                                        ("--pseudo-threshold", pseudoThreshold != nil), ("--unlabelled-weight", unlabelledWeight != nil),
-                                       ("--teacher-momentum", teacherMomentum != nil), ("--format, --modalities, --split-seed or --split-file", dataOptions.given)]
-        return optimiser.givenBesidesEpochs + named.filter(\.1).map(\.0)
-    }
-
-    func validate() throws {
-        if let resume {
-            let given = settingsGiven
-            if !given.isEmpty {
-                throw ValidationError("--resume \(resume) continues with the settings in \(resume)/config.json; only --epochs can change (remove \(given.joined(separator: ", ")))")
-            }
-        } else if data == nil || out == nil { throw ValidationError("--data and --out are required (or --resume RUN)") }
+                                       ("--teacher-momentum", teacherMomentum != nil)]
+        try runFolder.refuseWithResume(optimiser.givenBesidesEpochs + modelOptions.given + named.filter(\.1).map(\.0) + dataOptions.given)
         if !semiSupervised && (pseudoThreshold != nil || unlabelledWeight != nil || teacherMomentum != nil) {
             throw ValidationError("--pseudo-threshold, --unlabelled-weight and --teacher-momentum need --semi-supervised")
         }
@@ -80,6 +65,7 @@ struct TrainCommand: ParsableCommand {
     }
 
     func run() throws {
+        let resume = runFolder.resume, data = runFolder.data, out = runFolder.out, syncBn = runFolder.syncBn
         try runReportingErrors {
             installInterruptHandler()
             let trainer: Trainer

@@ -37,8 +37,8 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Input size, a multiple of 16: the training crop, pre-training view or benchmark input (default \(trainDefaults.size); demo \(DemoCommand.defaultSize)); busi and isic2018 images are resized to size×size.")
     var size: Int?
 
-    /// True if any option was given.
-    var given: Bool { width != nil || size != nil }
+    /// The options given.
+    var given: [String] { (width == nil ? [] : ["--width"]) + (size == nil ? [] : ["--size"]) }
 
     func apply<S: ModelSettings>(to settings: inout S) {
         if let width { settings.width = width }

@@ -53,17 +53,9 @@ public final class Pretrainer {
     public let images: [Sample]
     let standardize1: BatchNorm, standardize2: BatchNorm
     let optimizer: AdamW
-    /// The epoch loop, schedule, loss reads, log.csv, last.safetensors and `--resume`.
-    let loop: TrainingLoop
-    public var progress: ProgressPrinter {
-        get { loop.progress }
-        set { loop.progress = newValue }
-    }
-    /// Epochs completed so far, and optimiser steps.
-    public var epoch: Int { loop.epoch }
-    public var step: Int { loop.step }
-    /// Mean Barlow Twins loss of each completed epoch.
-    public var epochLosses: [Double] { loop.epochLosses }
+    /// The epoch loop, schedule, loss reads, log.csv, last.safetensors and `--resume`
+    /// (`progress`, `epoch`, `step`, `epochLosses` come from it: `LoopDriven`).
+    public let loop: TrainingLoop
     /// Data-parallel pre-training over MPI (nil: one process).
     public private(set) var dataParallel: DataParallel?
     /// The current epoch's image order, view stream and position.
@@ -197,6 +189,8 @@ public final class Pretrainer {
         return meta
     }
 }
+
+extension Pretrainer: LoopDriven {}
 
 extension Pretrainer: TrainingObjective {
     var lossName: String { "Barlow Twins loss" }

@@ -17,20 +17,10 @@ public final class Trainer {
     public let optimizer: AdamW
     public let split: TrainingSplit
     public let lossFunction: SegmentationLoss
-    /// The epoch loop, schedule, loss reads, log.csv, last.safetensors and `--resume`.
-    let loop: TrainingLoop
-    public var progress: ProgressPrinter {
-        get { loop.progress }
-        set { loop.progress = newValue }
-    }
-    /// Epochs completed so far.
-    public var epoch: Int { loop.epoch }
-    public var step: Int { loop.step }
+    /// The epoch loop, schedule, loss reads, log.csv, last.safetensors and `--resume`
+    /// (`progress`, `epoch`, `step`, `logRows`, `epochLosses` come from it: `LoopDriven`).
+    public let loop: TrainingLoop
     public private(set) var bestDice: Double = -1
-    /// One line per completed epoch (log.csv without its header).
-    public var logRows: [String] { loop.logRows }
-    /// Mean training loss of each completed epoch (for tests and summaries).
-    public var epochLosses: [Double] { loop.epochLosses }
     /// The semi-supervised part of a step (`--semi-supervised`; nil: supervised only).
     public private(set) var meanTeacher: MeanTeacher?
     /// Data-parallel training over MPI (nil: one process); see `enableDataParallel`.
@@ -174,6 +164,8 @@ public final class Trainer {
 
     func saveLast() throws { try loop.saveLast(self) }
 }
+
+extension Trainer: LoopDriven {}
 
 extension Trainer: TrainingObjective {
     var lossName: String { "training loss" }

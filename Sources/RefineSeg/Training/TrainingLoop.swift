@@ -55,7 +55,7 @@ struct EpochSummary {
 /// log rows) and writes RUN/log.csv and RUN/last.safetensors (weights, AdamW state, epoch and
 /// step) after every epoch; `restore` continues from there exactly (the batches of an epoch
 /// come from the epoch's seed, the schedule from the step).
-final class TrainingLoop {
+public final class TrainingLoop {
     struct Settings {
         var runDir: String
         /// The command that resumes the run (`refineseg COMMAND --resume RUN`).
@@ -233,6 +233,26 @@ final class TrainingLoop {
             try? fm.removeItem(atPath: dir + "/" + name)
         }
     }
+}
+
+/// A run driven by a `TrainingLoop` (`Trainer`, `Pretrainer`): its position and progress are the loop's.
+public protocol LoopDriven: AnyObject {
+    var loop: TrainingLoop { get }
+}
+
+extension LoopDriven {
+    /// Where progress goes (stderr; quiet on the non-root ranks).
+    public var progress: ProgressPrinter {
+        get { loop.progress }
+        set { loop.progress = newValue }
+    }
+    /// Epochs completed so far, and optimiser steps.
+    public var epoch: Int { loop.epoch }
+    public var step: Int { loop.step }
+    /// One line per completed epoch (log.csv without its header).
+    public var logRows: [String] { loop.logRows }
+    /// Mean loss of each completed epoch (for tests and summaries).
+    public var epochLosses: [Double] { loop.epochLosses }
 }
 
 /// Several modules saved and loaded as one (each under its own name prefix; "" keeps the names).
