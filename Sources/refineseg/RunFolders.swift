@@ -41,23 +41,23 @@ func rankZeroFirst<T>(_ body: () throws -> T) throws -> T {
     return try body()
 }
 
+/// The record of a training run folder (RUN/config.json).
 func readRunRecord(_ run: String) throws -> RunRecord {
-    let path = run + "/config.json"
-    guard let data = FileManager.default.contents(atPath: path) else {
-        throw RefineSegError.io(file: path, message: "not found: is \(run) a training run folder?")
-    }
-    do { return try JSONDecoder().decode(RunRecord.self, from: data) } catch {
-        throw RefineSegError.io(file: path, message: "not a RefineSeg run record (\(error.localizedDescription))")
-    }
+    try readRunFile(run, folder: "a training run folder", record: "a RefineSeg run record")
 }
 
 /// The settings of a pre-training run folder (RUN/config.json).
 func readPretrainConfig(_ run: String) throws -> PretrainConfig {
+    try readRunFile(run, folder: "a pre-training run folder", record: "a RefineSeg pre-training config")
+}
+
+/// Decodes RUN/config.json, naming the file when it is missing or not what `record` says.
+private func readRunFile<T: Decodable>(_ run: String, folder: String, record: String) throws -> T {
     let path = run + "/config.json"
     guard let data = FileManager.default.contents(atPath: path) else {
-        throw RefineSegError.io(file: path, message: "not found: is \(run) a pre-training run folder?")
+        throw RefineSegError.io(file: path, message: "not found: is \(run) \(folder)?")
     }
-    do { return try JSONDecoder().decode(PretrainConfig.self, from: data) } catch {
-        throw RefineSegError.io(file: path, message: "not a RefineSeg pre-training config (\(error.localizedDescription))")
+    do { return try JSONDecoder().decode(T.self, from: data) } catch {
+        throw RefineSegError.io(file: path, message: "not \(record) (\(error.localizedDescription))")
     }
 }
