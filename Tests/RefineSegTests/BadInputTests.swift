@@ -283,6 +283,12 @@ final class BadInputTests: XCTestCase {
             try overwrite(root, "run/config.json", Array("{\"config\": 3".utf8))
             return ["train", "--resume", path(root, "run"), "--device", "cpu"]
         },
+        Row(name: "pretrain --resume a folder that is not a run", expect: ["out/config.json", "not found", "pre-training run folder"]) { root in
+            ["pretrain", "--resume", path(root, "out"), "--device", "cpu"]
+        },
+        Row(name: "--resume with settings of a new run", expect: ["continues with the settings in", "only --epochs can change (remove --out, --lr, --width)"]) { root in
+            ["pretrain", "--resume", path(root, "run"), "--out", path(root, "other"), "--width", "8", "--lr", "0.1", "--device", "cpu"]
+        },
     ]
 
     static let numberRows: [Row] = ["nan", "inf", "-inf", "0", "-0.001"].map { v in
