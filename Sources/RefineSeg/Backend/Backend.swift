@@ -129,19 +129,23 @@ public struct Conv2DParams: Equatable, Hashable, Sendable, CustomStringConvertib
 }
 
 /// Convolutions and pooling. (Kernels/conv2d.cl, Kernels/pool.cl)
+///
+/// Callers use `conv2d(_:weight:bias:params:)` and the other entry points of
+/// `Backend/Contract+Conv2D.swift`, which check the shapes and pass the checked geometry to the
+/// methods below; a backend implements these and never sees unchecked shapes.
 public protocol ConvOps {
-    /// x (N, Cin, H, W), weight (Cout, Cin, KH, KW), bias (Cout) or nil → (N, Cout, OH, OW), with
+    /// x `g.inputShape`, weight `g.weightShape`, bias (Cout) or nil → `g.outputShape`, with
     /// `activation` (ReLU, sigmoid) applied to every output in the same kernel: the eval path of a
     /// ConvBN layer whose batch norm is folded into the weights (no backward: eval only).
-    func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, params: Conv2DParams, activation: NormActivation) throws -> Tensor
-    /// dx (shape `inputShape`) from dy (N, Cout, OH, OW).
-    func conv2dBackwardData(_ dy: Tensor, weight: Tensor, inputShape: Shape, params: Conv2DParams) throws -> Tensor
-    /// dweight (Cout, Cin, KH, KW) from dy and x. (The bias gradient is `sumPerChannel(dy)`.)
-    func conv2dBackwardWeight(_ dy: Tensor, input x: Tensor, weightShape: Shape, params: Conv2DParams) throws -> Tensor
+    func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry g: Conv2DGeometry, activation: NormActivation) throws -> Tensor
+    /// dx `g.inputShape` from dy `g.outputShape`.
+    func conv2dBackwardData(_ dy: Tensor, weight: Tensor, geometry g: Conv2DGeometry) throws -> Tensor
+    /// dweight `g.weightShape` from dy `g.outputShape` and x `g.inputShape`.
+    func conv2dBackwardWeight(_ dy: Tensor, input x: Tensor, geometry g: Conv2DGeometry) throws -> Tensor
     /// Transposed conv, kernel 2, stride 2: x (N, Cin, H, W), weight (Cin, Cout, 2, 2), bias (Cout) → (N, Cout, 2H, 2W).
-    func convTranspose2x2(_ x: Tensor, weight: Tensor, bias: Tensor?) throws -> Tensor
-    func convTranspose2x2BackwardData(_ dy: Tensor, weight: Tensor) throws -> Tensor
-    func convTranspose2x2BackwardWeight(_ dy: Tensor, input x: Tensor) throws -> Tensor
+    func convTranspose2x2(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry g: ConvTranspose2x2Geometry) throws -> Tensor
+    func convTranspose2x2BackwardData(_ dy: Tensor, weight: Tensor, geometry g: ConvTranspose2x2Geometry) throws -> Tensor
+    func convTranspose2x2BackwardWeight(_ dy: Tensor, input x: Tensor, geometry g: ConvTranspose2x2Geometry) throws -> Tensor
     /// Max pool 2×2, stride 2 (H, W even or floored) → (N, C, H/2, W/2).
     func maxPool2x2(_ x: Tensor) throws -> Tensor
     /// Routes dy to the first maximal element of each window of x.

@@ -1,10 +1,9 @@
 import Foundation
 
 extension CPUBackend: ConvOps {
-    public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, params: Conv2DParams, activation: NormActivation) throws -> Tensor {
+    public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry g: Conv2DGeometry, activation: NormActivation) throws -> Tensor {
         let start = launchStart()
-        let g = try Conv2DGeometry(input: x.shape, weight: weight.shape, params: params, op: "conv2d")
-        if let bias { try bias.shape.expect(equal: [g.cout], op: "conv2d bias") }
+        let params = g.params
         let xv = try values(x)                        // (N, Cin, H, W)
         let wv = try values(weight)                   // (Cout, Cin, KH, KW)
         let bv = try bias.map { try values($0) }      // (Cout)
@@ -40,10 +39,9 @@ extension CPUBackend: ConvOps {
         return make(y, g.outputShape)
     }
 
-    public func conv2dBackwardData(_ dy: Tensor, weight: Tensor, inputShape: Shape, params: Conv2DParams) throws -> Tensor {
+    public func conv2dBackwardData(_ dy: Tensor, weight: Tensor, geometry g: Conv2DGeometry) throws -> Tensor {
         let start = launchStart()
-        let g = try Conv2DGeometry(input: inputShape, weight: weight.shape, params: params, op: "conv2d_backward_data")
-        try dy.shape.expect(equal: g.outputShape, op: "conv2d_backward_data dy")
+        let params = g.params, inputShape = g.inputShape
         let dv = try values(dy)                       // (N, Cout, OH, OW)
         let wv = try values(weight)                   // (Cout, Cin, KH, KW)
         var dx = [Double](repeating: 0, count: inputShape.count)     // (N, Cin, H, W)
@@ -72,10 +70,9 @@ extension CPUBackend: ConvOps {
         return make(dx, inputShape)
     }
 
-    public func conv2dBackwardWeight(_ dy: Tensor, input x: Tensor, weightShape: Shape, params: Conv2DParams) throws -> Tensor {
+    public func conv2dBackwardWeight(_ dy: Tensor, input x: Tensor, geometry g: Conv2DGeometry) throws -> Tensor {
         let start = launchStart()
-        let g = try Conv2DGeometry(input: x.shape, weight: weightShape, params: params, op: "conv2d_backward_weight")
-        try dy.shape.expect(equal: g.outputShape, op: "conv2d_backward_weight dy")
+        let params = g.params, weightShape = g.weightShape
         let dv = try values(dy)                       // (N, Cout, OH, OW)
         let xv = try values(x)                        // (N, Cin, H, W)
         var dw = [Double](repeating: 0, count: weightShape.count)    // (Cout, Cin, KH, KW)
@@ -104,10 +101,8 @@ extension CPUBackend: ConvOps {
         return make(dw, weightShape)
     }
 
-    public func convTranspose2x2(_ x: Tensor, weight: Tensor, bias: Tensor?) throws -> Tensor {
+    public func convTranspose2x2(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry g: ConvTranspose2x2Geometry) throws -> Tensor {
         let start = launchStart()
-        let g = try ConvTranspose2x2Geometry(input: x.shape, weight: weight.shape, op: "conv_transpose2d")
-        if let bias { try bias.shape.expect(equal: [g.cout], op: "conv_transpose2d bias") }
         let xv = try values(x)                        // (N, Cin, H, W)
         let wv = try values(weight)                   // (Cin, Cout, 2, 2)
         let bv = try bias.map { try values($0) }      // (Cout)
@@ -131,9 +126,8 @@ extension CPUBackend: ConvOps {
         return make(y, g.outputShape)
     }
 
-    public func convTranspose2x2BackwardData(_ dy: Tensor, weight: Tensor) throws -> Tensor {
+    public func convTranspose2x2BackwardData(_ dy: Tensor, weight: Tensor, geometry g: ConvTranspose2x2Geometry) throws -> Tensor {
         let start = launchStart()
-        let g = try ConvTranspose2x2Geometry(gradient: dy.shape, weight: weight.shape, op: "conv_transpose2d_backward_data")
         let dv = try values(dy)                       // (N, Cout, 2H, 2W)
         let wv = try values(weight)                   // (Cin, Cout, 2, 2)
         var dx = [Double](repeating: 0, count: g.inputShape.count)   // (N, Cin, H, W)
@@ -159,9 +153,8 @@ extension CPUBackend: ConvOps {
         return make(dx, g.inputShape)
     }
 
-    public func convTranspose2x2BackwardWeight(_ dy: Tensor, input x: Tensor) throws -> Tensor {
+    public func convTranspose2x2BackwardWeight(_ dy: Tensor, input x: Tensor, geometry g: ConvTranspose2x2Geometry) throws -> Tensor {
         let start = launchStart()
-        let g = try ConvTranspose2x2Geometry(input: x.shape, gradient: dy.shape, op: "conv_transpose2d_backward_weight")
         let dv = try values(dy)                       // (N, Cout, 2H, 2W)
         let xv = try values(x)                        // (N, Cin, H, W)
         var dw = [Double](repeating: 0, count: g.weightShape.count)  // (Cin, Cout, 2, 2)

@@ -11,39 +11,29 @@ public enum ConvPass: String, Sendable, CaseIterable, Codable {
 /// through the same kernels: its forward is a conv backward-data gather, its backward-data a
 /// stride-2 conv forward and its backward-weight a conv backward-weight with the roles of x and dy swapped.
 extension CLBackend: ConvOps {
-    public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, params: Conv2DParams, activation: NormActivation) throws -> Tensor {
-        let g = try Conv2DGeometry(input: x.shape, weight: weight.shape, params: params, op: "conv2d")
-        if let bias { try bias.shape.expect(equal: [g.cout], op: "conv2d bias") }
+    public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry g: Conv2DGeometry, activation: NormActivation) throws -> Tensor {
         return try gatherGEMM(g, source: x, weight: weight, bias: bias, backwardData: false, activation: activation, op: "conv2d")
     }
 
-    public func conv2dBackwardData(_ dy: Tensor, weight: Tensor, inputShape: Shape, params: Conv2DParams) throws -> Tensor {
-        let g = try Conv2DGeometry(input: inputShape, weight: weight.shape, params: params, op: "conv2d_backward_data")
-        try dy.shape.expect(equal: g.outputShape, op: "conv2d_backward_data dy")
+    public func conv2dBackwardData(_ dy: Tensor, weight: Tensor, geometry g: Conv2DGeometry) throws -> Tensor {
         return try gatherGEMM(g, source: dy, weight: weight, bias: nil, backwardData: true, op: "conv2d_backward_data")
     }
 
-    public func conv2dBackwardWeight(_ dy: Tensor, input x: Tensor, weightShape: Shape, params: Conv2DParams) throws -> Tensor {
-        let g = try Conv2DGeometry(input: x.shape, weight: weightShape, params: params, op: "conv2d_backward_weight")
-        try dy.shape.expect(equal: g.outputShape, op: "conv2d_backward_weight dy")
+    public func conv2dBackwardWeight(_ dy: Tensor, input x: Tensor, geometry g: Conv2DGeometry) throws -> Tensor {
         return try backwardWeightGEMM(g, dy: dy, x: x, op: "conv2d_backward_weight")
     }
 
-    public func convTranspose2x2(_ x: Tensor, weight: Tensor, bias: Tensor?) throws -> Tensor {
-        let t = try ConvTranspose2x2Geometry(input: x.shape, weight: weight.shape, op: "conv_transpose2d")
-        if let bias { try bias.shape.expect(equal: [t.cout], op: "conv_transpose2d bias") }
+    public func convTranspose2x2(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry t: ConvTranspose2x2Geometry) throws -> Tensor {
         let g = try Conv2DGeometry(input: t.outputShape, weight: weight.shape, params: Conv2DParams(stride: 2), op: "conv_transpose2d")
         return try gatherGEMM(g, source: x, weight: weight, bias: bias, backwardData: true, op: "conv_transpose2d")
     }
 
-    public func convTranspose2x2BackwardData(_ dy: Tensor, weight: Tensor) throws -> Tensor {
-        _ = try ConvTranspose2x2Geometry(gradient: dy.shape, weight: weight.shape, op: "conv_transpose2d_backward_data")
+    public func convTranspose2x2BackwardData(_ dy: Tensor, weight: Tensor, geometry t: ConvTranspose2x2Geometry) throws -> Tensor {
         let g = try Conv2DGeometry(input: dy.shape, weight: weight.shape, params: Conv2DParams(stride: 2), op: "conv_transpose2d_backward_data")
         return try gatherGEMM(g, source: dy, weight: weight, bias: nil, backwardData: false, op: "conv_transpose2d_backward_data")
     }
 
-    public func convTranspose2x2BackwardWeight(_ dy: Tensor, input x: Tensor) throws -> Tensor {
-        let t = try ConvTranspose2x2Geometry(input: x.shape, gradient: dy.shape, op: "conv_transpose2d_backward_weight")
+    public func convTranspose2x2BackwardWeight(_ dy: Tensor, input x: Tensor, geometry t: ConvTranspose2x2Geometry) throws -> Tensor {
         let g = try Conv2DGeometry(input: dy.shape, weight: t.weightShape, params: Conv2DParams(stride: 2), op: "conv_transpose2d_backward_weight")
         return try backwardWeightGEMM(g, dy: x, x: dy, op: "conv_transpose2d_backward_weight")
     }
