@@ -146,10 +146,10 @@ public protocol ConvOps {
     func convTranspose2x2(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry g: ConvTranspose2x2Geometry) throws -> Tensor
     func convTranspose2x2BackwardData(_ dy: Tensor, weight: Tensor, geometry g: ConvTranspose2x2Geometry) throws -> Tensor
     func convTranspose2x2BackwardWeight(_ dy: Tensor, input x: Tensor, geometry g: ConvTranspose2x2Geometry) throws -> Tensor
-    /// Max pool 2×2, stride 2 (H, W even or floored) → (N, C, H/2, W/2).
-    func maxPool2x2(_ x: Tensor) throws -> Tensor
-    /// Routes dy to the first maximal element of each window of x.
-    func maxPool2x2Backward(_ dy: Tensor, input x: Tensor) throws -> Tensor
+    /// Max pool 2×2, stride 2: x `g.inputShape` → `g.outputShape` (entry point: `maxPool2x2(_:)`, Contract+Pool.swift).
+    func maxPool2x2(_ x: Tensor, geometry g: MaxPool2x2Geometry) throws -> Tensor
+    /// Routes dy (`g.outputShape`) to the first maximal element of each window of x.
+    func maxPool2x2Backward(_ dy: Tensor, input x: Tensor, geometry g: MaxPool2x2Geometry) throws -> Tensor
 }
 
 extension ConvOps {

@@ -1,7 +1,6 @@
 
 extension CPUBackend {
-    public func maxPool2x2(_ x: Tensor) throws -> Tensor {
-        let g = try MaxPool2x2Geometry(x.shape, op: "max_pool2d")
+    public func maxPool2x2(_ x: Tensor, geometry g: MaxPool2x2Geometry) throws -> Tensor {
         let xv = try values(x)                               // (N, C, H, W)
         var y = [Double](repeating: 0, count: g.outputShape.count)   // (N, C, H/2, W/2)
         for plane in 0..<(g.n * g.c) {
@@ -15,9 +14,7 @@ extension CPUBackend {
         return make(y, g.outputShape)
     }
 
-    public func maxPool2x2Backward(_ dy: Tensor, input x: Tensor) throws -> Tensor {
-        let g = try MaxPool2x2Geometry(x.shape, op: "max_pool2d_backward")
-        try dy.shape.expect(equal: g.outputShape, op: "max_pool2d_backward dy")
+    public func maxPool2x2Backward(_ dy: Tensor, input x: Tensor, geometry g: MaxPool2x2Geometry) throws -> Tensor {
         let xv = try values(x), dv = try values(dy)
         var dx = [Double](repeating: 0, count: x.count)      // (N, C, H, W); rows/columns outside every window stay 0
         for plane in 0..<(g.n * g.c) {
