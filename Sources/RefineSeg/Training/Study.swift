@@ -144,19 +144,24 @@ public final class Study {
         func encoderPath(_ seed: Int) -> String { "\(settings.out)/runs/pretrain-s\(seed)/encoder.safetensors" }
         // One Barlow Twins encoder per seed, shared by every fraction.
         func pretrain(_ seed: Int) throws {
-            let encoderPath = encoderPath(seed)
-            if settings.activeVariants.contains(where: \.usesPretraining) && !fm.fileExists(atPath: encoderPath) {
-                var pc = PretrainConfig(data: settings.data, out: "\(settings.out)/runs/pretrain-s\(seed)")
-                pc.epochs = settings.pretrainEpochs; pc.batch = settings.batch; pc.size = settings.size
-                pc.width = settings.width; pc.projector = settings.projector; pc.seed = UInt64(seed); pc.device = settings.device
-                pc.format = settings.format; pc.modalities = settings.modalities; pc.splitSeed = settings.splitSeed
-                pc.splitFile = settings.out + "/split.json"
-                progress.line("study: pre-training the Barlow Twins encoder for seed \(seed)")
-                let pre = try Pretrainer(config: pc, backend: backend, images: pretrainingImages)
-                pre.progress = progress
-                try pre.run()
-                if interruptRequested != 0 { throw RefineSegError.invalidArgument("interrupted; run the same command again to resume") }
-            }
+            guard settings.activeVariants.contains(where: \.usesPretraining) else { return }
+            let dir = "\(settings.out)/runs/pretrain-s\(seed)"
+            // A pre-training that finished is reused. One that stopped part-way (its
+            // last.safetensors holds fewer epochs than asked) continues from there, as
+            // `pretrain --resume` does, rather than handing a partial encoder on; a folder of an
+            // earlier version (an encoder without last.safetensors) counts as finished.
+            if fm.fileExists(atPath: encoderPath(seed)) && !fm.fileExists(atPath: dir + "/last.safetensors") { return }
+            var pc = PretrainConfig(data: settings.data, out: dir)
+            pc.epochs = settings.pretrainEpochs; pc.batch = settings.batch; pc.size = settings.size
+            pc.width = settings.width; pc.projector = settings.projector; pc.seed = UInt64(seed); pc.device = settings.device
+            pc.format = settings.format; pc.modalities = settings.modalities; pc.splitSeed = settings.splitSeed
+            pc.splitFile = settings.out + "/split.json"
+            let pre = try Pretrainer(config: pc, backend: backend, images: pretrainingImages, resume: true)
+            guard pre.epoch < pc.epochs else { return }
+            progress.line("study: pre-training the Barlow Twins encoder for seed \(seed)" + (pre.epoch > 0 ? " (continuing after epoch \(pre.epoch))" : ""))
+            pre.progress = progress
+            try pre.run()
+            if interruptRequested != 0 { throw RefineSegError.invalidArgument("interrupted; run the same command again to resume") }
         }
         func finished(_ variant: StudyVariant, _ fraction: Double, _ seed: Int) -> StudyResult? {
             let metricsPath = runDir(variant, fraction, seed) + "/eval/metrics.json"
