@@ -155,14 +155,15 @@ final class PretrainingTests: XCTestCase {
         settings.fractions = [0.5, 1.0]; settings.seeds = 1; settings.epochs = 1; settings.pretrainEpochs = 1
         settings.batch = 2; settings.size = 32; settings.width = 4; settings.projector = 16
         let first = try Study(settings: settings, backend: backend).run()
-        XCTAssertEqual(first.count, 2 * 3, "2 fractions × 3 variants × 1 seed")
+        let runCount = 2 * StudyVariant.allCases.count
+        XCTAssertEqual(first.count, runCount, "2 fractions × every variant × 1 seed")
         let out = settings.out
         for file in ["results.csv", "summary.md", "dice_vs_labels.svg", "study.json"] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/" + file), file)
         }
         // Interrupt: one run lost its evaluation (killed before it finished), the others are done.
         let runs = try FileManager.default.contentsOfDirectory(atPath: out + "/runs").filter { !$0.hasPrefix("pretrain") }.sorted()
-        XCTAssertEqual(runs.count, 6)
+        XCTAssertEqual(runs.count, runCount)
         let victim = runs[0]
         try FileManager.default.removeItem(atPath: "\(out)/runs/\(victim)/eval")
         func modified(_ run: String) throws -> Date {
@@ -172,7 +173,7 @@ final class PretrainingTests: XCTestCase {
         let encoderStamp = try FileManager.default.attributesOfItem(atPath: "\(out)/runs/pretrain-s0/encoder.safetensors")[.modificationDate] as! Date
         Thread.sleep(forTimeInterval: 1.1)
         let second = try Study(settings: settings, backend: backend).run()
-        XCTAssertEqual(second.count, 6)
+        XCTAssertEqual(second.count, runCount)
         XCTAssertTrue(FileManager.default.fileExists(atPath: "\(out)/runs/\(victim)/eval/metrics.json"), "the unfinished run is redone")
         for (run, stamp) in stamps { XCTAssertEqual(try modified(run), stamp, "\(run) finished before and must be reused, not retrained") }
         XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: "\(out)/runs/pretrain-s0/encoder.safetensors")[.modificationDate] as? Date,
