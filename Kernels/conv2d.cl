@@ -42,6 +42,13 @@
 //                             block at the image's left and right edges).
 //   conv2d_bwd_weight_reduce  Σ over the splits in fixed order → dw (Cout, Cin, KH, KW). With the
 //                             fixed split count of a configuration, results are run-to-run identical.
+//   conv2d_bwd_weight_lmem    backward-weight on GPU devices (prefersLocalMemory; own section at the
+//                             end of this file): the GEMM dw[co][j] = Σ_p dyT[p][co]·X[p][j] with
+//                             j = ci·taps + tap (OIHW order) and X the gathered input, BW_TSM × BW_TSN
+//                             tiles per work-group, BW_TSK pixels of dyT (coalesced over channels) and
+//                             of X (coalesced over pixels) staged in local memory per step, WPT 4 × 4
+//                             outputs per item; split s of the N·OH·OW pixels writes partial[s][co][j],
+//                             conv2d_bwd_weight_lmem_reduce adds the splits in fixed order.
 //
 // Geometry macros (compile-time, so index arithmetic folds): KH KW SH SW PH PW DH DW.
 // Tiles: TM (4, 8 or 16: the vector width), TN; TSM TSN TSK WPTM WPTN for the lmem variant.
@@ -643,5 +650,80 @@ __kernel void conv2d_bwd_weight_reduce(__global const float* partial, __global f
     __global const float* q = partial + ((size_t)tap * CinP + ci) * MP + co;
     float acc = 0.0f;
     for (int s = 0; s < splits; ++s) acc += q[s * stride];
+    dw[i] = acc;
+}
+
+// MARK: GPU backward-weight (conv2d_bwd_weight_lmem; see the header)
+
+#ifndef BW_TSM
+#define BW_TSM 64
+#endif
+#ifndef BW_TSN
+#define BW_TSN 64
+#endif
+#define BW_TSK 16
+#define BW_WPTM 4
+#define BW_WPTN 4
+#define BW_RM (BW_TSM / BW_WPTM)
+#define BW_RN (BW_TSN / BW_WPTN)
+#define BW_WG (BW_RM * BW_RN)
+
+// Work-group (j tile, co tile, split s), local size (BW_RN, BW_RM): item (lx, ly) owns outputs
+// co = m0 + ly + r·BW_RM, j = j0 + lx + c·BW_RN (r, c < 4). Pixels [s·chunk, min(P, (s+1)·chunk)).
+__kernel void conv2d_bwd_weight_lmem(__global const float* dyT, __global const float* x, __global float* partial,
+                                     int N, int Cin, int Cout, int H, int W, int OH, int OW, int MP, int chunk) {
+    __local float As[BW_TSK][BW_TSM];
+    __local float Bs[BW_TSK][BW_TSN];
+    const int lx = get_local_id(0), ly = get_local_id(1), t = ly * BW_RN + lx;
+    const int j0 = get_group_id(0) * BW_TSN, m0 = get_group_id(1) * BW_TSM, s = get_group_id(2);
+    const int K2 = Cin * TAPS, OHW = OH * OW, P = N * OHW;
+    const int pBeg = s * chunk, pEnd = min(P, pBeg + chunk);
+    float acc[BW_WPTM][BW_WPTN];
+    for (int r = 0; r < BW_WPTM; r++)
+        for (int c = 0; c < BW_WPTN; c++) acc[r][c] = 0.0f;
+    for (int p0 = pBeg; p0 < pEnd; p0 += BW_TSK) {
+        // dyT rows p0 … p0 + TSK: neighbouring items read neighbouring channels of one pixel.
+        for (int e = t; e < BW_TSK * BW_TSM; e += BW_WG) {
+            int k = e / BW_TSM, mm = e - k * BW_TSM, p = p0 + k, m = m0 + mm;
+            As[k][mm] = p < pEnd && m < MP ? dyT[(size_t)p * MP + m] : 0.0f;
+        }
+        // X: neighbouring items read neighbouring pixels of one (ci, tap) column.
+        for (int e = t; e < BW_TSK * BW_TSN; e += BW_WG) {
+            int jj = e / BW_TSK, k = e - jj * BW_TSK, p = p0 + k, j = j0 + jj;
+            float v = 0.0f;
+            if (p < pEnd && j < K2) {
+                int ci = j / TAPS, tap = j - ci * TAPS, ky = tap / KW, kx = tap - ky * KW;
+                int n = p / OHW, rr = p - n * OHW, oy = rr / OW, ox = rr - oy * OW, oky, okx;
+                int iy = source_y(oy, ky, H, &oky), ix = source_x(ox, kx, W, &okx);
+                if (oky && okx) v = x[(((size_t)n * Cin + ci) * H + iy) * W + ix];
+            }
+            Bs[k][jj] = v;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int k = 0; k < BW_TSK; k++) {
+            float a[BW_WPTM], b[BW_WPTN];
+            for (int r = 0; r < BW_WPTM; r++) a[r] = As[k][ly + r * BW_RM];
+            for (int c = 0; c < BW_WPTN; c++) b[c] = Bs[k][lx + c * BW_RN];
+            for (int r = 0; r < BW_WPTM; r++)
+                for (int c = 0; c < BW_WPTN; c++) acc[r][c] = mad(a[r], b[c], acc[r][c]);
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    for (int r = 0; r < BW_WPTM; r++) {
+        int m = m0 + ly + r * BW_RM;
+        if (m >= Cout) continue;
+        for (int c = 0; c < BW_WPTN; c++) {
+            int j = j0 + lx + c * BW_RN;
+            if (j < K2) partial[((size_t)s * Cout + m) * K2 + j] = acc[r][c];
+        }
+    }
+}
+
+// dw[i] = Σ_s partial[s][i] in split order, i < count = Cout·Cin·taps (partial[s] is OIHW already).
+__kernel void conv2d_bwd_weight_lmem_reduce(__global const float* partial, __global float* dw, int count, int splits) {
+    int i = get_global_id(0);
+    if (i >= count) return;
+    float acc = 0.0f;
+    for (int s = 0; s < splits; s++) acc += partial[(size_t)s * count + i];
     dw[i] = acc;
 }

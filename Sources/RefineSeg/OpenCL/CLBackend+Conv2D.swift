@@ -199,6 +199,7 @@ extension CLBackend: ConvOps {
 
     /// dw (Cout, Cin, KH, KW): split over the N·OH·OW reduction, then a fixed-order sum of the splits.
     private func backwardWeightGEMM(_ g: Conv2DGeometry, dy: Tensor, x: Tensor, op: String) throws -> Tensor {
+        if convVariant == "lmem" { return try backwardWeightLocalMemory(g, dy: dy, x: x, op: op) }
         let pixels = g.n * g.oh * g.ow
         let taps = g.kh * g.kw
         // conv2d_bwd_weight_rows: CPU devices, stride 1, rows of whole 8-pixel blocks, full channel vectors.
@@ -265,6 +266,50 @@ extension CLBackend: ConvOps {
                     global: [g.cout * g.cin * taps])
         }
         let config = try CLTuner.shared.choose(key: tuningKey(.backwardWeights, g, variant: rows ? "rows" : "reg"), candidates: candidates,
+                                               deviceDefault: tunesByDefault) { c in
+            try timeDevice { try launch(c) }
+        }
+        try launch(config)
+        return dw
+    }
+
+    // MARK: GPU backward-weight (conv2d_bwd_weight_lmem)
+
+    /// Backward-weight on devices that prefer local memory: conv2d_bwd_weight_lmem over splits of
+    /// the N·OH·OW pixels (enough work-groups for 4 per compute unit), then the fixed-order sum over
+    /// the splits. Candidates: co tile 16/32/64 (the smallest that holds Cout), j tile 64 or 32, the
+    /// default split length or 4× it; with tuning off, the first.
+    private func backwardWeightLocalMemory(_ g: Conv2DGeometry, dy: Tensor, x: Tensor, op: String) throws -> Tensor {
+        let pixels = g.n * g.oh * g.ow, k2 = g.cin * g.kh * g.kw, tsk = 16
+        let mp = (g.cout + 15) / 16 * 16
+        let dyRows = try empty([pixels, mp], op: op)
+        try run("conv2d_pack_rows", file: "conv2d", [.tensor(dy), .tensor(dyRows), .int(g.cout), .int(mp), .int(g.oh * g.ow), .int(pixels)],
+                global: [mp, pixels])
+        let tsm = g.cout <= 16 ? 16 : g.cout <= 32 ? 32 : 64
+        func chunk(tsn: Int) -> Int {
+            let tiles = (k2 + tsn - 1) / tsn * ((g.cout + tsm - 1) / tsm)
+            let splits = max(1, (4 * max(ctx.info.computeUnits, 1) + tiles - 1) / tiles)
+            return max(4 * tsk, (pixels + splits - 1) / splits + tsk - 1) / tsk * tsk
+        }
+        var candidates = [ConvKernelConfig]()
+        for tsn in [64, 32] {
+            let c = chunk(tsn: tsn)
+            candidates.append(ConvKernelConfig(variant: "lmem", tsm: tsm, tsn: tsn, chunk: c))
+            if c * 4 < pixels { candidates.append(ConvKernelConfig(variant: "lmem", tsm: tsm, tsn: tsn, chunk: c * 4)) }
+        }
+        let dw = try empty(g.weightShape, op: op)
+        func launch(_ c: ConvKernelConfig) throws {
+            let splits = (pixels + c.chunk - 1) / c.chunk
+            let partial = try empty([splits, g.cout, k2], op: op)
+            let (rn, rm) = (c.tsn / 4, c.tsm / 4)   // BW_WPTN = BW_WPTM = 4 outputs per item
+            try run("conv2d_bwd_weight_lmem", file: "conv2d", options: geometryOptions(g) + " -DBW_TSM=\(c.tsm) -DBW_TSN=\(c.tsn)",
+                    [.tensor(dyRows), .tensor(x), .tensor(partial), .int(g.n), .int(g.cin), .int(g.cout), .int(g.h), .int(g.w),
+                     .int(g.oh), .int(g.ow), .int(mp), .int(c.chunk)],
+                    global: [(k2 + c.tsn - 1) / c.tsn * rn, (g.cout + c.tsm - 1) / c.tsm * rm, splits], local: [rn, rm, 1], flops: g.flops)
+            try run("conv2d_bwd_weight_lmem_reduce", file: "conv2d", [.tensor(partial), .tensor(dw), .int(g.cout * k2), .int(splits)],
+                    global: [g.cout * k2])
+        }
+        let config = try CLTuner.shared.choose(key: tuningKey(.backwardWeights, g, variant: "lmem"), candidates: candidates,
                                                deviceDefault: tunesByDefault) { c in
             try timeDevice { try launch(c) }
         }
