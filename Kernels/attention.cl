@@ -8,6 +8,7 @@
 //   channel_mean_max_pix, channel_mean_max_backward_pix     2-D (pixel, image), loop over C
 //   pixel_gate_add_relu_pix                                 2-D (pixel, plane n·C + c), no loop
 //   pixel_gate_add_relu_backward_pix                        2-D (pixel, image), loop over C
+//   channel_gate_pix, channel_descriptors_backward_pix      2-D (value, plane n·C + c), no loop
 //   spatial_mean_max            x (N,C,H,W) → mean, max (N,C) in one pass      one work-group per (n, c)
 //   spatial_mean_max_backward   dMean/HW everywhere, + dMax at the first arg-max one work-group per (n, c)
 //   channel_mean_max            x → (N,2,H,W): mean over C, then max over C     one item per (n, CM_SPAN pixels)
@@ -424,4 +425,21 @@ __kernel void channel_mlp_backward_params(__global const float* dl, __global con
         for (int r = 0; r < R; ++r) s += dh[(size_t)r * HD + i];
         db1[i] = s;
     }
+}
+
+// y = x · sigmoid(l[n, c] + l[N + n, c]), one item per value (channel_gate's GPU layout).
+__kernel void channel_gate_pix(__global const float* x, __global const float* l, __global float* y, int NC, int HW) {
+    int p = get_global_id(0), nc = get_global_id(1);
+    if (p >= HW) return;
+    size_t at = (size_t)nc * HW + p;
+    y[at] = x[at] * gate_of(l, NC, nc);
+}
+
+// dx = dMean/HW everywhere, + dMax at the saved arg-max, one item per value (channel_descriptors_backward's GPU layout).
+__kernel void channel_descriptors_backward_pix(__global const float* dd, __global const float* argmax, __global float* dx,
+                                               int NC, int HW) {
+    int p = get_global_id(0), nc = get_global_id(1);
+    if (p >= HW) return;
+    float share = dd[nc] / (float)HW;
+    dx[(size_t)nc * HW + p] = p == (int)argmax[nc] ? share + dd[NC + nc] : share;
 }

@@ -83,16 +83,24 @@ extension CLBackend: AttentionOps {
     public func channelDescriptorsBackward(_ d: Tensor, argmax: Tensor, inputShape: Shape) throws -> Tensor {
         let (n, c, hw) = try AttentionGeometry.descriptorGradients(d, argmax: argmax, inputShape: inputShape)
         let dx = try empty(inputShape, op: "channel_descriptors_backward")
-        try run("channel_descriptors_backward", file: "attention", [.tensor(d), .tensor(argmax), .tensor(dx), .int(n * c), .int(hw)],
-                global: [spans(hw), n * c], bytes: 4 * dx.count)
+        let args: [KernelArg] = [.tensor(d), .tensor(argmax), .tensor(dx), .int(n * c), .int(hw)]
+        if gpuGlue {
+            try runPixels("channel_descriptors_backward_pix", args, hw: hw, rows: n * c, bytes: 4 * dx.count)
+        } else {
+            try run("channel_descriptors_backward", file: "attention", args, global: [spans(hw), n * c], bytes: 4 * dx.count)
+        }
         return dx
     }
 
     public func channelGate(_ x: Tensor, logits: Tensor) throws -> Tensor {
         let (n, c, hw) = try AttentionGeometry.channelGate(x, logits: logits)
         let y = try empty(x.shape, op: "channel_gate")
-        try run("channel_gate", file: "attention", [.tensor(x), .tensor(logits), .tensor(y), .int(n * c), .int(hw)],
-                global: [spans(hw), n * c], bytes: 8 * x.count)
+        let args: [KernelArg] = [.tensor(x), .tensor(logits), .tensor(y), .int(n * c), .int(hw)]
+        if gpuGlue {
+            try runPixels("channel_gate_pix", args, hw: hw, rows: n * c, bytes: 8 * x.count)
+        } else {
+            try run("channel_gate", file: "attention", args, global: [spans(hw), n * c], bytes: 8 * x.count)
+        }
         return y
     }
 
