@@ -5,7 +5,8 @@
 // Variants:
 //   conv2d_pack_weights       OIHW weights → [tap][A][BP] with B padded to BP (a multiple of the
 //                             channel tile) with zeros, so the channel vector loads need no bounds checks.
-//   conv2d_pack_rows          dy (N, M, OH, OW) → [N·OH·OW][MP], channels last and zero padded.
+//   conv2d_pack_rows          dy (N, M, OH, OW) → [N·OH·OW][MP], channels last and zero padded
+//                             (conv2d_pack_rows16 on CPU devices: 16 × 16 blocks).
 //   conv2d_igemm_reg          CPU devices (prefersLocalMemory false; PoCL maps local memory to
 //                             global memory): each work item owns a TM-channel × TN-pixel register
 //                             tile held as TN vectors of TM floats; per source channel it loads one
@@ -17,9 +18,9 @@
 //                             TSM × TSN output tiles per work group, TSK-deep slices of the packed
 //                             weights and of the gathered source staged in local memory with
 //                             coalesced loads; each work item owns WPTM × WPTN outputs.
-//   conv2d_rows_reg           CPU devices, stride-1 geometries (forward; backward-data of a "same"
-//                             convolution, which is the forward conv with the flipped, transposed
-//                             kernel): each work item owns RN consecutive output pixels of one row ×
+//   conv2d_rows_reg           CPU devices, ≥ 16 output channels: forward at any stride; backward-data of
+//                             a stride-1 "same" convolution, which is the forward conv with the flipped,
+//                             transposed kernel): each work item owns RN consecutive output pixels of one row ×
 //                             MV·TM output channels (MV vectors of TM floats). Weights are packed
 //                             channel-major ([c][tap][MP]) and the loop runs ky (only rows inside
 //                             the image), then c, then kx unrolled, so each source value is a
@@ -28,13 +29,19 @@
 //                             image (left/right edge, partial last segment) take a masked copy of
 //                             the loop. Summation order per output: ky, c, kx (differs from
 //                             conv2d_igemm_reg's tap-major order only by rounding).
+//   conv2d_rows_up            CPU devices: the 2×2 stride-2 transposed conv's forward (a 2×2 stride-2
+//                             conv's backward-data); the conv2d_rows_reg tile, each source value feeding
+//                             two neighbouring output pixels (one tap each).
 //   conv2d_rows_px            CPU devices, stride 1, fewer than 16 output channels (the 7×7
 //                             spatial-attention conv, the 1-channel head, their backward-data): one
 //                             vector of PV output pixels of a row × all M channels per work item,
 //                             weights read unpacked.
 //   conv2d_bwd_weight_reg     backward-weight, split over the N·OH·OW reduction: split s writes
 //                             partial[s][tap][ci][co]; TM output channels (vector) × TN input channels.
-//   conv2d_bwd_weight_rows    backward-weight for stride-1 geometries on CPU devices: like
+//   conv2d_bwd_weight_px      backward-weight for < 16 output channels, stride 1, on CPU devices: dy
+//                             read as given (no conv2d_pack_rows), pixel-vector accumulators per
+//                             (input channel, output channel, tap), summed over their lanes at the end.
+//   conv2d_bwd_weight_rows    backward-weight for ≥ 16 output channels on CPU devices: like
 //                             conv2d_bwd_weight_reg, but a work item owns one kernel row ky, all KW
 //                             taps of it, TN input channels and MV·TM output channels, and walks
 //                             whole output rows (split s: rows q = n·OH + oy) RB pixels at a time, so
@@ -151,12 +158,44 @@ __kernel void conv2d_pack_weights(__global const float* w, __global float* out,
     out[(size_t)row * BP + b] = v;
 }
 
-// out[p·MP + m] = dy[n, m, r] with p = n·HW + r; 0 for m ≥ M.
+// out[p·MP + m] = dy[n, m, r] with p = n·HW + r; 0 for m ≥ M. One element per work item (GPUs).
 __kernel void conv2d_pack_rows(__global const float* dy, __global float* out, int M, int MP, int HW, int P) {
     int m = get_global_id(0), p = get_global_id(1);
     if (m >= MP || p >= P) return;
     int n = p / HW, r = p - n * HW;
     out[(size_t)p * MP + m] = m < M ? dy[((size_t)n * M + m) * HW + r] : 0.0f;
+}
+
+// The same packing on CPU devices (MP a multiple of 16): a work item transposes a block of 16 channels × 16 pixels: 16 contiguous row reads (one per channel plane) and
+// 16 contiguous writes (one per pixel); blocks that cross an image's end take the element path.
+// Global: (MP / 16, ⌈P / 16⌉).
+__kernel void conv2d_pack_rows16(__global const float* dy, __global float* out, int M, int MP, int HW, int P) {
+    const int m0 = get_global_id(0) * 16, p0 = get_global_id(1) * 16;
+    if (m0 >= MP || p0 >= P) return;
+    const int n = p0 / HW, r0 = p0 - n * HW;
+    if (r0 + 16 <= HW) {
+        float t[16][16];
+        #pragma unroll
+        for (int mm = 0; mm < 16; ++mm) {
+            float16 v = (float16)(0.0f);
+            if (m0 + mm < M) v = vload16(0, dy + ((size_t)n * M + m0 + mm) * HW + r0);
+            vstore16(v, 0, &t[mm][0]);
+        }
+        #pragma unroll
+        for (int j = 0; j < 16; ++j) {
+            __global float* o = out + (size_t)(p0 + j) * MP + m0;
+            #pragma unroll
+            for (int mm = 0; mm < 16; ++mm) o[mm] = t[mm][j];
+        }
+    } else {
+        for (int p = p0; p < min(P, p0 + 16); ++p) {
+            const int pn = p / HW, r = p - pn * HW;
+            for (int mm = 0; mm < 16; ++mm) {
+                const int m = m0 + mm;
+                out[(size_t)p * MP + m] = m < M ? dy[((size_t)pn * M + m) * HW + r] : 0.0f;
+            }
+        }
+    }
 }
 
 // dst (N, M, dstH, dstW) = Σ_{tap, c} wp[tap][c][m] · src[n, c, source(pixel, tap)] (+ bias[m]).
@@ -234,10 +273,44 @@ __kernel void conv2d_igemm_reg(__global const float* src, __global const float* 
 }
 
 #ifdef RN
-#define SPAN (RN + (KW - 1) * DW)
-// dst (N, M, OH, OW) = Σ_{c, tap} wr[c][tap][m] · src[n, c, oy − PH + ky·DH, ox − PW + kx·DW] (+ bias[m]),
-// stride 1. src (N, CS, H, W); wr [CS][KH·KW][MP], MP a multiple of MV·TM.
-// Global: (N·OH·⌈OW / RN⌉, MP / (MV·TM)).
+// Source columns one output-row segment reads: RN pixels SW apart, KW taps DW apart.
+#define SPAN ((RN - 1) * SW + (KW - 1) * DW + 1)
+// STORE_ROW_TILE stores acc[MV][RN] (MV vectors of TM channels from m0, RN pixels of output row oy
+// from x0) into dst (N, M, OH, OW), adding bias[m] when HAS_BIAS, then CONV_ACT; pixels past OW and
+// channels past M are dropped.
+#if HAS_BIAS
+#define ROWS_BIAS(t, m) t += bias[m]
+#else
+#define ROWS_BIAS(t, m)
+#endif
+// The tile goes through a private copy so that each channel's RN pixels are stored as one
+// contiguous run (not RN·TM stores that alternate between channel planes).
+#define STORE_ROW_TILE(acc)                                                                        \
+    {                                                                                              \
+        const int OHW = OH * OW;                                                                   \
+        const int run = min(RN, OW - x0);                                                          \
+        float t[MV][RN][TM];                                                                       \
+        _Pragma("unroll") for (int v = 0; v < MV; ++v)                                             \
+            _Pragma("unroll") for (int j = 0; j < RN; ++j) VSTORE(acc[v][j], 0, &t[v][j][0]);     \
+        for (int v = 0; v < MV; ++v) {                                                             \
+            for (int mm = 0; mm < TM; ++mm) {                                                      \
+                const int m = m0 + v * TM + mm;                                                    \
+                if (m >= M) break;                                                                 \
+                float bm = 0.0f;                                                                   \
+                ROWS_BIAS(bm, m);                                                                  \
+                __global float* d = dst + ((size_t)n * M + m) * OHW + oy * OW + x0;                \
+                if (run == RN) {                                                                   \
+                    _Pragma("unroll") for (int j = 0; j < RN; ++j) d[j] = CONV_ACT(t[v][j][mm] + bm); \
+                } else {                                                                           \
+                    for (int j = 0; j < run; ++j) d[j] = CONV_ACT(t[v][j][mm] + bm);               \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
+// dst (N, M, OH, OW) = Σ_{c, tap} wr[c][tap][m] · src[n, c, oy·SH − PH + ky·DH, ox·SW − PW + kx·DW]
+// (+ bias[m]). src (N, CS, H, W); wr [CS][KH·KW][MP], MP a multiple of MV·TM.
+// Global: (N·OH·⌈OW / RN⌉, ⌈M / (MV·TM)⌉).
 __kernel void conv2d_rows_reg(__global const float* src, __global const float* wr, __global const float* bias,
                               __global float* dst, int N, int CS, int H, int W, int M, int OH, int OW, int MP) {
     const int segs = (OW + RN - 1) / RN;
@@ -247,11 +320,12 @@ __kernel void conv2d_rows_reg(__global const float* src, __global const float* w
     const int oy = rest % OH, n = rest / OH;
     if (n >= N || m0 >= MP) return;
     const int x0 = seg * RN;
+    const int sx0 = x0 * SW - PW;
     const int HW = H * W;
     int rowoff[KH], rowok[KH];
     #pragma unroll
     for (int ky = 0; ky < KH; ++ky) {
-        int sy = oy - PH + ky * DH;
+        int sy = oy * SH - PH + ky * DH;
         rowok[ky] = (sy >= 0) & (sy < H);
         rowoff[ky] = rowok[ky] ? sy * W : 0;
     }
@@ -261,13 +335,13 @@ __kernel void conv2d_rows_reg(__global const float* src, __global const float* w
         #pragma unroll
         for (int j = 0; j < RN; ++j) acc[v][j] = (VEC)(0.0f);
     __global const float* sc = src + (size_t)n * CS * HW;
-    const int interior = (x0 - PW >= 0) & (x0 + RN - 1 - PW + (KW - 1) * DW < W) & (x0 + RN <= OW);
+    const int interior = (sx0 >= 0) & (sx0 + SPAN - 1 < W) & (x0 + RN <= OW);
     int kyLo = 0, kyHi = KH;
     while (kyLo < KH && !rowok[kyLo]) ++kyLo;
     while (kyHi > kyLo && !rowok[kyHi - 1]) --kyHi;
     if (interior) {
         for (int ky = kyLo; ky < kyHi; ++ky) {
-            __global const float* r = sc + x0 - PW + rowoff[ky];
+            __global const float* r = sc + sx0 + rowoff[ky];
             __global const float* wk = wr + m0 + ky * KW * MP;
             for (int c = 0; c < CS; ++c) {
                 #pragma unroll
@@ -277,7 +351,7 @@ __kernel void conv2d_rows_reg(__global const float* src, __global const float* w
                     for (int v = 0; v < MV; ++v) w[v] = VLOAD(0, wk + kx * MP + v * TM);
                     #pragma unroll
                     for (int j = 0; j < RN; ++j) {
-                        VEC a = (VEC)(r[j + kx * DW]);
+                        VEC a = (VEC)(r[j * SW + kx * DW]);
                         #pragma unroll
                         for (int v = 0; v < MV; ++v) acc[v][j] = fma(w[v], a, acc[v][j]);
                     }
@@ -287,13 +361,13 @@ __kernel void conv2d_rows_reg(__global const float* src, __global const float* w
             }
         }
     } else {
-        // Source columns x0 − PW + u, u < SPAN, clamped into the row and multiplied by 0 outside it
+        // Source columns sx0 + u, u < SPAN, clamped into the row and multiplied by 0 outside it
         // (columns past OW only feed outputs that are not stored).
         int col[SPAN];
         float keep[SPAN];
         #pragma unroll
         for (int u = 0; u < SPAN; ++u) {
-            int sx = x0 - PW + u;
+            int sx = sx0 + u;
             keep[u] = ((sx >= 0) & (sx < W)) ? 1.0f : 0.0f;
             col[u] = clamp(sx, 0, W - 1);
         }
@@ -311,7 +385,7 @@ __kernel void conv2d_rows_reg(__global const float* src, __global const float* w
                     for (int v = 0; v < MV; ++v) w[v] = VLOAD(0, wk + kx * MP + v * TM);
                     #pragma unroll
                     for (int j = 0; j < RN; ++j) {
-                        VEC a = (VEC)(sv[j + kx * DW]);
+                        VEC a = (VEC)(sv[j * SW + kx * DW]);
                         #pragma unroll
                         for (int v = 0; v < MV; ++v) acc[v][j] = fma(w[v], a, acc[v][j]);
                     }
@@ -321,25 +395,54 @@ __kernel void conv2d_rows_reg(__global const float* src, __global const float* w
             }
         }
     }
-    const int OHW = OH * OW;
+    STORE_ROW_TILE(acc)
+}
+
+// The 2×2 stride-2 transposed convolution's forward (the backward-data of a 2×2 stride-2 conv,
+// no padding or dilation): output pixel (oy, ox) takes only tap (oy & 1, ox & 1), from source
+// pixel (oy / 2, ox / 2). dst (N, M, OH, OW) = Σ_c wr[c][(oy & 1)·2 + (ox & 1)][m] · src[n, c, oy / 2, ox / 2]
+// (+ bias[m]); src (N, CS, H, W) with OH = 2H, OW = 2W; wr [CS][4][MP] (conv2d_pack_weights,
+// transpose 1, channel-major). RN even: each source value feeds two neighbouring pixels (taps b = 0, 1).
+// Summation order per output: c ascending, as conv2d_igemm_reg's gather.
+// Global: (N·OH·⌈OW / RN⌉, ⌈M / (MV·TM)⌉).
+__kernel void conv2d_rows_up(__global const float* src, __global const float* wr, __global const float* bias,
+                             __global float* dst, int N, int CS, int H, int W, int M, int OH, int OW, int MP) {
+    const int segs = (OW + RN - 1) / RN;
+    const int g = get_global_id(0);
+    const int m0 = get_global_id(1) * (TM * MV);
+    const int seg = g % segs, rest = g / segs;
+    const int oy = rest % OH, n = rest / OH;
+    if (n >= N || m0 >= MP) return;
+    const int x0 = seg * RN;
+    const int HW = H * W;
+    VEC acc[MV][RN];
     #pragma unroll
-    for (int v = 0; v < MV; ++v) {
+    for (int v = 0; v < MV; ++v)
         #pragma unroll
-        for (int j = 0; j < RN; ++j) {
-            if (x0 + j < OW) {
-                float t[TM];
-                VSTORE(acc[v][j], 0, t);
-                for (int mm = 0; mm < TM; ++mm) {
-                    int m = m0 + v * TM + mm;
-                    if (m >= M) break;
-#if HAS_BIAS
-                    t[mm] += bias[m];
-#endif
-                    dst[((size_t)n * M + m) * OHW + oy * OW + x0 + j] = CONV_ACT(t[mm]);
-                }
+        for (int j = 0; j < RN; ++j) acc[v][j] = (VEC)(0.0f);
+    __global const float* r = src + (size_t)n * CS * HW + (oy >> 1) * W + (x0 >> 1);
+    __global const float* wk = wr + m0 + (oy & 1) * 2 * MP;
+    // Source columns past the row (a partial last segment) are clamped; they feed unstored outputs.
+    int col[RN / 2];
+    #pragma unroll
+    for (int u = 0; u < RN / 2; ++u) col[u] = min(u, W - 1 - (x0 >> 1));
+    for (int c = 0; c < CS; ++c) {
+        VEC w0[MV], w1[MV];
+        #pragma unroll
+        for (int v = 0; v < MV; ++v) { w0[v] = VLOAD(0, wk + v * TM); w1[v] = VLOAD(0, wk + MP + v * TM); }
+        #pragma unroll
+        for (int u = 0; u < RN / 2; ++u) {
+            VEC a = (VEC)(r[col[u]]);
+            #pragma unroll
+            for (int v = 0; v < MV; ++v) {
+                acc[v][2 * u] = fma(w0[v], a, acc[v][2 * u]);
+                acc[v][2 * u + 1] = fma(w1[v], a, acc[v][2 * u + 1]);
             }
         }
+        r += HW;
+        wk += 4 * MP;
     }
+    STORE_ROW_TILE(acc)
 }
 #endif
 
@@ -553,10 +656,10 @@ __kernel void conv2d_bwd_weight_reg(__global const float* dyT, __global const fl
 }
 
 #ifdef RB
-#define SPANB (RB + (KW - 1) * DW)
+#define SPANB ((RB - 1) * SW + (KW - 1) * DW + 1)
 // partial[s][ky·KW + kx][ci][co] = Σ over the rows q = n·OH + oy of split s (ascending) and their
-// columns ox (ascending) of dyT[q·OW + ox][co] · x[n, ci, oy − PH + ky·DH, ox − PW + kx·DW].
-// Stride 1, OW a multiple of RB. Global: (⌈Cin / TN⌉·KH, MP / (TM·MV), splits).
+// columns ox (ascending) of dyT[q·OW + ox][co] · x[n, ci, oy·SH − PH + ky·DH, ox·SW − PW + kx·DW].
+// OW a multiple of RB. Global: (⌈Cin / TN⌉·KH, MP / (TM·MV), splits).
 __kernel void conv2d_bwd_weight_rows(__global const float* dyT, __global const float* x, __global float* partial,
                                      int N, int Cin, int H, int W, int OH, int OW, int MP, int rowsPerSplit) {
     const int ciTiles = (Cin + TN - 1) / TN;
@@ -578,14 +681,15 @@ __kernel void conv2d_bwd_weight_rows(__global const float* dyT, __global const f
     const int q0 = s * rowsPerSplit, q1 = min(N * OH, q0 + rowsPerSplit);
     for (int q = q0; q < q1; ++q) {
         const int n = q / OH, oy = q - n * OH;
-        const int iy = oy - PH + ky * DH;
+        const int iy = oy * SH - PH + ky * DH;
         if (iy < 0 || iy >= H) continue;
         __global const float* xr = x + (size_t)n * Cin * HW + iy * W;
         __global const float* dp = dyT + (size_t)q * OW * MP + m0;
         for (int x0 = 0; x0 < OW; x0 += RB) {
-            const int interior = (x0 - PW >= 0) & (x0 + RB - 1 - PW + (KW - 1) * DW < W);
+            const int sx0 = x0 * SW - PW;
+            const int interior = (sx0 >= 0) & (sx0 + SPANB - 1 < W);
             if (interior) {
-                __global const float* xb = xr + x0 - PW;
+                __global const float* xb = xr + sx0;
                 #pragma unroll
                 for (int p = 0; p < RB; ++p) {
                     VEC d[MV];
@@ -595,7 +699,7 @@ __kernel void conv2d_bwd_weight_rows(__global const float* dyT, __global const f
                     for (int j = 0; j < TN; ++j)
                         #pragma unroll
                         for (int kx = 0; kx < KW; ++kx) {
-                            VEC a = (VEC)(xb[cofs[j] + p + kx * DW]);
+                            VEC a = (VEC)(xb[cofs[j] + p * SW + kx * DW]);
                             #pragma unroll
                             for (int v = 0; v < MV; ++v) acc[v][j][kx] = fma(d[v], a, acc[v][j][kx]);
                         }
@@ -605,7 +709,7 @@ __kernel void conv2d_bwd_weight_rows(__global const float* dyT, __global const f
                 float keep[SPANB];
                 #pragma unroll
                 for (int u = 0; u < SPANB; ++u) {
-                    int sx = x0 - PW + u;
+                    int sx = sx0 + u;
                     keep[u] = ((sx >= 0) & (sx < W)) ? 1.0f : 0.0f;
                     col[u] = clamp(sx, 0, W - 1);
                 }
@@ -618,7 +722,7 @@ __kernel void conv2d_bwd_weight_rows(__global const float* dyT, __global const f
                     for (int j = 0; j < TN; ++j)
                         #pragma unroll
                         for (int kx = 0; kx < KW; ++kx) {
-                            VEC a = (VEC)(xr[cofs[j] + col[p + kx * DW]] * keep[p + kx * DW]);
+                            VEC a = (VEC)(xr[cofs[j] + col[p * SW + kx * DW]] * keep[p * SW + kx * DW]);
                             #pragma unroll
                             for (int v = 0; v < MV; ++v) acc[v][j][kx] = fma(d[v], a, acc[v][j][kx]);
                         }
@@ -636,6 +740,107 @@ __kernel void conv2d_bwd_weight_rows(__global const float* dyT, __global const f
             #pragma unroll
             for (int v = 0; v < MV; ++v)
                 VSTORE(acc[v][j][kx], 0, out + ((size_t)(ky * KW + kx) * CinP + ci0 + j) * MP + v * TM);
+}
+#endif
+
+#ifdef PB
+#define PBVEC XCAT(float, PB)
+#define PBLOAD XCAT(vload, PB)
+#define PBSTORE XCAT(vstore, PB)
+#define SPANX (PB + (KW - 1) * DW)
+// Backward-weight for few output channels (M = MT, a compile-time constant below 16: the spatial-
+// attention 7×7 conv, the 1-channel head), stride 1, reading dy (N, MT, OH, OW) as given (no
+// conv2d_pack_rows, whose channel vectors would be 1/16 used). A work item owns TN input channels
+// from ci0, one kernel row ky and its KW taps, and walks the output rows q = n·OH + oy of split s
+// (ascending) PB pixels at a time: each dy vector (PB pixels of one channel) meets the source row
+// segment of every tap as one unaligned vector load (a zero-padded private copy at the image's
+// edges). The accumulators are PB-pixel vectors, summed over their lanes in ascending lane order at
+// the end: partial[s][ky·KW + kx][ci][co] = Σ_q Σ_lane … (CinP = Cin, MP = MT for the reduce).
+// Global: (⌈Cin / TN⌉·KH, 1, splits).
+__kernel void conv2d_bwd_weight_px(__global const float* dy, __global const float* x, __global float* partial,
+                                   int N, int Cin, int H, int W, int OH, int OW, int rowsPerSplit) {
+    const int ciTiles = (Cin + TN - 1) / TN;
+    const int g0 = get_global_id(0);
+    const int ky = g0 / ciTiles, ci0 = (g0 - ky * ciTiles) * TN;
+    const int s = get_global_id(2);
+    if (ky >= KH) return;
+    const int HW = H * W, OHW = OH * OW;
+    int cofs[TN];
+    #pragma unroll
+    for (int j = 0; j < TN; ++j) cofs[j] = min(ci0 + j, Cin - 1) * HW;
+    PBVEC acc[TN][MT][KW];
+    #pragma unroll
+    for (int j = 0; j < TN; ++j)
+        #pragma unroll
+        for (int mm = 0; mm < MT; ++mm)
+            #pragma unroll
+            for (int kx = 0; kx < KW; ++kx) acc[j][mm][kx] = (PBVEC)(0.0f);
+    const int q0 = s * rowsPerSplit, q1 = min(N * OH, q0 + rowsPerSplit);
+    for (int q = q0; q < q1; ++q) {
+        const int n = q / OH, oy = q - n * OH;
+        const int iy = oy - PH + ky * DH;
+        if (iy < 0 || iy >= H) continue;
+        __global const float* xr = x + (size_t)n * Cin * HW + iy * W;
+        __global const float* dr = dy + (size_t)n * MT * OHW + oy * OW;
+        for (int x0 = 0; x0 < OW; x0 += PB) {
+            PBVEC d[MT];
+            if (x0 + PB <= OW) {
+                #pragma unroll
+                for (int mm = 0; mm < MT; ++mm) d[mm] = PBLOAD(0, dr + mm * OHW + x0);
+            } else {
+                // The row's last, partial block: pixels past OW count as 0.
+                #pragma unroll
+                for (int mm = 0; mm < MT; ++mm) {
+                    float t[PB];
+                    #pragma unroll
+                    for (int u = 0; u < PB; ++u) t[u] = dr[mm * OHW + min(x0 + u, OW - 1)] * (x0 + u < OW ? 1.0f : 0.0f);
+                    d[mm] = PBLOAD(0, t);
+                }
+            }
+            const int sx0 = x0 - PW;
+            if ((sx0 >= 0) & (sx0 + SPANX - 1 < W)) {
+                #pragma unroll
+                for (int j = 0; j < TN; ++j)
+                    #pragma unroll
+                    for (int kx = 0; kx < KW; ++kx) {
+                        PBVEC a = PBLOAD(0, xr + cofs[j] + sx0 + kx * DW);
+                        #pragma unroll
+                        for (int mm = 0; mm < MT; ++mm) acc[j][mm][kx] = fma(d[mm], a, acc[j][mm][kx]);
+                    }
+            } else {
+                #pragma unroll
+                for (int j = 0; j < TN; ++j) {
+                    float t[SPANX];
+                    #pragma unroll
+                    for (int u = 0; u < SPANX; ++u) {
+                        int sx = sx0 + u;
+                        t[u] = xr[cofs[j] + clamp(sx, 0, W - 1)] * (((sx >= 0) & (sx < W)) ? 1.0f : 0.0f);
+                    }
+                    #pragma unroll
+                    for (int kx = 0; kx < KW; ++kx) {
+                        PBVEC a = PBLOAD(0, t + kx * DW);
+                        #pragma unroll
+                        for (int mm = 0; mm < MT; ++mm) acc[j][mm][kx] = fma(d[mm], a, acc[j][mm][kx]);
+                    }
+                }
+            }
+        }
+    }
+    __global float* out = partial + (size_t)s * KH * KW * Cin * MT;
+    #pragma unroll
+    for (int j = 0; j < TN; ++j) {
+        if (ci0 + j >= Cin) break;
+        #pragma unroll
+        for (int kx = 0; kx < KW; ++kx)
+            #pragma unroll
+            for (int mm = 0; mm < MT; ++mm) {
+                float t[PB];
+                PBSTORE(acc[j][mm][kx], 0, t);
+                float sum = 0.0f;
+                for (int u = 0; u < PB; ++u) sum += t[u];
+                out[((size_t)(ky * KW + kx) * Cin + ci0 + j) * MT + mm] = sum;
+            }
+    }
 }
 #endif
 

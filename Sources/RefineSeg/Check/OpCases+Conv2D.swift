@@ -134,8 +134,15 @@ extension OpCases {
         conv([1, 12, 5, 24], [16, 12, 3, 3], Conv2DParams(padding: 2, dilation: 2))
         conv([1, 512, 5, 7], [3, 512, 3, 3], Conv2DParams(padding: 1))
         conv([1, 3, 5, 7], [512, 3, 1, 1], Conv2DParams(), bias: true)
+        // conv2d_rows_reg at stride 2 (forward) and conv2d_bwd_weight_rows at stride 2 (OW = 16: two
+        // 8-pixel blocks, edge and interior), with and without dilation, one and two channel vectors.
+        conv([1, 3, 13, 31], [16, 3, 3, 3], Conv2DParams(stride: 2, padding: 1), bias: true)
+        conv([1, 4, 13, 31], [33, 4, 3, 3], Conv2DParams(stride: 2, padding: 2, dilation: 2))
         for (x, w, b) in [(Shape([3, 5, 7, 13]), Shape([5, 4, 2, 2]), true), ([1, 1, 1, 1], [1, 3, 2, 2], true),
-                          ([1, 3, 13, 31], [3, 7, 2, 2], false), ([3, 19, 5, 3], [19, 37, 2, 2], true)] {
+                          ([1, 3, 13, 31], [3, 7, 2, 2], false), ([3, 19, 5, 3], [19, 37, 2, 2], true),
+                          // conv2d_rows_up (forward), conv2d_rows_reg at stride 2 (backward-data) and
+                          // conv2d_bwd_weight_rows at stride 2 (input W a multiple of 8), one and two channel vectors.
+                          ([2, 16, 3, 8], [16, 17, 2, 2], true), ([1, 33, 2, 16], [33, 16, 2, 2], false)] {
             specs.append(ConvLayerSpec("", .convTranspose2x2, input: x, weight: w, bias: b))
         }
         for x in [Shape([3, 5, 7, 13]), [1, 3, 13, 31], [1, 1, 2, 2], [3, 7, 33, 17], [1, 2, 3, 3]] {

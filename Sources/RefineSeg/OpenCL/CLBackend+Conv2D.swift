@@ -53,11 +53,20 @@ extension CLBackend: ConvOps {
         return ctx.info.prefersLocalMemory ? "lmem" : "rows"
     }
 
-    /// Whether conv2d_rows_reg computes this pass: stride 1 (backward-data: also "same" padding, so
-    /// that it is the forward conv with the flipped kernel), and at least 16 output channels so
-    /// that its channel vectors are full.
-    private func rowsApplies(_ g: Conv2DGeometry, backwardData: Bool) -> Bool {
-        (backwardData ? g.cin : g.cout) >= 16 && rowGeometry(g, backwardData: backwardData)
+    /// The row-tile kernel that computes this pass on CPU devices, if one does: at least 16 output
+    /// channels (so that the channel vectors are full), and conv2d_rows_reg for any forward conv and
+    /// the backward-data of a stride-1 "same" conv (the forward conv with the flipped kernel), or
+    /// conv2d_rows_up for the backward-data of a 2×2 stride-2 conv without padding (the transposed 2×2
+    /// conv's forward).
+    private func rowsKernel(_ g: Conv2DGeometry, backwardData: Bool) -> String? {
+        guard (backwardData ? g.cin : g.cout) >= 16 else { return nil }
+        if !backwardData || rowGeometry(g, backwardData: true) { return "conv2d_rows_reg" }
+        let p = g.params
+        if g.kh == 2, g.kw == 2, p.strideH == 2, p.strideW == 2, p.padH == 0, p.padW == 0, p.dilationH == 1, p.dilationW == 1,
+           g.h == 2 * g.oh, g.w == 2 * g.ow {
+            return "conv2d_rows_up"
+        }
+        return nil
     }
 
     /// Stride 1 (backward-data: and "same" padding, so that it is the forward conv with the flipped kernel).
@@ -100,7 +109,8 @@ extension CLBackend: ConvOps {
         let (dstH, dstW) = (dstShape[2], dstShape[3])
         let pixels = g.n * dstH * dstW
         var variant = convVariant
-        if variant == "rows" && !rowsApplies(g, backwardData: backwardData) { variant = "reg" }
+        let rowsName = rowsKernel(g, backwardData: backwardData)
+        if variant == "rows" && rowsName == nil { variant = "reg" }
         if variant == "reg" && convVariant == "rows" && m < 16 && rowGeometry(g, backwardData: backwardData) {
             return try pixelRows(g, source: source, weight: weight, bias: bias, backwardData: backwardData,
                                  activation: activation, op: op)
@@ -127,13 +137,15 @@ extension CLBackend: ConvOps {
             } }
             candidates = Array(list.prefix(5))
         }
-        // Packed weights: rows needs channel-major order and MP a multiple of MV·TM (32 covers every candidate).
+        // Packed weights: rows needs channel-major order and MP a multiple of MV·TM (32 covers every
+        // candidate); conv2d_rows_reg runs backward-data with the flipped kernel, conv2d_rows_up without.
         let rows = variant == "rows"
         let mp = rows ? (m + 31) / 32 * 32 : (m + 15) / 16 * 16
         let packed = try empty([g.kh * g.kw, cs, mp], op: op)
+        let transpose = backwardData ? (rows && rowsName == "conv2d_rows_reg" ? 2 : 1) : 0
         try run("conv2d_pack_weights", file: "conv2d",
                 [.tensor(weight), .tensor(packed), .int(cs), .int(m), .int(mp), .int(g.kh * g.kw),
-                 .int(backwardData ? (rows ? 2 : 1) : 0), .int(rows ? 1 : 0)],
+                 .int(transpose), .int(rows ? 1 : 0)],
                 global: [mp, g.kh * g.kw * cs])
         let dst = try empty(dstShape, op: op)
         let biasArg = bias ?? packed          // never read when HAS_BIAS is 0
@@ -151,11 +163,12 @@ extension CLBackend: ConvOps {
                         args, global: [(m + c.tsm - 1) / c.tsm * rtsm, (pixels + c.tsn - 1) / c.tsn * rtsn], local: [rtsm, rtsn], flops: g.flops)
             case "rows":
                 // An explicit work-group size: with the one PoCL picks (up to 4096 items) its work-group
-                // function can overflow the worker's stack for tiles this large.
+                // function can overflow the worker's stack for tiles this large. Only the channel tiles
+                // that hold real channels are launched (MP may be padded past them).
                 let rowTiles = g.n * dstH * ((dstW + c.tn - 1) / c.tn)
-                try run("conv2d_rows_reg", file: "conv2d", options: geometry + " -DTM=\(c.tm) -DMV=\(c.mv) -DRN=\(c.tn)",
-                        args, global: [rowTiles, mp / (c.tm * c.mv)], local: [Self.largestDivisor(of: rowTiles, atMost: 64), 1],
-                        flops: g.flops)
+                try run(rowsName ?? "conv2d_rows_reg", file: "conv2d", options: geometry + " -DTM=\(c.tm) -DMV=\(c.mv) -DRN=\(c.tn)",
+                        args, global: [rowTiles, (m + c.tm * c.mv - 1) / (c.tm * c.mv)],
+                        local: [Self.largestDivisor(of: rowTiles, atMost: 64), 1], flops: g.flops)
             default:
                 try run("conv2d_igemm_reg", file: "conv2d", options: geometry + " -DTM=\(c.tm) -DTN=\(c.tn)",
                         args, global: [(pixels + c.tn - 1) / c.tn, (m + c.tm - 1) / c.tm], flops: g.flops)
@@ -202,12 +215,17 @@ extension CLBackend: ConvOps {
         if convVariant == "lmem" { return try backwardWeightLocalMemory(g, dy: dy, x: x, op: op) }
         let pixels = g.n * g.oh * g.ow
         let taps = g.kh * g.kw
-        // conv2d_bwd_weight_rows: CPU devices, stride 1, rows of whole 8-pixel blocks, full channel vectors.
-        let rows = convVariant == "rows" && g.params.strideH == 1 && g.params.strideW == 1 && g.ow % 8 == 0 && g.cout >= 16
+        if convVariant == "rows" && g.params.strideH == 1 && g.params.strideW == 1 && g.cout < 16 && g.cout * g.kw <= 32 {
+            return try pixelBackwardWeight(g, dy: dy, x: x, op: op)
+        }
+        // conv2d_bwd_weight_rows: CPU devices, rows of whole 8-pixel blocks, full channel vectors.
+        let rows = convVariant == "rows" && g.ow % 8 == 0 && g.cout >= 16
         let mp = rows && g.cout > 16 ? (g.cout + 31) / 32 * 32 : (g.cout + 15) / 16 * 16
         let dyRows = try empty([pixels, mp], op: op)
-        try run("conv2d_pack_rows", file: "conv2d", [.tensor(dy), .tensor(dyRows), .int(g.cout), .int(mp), .int(g.oh * g.ow), .int(pixels)],
-                global: [mp, pixels])
+        // CPU devices: 16 × 16 blocks (contiguous reads and writes; GPUs pack one element per work item).
+        try run("conv2d_pack_rows16", file: "conv2d",
+                [.tensor(dy), .tensor(dyRows), .int(g.cout), .int(mp), .int(g.oh * g.ow), .int(pixels)],
+                global: [mp / 16, (pixels + 15) / 16])
         let units = max(ctx.info.computeUnits, 1)
         var candidates = [ConvKernelConfig]()
         if rows {
@@ -248,7 +266,7 @@ extension CLBackend: ConvOps {
                         options: geometryOptions(g) + " -DTM=\(c.tm) -DTN=\(c.tn) -DMV=\(c.mv) -DRB=8",
                         [.tensor(dyRows), .tensor(x), .tensor(partial), .int(g.n), .int(g.cin), .int(g.h), .int(g.w),
                          .int(g.oh), .int(g.ow), .int(mp), .int(c.chunk)],
-                        global: [ciTiles * g.kh, mp / (c.tm * c.mv), splits],
+                        global: [ciTiles * g.kh, (g.cout + c.tm * c.mv - 1) / (c.tm * c.mv), splits],
                         local: [Self.largestDivisor(of: ciTiles * g.kh, atMost: 8), 1, 1], flops: g.flops)
                 try run("conv2d_bwd_weight_reduce", file: "conv2d",
                         [.tensor(partial), .tensor(dw), .int(g.cout), .int(g.cin), .int(ciTiles * c.tn), .int(mp), .int(taps), .int(splits)],
@@ -310,6 +328,46 @@ extension CLBackend: ConvOps {
                     global: [g.cout * k2])
         }
         let config = try CLTuner.shared.choose(key: tuningKey(.backwardWeights, g, variant: "lmem"), candidates: candidates,
+                                               deviceDefault: tunesByDefault) { c in
+            try timeDevice { try launch(c) }
+        }
+        try launch(config)
+        return dw
+    }
+
+    /// conv2d_bwd_weight_px: fewer than 16 output channels, stride 1, dy read as given (no packing);
+    /// a work item owns TN input channels × one kernel row × its KW taps over the rows of a split.
+    private func pixelBackwardWeight(_ g: Conv2DGeometry, dy: Tensor, x: Tensor, op: String) throws -> Tensor {
+        let taps = g.kh * g.kw
+        let pb = g.ow >= 16 ? 16 : (g.ow >= 8 ? 8 : 4)
+        // TN input channels so that TN·Cout·KW accumulators stay within a budget of 16 or 28 vectors.
+        func tn(_ budget: Int) -> Int {
+            [16, 8, 4, 2, 1].first { $0 <= max(1, g.cin.nextPowerOfTwo) && $0 * g.cout * g.kw <= budget } ?? 1
+        }
+        let units = max(ctx.info.computeUnits, 1)
+        let qRows = g.n * g.oh
+        var candidates = [ConvKernelConfig]()
+        for t in [tn(16), tn(28)] where !candidates.contains(where: { $0.tn == t }) {
+            let tiles = (g.cin + t - 1) / t * g.kh
+            let wanted = max(1, (8 * units + tiles - 1) / tiles)
+            candidates.append(ConvKernelConfig(variant: "pxw", tm: pb, tn: t, chunk: max(1, (qRows + wanted - 1) / wanted)))
+        }
+        let dw = try empty(g.weightShape, op: op)
+        func launch(_ c: ConvKernelConfig) throws {
+            let ciTiles = (g.cin + c.tn - 1) / c.tn
+            let splits = (qRows + c.chunk - 1) / c.chunk
+            let partial = try empty([splits, taps, g.cin, g.cout], op: op)
+            try run("conv2d_bwd_weight_px", file: "conv2d",
+                    options: geometryOptions(g) + " -DMT=\(g.cout) -DTN=\(c.tn) -DPB=\(c.tm)",
+                    [.tensor(dy), .tensor(x), .tensor(partial), .int(g.n), .int(g.cin), .int(g.h), .int(g.w),
+                     .int(g.oh), .int(g.ow), .int(c.chunk)],
+                    global: [ciTiles * g.kh, 1, splits], local: [Self.largestDivisor(of: ciTiles * g.kh, atMost: 8), 1, 1],
+                    flops: g.flops)
+            try run("conv2d_bwd_weight_reduce", file: "conv2d",
+                    [.tensor(partial), .tensor(dw), .int(g.cout), .int(g.cin), .int(g.cin), .int(g.cout), .int(taps), .int(splits)],
+                    global: [g.cout * g.cin * taps])
+        }
+        let config = try CLTuner.shared.choose(key: tuningKey(.backwardWeights, g, variant: "pxw"), candidates: candidates,
                                                deviceDefault: tunesByDefault) { c in
             try timeDevice { try launch(c) }
         }

@@ -2,8 +2,9 @@ import Foundation
 
 /// Kernel choice and tile sizes of one convolution pass; the tuner's unit of search.
 struct ConvKernelConfig: Codable, Hashable, Sendable, CustomStringConvertible {
-    /// "reg" (register tiles, CPU devices), "rows" (stride-1 row tiles, CPU devices), "px"
-    /// (stride-1 pixel vectors for few output channels, CPU devices) or "lmem" (local-memory tiles, GPU devices).
+    /// "reg" (register tiles, CPU devices), "rows" (row tiles, CPU devices), "px" (stride-1 pixel
+    /// vectors for few output channels, CPU devices), "pxw" (their backward-weight: tm = pixels per
+    /// vector, tn = input channels per work item) or "lmem" (local-memory tiles, GPU devices).
     var variant: String
     /// reg, rows: channel vector width (4, 8, 16) and pixels (or input channels) per work item.
     var tm: Int = 8
@@ -21,6 +22,7 @@ struct ConvKernelConfig: Codable, Hashable, Sendable, CustomStringConvertible {
         case "lmem": text = "lmem \(tsm)x\(tsn)x\(tsk)/\(wptm)x\(wptn)"
         case "rows": text = "rows tm\(tm)x\(mv) rn\(tn)"
         case "px": text = "px pv\(tn)"
+        case "pxw": text = "pxw pb\(tm) tn\(tn)"
         default: text = "reg tm\(tm) tn\(tn)"
         }
         if chunk > 0 { text += " chunk\(chunk)" }
