@@ -296,7 +296,7 @@ extension CLBackend: ConvOps {
     /// Backward-weight on devices that prefer local memory: conv2d_bwd_weight_lmem over splits of
     /// the N·OH·OW pixels (enough work-groups for 4 per compute unit), then the fixed-order sum over
     /// the splits. Candidates: co tile 16/32/64 (the smallest that holds Cout), j tile 64 or 32, the
-    /// default split length or 4× it; with tuning off, the first.
+    /// default split length or 4× it; with tuning off, the first (j tile 32 when Cin·taps ≤ 32, else 64).
     private func backwardWeightLocalMemory(_ g: Conv2DGeometry, dy: Tensor, x: Tensor, op: String) throws -> Tensor {
         let pixels = g.n * g.oh * g.ow, k2 = g.cin * g.kh * g.kw, tsk = 16
         let mp = (g.cout + 15) / 16 * 16
@@ -310,7 +310,9 @@ extension CLBackend: ConvOps {
             return max(4 * tsk, (pixels + splits - 1) / splits + tsk - 1) / tsk * tsk
         }
         var candidates = [ConvKernelConfig]()
-        for tsn in [64, 32] {
+        // A 32-wide j tile first where Cin·taps fits in it (less padding: small layers, and
+        // Oclgrind, which runs the first candidate).
+        for tsn in k2 <= 32 ? [32, 64] : [64, 32] {
             let c = chunk(tsn: tsn)
             candidates.append(ConvKernelConfig(variant: "lmem", tsm: tsm, tsn: tsn, chunk: c))
             if c * 4 < pixels { candidates.append(ConvKernelConfig(variant: "lmem", tsm: tsm, tsn: tsn, chunk: c * 4)) }
