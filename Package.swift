@@ -58,6 +58,7 @@ let package = Package(
                     // Golden values written by scripts/*.py, read from the source tree (TestSupport.fixture).
                     exclude: ["Fixtures"]),
     ],
-    // Swift 5 language mode: moving to Swift 6 (strict concurrency) is a larger change (issue 19).
-    swiftLanguageModes: [.v5]
+    // Swift 6 language mode: strict concurrency checking is on; shared state is Sendable, locked
+    // (`@unchecked Sendable` with the lock named) or a `nonisolated(unsafe)` global with its reason.
+    swiftLanguageModes: [.v6]
 )

@@ -54,7 +54,8 @@ enum Fixtures {
 }
 
 /// A running `refineseg` child process whose stdout and stderr are collected in the background.
-final class CLIProcess {
+/// `@unchecked Sendable`: the reader threads touch only the pipes and `outData`/`errData` (under `lock`).
+final class CLIProcess: @unchecked Sendable {
     let process = Process()
     private let outPipe = Pipe(), errPipe = Pipe()
     private let lock = NSLock()

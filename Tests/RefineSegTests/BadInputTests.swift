@@ -11,12 +11,12 @@ import XCTest
 final class BadInputTests: XCTestCase {
     /// One row: `make` builds the broken input under `root` and returns the arguments; the
     /// command must write nothing under `root/out`.
-    struct Row {
+    struct Row: Sendable {
         var name: String
         var expect: [String]
         /// Commands that report progress per image (annotate) may print it before the error line.
         var progress = false
-        var make: (URL) throws -> [String]
+        var make: @Sendable (URL) throws -> [String]
     }
 
     static let tiny = ["--device", "cpu", "--width", "4", "--size", "32", "--batch", "2", "--epochs", "1"]

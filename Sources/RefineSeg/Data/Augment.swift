@@ -36,7 +36,8 @@ func augmentedCrop(_ s: Sample, size: Int, rng: inout SeededRandom) -> (image: [
 }
 
 /// Batches of one epoch in a seeded order, made on a background thread ahead of the device.
-public final class BatchLoader {
+/// `@unchecked Sendable`: `queue` and `finished` are only touched with `condition` locked.
+public final class BatchLoader: @unchecked Sendable {
     private let condition = NSCondition()
     private var queue: [Batch] = []
     private var finished = false
@@ -67,7 +68,7 @@ public final class BatchLoader {
 
     /// Produces the batches `plan` lists (indices into `samples`), in order, on a background thread.
     private init(samples: [Sample], size: Int, seed: UInt64, capacity: Int, augmentation: SegmentationAugmentation?,
-                 plan: @escaping (inout SeededRandom) -> [[Int]]) {
+                 plan: @escaping @Sendable (inout SeededRandom) -> [[Int]]) {
         self.capacity = capacity
         let thread = Thread { [self] in
             var rng = SeededRandom(seed: seed)

@@ -75,8 +75,8 @@ public final class MPILibrary {
         barrier = try fn("MPI_Barrier", CommFn.self); abort = try fn("MPI_Abort", AbortFn.self)
     }
 
-    /// `MPI_IN_PLACE` in Open MPI.
-    static let inPlace = UnsafeRawPointer(bitPattern: 1)
+    /// `MPI_IN_PLACE` in Open MPI (a constant address, never written through: safe to share).
+    nonisolated(unsafe) static let inPlace = UnsafeRawPointer(bitPattern: 1)
 }
 
 /// The process group of a data-parallel job: rank, size and the few collectives RefineSeg uses

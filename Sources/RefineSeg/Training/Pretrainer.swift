@@ -1,7 +1,7 @@
 import Foundation
 
 /// Settings of a Barlow Twins pre-training run (RUN/config.json).
-public struct PretrainConfig: Codable, Equatable {
+public struct PretrainConfig: Codable, Equatable, Sendable {
     public var data: String
     public var out: String
     public var epochs: Int = 50

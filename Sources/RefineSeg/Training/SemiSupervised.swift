@@ -21,7 +21,7 @@ import Foundation
 /// Deterministic for a seed: the unlabelled batches and their augmentation come from the run's
 /// seed and epoch. A run without unlabelled images (100 % labels) trains as plain supervised.
 public final class MeanTeacher {
-    public struct Settings: Codable, Equatable {
+    public struct Settings: Codable, Equatable, Sendable {
         /// Confidence threshold τ of the hard pseudo-labels.
         public var threshold: Double = 0.9
         /// Weight λ of the unlabelled loss (after the ramp-up).

@@ -3,7 +3,7 @@ import Foundation
 /// The label-fraction study: for each fraction and seed, (a) from scratch without the
 /// lesion-aware loss, (b) from scratch with it, (c) from the Barlow Twins encoder with it,
 /// (d) from scratch with the semi-supervised mean teacher (`MeanTeacher`).
-public struct StudySettings: Codable, Equatable {
+public struct StudySettings: Codable, Equatable, Sendable {
     public var data: String
     public var out: String
     public var fractions: [Double] = [0.05, 0.1, 0.2, 0.5, 1.0]
@@ -54,7 +54,7 @@ public struct StudyResult: Codable {
     public var metrics: MetricSummary
 }
 
-public enum StudyVariant: String, CaseIterable, Codable {
+public enum StudyVariant: String, CaseIterable, Codable, Sendable {
     case scratch = "scratch"
     case scratchLAC = "scratch+lac"
     case barlowTwinsLAC = "bt+lac"

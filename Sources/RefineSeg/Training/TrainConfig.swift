@@ -1,7 +1,7 @@
 import Foundation
 
 /// Every setting of a training run; written to RUN/config.json.
-public struct TrainConfig: Codable, Equatable {
+public struct TrainConfig: Codable, Equatable, Sendable {
     public var data: String
     public var format: String = "folder"
     /// BraTS modalities used as channels (nil: all four).
