@@ -35,6 +35,8 @@ public struct Launcher: Equatable, Sendable {
 /// The process group of this run: nil for a plain (single-process) start. Started once, by the
 /// first command that asks, and finalised at exit.
 public enum Distributed {
+    // Written only by `start()`, which the command calls on its own thread before training starts
+    // any other; read-only afterwards.
     nonisolated(unsafe) private static var started = false
     nonisolated(unsafe) private static var world: Communicator?
 
@@ -84,6 +86,8 @@ public enum Distributed {
         if let old { old.0.deallocate() }
     }
 
+    // Set by `setTerminationNote` on the training thread; the SIGTERM handler only reads it (the old
+    // buffer is freed after the new one is in place).
     nonisolated(unsafe) static var terminationMessage: (UnsafePointer<UInt8>, Int)?
 
     /// On SIGTERM (what mpirun and srun send the remaining ranks when one dies) each rank

@@ -111,7 +111,10 @@ final class CLContext {
     private var kernels: [String: cl_kernel] = [:]
     private var profiling = false
     /// Contexts alive in this process (a test checks that creating and dropping backends leaves none behind).
-    nonisolated(unsafe) private(set) static var live = 0
+    static var live: Int { liveLock.withLock { liveCount } }
+    private static let liveLock = NSLock()
+    /// Only touched with `liveLock` held (a context may go away on any thread).
+    nonisolated(unsafe) private static var liveCount = 0
     private var pending: [(name: String, event: cl_event, flops: Double?, bytes: Int)] = []
 
     init(device requested: Int?) throws {
@@ -132,7 +135,7 @@ final class CLContext {
         }
         queue = q
         pool = CLBufferPool(context: ctx, maxAllocationBytes: entry.info.maxAllocationBytes)
-        Self.live += 1
+        Self.liveLock.withLock { Self.liveCount += 1 }
     }
 
     /// Waits for queued work, then releases what this context created: profiling events, upload
@@ -147,7 +150,7 @@ final class CLContext {
         pool.close()
         clReleaseCommandQueue(queue)
         clReleaseContext(context)
-        Self.live -= 1
+        Self.liveLock.withLock { Self.liveCount -= 1 }
     }
 
     // MARK: programs

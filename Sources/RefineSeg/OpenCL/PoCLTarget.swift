@@ -100,6 +100,7 @@ public enum PoCLTarget {
     }
 
     private static let lock = NSLock()
+    // Both only touched with `lock` held.
     nonisolated(unsafe) private static var decision: Decision?
     nonisolated(unsafe) private static var reported = false
 

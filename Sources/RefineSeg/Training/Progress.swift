@@ -37,6 +37,7 @@ public func formatDuration(_ seconds: Double) -> String {
 }
 
 /// Set by SIGINT (Ctrl-C); training loops poll it and stop after writing a checkpoint.
+/// `nonisolated(unsafe)`: a `sig_atomic_t` flag written by the signal handler, C's one safe pattern.
 nonisolated(unsafe) public var interruptRequested: sig_atomic_t = 0
 
 /// Routes Ctrl-C to `interruptRequested` (a second Ctrl-C kills the process as usual).
