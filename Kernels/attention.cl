@@ -144,8 +144,9 @@ __kernel void channel_mean_max(__global const float* x, __global float* y, int N
 }
 
 // dx: dy_mean/C everywhere, + dy_max at the first maximal channel.   same launch
-__kernel void channel_mean_max_backward(__global const float* dy, __global const float* x, __global float* dx,
-                                        int N, int C, int HW) {
+// With accumulate = 1, prior (like dx) is added to every value (a gradient that already reached x).
+__kernel void channel_mean_max_backward(__global const float* dy, __global const float* x, __global const float* prior,
+                                        __global float* dx, int N, int C, int HW, int accumulate) {
     int n = get_global_id(1);
     int lo = get_global_id(0) * CM_SPAN, hi = min(lo + CM_SPAN, HW);
     __global const float* px = x + (size_t)n * C * HW;
@@ -163,14 +164,21 @@ __kernel void channel_mean_max_backward(__global const float* dy, __global const
             best = select(best, (int8)(c), take);
         }
         float8 share = vload8(0, dm + p) / (float)C, g = vload8(0, dmax + p);
-        for (int c = 0; c < C; ++c) vstore8(share + select((float8)(0.0f), g, best == c), 0, q + (size_t)c * HW + p);
+        for (int c = 0; c < C; ++c) {
+            float8 v = share + select((float8)(0.0f), g, best == c);
+            if (accumulate) v += vload8(0, prior + ((size_t)n * C + c) * HW + p);
+            vstore8(v, 0, q + (size_t)c * HW + p);
+        }
     }
     for (; p < hi; p++) {
         int b = 0;
         float bv = px[p];
         for (int c = 1; c < C; ++c) { float v = px[(size_t)c * HW + p]; if (v > bv) { bv = v; b = c; } }
         float share = dm[p] / (float)C, g = dmax[p];
-        for (int c = 0; c < C; ++c) q[(size_t)c * HW + p] = c == b ? share + g : share;
+        for (int c = 0; c < C; ++c) {
+            float v = c == b ? share + g : share;
+            q[(size_t)c * HW + p] = accumulate ? v + prior[((size_t)n * C + c) * HW + p] : v;
+        }
     }
 }
 
@@ -206,17 +214,25 @@ __kernel void channel_descriptors(__global const float* x, __global float* d, __
 // dx from the stacked descriptors' gradient: dMean/HW everywhere, + dMax at the saved arg-max.
 // 2-D: (span of SPAN values, plane).
 // SPAN: -D from OpenCL/KernelConstants.swift (the host uses it too).
-__kernel void channel_descriptors_backward(__global const float* dd, __global const float* argmax, __global float* dx,
-                                           int NC, int HW) {
+// With accumulate = 1, prior (like dx) is added to every value (a gradient that already reached x).
+__kernel void channel_descriptors_backward(__global const float* dd, __global const float* argmax, __global const float* prior,
+                                           __global float* dx, int NC, int HW, int accumulate) {
     int nc = get_global_id(1);
     int lo = get_global_id(0) * SPAN, hi = min(lo + SPAN, HW);
     float share = dd[nc] / (float)HW, g = dd[NC + nc];
     int top = (int)argmax[nc];
     __global float* q = dx + (size_t)nc * HW;
     int i = lo;
-    for (; i + 8 <= hi; i += 8) vstore8((float8)(share), 0, q + i);
-    for (; i < hi; i++) q[i] = share;
-    if (top >= lo && top < hi) q[top] = share + g;
+    if (accumulate) {
+        __global const float* pr = prior + (size_t)nc * HW;
+        for (; i + 8 <= hi; i += 8) vstore8((float8)(share) + vload8(0, pr + i), 0, q + i);
+        for (; i < hi; i++) q[i] = share + pr[i];
+        if (top >= lo && top < hi) q[top] = (share + g) + pr[top];
+    } else {
+        for (; i + 8 <= hi; i += 8) vstore8((float8)(share), 0, q + i);
+        for (; i < hi; i++) q[i] = share;
+        if (top >= lo && top < hi) q[top] = share + g;
+    }
 }
 
 inline float gate_of(__global const float* l, int NC, int nc) { return 1.0f / (1.0f + exp(-(l[nc] + l[NC + nc]))); }
@@ -321,8 +337,8 @@ __kernel void channel_mean_max_pix(__global const float* x, __global float* y, i
     y[(size_t)(n * 2 + 1) * HW + p] = bv;
 }
 
-__kernel void channel_mean_max_backward_pix(__global const float* dy, __global const float* x, __global float* dx,
-                                            int N, int C, int HW) {
+__kernel void channel_mean_max_backward_pix(__global const float* dy, __global const float* x, __global const float* prior,
+                                            __global float* dx, int N, int C, int HW, int accumulate) {
     int p = get_global_id(0), n = get_global_id(1);
     if (p >= HW) return;
     __global const float* px = x + (size_t)n * C * HW + p;
@@ -331,7 +347,10 @@ __kernel void channel_mean_max_backward_pix(__global const float* dy, __global c
     float bv = px[0];
     for (int c = 1; c < C; ++c) { float v = px[(size_t)c * HW]; if (v > bv) { bv = v; b = c; } }
     float share = dy[(size_t)(n * 2) * HW + p] / (float)C, g = dy[(size_t)(n * 2 + 1) * HW + p];
-    for (int c = 0; c < C; ++c) q[(size_t)c * HW] = c == b ? share + g : share;
+    for (int c = 0; c < C; ++c) {
+        float v = c == b ? share + g : share;
+        q[(size_t)c * HW] = accumulate ? v + prior[((size_t)n * C + c) * HW + p] : v;
+    }
 }
 
 __kernel void pixel_gate_add_relu_pix(__global const float* x, __global const float* gate, __global const float* r,
@@ -435,11 +454,14 @@ __kernel void channel_gate_pix(__global const float* x, __global const float* l,
     y[at] = x[at] * gate_of(l, NC, nc);
 }
 
-// dx = dMean/HW everywhere, + dMax at the saved arg-max, one item per value (channel_descriptors_backward's GPU layout).
-__kernel void channel_descriptors_backward_pix(__global const float* dd, __global const float* argmax, __global float* dx,
-                                               int NC, int HW) {
+// dx = dMean/HW everywhere, + dMax at the saved arg-max, one item per value (channel_descriptors_backward's GPU layout),
+// + prior (like dx) with accumulate = 1.
+__kernel void channel_descriptors_backward_pix(__global const float* dd, __global const float* argmax, __global const float* prior,
+                                               __global float* dx, int NC, int HW, int accumulate) {
     int p = get_global_id(0), nc = get_global_id(1);
     if (p >= HW) return;
     float share = dd[nc] / (float)HW;
-    dx[(size_t)nc * HW + p] = p == (int)argmax[nc] ? share + dd[NC + nc] : share;
+    float v = p == (int)argmax[nc] ? share + dd[NC + nc] : share;
+    size_t at = (size_t)nc * HW + p;
+    dx[at] = accumulate ? v + prior[at] : v;
 }

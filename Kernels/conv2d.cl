@@ -59,6 +59,8 @@
 //
 // Geometry macros (compile-time, so index arithmetic folds): KH KW SH SW PH PW DH DW.
 // Tiles: TM (4, 8 or 16: the vector width), TN; TSM TSN TSK WPTM WPTN for the lmem variant.
+// ACCUM (backward-data only, where HAS_BIAS is 0) adds a prior gradient shaped like dst, passed in the
+// bias slot, to every output (x feeding several layers: no separate add).
 // HAS_BIAS adds bias[m] to the output channel m; then ACT (forward only) applies an activation
 // to every output in the store: 0 none, 1 ReLU, 2 sigmoid (NormActivation's raw values; the eval
 // path of a ConvBN layer whose batch norm is folded into the weights).
@@ -93,12 +95,21 @@
 #ifndef ACT
 #define ACT 0
 #endif
+#ifndef ACCUM
+#define ACCUM 0
+#endif
 #if ACT == 1
 #define CONV_ACT(v) fmax((v), 0.0f)
 #elif ACT == 2
 #define CONV_ACT(v) (1.0f / (1.0f + exp(-(v))))
 #else
 #define CONV_ACT(v) (v)
+#endif
+// The value stored at dst[o]: the prior added (ACCUM), then the activation.
+#if ACCUM
+#define CONV_OUT(v, o) CONV_ACT((v) + bias[o])
+#else
+#define CONV_OUT(v, o) CONV_ACT(v)
 #endif
 
 #define CAT(a, b) a##b
@@ -267,7 +278,8 @@ __kernel void conv2d_igemm_reg(__global const float* src, __global const float* 
 #if HAS_BIAS
             t[mm] += bias[m0 + mm];
 #endif
-            dst[((size_t)n * M + m0 + mm) * dstHW + r] = CONV_ACT(t[mm]);
+            size_t oi = ((size_t)n * M + m0 + mm) * dstHW + r;
+            dst[oi] = CONV_OUT(t[mm], oi);
         }
     }
 }
@@ -276,7 +288,8 @@ __kernel void conv2d_igemm_reg(__global const float* src, __global const float* 
 // Source columns one output-row segment reads: RN pixels SW apart, KW taps DW apart.
 #define SPAN ((RN - 1) * SW + (KW - 1) * DW + 1)
 // STORE_ROW_TILE stores acc[MV][RN] (MV vectors of TM channels from m0, RN pixels of output row oy
-// from x0) into dst (N, M, OH, OW), adding bias[m] when HAS_BIAS, then CONV_ACT; pixels past OW and
+// from x0) into dst (N, M, OH, OW), adding bias[m] when HAS_BIAS, then CONV_OUT (the prior with ACCUM,
+// the activation); pixels past OW and
 // channels past M are dropped.
 #if HAS_BIAS
 #define ROWS_BIAS(t, m) t += bias[m]
@@ -298,11 +311,12 @@ __kernel void conv2d_igemm_reg(__global const float* src, __global const float* 
                 if (m >= M) break;                                                                 \
                 float bm = 0.0f;                                                                   \
                 ROWS_BIAS(bm, m);                                                                  \
-                __global float* d = dst + ((size_t)n * M + m) * OHW + oy * OW + x0;                \
+                const size_t base = ((size_t)n * M + m) * OHW + oy * OW + x0;                     \
+                __global float* d = dst + base;                                                    \
                 if (run == RN) {                                                                   \
-                    _Pragma("unroll") for (int j = 0; j < RN; ++j) d[j] = CONV_ACT(t[v][j][mm] + bm); \
+                    _Pragma("unroll") for (int j = 0; j < RN; ++j) d[j] = CONV_OUT(t[v][j][mm] + bm, base + j); \
                 } else {                                                                           \
-                    for (int j = 0; j < run; ++j) d[j] = CONV_ACT(t[v][j][mm] + bm);               \
+                    for (int j = 0; j < run; ++j) d[j] = CONV_OUT(t[v][j][mm] + bm, base + j);     \
                 }                                                                                  \
             }                                                                                      \
         }                                                                                          \
@@ -525,6 +539,16 @@ __kernel void conv2d_rows_px(__global const float* src, __global const float* w,
 #if HAS_BIAS
         o += (PVEC)(bias[mm]);
 #endif
+#if ACCUM
+        __global const float* pr = bias + ((size_t)n * M + mm) * OHW + oy * OW + x0;
+        if (x0 + PV <= OW) o += PLOAD(0, pr);
+        else {
+            float t[PV];
+            PSTORE(o, 0, t);
+            for (int j = 0; j < OW - x0; ++j) t[j] += pr[j];
+            o = PLOAD(0, t);
+        }
+#endif
         o = CONV_ACT(o);
         __global float* d = dst + ((size_t)n * M + mm) * OHW + oy * OW + x0;
         if (x0 + PV <= OW) PSTORE(o, 0, d);
@@ -596,7 +620,8 @@ __kernel void conv2d_igemm_lmem(__global const float* src, __global const float*
 #if HAS_BIAS
             v += bias[m];
 #endif
-            dst[((size_t)n * M + m) * dstHW + r] = CONV_ACT(v);
+            size_t oi = ((size_t)n * M + m) * dstHW + r;
+            dst[oi] = CONV_OUT(v, oi);
         }
     }
 }

@@ -25,9 +25,10 @@ __kernel void max_pool2x2_fwd(__global const float* x, __global float* y, int H,
     y[((size_t)pl * OH + oy) * OW + ox] = plane[first_max(plane, W, oy, ox)];
 }
 
-// dx (planes, H, W) from dy (planes, H/2, W/2). Global: (W, H, planes).
-__kernel void max_pool2x2_bwd(__global const float* dy, __global const float* x, __global float* dx,
-                              int H, int W, int planes) {
+// dx (planes, H, W) from dy (planes, H/2, W/2), plus prior (like dx) with accumulate = 1 (a gradient
+// that already reached x). Global: (W, H, planes).
+__kernel void max_pool2x2_bwd(__global const float* dy, __global const float* x, __global const float* prior,
+                              __global float* dx, int H, int W, int planes, int accumulate) {
     int ix = get_global_id(0), iy = get_global_id(1), pl = get_global_id(2);
     if (ix >= W || iy >= H || pl >= planes) return;
     int OH = H / 2, OW = W / 2;
@@ -37,5 +38,6 @@ __kernel void max_pool2x2_bwd(__global const float* dy, __global const float* x,
         __global const float* plane = x + (size_t)pl * H * W;
         if (first_max(plane, W, oy, ox) == iy * W + ix) v = dy[((size_t)pl * OH + oy) * OW + ox];
     }
-    dx[((size_t)pl * H + iy) * W + ix] = v;
+    size_t o = ((size_t)pl * H + iy) * W + ix;
+    dx[o] = accumulate ? v + prior[o] : v;
 }

@@ -180,4 +180,42 @@ final class AttentionTests: XCTestCase {
             }
         }
     }
+
+    /// A tensor with several consumers gets the sum of their gradients, whether a consumer's
+    /// backward adds the gradient so far in its own kernel (conv backward-data, max pool, the
+    /// channel/spatial descriptors' backwards) or not (channel gate): the sum of the gradients
+    /// each consumer gives alone.
+    func testSharedInputGetsTheSumOfItsConsumersGradients() throws {
+        for b in backendsUnderTest() {
+            let shape: Shape = [2, 16, 8, 6]
+            let x0 = try random(b, shape, seed: 30)
+            let w3 = try random(b, [16, 16, 3, 3], seed: 31), w1 = try random(b, [5, 16, 1, 1], seed: 32)
+            let logits = try random(b, [4, 16], seed: 33)
+            typealias Consumer = (Graph, Var) throws -> Var
+            let consumers: [Consumer] = [
+                { g, x in try g.conv2d(x, weight: g.constant(w3), bias: nil, params: Conv2DParams(padding: 1)) },
+                { g, x in try g.conv2d(x, weight: g.constant(w1), bias: nil, params: Conv2DParams()) },
+                { g, x in try g.channelMeanMax(x) },
+                { g, x in try g.maxPool2x2(x) },
+                { g, x in try g.channelDescriptors(x) },
+                { g, x in try g.channelGate(x, logits: g.constant(logits)) },
+            ]
+            func gradient(_ list: [Consumer]) throws -> [Float] {
+                let p = Parameter(x0)
+                let g = Graph(backend: b, training: true)
+                let x = g.parameter(p)
+                var loss: Var?
+                for f in list {
+                    let y = try f(g, x)
+                    let term = try g.mean(try g.sigmoid(try g.reshape(y, [1, y.shape.count])), axes: 0..<2)
+                    loss = try loss.map { try g.add($0, term) } ?? term
+                }
+                try g.backward(try XCTUnwrap(loss))
+                return try XCTUnwrap(p.grad).toArray()
+            }
+            var want = [Float](repeating: 0, count: shape.count)
+            for f in consumers { want = zip(want, try gradient([f])).map { $0 + $1 } }
+            assertClose(try gradient(consumers), want, tol: 1e-5, "shared input on \(b.name)")
+        }
+    }
 }

@@ -31,14 +31,21 @@ extension Graph {
         let b = backend
         let y = try b.conv2d(x.value, weight: weight.value, bias: bias?.value, params: params)
         let inputs = [x, weight] + (bias.map { [$0] } ?? [])
-        return record(y, inputs) { g in
+        // x's gradient so far (x feeding several convs) is added by the backward-data kernel itself.
+        return recordAccumulating(y, inputs) { g, priors in
             var grads: [Tensor?] = [
-                x.needsGrad ? try b.conv2dBackwardData(g, weight: weight.value, inputShape: x.shape, params: params) : nil,
-                weight.needsGrad ? try b.conv2dBackwardWeight(g, input: x.value, weightShape: weight.shape, params: params) : nil,
+                x.needsGrad ? try b.conv2dBackwardData(g, weight: weight.value, inputShape: x.shape, params: params, adding: priors[0]) : nil,
+                try self.plus(priors[1], weight.needsGrad ? try b.conv2dBackwardWeight(g, input: x.value, weightShape: weight.shape, params: params) : nil),
             ]
-            if let bias { grads.append(bias.needsGrad ? try b.sumPerChannel(g).reshaped(bias.shape) : nil) }
+            if let bias { grads.append(try self.plus(priors[2], bias.needsGrad ? try b.sumPerChannel(g).reshaped(bias.shape) : nil)) }
             return grads
         }
+    }
+
+    /// prior + g for a gradient whose kernel cannot add the prior itself (`recordAccumulating`).
+    func plus(_ prior: Tensor?, _ g: Tensor?) throws -> Tensor? {
+        guard let prior, let g else { return g }
+        return try backend.add(prior, g)
     }
 
     public func convTranspose2x2(_ x: Var, weight: Var, bias: Var?) throws -> Var {
@@ -57,7 +64,9 @@ extension Graph {
 
     public func maxPool2x2(_ x: Var) throws -> Var {
         let b = backend
-        return record(try b.maxPool2x2(x.value), [x]) { g in [try b.maxPool2x2Backward(g, input: x.value)] }
+        return recordAccumulating(try b.maxPool2x2(x.value), [x]) { g, priors in
+            [try b.maxPool2x2Backward(g, input: x.value, adding: priors[0])]
+        }
     }
 
     public func concatChannels(_ parts: [Var]) throws -> Var {
@@ -117,7 +126,9 @@ extension Graph {
         let b = backend
         let (d, argmax) = try b.channelDescriptors(x.value)
         let shape = x.shape
-        return record(d, [x]) { g in [try b.channelDescriptorsBackward(g, argmax: argmax, inputShape: shape)] }
+        return recordAccumulating(d, [x]) { g, priors in
+            [try b.channelDescriptorsBackward(g, argmax: argmax, inputShape: shape, adding: priors[0])]
+        }
     }
 
     /// The channel-attention MLP W2·relu(W1·d + b1) + b2 over the rows of d (R, C) as one node:
@@ -152,7 +163,9 @@ extension Graph {
     /// concat[mean over C, max over C] → (N, 2, H, W).
     public func channelMeanMax(_ x: Var) throws -> Var {
         let b = backend
-        return record(try b.channelMeanMax(x.value), [x]) { g in [try b.channelMeanMaxBackward(g, input: x.value)] }
+        return recordAccumulating(try b.channelMeanMax(x.value), [x]) { g, priors in
+            [try b.channelMeanMaxBackward(g, input: x.value, adding: priors[0])]
+        }
     }
 
     public func mulChannelGate(_ x: Var, _ gate: Var) throws -> Var {

@@ -3,8 +3,11 @@ public final class Var {
     public let value: Tensor
     public internal(set) var grad: Tensor?
     let needsGrad: Bool
-    /// Maps this node's gradient to one gradient per input (nil where an input needs none).
-    let backwardFn: ((Tensor) throws -> [Tensor?])?
+    /// Maps this node's gradient to one gradient per input (nil where an input needs none). Its
+    /// second argument is each input's gradient so far (`Graph.recordAccumulating`; all nil otherwise).
+    let backwardFn: ((Tensor, [Tensor?]) throws -> [Tensor?])?
+    /// Whether `backwardFn` adds the gradients it is handed into its results (`Graph.recordAccumulating`).
+    var absorbsPriors = false
     let inputs: [Var]
     /// Set for parameter leaves: where the gradient accumulates.
     let parameter: Parameter?
@@ -15,7 +18,7 @@ public final class Var {
     var jointBackward: (([Tensor?]) throws -> [Tensor?])?
 
     init(_ value: Tensor, needsGrad: Bool, inputs: [Var] = [], parameter: Parameter? = nil,
-         backward: ((Tensor) throws -> [Tensor?])? = nil) {
+         backward: ((Tensor, [Tensor?]) throws -> [Tensor?])? = nil) {
         self.value = value; self.needsGrad = needsGrad; self.inputs = inputs
         self.parameter = parameter; self.backwardFn = backward
     }
@@ -57,7 +60,20 @@ public final class Graph {
     /// Records an op's result. `backward` maps the result's gradient to the inputs' gradients.
     func record(_ value: Tensor, _ inputs: [Var], backward: @escaping (Tensor) throws -> [Tensor?]) -> Var {
         let needs = training && inputs.contains { $0.needsGrad }
+        let v = Var(value, needsGrad: needs, inputs: needs ? inputs : [], backward: needs ? { g, _ in try backward(g) } : nil)
+        if needs { tape.append(v) }
+        return v
+    }
+
+    /// Like `record`, for ops whose backward kernels can add a gradient that already reached an
+    /// input (a tensor with several consumers) into their own result in the same pass, instead of
+    /// an extra `add` launch. `backward(g, priors)` gets each input's gradient so far (nil where
+    /// there is none yet, and for a repeated input after its first position) and must return,
+    /// wherever a prior is non-nil and its result is non-nil, prior + its own contribution.
+    func recordAccumulating(_ value: Tensor, _ inputs: [Var], backward: @escaping (Tensor, [Tensor?]) throws -> [Tensor?]) -> Var {
+        let needs = training && inputs.contains { $0.needsGrad }
         let v = Var(value, needsGrad: needs, inputs: needs ? inputs : [], backward: needs ? backward : nil)
+        v.absorbsPriors = true
         if needs { tape.append(v) }
         return v
     }
@@ -109,7 +125,21 @@ public final class Graph {
             }
             guard let g = node.grad else { continue }
             guard let fn = node.backwardFn else { continue }
-            try send(try fn(g), to: node.inputs)
+            guard node.absorbsPriors else {
+                try send(try fn(g, node.inputs.map { _ in nil }), to: node.inputs)
+                node.grad = nil
+                continue
+            }
+            var seen = Set<ObjectIdentifier>()
+            let priors: [Tensor?] = node.inputs.map { input in
+                input.needsGrad && seen.insert(ObjectIdentifier(input)).inserted ? input.grad : nil
+            }
+            let grads = try fn(g, priors)
+            // A result that includes its input's prior replaces it (send then assigns it).
+            for (i, input) in node.inputs.enumerated() where priors[i] != nil && i < grads.count && grads[i] != nil {
+                input.grad = nil
+            }
+            try send(grads, to: node.inputs)
             node.grad = nil
         }
     }

@@ -139,7 +139,8 @@ public protocol ConvOps {
     /// ConvBN layer whose batch norm is folded into the weights (no backward: eval only).
     func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry g: Conv2DGeometry, activation: NormActivation) throws -> Tensor
     /// dx `g.inputShape` from dy `g.outputShape`.
-    func conv2dBackwardData(_ dy: Tensor, weight: Tensor, geometry g: Conv2DGeometry) throws -> Tensor
+    /// With `prior` (shaped like dx): prior + dx in the same pass (a gradient that already reached x).
+    func conv2dBackwardData(_ dy: Tensor, weight: Tensor, geometry g: Conv2DGeometry, adding prior: Tensor?) throws -> Tensor
     /// dweight `g.weightShape` from dy `g.outputShape` and x `g.inputShape`.
     func conv2dBackwardWeight(_ dy: Tensor, input x: Tensor, geometry g: Conv2DGeometry) throws -> Tensor
     /// Transposed conv, kernel 2, stride 2: x (N, Cin, H, W), weight (Cin, Cout, 2, 2), bias (Cout) → (N, Cout, 2H, 2W).
@@ -149,7 +150,8 @@ public protocol ConvOps {
     /// Max pool 2×2, stride 2: x `g.inputShape` → `g.outputShape` (entry point: `maxPool2x2(_:)`, Contract+Pool.swift).
     func maxPool2x2(_ x: Tensor, geometry g: MaxPool2x2Geometry) throws -> Tensor
     /// Routes dy (`g.outputShape`) to the first maximal element of each window of x.
-    func maxPool2x2Backward(_ dy: Tensor, input x: Tensor, geometry g: MaxPool2x2Geometry) throws -> Tensor
+    /// With `prior` (like x): prior + dx in the same pass.
+    func maxPool2x2Backward(_ dy: Tensor, input x: Tensor, geometry g: MaxPool2x2Geometry, adding prior: Tensor?) throws -> Tensor
 }
 
 extension ConvOps {
@@ -224,7 +226,8 @@ public protocol AttentionOps {
     /// Spatial attention input: concat[mean over C, max over C] of x (N, C, H, W) → (N, 2, H, W), one pass.
     func channelMeanMax(_ x: Tensor) throws -> Tensor
     /// dx from d of the (N, 2, H, W) output.
-    func channelMeanMaxBackward(_ dy: Tensor, input x: Tensor) throws -> Tensor
+    /// With `prior` (like x): prior + dx in the same pass.
+    func channelMeanMaxBackward(_ dy: Tensor, input x: Tensor, adding prior: Tensor?) throws -> Tensor
     /// Broadcasts (N, C) or (N, C, 1, 1) to (N, C, H, W) (the context block's pool branch).
     func broadcastSpatial(_ x: Tensor, height: Int, width: Int) throws -> Tensor
     /// Backward of `broadcastSpatial`: Σ over H, W → (N, C, 1, 1).
@@ -234,7 +237,8 @@ public protocol AttentionOps {
     /// saved state of the backward: each plane's first arg-max (N, C), as float indices.
     func channelDescriptors(_ x: Tensor) throws -> (descriptors: Tensor, argmax: Tensor)
     /// dx (shape `inputShape`) from the descriptors' gradient (2N, C) and the saved arg-max.
-    func channelDescriptorsBackward(_ d: Tensor, argmax: Tensor, inputShape: Shape) throws -> Tensor
+    /// With `prior` (shape `inputShape`): prior + dx in the same pass.
+    func channelDescriptorsBackward(_ d: Tensor, argmax: Tensor, inputShape: Shape, adding prior: Tensor?) throws -> Tensor
     /// The channel gate from the stacked MLP outputs l (2N, C): y = x · σ(l[n, c] + l[N + n, c]).
     func channelGate(_ x: Tensor, logits: Tensor) throws -> Tensor
     /// (dx, dlogits (2N, C)): both halves of dlogits get σ'·Σ_hw dy·x.
@@ -253,6 +257,16 @@ public protocol AttentionOps {
     /// Every gradient of `channelMLP` from dlogits (R, C) and the saved hidden activations
     /// (the ReLU mask is hidden > 0, as `reluBackward`).
     func channelMLPBackward(_ dlogits: Tensor, d: Tensor, w1: Tensor, w2: Tensor, hidden: Tensor) throws -> ChannelMLPGradients
+}
+
+extension AttentionOps {
+    public func channelMeanMaxBackward(_ dy: Tensor, input x: Tensor) throws -> Tensor {
+        try channelMeanMaxBackward(dy, input: x, adding: nil)
+    }
+
+    public func channelDescriptorsBackward(_ d: Tensor, argmax: Tensor, inputShape: Shape) throws -> Tensor {
+        try channelDescriptorsBackward(d, argmax: argmax, inputShape: inputShape, adding: nil)
+    }
 }
 
 /// Gradients of `AttentionOps.channelMLP`, shaped like the corresponding inputs.

@@ -12,11 +12,14 @@ extension ConvOps {
         return try conv2d(x, weight: weight, bias: bias, geometry: g, activation: activation)
     }
 
-    /// dx (shape `inputShape`) from dy (N, Cout, OH, OW).
-    public func conv2dBackwardData(_ dy: Tensor, weight: Tensor, inputShape: Shape, params: Conv2DParams) throws -> Tensor {
+    /// dx (shape `inputShape`) from dy (N, Cout, OH, OW); with `prior` (shaped like dx), prior + dx
+    /// in the same pass (a gradient that already reached x, which feeds several layers).
+    public func conv2dBackwardData(_ dy: Tensor, weight: Tensor, inputShape: Shape, params: Conv2DParams,
+                                   adding prior: Tensor? = nil) throws -> Tensor {
         let g = try Conv2DGeometry(input: inputShape, weight: weight.shape, params: params, op: "conv2d_backward_data")
         try dy.shape.expect(equal: g.outputShape, op: "conv2d_backward_data dy")
-        return try conv2dBackwardData(dy, weight: weight, geometry: g)
+        if let prior { try prior.shape.expect(equal: inputShape, op: "conv2d_backward_data prior") }
+        return try conv2dBackwardData(dy, weight: weight, geometry: g, adding: prior)
     }
 
     /// dweight (Cout, Cin, KH, KW) from dy and x. (The bias gradient is `sumPerChannel(dy)`.)

@@ -9,11 +9,13 @@ extension ConvOps {
         try maxPool2x2(x, geometry: try MaxPool2x2Geometry(x.shape, op: "max_pool2d"))
     }
 
-    /// Routes dy to the first maximal element of each window of x.
-    public func maxPool2x2Backward(_ dy: Tensor, input x: Tensor) throws -> Tensor {
+    /// Routes dy to the first maximal element of each window of x; with `prior` (like x), prior + dx
+    /// in the same pass.
+    public func maxPool2x2Backward(_ dy: Tensor, input x: Tensor, adding prior: Tensor? = nil) throws -> Tensor {
         let g = try MaxPool2x2Geometry(x.shape, op: "max_pool2d_backward")
         try dy.shape.expect(equal: g.outputShape, op: "max_pool2d_backward dy")
-        return try maxPool2x2Backward(dy, input: x, geometry: g)
+        if let prior { try prior.shape.expect(equal: x.shape, op: "max_pool2d_backward prior") }
+        return try maxPool2x2Backward(dy, input: x, geometry: g, adding: prior)
     }
 }
 

@@ -55,7 +55,7 @@ extension CPUBackend: AttentionOps {
         return make(y, [n, 2, h, w])
     }
 
-    public func channelMeanMaxBackward(_ dy: Tensor, input x: Tensor) throws -> Tensor {
+    public func channelMeanMaxBackward(_ dy: Tensor, input x: Tensor, adding prior: Tensor?) throws -> Tensor {
         try x.shape.expect(rank: 4, op: "channel_mean_max_backward")
         let (n, c, h, w) = x.shape.nchw
         try dy.shape.expect(equal: [n, 2, h, w], op: "channel_mean_max_backward")
@@ -73,7 +73,7 @@ extension CPUBackend: AttentionOps {
                 dx[(b * c + best) * hw + p] += d[(b * 2 + 1) * hw + p]
             }
         }
-        return make(dx, x.shape)
+        return try make(dx, x.shape, adding: prior, op: "channel_mean_max_backward")
     }
 
     public func broadcastSpatial(_ x: Tensor, height: Int, width: Int) throws -> Tensor {
@@ -117,7 +117,7 @@ extension CPUBackend {
         return (make(d, [2 * n, c]), make(arg, [n, c]))
     }
 
-    public func channelDescriptorsBackward(_ d: Tensor, argmax: Tensor, inputShape: Shape) throws -> Tensor {
+    public func channelDescriptorsBackward(_ d: Tensor, argmax: Tensor, inputShape: Shape, adding prior: Tensor?) throws -> Tensor {
         let (n, c, hw) = try AttentionGeometry.descriptorGradients(d, argmax: argmax, inputShape: inputShape)
         let g = try values(d), arg = try values(argmax)
         var dx = [Double](repeating: 0, count: inputShape.count) // (N, C, H, W)
@@ -125,7 +125,7 @@ extension CPUBackend {
             for p in 0..<hw { dx[nc * hw + p] = g[nc] / Double(hw) }
             dx[nc * hw + Int(arg[nc])] += g[n * c + nc]
         }
-        return make(dx, inputShape)
+        return try make(dx, inputShape, adding: prior, op: "channel_descriptors_backward")
     }
 
     public func channelGate(_ x: Tensor, logits: Tensor) throws -> Tensor {

@@ -39,7 +39,7 @@ extension CPUBackend: ConvOps {
         return make(y, g.outputShape)
     }
 
-    public func conv2dBackwardData(_ dy: Tensor, weight: Tensor, geometry g: Conv2DGeometry) throws -> Tensor {
+    public func conv2dBackwardData(_ dy: Tensor, weight: Tensor, geometry g: Conv2DGeometry, adding prior: Tensor?) throws -> Tensor {
         let start = launchStart()
         let params = g.params, inputShape = g.inputShape
         let dv = try values(dy)                       // (N, Cout, OH, OW)
@@ -67,7 +67,7 @@ extension CPUBackend: ConvOps {
             }
         }
         recordLaunch("conv2d_backward_data", since: start, flops: g.flops)
-        return make(dx, inputShape)
+        return try make(dx, inputShape, adding: prior, op: "conv2d_backward_data")
     }
 
     public func conv2dBackwardWeight(_ dy: Tensor, input x: Tensor, geometry g: Conv2DGeometry) throws -> Tensor {

@@ -14,7 +14,7 @@ extension CPUBackend {
         return make(y, g.outputShape)
     }
 
-    public func maxPool2x2Backward(_ dy: Tensor, input x: Tensor, geometry g: MaxPool2x2Geometry) throws -> Tensor {
+    public func maxPool2x2Backward(_ dy: Tensor, input x: Tensor, geometry g: MaxPool2x2Geometry, adding prior: Tensor?) throws -> Tensor {
         let xv = try values(x), dv = try values(dy)
         var dx = [Double](repeating: 0, count: x.count)      // (N, C, H, W); rows/columns outside every window stay 0
         for plane in 0..<(g.n * g.c) {
@@ -25,7 +25,7 @@ extension CPUBackend {
                 }
             }
         }
-        return make(dx, x.shape)
+        return try make(dx, x.shape, adding: prior, op: "max_pool2d_backward")
     }
 
     /// The window's first maximal element in row-major order (ties go to the earlier one).

@@ -57,6 +57,14 @@ public final class CPUBackend: BackendCore {
     }
 
     /// Wraps computed values as a tensor, rounding to Float in float32 mode.
+    /// `make(data + prior)`: a backward's result with a gradient that already reached its input
+    /// added (the `adding prior:` ops), checked to have the result's shape.
+    func make(_ data: [Double], _ shape: Shape, adding prior: Tensor?, op: String) throws -> Tensor {
+        guard let prior else { return make(data, shape) }
+        try prior.shape.expect(equal: shape, op: op + " prior")
+        return make(zip(data, try values(prior)).map { $0 + $1 }, shape)
+    }
+
     func make(_ data: [Double], _ shape: Shape) -> Tensor {
         precondition(data.count == shape.count, "CPUBackend.make: \(data.count) values for \(shape)")
         let stored = precision == .float32 ? data.map { Double(Float($0)) } : data

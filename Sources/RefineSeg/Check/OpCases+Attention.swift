@@ -38,6 +38,20 @@ extension OpCases {
                                     return [r.dx, r.dgate, r.dresidual]
                                 }))
         }
+        // The backward kernels that add a gradient which already reached x (`adding prior:`, x feeding
+        // several consumers): the backward as a function of its upstream gradient and the prior.
+        for s in oddShapes + [[2, 32, 16, 16]] {
+            let (n, c, h, w) = s.nchw
+            cases.append(OpCase(op: "channel_mean_max_backward_acc", params: "\(s)",
+                                inputs: [OpInput("x", s), OpInput("dy", [n, 2, h, w]), OpInput("prior", s)], tolerance: .sums,
+                                forward: { b, t in [try b.channelMeanMaxBackward(t[1], input: t[0], adding: t[2])] }))
+            cases.append(OpCase(op: "channel_descriptors_backward_acc", params: "\(s)",
+                                inputs: [OpInput("x", s), OpInput("dd", [2 * n, c]), OpInput("prior", s)], tolerance: .sums,
+                                forward: { b, t in
+                                    let argmax = try b.channelDescriptors(t[0]).argmax
+                                    return [try b.channelDescriptorsBackward(t[1], argmax: argmax, inputShape: s, adding: t[2])]
+                                }))
+        }
         // The channel-attention MLP (R = 2N stacked descriptor rows, C channels, Hd = max(4, C/16)
         // hidden units): odd sizes (1, primes, C not a multiple of the kernel's 8 lanes), and the
         // DFR-UNet's enc1 and bottleneck at batch 8. The forward returns only the logits (the

@@ -205,7 +205,34 @@ extension OpCases {
         convTestLayers().map { $0.opCase() }
             + [ConvLayerSpec("ties", .maxPool2x2, input: [3, 2, 5, 7]).opCase(gradCheck: false, fill: .constant(0.5))]
             + dfrUNetConvLayers().map { $0.opCase(gradCheck: false) }
-            + convActivationCases()
+            + convActivationCases() + priorCases()
+    }
+
+    /// Backward passes that add a gradient which already reached x (`adding prior:`): conv
+    /// backward-data in each CPU variant (conv2d_rows_reg: "same" stride 1 with ≥ 16 input
+    /// channels, conv2d_rows_px: fewer, conv2d_igemm_reg: stride 2; the DFR-UNet 1×1 head shape)
+    /// and max-pool backward (odd sizes floored).
+    static func priorCases() -> [OpCase] {
+        var cases = [OpCase]()
+        let convs: [(Shape, Shape, Conv2DParams)] = [
+            ([1, 17, 3, 24], [16, 17, 3, 3], Conv2DParams(padding: 1)),
+            ([1, 3, 13, 31], [4, 3, 3, 3], Conv2DParams(padding: 2, dilation: 2)),
+            ([3, 4, 13, 31], [5, 4, 3, 3], Conv2DParams(stride: 2, padding: 1)),
+            ([2, 16, 16, 16], [1, 16, 1, 1], Conv2DParams()),
+        ]
+        for (x, w, p) in convs {
+            let dy = ConvLayerSpec("", .conv2d, input: x, weight: w, params: p).output
+            cases.append(OpCase(op: "conv2d_backward_data_acc", params: "x \(x) w \(w) \(p)",
+                                inputs: [OpInput("dy", dy), OpInput("weight", w), OpInput("prior", x)], tolerance: .sums,
+                                forward: { b, t in [try b.conv2dBackwardData(t[0], weight: t[1], inputShape: x, params: p, adding: t[2])] }))
+        }
+        for x in [Shape([3, 5, 7, 13]), [1, 3, 13, 31], [2, 16, 16, 16]] {
+            let (n, c, h, w) = x.nchw
+            cases.append(OpCase(op: "max_pool2d_backward_acc", params: "x \(x)",
+                                inputs: [OpInput("x", x), OpInput("dy", [n, c, h / 2, w / 2]), OpInput("prior", x)], tolerance: .exact,
+                                forward: { b, t in [try b.maxPool2x2Backward(t[1], input: t[0], adding: t[2])] }))
+        }
+        return cases
     }
 
     /// The forward conv with an activation in its store (the eval path of a folded ConvBN; no

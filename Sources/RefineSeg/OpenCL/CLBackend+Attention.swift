@@ -31,12 +31,14 @@ extension CLBackend: AttentionOps {
         return y
     }
 
-    public func channelMeanMaxBackward(_ dy: Tensor, input x: Tensor) throws -> Tensor {
+    public func channelMeanMaxBackward(_ dy: Tensor, input x: Tensor, adding prior: Tensor?) throws -> Tensor {
         try x.shape.expect(rank: 4, op: "channel_mean_max_backward")
         let (n, c, h, w) = x.shape.nchw
         try dy.shape.expect(equal: [n, 2, h, w], op: "channel_mean_max_backward")
+        if let prior { try prior.shape.expect(equal: x.shape, op: "channel_mean_max_backward prior") }
         let dx = try empty(x.shape, op: "channel_mean_max_backward")
-        let args: [KernelArg] = [.tensor(dy), .tensor(x), .tensor(dx), .int(n), .int(c), .int(h * w)]
+        let args: [KernelArg] = [.tensor(dy), .tensor(x), .tensor(prior ?? dy), .tensor(dx), .int(n), .int(c), .int(h * w),
+                                 .int(prior == nil ? 0 : 1)]
         if gpuGlue {
             try runPixels("channel_mean_max_backward_pix", args, hw: h * w, rows: n, bytes: 4 * (2 * x.count + dy.count))
         } else {
@@ -80,10 +82,11 @@ extension CLBackend: AttentionOps {
         return (d, arg)
     }
 
-    public func channelDescriptorsBackward(_ d: Tensor, argmax: Tensor, inputShape: Shape) throws -> Tensor {
+    public func channelDescriptorsBackward(_ d: Tensor, argmax: Tensor, inputShape: Shape, adding prior: Tensor?) throws -> Tensor {
         let (n, c, hw) = try AttentionGeometry.descriptorGradients(d, argmax: argmax, inputShape: inputShape)
+        if let prior { try prior.shape.expect(equal: inputShape, op: "channel_descriptors_backward prior") }
         let dx = try empty(inputShape, op: "channel_descriptors_backward")
-        let args: [KernelArg] = [.tensor(d), .tensor(argmax), .tensor(dx), .int(n * c), .int(hw)]
+        let args: [KernelArg] = [.tensor(d), .tensor(argmax), .tensor(prior ?? d), .tensor(dx), .int(n * c), .int(hw), .int(prior == nil ? 0 : 1)]
         if gpuGlue {
             try runPixels("channel_descriptors_backward_pix", args, hw: hw, rows: n * c, bytes: 4 * dx.count)
         } else {

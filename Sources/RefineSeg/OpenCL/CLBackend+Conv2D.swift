@@ -15,8 +15,8 @@ extension CLBackend: ConvOps {
         return try gatherGEMM(g, source: x, weight: weight, bias: bias, backwardData: false, activation: activation, op: "conv2d")
     }
 
-    public func conv2dBackwardData(_ dy: Tensor, weight: Tensor, geometry g: Conv2DGeometry) throws -> Tensor {
-        return try gatherGEMM(g, source: dy, weight: weight, bias: nil, backwardData: true, op: "conv2d_backward_data")
+    public func conv2dBackwardData(_ dy: Tensor, weight: Tensor, geometry g: Conv2DGeometry, adding prior: Tensor?) throws -> Tensor {
+        return try gatherGEMM(g, source: dy, weight: weight, bias: nil, backwardData: true, prior: prior, op: "conv2d_backward_data")
     }
 
     public func conv2dBackwardWeight(_ dy: Tensor, input x: Tensor, geometry g: Conv2DGeometry) throws -> Tensor {
@@ -101,7 +101,7 @@ extension CLBackend: ConvOps {
 
     /// Forward (source x, dst y) or backward-data gather (source dy, dst dx).
     private func gatherGEMM(_ g: Conv2DGeometry, source: Tensor, weight: Tensor, bias: Tensor?,
-                            backwardData: Bool, activation: NormActivation = .none, op: String) throws -> Tensor {
+                            backwardData: Bool, activation: NormActivation = .none, prior: Tensor? = nil, op: String) throws -> Tensor {
         let m = backwardData ? g.cin : g.cout
         let cs = backwardData ? g.cout : g.cin
         let (srcH, srcW) = backwardData ? (g.oh, g.ow) : (g.h, g.w)
@@ -113,7 +113,7 @@ extension CLBackend: ConvOps {
         if variant == "rows" && rowsName == nil { variant = "reg" }
         if variant == "reg" && convVariant == "rows" && m < 16 && rowGeometry(g, backwardData: backwardData) {
             return try pixelRows(g, source: source, weight: weight, bias: bias, backwardData: backwardData,
-                                 activation: activation, op: op)
+                                 activation: activation, prior: prior, op: op)
         }
         let candidates: [ConvKernelConfig]
         switch variant {
@@ -148,10 +148,10 @@ extension CLBackend: ConvOps {
                  .int(transpose), .int(rows ? 1 : 0)],
                 global: [mp, g.kh * g.kw * cs])
         let dst = try empty(dstShape, op: op)
-        let biasArg = bias ?? packed          // never read when HAS_BIAS is 0
+        let biasArg = bias ?? prior ?? packed   // the prior (ACCUM) travels in the bias slot; unread when both are off
         // conv2d_rows_reg runs backward-data as a forward conv (flipped kernel, same geometry).
         let geometry = geometryOptions(g) + " -DBWD_DATA=\(backwardData && !rows ? 1 : 0) -DHAS_BIAS=\(bias == nil ? 0 : 1)"
-            + " -DACT=\(activation.rawValue)"
+            + " -DACT=\(activation.rawValue) -DACCUM=\(prior == nil ? 0 : 1)"
         let args: [KernelArg] = [.tensor(source), .tensor(packed), .tensor(biasArg), .tensor(dst), .int(g.n), .int(cs),
                                  .int(srcH), .int(srcW), .int(m), .int(dstH), .int(dstW), .int(mp)]
         func launch(_ c: ConvKernelConfig) throws {
@@ -185,7 +185,7 @@ extension CLBackend: ConvOps {
 
     /// conv2d_rows_px: fewer than 16 output channels, stride 1; one vector of PV pixels × all channels per work item.
     private func pixelRows(_ g: Conv2DGeometry, source: Tensor, weight: Tensor, bias: Tensor?,
-                           backwardData: Bool, activation: NormActivation, op: String) throws -> Tensor {
+                           backwardData: Bool, activation: NormActivation, prior: Tensor?, op: String) throws -> Tensor {
         let m = backwardData ? g.cin : g.cout
         let cs = backwardData ? g.cout : g.cin
         let (srcH, srcW) = backwardData ? (g.oh, g.ow) : (g.h, g.w)
@@ -193,8 +193,8 @@ extension CLBackend: ConvOps {
         let (dstH, dstW) = (dstShape[2], dstShape[3])
         let dst = try empty(dstShape, op: op)
         let options = geometryOptions(g) + " -DMT=\(m) -DFLIP=\(backwardData ? 1 : 0) -DHAS_BIAS=\(bias == nil ? 0 : 1)"
-            + " -DACT=\(activation.rawValue)"
-        let args: [KernelArg] = [.tensor(source), .tensor(weight), .tensor(bias ?? weight), .tensor(dst), .int(g.n), .int(cs),
+            + " -DACT=\(activation.rawValue) -DACCUM=\(prior == nil ? 0 : 1)"
+        let args: [KernelArg] = [.tensor(source), .tensor(weight), .tensor(bias ?? prior ?? weight), .tensor(dst), .int(g.n), .int(cs),
                                  .int(srcH), .int(srcW), .int(m), .int(dstH), .int(dstW)]
         func launch(_ c: ConvKernelConfig) throws {
             let tiles = g.n * dstH * ((dstW + c.tn - 1) / c.tn)
