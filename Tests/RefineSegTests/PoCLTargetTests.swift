@@ -109,7 +109,13 @@ final class PoCLTargetTests: XCTestCase {
         for op in OpRegistry.opNames { XCTAssert(names.contains(op), "\(op) has no small case for `check --small`") }
         XCTAssert(small.allSatisfy(\.isSmall))
         XCTAssertLessThan(small.count, OpRegistry.all().count)
-        XCTAssertEqual(OpRegistry.cases(op: "conv2d", small: true).map(\.op).filter { $0 != "conv2d" }, [])
+        // `--op conv2d` selects the family: conv2d and the conv2d_* ops (conv2d_act, …), nothing else;
+        // an op name without sub-ops selects only itself.
+        let family = Set(OpRegistry.cases(op: "conv2d", small: true).map(\.op))
+        XCTAssert(family.contains("conv2d"))
+        XCTAssertEqual(family.filter { $0 != "conv2d" && !$0.hasPrefix("conv2d_") }, [])
+        XCTAssertFalse(family.contains("conv_transpose2d"))
+        XCTAssertEqual(Set(OpRegistry.cases(op: "conv2d_act", small: true).map(\.op)), ["conv2d_act"])
     }
 
     func testSmallMarksOverrideTheSizeRule() {
