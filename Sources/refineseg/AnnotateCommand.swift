@@ -16,8 +16,7 @@ struct AnnotateCommand: ParsableCommand {
     var modalities: CommaList<String>?
     @Flag(name: .customLong("continue"), help: "Skip images whose outputs are complete (from an earlier or killed run) and add the new outputs to OUT.") var resume = false
     @OptionGroup var shardOptions: ShardOptions
-    @Flag(inversion: .prefixedNo, help: "Mirror test-time augmentation (mean of 4 mirrored predictions).") var tta = true
-    @Option(help: "Post-processing: auto (what training chose on validation, from the checkpoint's metadata) or none.") var postprocess: PostprocessChoice = .auto
+    @OptionGroup var inference: InferenceOptions
     @OptionGroup var deviceOptions: DeviceOptions
 
     func validate() throws {
@@ -36,7 +35,7 @@ struct AnnotateCommand: ParsableCommand {
             let backend = try deviceOptions.open()
             let comm = Distributed.current
             let net = try loadModel(model, backend: backend)
-            let post = postprocess == .auto ? try PostProcessing.of(checkpoint: model) : .none
+            let post = try inference.postProcessing(checkpoint: model)
             var options = AnnotateOptions()
             options.axis = axis
             options.resume = resume
@@ -44,7 +43,7 @@ struct AnnotateCommand: ParsableCommand {
             options.modalities = modalities.map { $0.values.map { $0.lowercased() } } ?? runModalities
             let rows = try annotate(model: net, backend: backend, imagesDir: images, out: out,
                                     progress: (comm?.isRoot ?? true) ? ProgressPrinter() : nil, shard: shard, comm: comm,
-                                    tta: tta, postProcessing: post, options: options)
+                                    tta: inference.tta, postProcessing: post, options: options)
             if let comm, !comm.isRoot { return }
             if comm == nil && shard.count > 1 {
                 print("annotated part \(shard.index) of \(shard.count) (\(rows.count) image(s)) into \(out)/\(shard.folderName); `refineseg annotate --merge --out \(out)` when all parts are done")

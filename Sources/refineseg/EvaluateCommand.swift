@@ -12,8 +12,7 @@ struct EvaluateCommand: ParsableCommand {
     @Option(help: "Output folder.") var out: String
     @Option(help: "Working size of busi and isic2018 images (default: the --size of the model's run, from RUN/config.json beside it, else 128).") var size: Int?
     @OptionGroup var shardOptions: ShardOptions
-    @Flag(inversion: .prefixedNo, help: "Mirror test-time augmentation (mean of 4 mirrored predictions).") var tta = true
-    @Option(help: "Post-processing: auto (what training chose on validation, from the checkpoint's metadata) or none.") var postprocess: PostprocessChoice = .auto
+    @OptionGroup var inference: InferenceOptions
     @OptionGroup var dataOptions: DataOptions
     @OptionGroup var deviceOptions: DeviceOptions
 
@@ -53,17 +52,17 @@ struct EvaluateCommand: ParsableCommand {
             guard !samples.isEmpty else { throw RefineSegError.io(file: data, message: "the \(split.rawValue) split is empty") }
             let empty = masksWithoutLesion(samples)
             if root && !empty.isEmpty { print("\(empty.count) mask(s) without lesion pixels (allowed): \(listPreview(empty))") }
-            let post = postprocess == .auto ? try PostProcessing.of(checkpoint: model) : .none
+            let post = try inference.postProcessing(checkpoint: model)
             if root && !post.isNone { print("post-processing (chosen on validation): \(post)") }
             // Per-case (3-D) metrics need every slice of a case in one process.
             var cases = CaseAssembler()
             let metrics: MetricAccumulator
             if comm == nil && shard.count == 1 {
                 metrics = try evaluate(model: net, backend: backend, samples: samples, progress: ProgressPrinter(),
-                                       tta: tta, postProcessing: post, cases: &cases)
+                                       tta: inference.tta, postProcessing: post, cases: &cases)
             } else {
                 guard let m = try evaluate(model: net, backend: backend, samples: samples, progress: root ? ProgressPrinter() : nil,
-                                           shard: shard, comm: comm, tta: tta, postProcessing: post) else { return }
+                                           shard: shard, comm: comm, tta: inference.tta, postProcessing: post) else { return }
                 metrics = m
                 if root && samples.contains(where: { $0.volume != nil }) { print("note: per-case (3-D) metrics are computed in a single process only; these are per slice") }
             }

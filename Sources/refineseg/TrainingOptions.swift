@@ -66,3 +66,14 @@ struct OptimiserOptions: ParsableArguments {
         if let lr { settings.lr = lr }
     }
 }
+
+/// `--tta/--no-tta`, `--postprocess`: how evaluate and annotate turn the model's output into masks.
+struct InferenceOptions: ParsableArguments {
+    @Flag(inversion: .prefixedNo, help: "Mirror test-time augmentation (mean of 4 mirrored predictions).") var tta = true
+    @Option(help: "Post-processing: auto (what training chose on validation, from the checkpoint's metadata) or none.") var postprocess: PostprocessChoice = .auto
+
+    /// The post-processing to apply: the checkpoint's stored choice for `auto`, nothing for `none`.
+    func postProcessing(checkpoint: String) throws -> PostProcessing {
+        postprocess == .auto ? try PostProcessing.of(checkpoint: checkpoint) : .none
+    }
+}
