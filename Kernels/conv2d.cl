@@ -322,6 +322,18 @@ __kernel void conv2d_igemm_reg(__global const float* src, __global const float* 
         }                                                                                          \
     }
 
+// The taps of one (ky, c) row for conv2d_rows_reg: RN output pixels × MV channel vectors, source
+// values SRC[j * SW + kx * DW] (the image row in the interior, the clamped private copy at edges).
+#define ROWS_TAP_FMAS(SRC)                                                                          \
+    _Pragma("unroll") for (int kx = 0; kx < KW; ++kx) {                                             \
+        VEC w[MV];                                                                                  \
+        _Pragma("unroll") for (int v = 0; v < MV; ++v) w[v] = VLOAD(0, wk + kx * MP + v * TM);     \
+        _Pragma("unroll") for (int j = 0; j < RN; ++j) {                                            \
+            VEC a = (VEC)(SRC[j * SW + kx * DW]);                                                   \
+            _Pragma("unroll") for (int v = 0; v < MV; ++v) acc[v][j] = fma(w[v], a, acc[v][j]);    \
+        }                                                                                           \
+    }
+
 // dst (N, M, OH, OW) = Σ_{c, tap} wr[c][tap][m] · src[n, c, oy·SH − PH + ky·DH, ox·SW − PW + kx·DW]
 // (+ bias[m]). src (N, CS, H, W); wr [CS][KH·KW][MP], MP a multiple of MV·TM.
 // Global: (N·OH·⌈OW / RN⌉, ⌈M / (MV·TM)⌉).
@@ -358,18 +370,7 @@ __kernel void conv2d_rows_reg(__global const float* src, __global const float* w
             __global const float* r = sc + sx0 + rowoff[ky];
             __global const float* wk = wr + m0 + ky * KW * MP;
             for (int c = 0; c < CS; ++c) {
-                #pragma unroll
-                for (int kx = 0; kx < KW; ++kx) {
-                    VEC w[MV];
-                    #pragma unroll
-                    for (int v = 0; v < MV; ++v) w[v] = VLOAD(0, wk + kx * MP + v * TM);
-                    #pragma unroll
-                    for (int j = 0; j < RN; ++j) {
-                        VEC a = (VEC)(r[j * SW + kx * DW]);
-                        #pragma unroll
-                        for (int v = 0; v < MV; ++v) acc[v][j] = fma(w[v], a, acc[v][j]);
-                    }
-                }
+                ROWS_TAP_FMAS(r)
                 r += HW;
                 wk += TAPS * MP;
             }
@@ -392,18 +393,7 @@ __kernel void conv2d_rows_reg(__global const float* src, __global const float* w
                 float sv[SPAN];
                 #pragma unroll
                 for (int u = 0; u < SPAN; ++u) sv[u] = r[col[u]] * keep[u];
-                #pragma unroll
-                for (int kx = 0; kx < KW; ++kx) {
-                    VEC w[MV];
-                    #pragma unroll
-                    for (int v = 0; v < MV; ++v) w[v] = VLOAD(0, wk + kx * MP + v * TM);
-                    #pragma unroll
-                    for (int j = 0; j < RN; ++j) {
-                        VEC a = (VEC)(sv[j * SW + kx * DW]);
-                        #pragma unroll
-                        for (int v = 0; v < MV; ++v) acc[v][j] = fma(w[v], a, acc[v][j]);
-                    }
-                }
+                ROWS_TAP_FMAS(sv)
                 r += HW;
                 wk += TAPS * MP;
             }
