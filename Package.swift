@@ -39,6 +39,13 @@ let package = Package(
             path: "Sources/RefineSeg",
             plugins: ["EmbedKernels"]
         ),
+        // Diagnostics: the op-case registry and its checks (Check/), the kernel, training-step and
+        // roofline benches (Bench/). Built on the library; nothing in the library depends on it.
+        .target(
+            name: "RefineSegDiagnostics",
+            dependencies: ["RefineSeg"],
+            path: "Sources/RefineSegDiagnostics"
+        ),
         // ONNX export of a trained model: the ONNX schema (generated Swift) and the graph writer.
         .target(
             name: "RefineSegONNX",
@@ -49,12 +56,13 @@ let package = Package(
             name: "refineseg",
             dependencies: [
                 "RefineSeg",
+                "RefineSegDiagnostics",
                 "RefineSegONNX",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/refineseg"
         ),
-        .testTarget(name: "RefineSegTests", dependencies: ["RefineSeg", "RefineSegONNX"], path: "Tests/RefineSegTests",
+        .testTarget(name: "RefineSegTests", dependencies: ["RefineSeg", "RefineSegDiagnostics", "RefineSegONNX"], path: "Tests/RefineSegTests",
                     // Golden values written by scripts/*.py, read from the source tree (TestSupport.fixture).
                     exclude: ["Fixtures"]),
     ],

@@ -15,7 +15,7 @@ struct AnnotateCommand: ParsableCommand {
             transform: { try CommaList<String>.parse($0) })
     var modalities: CommaList<String>?
     @Flag(name: .customLong("continue"), help: "Skip images whose outputs are complete (from an earlier or killed run) and add the new outputs to OUT.") var resume = false
-    @OptionGroup var shardOptions: ShardOptions
+    @OptionGroup var shardOptions: PartFolderOptions
     @OptionGroup var inference: InferenceOptions
     @OptionGroup var deviceOptions: DeviceOptions
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RefineSeg
+import RefineSegDiagnostics
 
 /// `refineseg bench roofline`: the device's two roofs from our own probe kernels.
 struct BenchRooflineCommand: ParsableCommand {

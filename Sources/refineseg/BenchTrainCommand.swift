@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RefineSeg
+import RefineSegDiagnostics
 
 /// `refineseg bench train`: full DFR-UNet training steps on synthetic data, timed end to end.
 struct BenchTrainCommand: ParsableCommand {
@@ -23,7 +24,7 @@ struct BenchTrainCommand: ParsableCommand {
     @Option(help: "Profiled steps for the per-kernel breakdown (OpenCL only; 0 skips it).") var profileSteps: Int = 3
     @Option(help: "Empty kernels launched to measure the per-launch overhead (OpenCL only; 0 skips it).") var launchProbe: Int = 500
     @Flag(help: "Time inference only (eval-mode forward of the logits).") var eval = false
-    @Option(help: "Random seed of weights and data.") var seed: UInt64 = 0
+    @OptionGroup var seedOptions: SeedOptions
     @Option(help: "Write the results as JSON to this file.") var json: String?
     @Option(help: "Measure the device's roofs and write a roofline plot of the profiled kernels (SVG) to this file.")
     var rooflineSvg: String?
@@ -43,7 +44,8 @@ struct BenchTrainCommand: ParsableCommand {
         var s = TrainBenchSettings()
         modelOptions.apply(to: &s)
         s.batch = batch; s.steps = steps; s.warmup = warmup
-        s.profileSteps = profileSteps; s.launchProbe = launchProbe; s.eval = eval; s.seed = seed
+        s.profileSteps = profileSteps; s.launchProbe = launchProbe; s.eval = eval
+        seedOptions.apply(to: &s)
         return s
     }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RefineSeg
+import RefineSegDiagnostics
 
 struct CheckCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -11,7 +11,7 @@ struct EvaluateCommand: ParsableCommand {
     @Option(help: "Split to evaluate.") var split: EvaluationSplit = .test
     @Option(help: "Output folder.") var out: String
     @Option(help: "Working size of busi and isic2018 images (default: the --size of the model's run, from RUN/config.json beside it, else 128).") var size: Int?
-    @OptionGroup var shardOptions: ShardOptions
+    @OptionGroup var shardOptions: PartFolderOptions
     @OptionGroup var inference: InferenceOptions
     @OptionGroup var dataOptions: DataOptions
     @OptionGroup var deviceOptions: DeviceOptions

@@ -47,6 +47,11 @@ enum AugmentChoice: String, CaseIterable, ExpressibleByArgument {
     case nnunet, basic
 }
 
+/// `--checkpoint`: which weights RUN/model.safetensors holds.
+enum CheckpointChoice: String, CaseIterable, ExpressibleByArgument {
+    case final, best
+}
+
 /// `--postprocess`: the post-processing chosen on validation (from the checkpoint) or none.
 enum PostprocessChoice: String, CaseIterable, ExpressibleByArgument {
     case auto, none

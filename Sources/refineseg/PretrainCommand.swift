@@ -12,13 +12,13 @@ struct PretrainCommand: ParsableCommand {
     @OptionGroup var modelOptions: ModelOptions
     @Option(help: "Projector dimension d (default 1024).") var projector: Int?
     @Option(help: "Off-diagonal weight λ of the Barlow Twins loss (default 0.0051).") var lambda: Double?
-    @Option(help: "Random seed (default 0).") var seed: UInt64?
+    @OptionGroup var seedOptions: SeedOptions
     @OptionGroup var dataOptions: DataOptions
     @OptionGroup var deviceOptions: DeviceOptions
 
     func validate() throws {
-        let named: [(String, Bool)] = [("--projector", projector != nil), ("--lambda", lambda != nil), ("--seed", seed != nil)]
-        try runFolder.refuseWithResume(optimiser.givenBesidesEpochs + modelOptions.given + named.filter(\.1).map(\.0) + dataOptions.given)
+        let named: [(String, Bool)] = [("--projector", projector != nil), ("--lambda", lambda != nil)]
+        try runFolder.refuseWithResume(optimiser.givenBesidesEpochs + modelOptions.given + seedOptions.given + named.filter(\.1).map(\.0) + dataOptions.given)
     }
 
     func run() throws {
@@ -36,7 +36,7 @@ struct PretrainCommand: ParsableCommand {
                 modelOptions.apply(to: &config)
                 if let projector { config.projector = projector }
                 if let lambda { config.lambda = lambda }
-                if let seed { config.seed = seed }
+                seedOptions.apply(to: &config)
                 config.device = deviceOptions.index
                 config.format = dataOptions.formatName; config.modalities = dataOptions.modalityList
                 config.splitSeed = dataOptions.splitSeed ?? 0; config.splitFile = dataOptions.splitFile

@@ -22,8 +22,7 @@ struct StudyCommand: ParsableCommand {
     var variants: CommaList<StudyVariant>?
     @Option(help: "Probability of the percentile re-normalisation augmentation in every run (default: train's, 0.3; 0 turns it off).") var percentileAugment: Double?
     @Flag(help: "Earlier versions' equal-steps mode; every study trains equal steps now (accepted, has no effect).") var equalSteps = false
-    @Option(help: "Split the study into this many parts by seed (for a job array without MPI); this task does --part-id. Under mpirun/srun the ranks share the runs by themselves.") var numParts: Int = 1
-    @Option(help: "Which part this task does, 0 ..< --num-parts (the seeds s with s mod N = K).") var partId: Int = 0
+    @OptionGroup var shardOptions: ShardOptions
     @OptionGroup var dataOptions: DataOptions
     @OptionGroup var deviceOptions: DeviceOptions
 
@@ -48,14 +47,13 @@ struct StudyCommand: ParsableCommand {
             settings.splitSeed = dataOptions.splitSeed ?? 0
             let backend = try deviceOptions.open()
             let study = try Study(settings: settings, backend: backend)
-            let shard = Shard(count: numParts, index: partId)
-            try shard.validate()
+            // Part K of N runs the seeds s with s mod N = K.
+            let shard = try shardOptions.shard()
             let comm = Distributed.current
-            if comm != nil && numParts > 1 { throw RefineSegError.invalidArgument("--num-parts is for job arrays without MPI; under mpirun/srun the ranks share the runs by themselves") }
             let results = try study.run(shard: shard, comm: comm)
             if let comm, !comm.isRoot { return }
-            if comm == nil && numParts > 1 {
-                print("part \(partId) of \(numParts): \(results.count) run(s) done; when every part is done, the same command without --num-parts/--part-id reuses them all and writes the reports")
+            if comm == nil && shard.count > 1 {
+                print("part \(shard.index) of \(shard.count): \(results.count) run(s) done; when every part is done, the same command without --num-parts/--part-id reuses them all and writes the reports")
                 return
             }
             print(try String(contentsOfFile: out + "/summary.md", encoding: .utf8))

@@ -5,7 +5,7 @@ import RefineSeg
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
-        abstract: "Train DFR-UNet on a dataset folder; writes RUN/model.safetensors (best validation Dice), last.safetensors, log.csv, config.json.")
+        abstract: "Train DFR-UNet on a dataset folder; writes RUN/model.safetensors (the final model; --checkpoint best: the best validation Dice), last.safetensors, log.csv, config.json.")
 
     @OptionGroup var runFolder: RunFolderOptions
     @Option(help: "Fraction of the labelled training images whose masks are used, in (0, 1] (default 1).") var labelFraction: Double?
@@ -14,11 +14,13 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("init"), help: "Checkpoint to start from: an encoder from `refineseg pretrain`, or a trained RUN/model.safetensors (all of it: fine-tuning, e.g. after `refineseg ingest`).") var initEncoder: String?
     @OptionGroup var optimiser: OptimiserOptions
     @OptionGroup var modelOptions: ModelOptions
-    @Option(help: "Weight β of the lesion-aware contrastive loss (0 turns it off; default 0.1).") var lacWeight: Double?
-    @Option(help: "Random seed (weights, split, order, augmentation; default 0).") var seed: UInt64?
+    @Option(help: "Weight β of the lesion-aware contrastive loss (default 0: off, which did better on the real benchmark; the paper uses 0.1).") var lacWeight: Double?
+    @OptionGroup var seedOptions: SeedOptions
     @Option(help: "Training augmentation: nnunet (the default: nnU-Net's rotation, scaling, mirroring, noise, blur, brightness, contrast, low resolution, gamma; 1/3 of crops centred on a lesion) or basic (crop, flips, 90° turns).") var augment: AugmentChoice?
     @Option(help: "Share of training crops centred on a lesion pixel (nnunet augmentation).") var foregroundOversample: Double?
     @Option(help: "Probability of re-normalising a training crop with other percentiles of its image (tails 0.01–1 %; nnunet augmentation; default 0.3).") var percentileAugment: Double?
+    @Option(help: "Probability of multiplying a training crop by a factor in 0.5–2 (log-uniform; spans images whose few very bright objects put the rest at half the level; nnunet augmentation; default 0.3).") var intensityAugment: Double?
+    @Option(help: "What RUN/model.safetensors holds: final (the default: the last epoch's weights, as nnU-Net) or best (the epoch with the best validation Dice).") var checkpoint: CheckpointChoice?
     @Flag(help: "Also learn from the unlabelled training images: a mean teacher with confidence-thresholded pseudo-labels, consistency under augmentation (see SemiSupervised.swift).") var semiSupervised = false
     @Option(help: "With --semi-supervised: confidence τ of a hard pseudo-label, in [0.5, 1] (default 0.9).") var pseudoThreshold: Double?
     @Option(help: "With --semi-supervised: weight λ of the unlabelled loss after its ramp-up (default 1).") var unlabelledWeight: Double?
@@ -28,12 +30,13 @@ struct TrainCommand: ParsableCommand {
 
     func validate() throws {
         let named: [(String, Bool)] = [("--label-fraction", labelFraction != nil), ("--steps-per-epoch", stepsPerEpoch != nil), ("--repeat", repeats != nil),
-                                       ("--init", initEncoder != nil), ("--lac-weight", lacWeight != nil), ("--seed", seed != nil),
+                                       ("--init", initEncoder != nil), ("--lac-weight", lacWeight != nil),
                                        ("--augment", augment != nil), ("--foreground-oversample", foregroundOversample != nil),
-                                       ("--percentile-augment", percentileAugment != nil), ("--semi-supervised", semiSupervised),
+                                       ("--percentile-augment", percentileAugment != nil),
+                                       ("--intensity-augment", intensityAugment != nil), ("--checkpoint", checkpoint != nil), ("--semi-supervised", semiSupervised),
                                        ("--pseudo-threshold", pseudoThreshold != nil), ("--unlabelled-weight", unlabelledWeight != nil),
                                        ("--teacher-momentum", teacherMomentum != nil)]
-        try runFolder.refuseWithResume(optimiser.givenBesidesEpochs + modelOptions.given + named.filter(\.1).map(\.0) + dataOptions.given)
+        try runFolder.refuseWithResume(optimiser.givenBesidesEpochs + modelOptions.given + seedOptions.given + named.filter(\.1).map(\.0) + dataOptions.given)
         if !semiSupervised && (pseudoThreshold != nil || unlabelledWeight != nil || teacherMomentum != nil) {
             throw ValidationError("--pseudo-threshold, --unlabelled-weight and --teacher-momentum need --semi-supervised")
         }
@@ -47,10 +50,12 @@ struct TrainCommand: ParsableCommand {
         if let labelFraction { config.labelFraction = labelFraction }
         config.repeats = repeats; config.stepsPerEpoch = stepsPerEpoch; config.initEncoder = initEncoder
         if let lacWeight { config.lacWeight = lacWeight }
-        if let seed { config.seed = seed }
+        seedOptions.apply(to: &config)
         config.augment = augment == .basic ? AugmentChoice.basic.rawValue : nil
         config.foregroundOversample = foregroundOversample
         config.percentileAugment = percentileAugment
+        config.intensityAugment = intensityAugment
+        config.checkpoint = checkpoint?.rawValue
         if semiSupervised {
             var semi = MeanTeacher.Settings()
             if let pseudoThreshold { semi.threshold = pseudoThreshold }
@@ -105,7 +110,8 @@ struct TrainCommand: ParsableCommand {
             try trainer.run()
             if interruptRequested != 0 { throw ExitCode(130) }   // stopped by Ctrl-C after writing last.safetensors
             guard Distributed.current?.isRoot ?? true else { return }
-            print(String(format: "best validation Dice %.4f; model: %@/model.safetensors", trainer.bestDice, trainer.config.out))
+            print(String(format: "validation Dice %.4f (%@; best %.4f); model: %@/model.safetensors", trainer.modelDice,
+                         trainer.config.keepsBest ? "best epoch" : "final epoch", trainer.bestDice, trainer.config.out))
         }
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RefineSeg
+import RefineSegDiagnostics
 
 // The model and optimiser options, declared once and shared by the commands that build or train
 // a DFR-UNet. Every option is optional: nil means "not given", and the command's settings type
@@ -21,10 +22,15 @@ protocol OptimiserSettings {
     var lr: Double { get set }
 }
 
-extension TrainConfig: ModelSettings, OptimiserSettings {}
-extension PretrainConfig: ModelSettings, OptimiserSettings {}
+/// Settings that hold a random seed.
+protocol SeededSettings {
+    var seed: UInt64 { get set }
+}
+
+extension TrainConfig: ModelSettings, OptimiserSettings, SeededSettings {}
+extension PretrainConfig: ModelSettings, OptimiserSettings, SeededSettings {}
 extension StudySettings: ModelSettings, OptimiserSettings {}
-extension TrainBenchSettings: ModelSettings {}
+extension TrainBenchSettings: ModelSettings, SeededSettings {}
 
 private let trainDefaults = TrainConfig(data: "", out: "")
 private let pretrainDefaults = PretrainConfig(data: "", out: "")
@@ -64,6 +70,19 @@ struct OptimiserOptions: ParsableArguments {
         if let epochs { settings.epochs = epochs }
         if let batch { settings.batch = batch }
         if let lr { settings.lr = lr }
+    }
+}
+
+/// `--seed`: every random choice of a run.
+struct SeedOptions: ParsableArguments {
+    @Option(help: "Random seed: weights, data split, batch order, augmentation; the benchmark's synthetic data (default \(trainDefaults.seed)).")
+    var seed: UInt64?
+
+    /// The option given.
+    var given: [String] { seed == nil ? [] : ["--seed"] }
+
+    func apply<S: SeededSettings>(to settings: inout S) {
+        if let seed { settings.seed = seed }
     }
 }
 

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import RefineSeg
+@testable import RefineSegDiagnostics
 
 /// The convolution family: kernels against the CPU reference (both kernel variants), gradient
 /// checks, run-to-run determinism, the tuner's cache and the kernel bench's report.
@@ -100,6 +101,21 @@ final class Conv2DTests: XCTestCase {
         XCTAssertEqual(find("enc1.sa")?.weight, [1, 2, 7, 7])
         XCTAssertEqual(find("lac")?.weight, [32, 16, 1, 1])
         XCTAssertNotNil(find("enc4.conv2"))
+        XCTAssertEqual(find("enc1.conv1(rgb)")?.weight, [16, 3, 3, 3])
+        XCTAssertEqual(find("pool4")?.input, [2, 128, 16, 16])
+        XCTAssertEqual(find("context.pool")?.input, [2, 256, 1, 1])
+    }
+
+    /// The layer list extrapolates three small forwards; at settings it was not fitted on (a
+    /// third width, a third size) it must equal the forward run there.
+    func testDFRUNetLayerExtrapolationEqualsTheForward() {
+        for (inChannels, w, s) in [(1, 12, 16), (3, 4, 48)] {
+            func described(_ layers: [(name: String, record: ConvolutionRecord)]) -> [String] {
+                layers.map { "\($0.name) \(OpCases.layerSpec($0.name, $0.record).kind) \(OpCases.layerSpec($0.name, $0.record))" }
+            }
+            XCTAssertEqual(described(OpCases.extrapolatedLayers(inChannels: inChannels, width: w, size: s)),
+                           described(OpCases.recordedLayers(inChannels: inChannels, width: w, size: s)), "in \(inChannels) width \(w) size \(s)")
+        }
     }
 
     func testBenchKernelsWritesAValidatedReport() throws {

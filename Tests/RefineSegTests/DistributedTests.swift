@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import RefineSeg
+@testable import RefineSegDiagnostics
 
 /// `mpirun` on PATH, or a skip that says so (CI installs Open MPI through scripts/setup.sh).
 func mpirunOrSkip() throws -> String {

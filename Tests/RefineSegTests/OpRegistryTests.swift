@@ -1,5 +1,6 @@
 import XCTest
 @testable import RefineSeg
+@testable import RefineSegDiagnostics
 
 /// The op registry, run on every OpenCL device against the CPU reference, and the
 /// finite-difference gradient checks of the reference itself.

@@ -1,5 +1,6 @@
 import XCTest
 @testable import RefineSeg
+@testable import RefineSegDiagnostics
 
 /// The choice of PoCL's CPU target from /proc/cpuinfo and the environment (no OpenCL call),
 /// and the small-shape subset of the op registry that CI runs under Oclgrind.

@@ -123,7 +123,7 @@ final class SemiSupervisedTests: XCTestCase {
         XCTAssertEqual(table.low[0].last!, 0, accuracy: 1e-5, "the 1 % tail is the normalisation's own low point")
         XCTAssertLessThan(table.low[0].first!, -1, "the 0.01 % tail reaches the lesion")
         var aug = SegmentationAugmentation.none
-        aug.renormaliseP = 1
+        aug.renormaliseP = 1; aug.renormaliseExtension = 0
         var rng = SeededRandom(seed: 1)
         var lesionLevels = Set<Float>()
         for _ in 0..<20 {
@@ -139,5 +139,32 @@ final class SemiSupervisedTests: XCTestCase {
         var rng2 = SeededRandom(seed: 1)
         let (plain, _) = SegmentationAugmentation.none.apply(s, foreground: [], size: 100, rng: &rng2)
         XCTAssertEqual(plain, s.image)
+    }
+
+    func testRenormalisationExtensionMovesTheEndsOutwards() {
+        // With the extension the crop is still an increasing affine map of the image, x' = (x − lo) / (hi − lo),
+        // but the ends may lie beyond the image's own percentiles (by up to 1 range each): the lesion-to-background
+        // contrast then shrinks by up to 3×, as in an image with brighter or darker objects elsewhere.
+        // The same seed draws the same ends.
+        let s = FewLabelsTests.discSample(height: 40, width: 40, seed: 3)
+        let table = PercentileTable(s)
+        var aug = SegmentationAugmentation.none
+        aug.renormaliseP = 1
+        XCTAssertEqual(SegmentationAugmentation.nnunet.renormaliseExtension, 1)
+        var a = SeededRandom(seed: 5), b = SeededRandom(seed: 5)
+        var slopes = [Float]()
+        let i0 = s.image.indices.min { s.image[$0] < s.image[$1] }!, i1 = s.image.indices.max { s.image[$0] < s.image[$1] }!
+        for _ in 0..<60 {
+            let x = aug.apply(s, foreground: [], size: 40, percentiles: table, rng: &a)
+            XCTAssertEqual(x.image, aug.apply(s, foreground: [], size: 40, percentiles: table, rng: &b).image)
+            let slope = (x.image[i1] - x.image[i0]) / (s.image[i1] - s.image[i0])
+            for (v, u) in zip(x.image, s.image) { XCTAssertEqual(v, x.image[i0] + (u - s.image[i0]) * slope, accuracy: 1e-4) }
+            slopes.append(slope)
+        }
+        // Without the extension the slope is 1 / (P_hi − P_lo) for tails of 0.01–1 %; with it, down to a third of that.
+        let widest = 1 / (table.high[0].first! - table.low[0].first!)
+        XCTAssertGreaterThan(slopes.max()!, widest * 0.99, "some draws are plain re-normalisations")
+        XCTAssertLessThan(slopes.min()!, widest / 1.5, "no draw moved the ends far out")
+        XCTAssertGreaterThan(slopes.min()!, 1 / (3 * (table.high[0].first! - table.low[0].first!)) * 0.99, "an end moved beyond 1 range")
     }
 }

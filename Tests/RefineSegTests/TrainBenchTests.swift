@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import RefineSeg
+@testable import RefineSegDiagnostics
 
 /// The training-step bench machinery (never its timings) and its FLOP counter.
 final class TrainBenchTests: XCTestCase {
@@ -100,7 +101,7 @@ final class TrainBenchTests: XCTestCase {
 
     func testTheLaunchProbeCountsEveryLaunchAndCanBeSkipped() throws {
         let backend = try openCLBackendOrSkip()
-        let o = try Roofline.launchOverhead(backend: backend, launches: 7)
+        let o = try XCTUnwrap(backend.launchOverhead(launches: 7))
         XCTAssertEqual(o.launches, 7)
         XCTAssert(o.wallMicroseconds > 0 && o.deviceMicroseconds >= 0, "\(o)")
         var settings = tinySettings()

@@ -28,6 +28,8 @@ extension Graph {
     }
 
     public func conv2d(_ x: Var, weight: Var, bias: Var?, params: Conv2DParams) throws -> Var {
+        onConvolution?(ConvolutionRecord(op: .conv2d(params), input: x.shape, weight: weight.parameter, weightShape: weight.shape,
+                                         hasBias: bias != nil))
         let b = backend
         let y = try b.conv2d(x.value, weight: weight.value, bias: bias?.value, params: params)
         let inputs = [x, weight] + (bias.map { [$0] } ?? [])
@@ -49,6 +51,8 @@ extension Graph {
     }
 
     public func convTranspose2x2(_ x: Var, weight: Var, bias: Var?) throws -> Var {
+        onConvolution?(ConvolutionRecord(op: .convTranspose2x2, input: x.shape, weight: weight.parameter, weightShape: weight.shape,
+                                         hasBias: bias != nil))
         let b = backend
         let y = try b.convTranspose2x2(x.value, weight: weight.value, bias: bias?.value)
         let inputs = [x, weight] + (bias.map { [$0] } ?? [])
@@ -63,6 +67,7 @@ extension Graph {
     }
 
     public func maxPool2x2(_ x: Var) throws -> Var {
+        onConvolution?(ConvolutionRecord(op: .maxPool2x2, input: x.shape, weight: nil, weightShape: [], hasBias: false))
         let b = backend
         return recordAccumulating(try b.maxPool2x2(x.value), [x]) { g, priors in
             [try b.maxPool2x2Backward(g, input: x.value, adding: priors[0])]
@@ -84,7 +89,10 @@ extension Graph {
     /// BatchNorm2d (NCHW) or BatchNorm1d ((N, C)): batch statistics and a running-stat update
     /// in training mode, running statistics otherwise. `activation` (ReLU, sigmoid) is fused
     /// into the same kernels, forward and backward (one node instead of two).
-    public func batchNorm(_ x: Var, _ bn: BatchNorm, activation: NormActivation = .none) throws -> Var {
+    /// With `descriptors` (training, no activation, no --sync-bn override) the channel-attention
+    /// descriptors of the result come out of the same kernel (`batchNormTrainDescriptors`) and wait
+    /// for `channelDescriptors` of the result, which then launches nothing.
+    public func batchNorm(_ x: Var, _ bn: BatchNorm, activation: NormActivation = .none, descriptors: Bool = false) throws -> Var {
         // --sync-bn: statistics over every rank, then the activation as its own node.
         if training, let override = batchNormOverride, let y = try override(x, bn, self) {
             switch activation {
@@ -100,8 +108,16 @@ extension Graph {
                                         runningVar: bn.runningVar.value, eps: bn.eps, activation: activation)
             return constant(y)
         }
-        let (y, saved) = try b.batchNormTrain(x.value, weight: w.value, bias: bias.value, runningMean: bn.runningMean.value,
+        let y: Tensor, saved: BatchNormSaved
+        if descriptors && activation == .none {
+            let r = try b.batchNormTrainDescriptors(x.value, weight: w.value, bias: bias.value, runningMean: bn.runningMean.value,
+                                                    runningVar: bn.runningVar.value, momentum: bn.momentum, eps: bn.eps)
+            (y, saved) = (r.y, r.saved)
+            precomputedDescriptors[ObjectIdentifier(y)] = (r.descriptors, r.argmax)
+        } else {
+            (y, saved) = try b.batchNormTrain(x.value, weight: w.value, bias: bias.value, runningMean: bn.runningMean.value,
                                               runningVar: bn.runningVar.value, momentum: bn.momentum, eps: bn.eps, activation: activation)
+        }
         return record(y, [x, w, bias]) { g in
             let r = try b.batchNormBackward(g, input: x.value, weight: w.value, saved: saved)
             return [r.dx, r.dweight, r.dbias]
@@ -124,7 +140,7 @@ extension Graph {
     /// shared MLP runs once; the backward uses the saved arg-max and never reads x.
     public func channelDescriptors(_ x: Var) throws -> Var {
         let b = backend
-        let (d, argmax) = try b.channelDescriptors(x.value)
+        let (d, argmax) = try precomputedDescriptors.removeValue(forKey: ObjectIdentifier(x.value)) ?? b.channelDescriptors(x.value)
         let shape = x.shape
         return recordAccumulating(d, [x]) { g, priors in
             [try b.channelDescriptorsBackward(g, argmax: argmax, inputShape: shape, adding: priors[0])]

@@ -26,6 +26,19 @@ public final class Var {
     public var shape: Shape { value.shape }
 }
 
+/// One convolution-family op as a `Graph` ran it (`Graph.onConvolution`).
+package struct ConvolutionRecord {
+    package enum Op: Equatable { case conv2d(Conv2DParams), convTranspose2x2, maxPool2x2 }
+    package var op: Op
+    /// x (N, C, H, W).
+    package var input: Shape
+    /// The weight's parameter (nil for pooling, or for a weight that is not a parameter leaf).
+    package var weight: Parameter?
+    /// OIHW for conv2d, (Cin, Cout, 2, 2) for the transposed conv, empty for pooling.
+    package var weightShape: Shape
+    package var hasBias: Bool
+}
+
 /// Reverse-mode automatic differentiation over backend ops: a tape of nodes recorded in the
 /// forward pass, walked in reverse by `backward`. With `training == false` nothing is
 /// recorded, so evaluation keeps no intermediate tensors alive.
@@ -41,6 +54,13 @@ public final class Graph {
     /// Data-parallel hook: a training-mode batch norm whose statistics span all ranks
     /// (`--sync-bn`, see `SyncBatchNorm`); returning nil keeps the usual per-process batch norm.
     public var batchNormOverride: ((Var, BatchNorm, Graph) throws -> Var?)?
+    /// Diagnostics hook: told of every convolution-family op this graph runs, with its input
+    /// shape and weight, so that the op cases and benches list a model's layers from its real
+    /// forward (STYLE.md rule 17; `OpCases.dfrUNetConvLayers`). Nil in training and inference.
+    package var onConvolution: ((ConvolutionRecord) -> Void)?
+    /// Channel-attention descriptors that a batch norm computed with its result (keyed by that
+    /// result tensor), until `channelDescriptors` of it takes them (see `batchNorm(_:_:descriptors:)`).
+    var precomputedDescriptors: [ObjectIdentifier: (Tensor, Tensor)] = [:]
 
     public init(backend: Backend, training: Bool) {
         self.backend = backend

@@ -28,6 +28,23 @@ extension DiagnosticsOps {
     public func launchOverhead(launches: Int) throws -> LaunchOverhead? { nil }
 }
 
+/// What one kernel launch costs on a device beyond its work, measured with an empty kernel
+/// (Kernels/roofline.cl `roofline_empty`, one work item).
+public struct LaunchOverhead: Sendable, Codable {
+    /// Empty kernels launched for each of the two figures.
+    public var launches: Int
+    /// Wall-clock microseconds per launch: `launches` enqueued back to back, then one finish,
+    /// divided by `launches` (host enqueue plus the device's dispatch, serialised by the in-order queue).
+    public var wallMicroseconds: Double
+    /// Median profiling-event time (end − start) of one empty launch in microseconds: the part
+    /// of the overhead that every kernel's own device time already contains.
+    public var deviceMicroseconds: Double
+
+    public init(launches: Int, wallMicroseconds: Double, deviceMicroseconds: Double) {
+        self.launches = launches; self.wallMicroseconds = wallMicroseconds; self.deviceMicroseconds = deviceMicroseconds
+    }
+}
+
 /// Device memory of a backend's buffer pool.
 public struct MemoryStats: Sendable, Equatable {
     /// Bytes held by live tensors.

@@ -1,41 +1,135 @@
 // The elementwise ops' contract: shape rules and constants that every backend checks and uses
 // (CPUBackend+Elementwise.swift, CLBackend+Elementwise.swift). See CONTRIBUTING.md.
 
-/// Validates a channel concat and returns the output shape.
-func concatShapes(_ parts: [Tensor]) throws -> (output: Shape, channels: [Int]) {
-    guard let first = parts.first else { throw RefineSegError.invalidArgument("[concat] no inputs") }
-    try first.shape.expect(rank: 4, op: "concat")
-    var channels = [Int]()
-    for p in parts {
-        try p.shape.expect(rank: 4, op: "concat")
-        guard p.shape[0] == first.shape[0], p.shape[2] == first.shape[2], p.shape[3] == first.shape[3] else {
-            throw RefineSegError.shapeMismatch(op: "concat", detail: "\(first.shape) vs \(p.shape) differ outside the channel axis")
+/// Two tensors of one shape (the binary elementwise ops), `count` values each.
+public struct BinaryGeometry: Sendable {
+    public let count: Int
+
+    init(_ a: Tensor, _ b: Tensor, op: String) throws {
+        try a.shape.expect(equal: b.shape, op: op)
+        count = a.count
+    }
+}
+
+/// A checked channel concat of NCHW parts with equal N, H, W: the output shape and each part's channels.
+public struct ConcatGeometry: Sendable {
+    public let output: Shape
+    public let channels: [Int]
+
+    init(_ parts: [Tensor]) throws {
+        guard let first = parts.first else { throw RefineSegError.invalidArgument("[concat] no inputs") }
+        try first.shape.expect(rank: 4, op: "concat")
+        var channels = [Int]()
+        for p in parts {
+            try p.shape.expect(rank: 4, op: "concat")
+            guard p.shape[0] == first.shape[0], p.shape[2] == first.shape[2], p.shape[3] == first.shape[3] else {
+                throw RefineSegError.shapeMismatch(op: "concat", detail: "\(first.shape) vs \(p.shape) differ outside the channel axis")
+            }
+            channels.append(p.shape[1])
         }
-        channels.append(p.shape[1])
-    }
-    return ([first.shape[0], channels.reduce(0, +), first.shape[2], first.shape[3]], channels)
-}
-
-func sliceShape(_ x: Tensor, start: Int, count: Int) throws -> Shape {
-    try x.shape.expect(rank: 4, op: "slice")
-    guard start >= 0, count > 0, start + count <= x.shape[1] else {
-        throw RefineSegError.shapeMismatch(op: "slice", detail: "channels \(start)..<\(start + count) outside \(x.shape)")
-    }
-    return [x.shape[0], count, x.shape[2], x.shape[3]]
-}
-
-func checkChannelGate(_ x: Tensor, _ gate: Tensor) throws {
-    try x.shape.expect(rank: 4, op: "mul_channel_gate")
-    let (n, c, _, _) = x.shape.nchw
-    guard gate.count == n * c, gate.shape.dims.first == n else {
-        throw RefineSegError.shapeMismatch(op: "mul_channel_gate", detail: "x \(x.shape) with gate \(gate.shape), expected [\(n), \(c)]")
+        output = [first.shape[0], channels.reduce(0, +), first.shape[2], first.shape[3]]
+        self.channels = channels
     }
 }
 
-func checkPixelGate(_ x: Tensor, _ gate: Tensor) throws {
-    try x.shape.expect(rank: 4, op: "mul_pixel_gate")
+/// A checked channel slice `start ..< start + count` of an NCHW tensor, and its output shape.
+public struct SliceGeometry: Sendable {
+    public let start: Int, count: Int
+    public let output: Shape
+
+    init(_ x: Tensor, start: Int, count: Int) throws {
+        try x.shape.expect(rank: 4, op: "slice")
+        guard start >= 0, count > 0, start + count <= x.shape[1] else {
+            throw RefineSegError.shapeMismatch(op: "slice", detail: "channels \(start)..<\(start + count) outside \(x.shape)")
+        }
+        self.start = start; self.count = count
+        output = [x.shape[0], count, x.shape[2], x.shape[3]]
+    }
+}
+
+// As for the convolutions (Contract+Conv2D.swift), the shapes of the binary ops, concat, slice and
+// the gates are checked here, in front of every backend, which implements only the `geometry:` methods.
+extension ElementwiseOps {
+    public func add(_ a: Tensor, _ b: Tensor) throws -> Tensor { try add(a, b, geometry: try BinaryGeometry(a, b, op: "add")) }
+    public func sub(_ a: Tensor, _ b: Tensor) throws -> Tensor { try sub(a, b, geometry: try BinaryGeometry(a, b, op: "sub")) }
+    public func mul(_ a: Tensor, _ b: Tensor) throws -> Tensor { try mul(a, b, geometry: try BinaryGeometry(a, b, op: "mul")) }
+
+    /// In place: `target += alpha * source` (gradient accumulation).
+    public func accumulate(_ target: Tensor, _ source: Tensor, alpha: Float) throws {
+        try accumulate(target, source, alpha: alpha, geometry: try BinaryGeometry(target, source, op: "accumulate"))
+    }
+
+    /// dx = dy where y > 0, else 0 (y is relu's output).
+    public func reluBackward(_ dy: Tensor, output y: Tensor) throws -> Tensor {
+        try reluBackward(dy, output: y, geometry: try BinaryGeometry(dy, y, op: "relu_backward"))
+    }
+
+    /// dx = dy · y · (1 − y) (y is sigmoid's output).
+    public func sigmoidBackward(_ dy: Tensor, output y: Tensor) throws -> Tensor {
+        try sigmoidBackward(dy, output: y, geometry: try BinaryGeometry(dy, y, op: "sigmoid_backward"))
+    }
+
+    /// Channel concat of NCHW tensors with equal N, H, W.
+    public func concatChannels(_ parts: [Tensor]) throws -> Tensor {
+        try concatChannels(parts, geometry: try ConcatGeometry(parts))
+    }
+
+    /// Channels `start ..< start + count` of an NCHW tensor.
+    public func sliceChannels(_ x: Tensor, start: Int, count: Int) throws -> Tensor {
+        try sliceChannels(x, geometry: try SliceGeometry(x, start: start, count: count))
+    }
+
+    /// y = x[n, c, h, w] · gate[n, c]   (channel gate, gate shape (N, C)).
+    public func mulChannelGate(_ x: Tensor, _ gate: Tensor) throws -> Tensor {
+        try mulChannelGate(x, gate, geometry: try checkChannelGate(x, gate))
+    }
+
+    /// (dx, dgate) of `mulChannelGate` from dy (like x).
+    public func mulChannelGateBackward(_ dy: Tensor, x: Tensor, gate: Tensor) throws -> (dx: Tensor, dgate: Tensor) {
+        let g = try checkChannelGate(x, gate)
+        try dy.shape.expect(equal: x.shape, op: "mul_channel_gate_backward")
+        return try mulChannelGateBackward(dy, x: x, gate: gate, geometry: g)
+    }
+
+    /// y = x[n, c, h, w] · gate[n, 0, h, w]   (pixel gate, gate shape (N, 1, H, W)).
+    public func mulPixelGate(_ x: Tensor, _ gate: Tensor) throws -> Tensor {
+        try mulPixelGate(x, gate, geometry: try checkPixelGate(x, gate))
+    }
+
+    /// (dx, dgate) of `mulPixelGate` from dy (like x).
+    public func mulPixelGateBackward(_ dy: Tensor, x: Tensor, gate: Tensor) throws -> (dx: Tensor, dgate: Tensor) {
+        let g = try checkPixelGate(x, gate)
+        try dy.shape.expect(equal: x.shape, op: "mul_pixel_gate_backward")
+        return try mulPixelGateBackward(dy, x: x, gate: gate, geometry: g)
+    }
+}
+
+/// (N, C, H·W) of an NCHW tensor x whose gate was checked against it (`checkChannelGate`,
+/// `checkPixelGate`, `AttentionGeometry.channelGate`, `AttentionGeometry.pixelGateAdd`).
+public struct GateGeometry: Sendable {
+    public let n: Int, c: Int, hw: Int
+
+    /// x must be (N, C, H, W).
+    init(_ x: Tensor, op: String) throws {
+        try x.shape.expect(rank: 4, op: op)
+        let (n, c, h, w) = x.shape.nchw
+        self.n = n; self.c = c; hw = h * w
+    }
+}
+
+func checkChannelGate(_ x: Tensor, _ gate: Tensor) throws -> GateGeometry {
+    let g = try GateGeometry(x, op: "mul_channel_gate")
+    guard gate.count == g.n * g.c, gate.shape.dims.first == g.n else {
+        throw RefineSegError.shapeMismatch(op: "mul_channel_gate", detail: "x \(x.shape) with gate \(gate.shape), expected [\(g.n), \(g.c)]")
+    }
+    return g
+}
+
+func checkPixelGate(_ x: Tensor, _ gate: Tensor) throws -> GateGeometry {
+    let g = try GateGeometry(x, op: "mul_pixel_gate")
     let (n, _, h, w) = x.shape.nchw
     guard gate.shape == [n, 1, h, w] else {
         throw RefineSegError.shapeMismatch(op: "mul_pixel_gate", detail: "x \(x.shape) with gate \(gate.shape), expected [\(n), 1, \(h), \(w)]")
     }
+    return g
 }

@@ -1,9 +1,92 @@
 // The loss ops' contract: shape rules and constants that every backend checks and uses
 // (CPUBackend+Loss.swift, CLBackend+Loss.swift). See CONTRIBUTING.md.
 
+// As for the convolutions (Contract+Conv2D.swift), the shapes are checked here, in front of every
+// backend, which implements only the `geometry:` methods of `LossOps`.
+extension LossOps {
+    /// Mean over all elements of the stable BCE-with-logits of logits and a target like them (see `LossOps`).
+    public func bceWithLogits(_ logits: Tensor, target: Tensor) throws -> Tensor {
+        try bceWithLogits(logits, target: target, geometry: try BCEGeometry(logits, target, op: "bce_with_logits"))
+    }
+
+    public func bceWithLogitsBackward(_ dLoss: Tensor, logits: Tensor, target: Tensor) throws -> Tensor {
+        let g = try BCEGeometry(logits, target, op: "bce_with_logits_backward")
+        try checkUpstream(dLoss, op: "bce_with_logits_backward")
+        return try bceWithLogitsBackward(dLoss, logits: logits, target: target, geometry: g)
+    }
+
+    /// Σ_i (1 − c_ii)² + λ Σ_{i≠j} c_ij² of a square cross-correlation matrix c (D, D).
+    public func barlowTwinsFromCorrelation(_ c: Tensor, lambda: Float) throws -> Tensor {
+        try barlowTwinsFromCorrelation(c, lambda: lambda, geometry: try BarlowGeometry(c, op: "barlow_twins"))
+    }
+
+    public func barlowTwinsFromCorrelationBackward(_ dLoss: Tensor, correlation c: Tensor, lambda: Float) throws -> Tensor {
+        let g = try BarlowGeometry(c, op: "barlow_twins_backward")
+        try checkUpstream(dLoss, op: "barlow_twins_backward")
+        return try barlowTwinsFromCorrelationBackward(dLoss, correlation: c, lambda: lambda, geometry: g)
+    }
+
+    /// Batch mean of the per-image soft Dice of probabilities p (N, 1, H, W) and a target like p (see `LossOps`).
+    public func softDice(_ probs: Tensor, target: Tensor) throws -> Tensor {
+        try softDice(probs, target: target, geometry: try DiceGeometry(probs, target, op: "soft_dice"))
+    }
+
+    public func softDiceBackward(_ dLoss: Tensor, probs: Tensor, target: Tensor) throws -> Tensor {
+        let g = try DiceGeometry(probs, target, op: "soft_dice_backward")
+        try checkUpstream(dLoss, op: "soft_dice_backward")
+        return try softDiceBackward(dLoss, probs: probs, target: target, geometry: g)
+    }
+
+    /// The lesion-aware contrastive loss of embedding (N, D, H, W), logits and target (N, 1, H, W) (see `LossOps`).
+    public func lesionContrastive(_ embedding: Tensor, logits: Tensor, target: Tensor, params: LACParams) throws -> Tensor {
+        try lesionContrastive(embedding, logits: logits, target: target, params: params,
+                              geometry: try LACGeometry(embedding, logits, target, op: "lesion_contrastive"))
+    }
+
+    public func lesionContrastiveBackward(_ dLoss: Tensor, embedding: Tensor, logits: Tensor, target: Tensor,
+                                          params: LACParams) throws -> Tensor {
+        let g = try LACGeometry(embedding, logits, target, op: "lesion_contrastive_backward")
+        try checkUpstream(dLoss, op: "lesion_contrastive_backward")
+        return try lesionContrastiveBackward(dLoss, embedding: embedding, logits: logits, target: target, params: params, geometry: g)
+    }
+
+    /// The fused supervised loss of logits (N, 1, H, W), target like them and optional embedding (N, D, H, W) (see `LossOps`).
+    public func segmentationLoss(logits: Tensor, embedding: Tensor?, target: Tensor, weights: SegmentationLossWeights,
+                                 lac: LACParams) throws -> (loss: Tensor, saved: SegmentationLossSaved) {
+        try segmentationLoss(logits: logits, embedding: embedding, target: target, weights: weights, lac: lac,
+                             geometry: try SegLossGeometry(logits, embedding, target, op: "segmentation_loss"))
+    }
+
+    public func segmentationLossBackward(_ dLoss: Tensor, logits: Tensor, embedding: Tensor?, target: Tensor,
+                                         weights: SegmentationLossWeights, lac: LACParams, saved: SegmentationLossSaved) throws
+        -> (logits: Tensor, embedding: Tensor?) {
+        let g = try SegLossGeometry(logits, embedding, target, op: "segmentation_loss_backward")
+        try checkUpstream(dLoss, op: "segmentation_loss_backward")
+        return try segmentationLossBackward(dLoss, logits: logits, embedding: embedding, target: target, weights: weights, lac: lac,
+                                            saved: saved, geometry: g)
+    }
+}
+
+/// The upstream gradient of a loss (a backward's `dLoss`) must have one element.
+private func checkUpstream(_ dLoss: Tensor, op: String) throws {
+    guard dLoss.count == 1 else {
+        throw RefineSegError.shapeMismatch(op: op, detail: "dLoss \(dLoss.shape) must have one element")
+    }
+}
+
+/// BCE-with-logits layout: logits and target of one shape, `count` values each.
+public struct BCEGeometry: Sendable {
+    public let count: Int
+
+    init(_ logits: Tensor, _ target: Tensor, op: String) throws {
+        try target.shape.expect(equal: logits.shape, op: op)
+        count = logits.count
+    }
+}
+
 /// Layout of the fused supervised loss: logits and target (N, 1, H, W), embedding (N, D, H, W) or none (d = 0).
-struct SegLossGeometry {
-    let n: Int, d: Int, hw: Int
+public struct SegLossGeometry: Sendable {
+    public let n: Int, d: Int, hw: Int
 
     init(_ logits: Tensor, _ embedding: Tensor?, _ target: Tensor, op: String) throws {
         if let embedding {
@@ -22,8 +105,8 @@ struct SegLossGeometry {
 }
 
 /// Soft Dice layout: N images of `perImage` values each (any shape with the batch first).
-struct DiceGeometry {
-    let n: Int, perImage: Int
+public struct DiceGeometry: Sendable {
+    public let n: Int, perImage: Int
 
     init(n: Int, perImage: Int) { self.n = n; self.perImage = perImage }
 
@@ -45,19 +128,21 @@ struct DiceGeometry {
     }
 }
 
-enum BarlowGeometry {
-    /// D of a square (D, D) correlation matrix.
-    static func side(of c: Tensor, op: String) throws -> Int {
+/// A square (D, D) cross-correlation matrix (Barlow Twins).
+public struct BarlowGeometry: Sendable {
+    public let d: Int
+
+    init(_ c: Tensor, op: String) throws {
         guard c.shape.rank == 2, c.shape[0] == c.shape[1] else {
             throw RefineSegError.shapeMismatch(op: op, detail: "correlation \(c.shape) must be square (D, D)")
         }
-        return c.shape[0]
+        d = c.shape[0]
     }
 }
 
 /// Layout of the lesion-aware contrastive loss: embedding (N, D, H, W), logits and target (N, 1, H, W).
-struct LACGeometry {
-    let n: Int, d: Int, hw: Int
+public struct LACGeometry: Sendable {
+    public let n: Int, d: Int, hw: Int
 
     init(n: Int, d: Int, hw: Int) { self.n = n; self.d = d; self.hw = hw }
 

@@ -1,10 +1,39 @@
 // The reduce and matmul ops' contract: shape rules and constants that every backend checks and uses
 // (CPUBackend+Reduce.swift, CLBackend+Reduce.swift). See CONTRIBUTING.md.
 
+// As for the convolutions (Contract+Conv2D.swift), the shapes are checked here, in front of every
+// backend, which implements only the `geometry:` methods of `ReduceOps` and `MatmulOps`.
+extension ReduceOps {
+    /// Reduces the contiguous axes `axes` of x; the output keeps them with extent 1.
+    public func reduce(_ x: Tensor, axes: Range<Int>, kind: ReduceKind) throws -> Tensor {
+        try reduce(x, axes: axes, kind: kind, geometry: try ReduceGeometry(x.shape, axes: axes))
+    }
+
+    /// dx for `reduce` from dy (the reduced shape); for max the gradient goes to the first maximal element of each group.
+    public func reduceBackward(_ dy: Tensor, input x: Tensor, axes: Range<Int>, kind: ReduceKind) throws -> Tensor {
+        let g = try ReduceGeometry(x.shape, axes: axes)
+        try dy.shape.expect(equal: g.outputShape, op: "reduce_backward")
+        return try reduceBackward(dy, input: x, axes: axes, kind: kind, geometry: g)
+    }
+
+    /// Σ over N, H, W per channel of an NCHW tensor → shape (C) (bias gradients).
+    public func sumPerChannel(_ x: Tensor) throws -> Tensor {
+        try sumPerChannel(x, geometry: try PerChannelGeometry(x))
+    }
+}
+
+extension MatmulOps {
+    /// C = op(A) · op(B) of rank-2 tensors, op = transpose when asked.
+    public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool, transposeB: Bool) throws -> Tensor {
+        try matmul(a, b, transposeA: transposeA, transposeB: transposeB,
+                   geometry: try MatmulGeometry(a.shape, b.shape, transposeA: transposeA, transposeB: transposeB))
+    }
+}
+
 /// A reduction seen as (outer, reduced, inner): axes before, inside and after the reduced run.
-struct ReduceGeometry {
-    let outer: Int, reduced: Int, inner: Int
-    let outputShape: Shape
+public struct ReduceGeometry: Sendable {
+    public let outer: Int, reduced: Int, inner: Int
+    public let outputShape: Shape
 
     init(_ shape: Shape, axes: Range<Int>) throws {
         guard !axes.isEmpty, axes.lowerBound >= 0, axes.upperBound <= shape.rank else {
@@ -19,9 +48,18 @@ struct ReduceGeometry {
     }
 }
 
+/// (N, C, H, W) of a tensor of rank 1…4 read as NCHW (`Shape.nchw`), for the per-channel sum.
+public struct PerChannelGeometry: Sendable {
+    public let n: Int, c: Int, h: Int, w: Int
+
+    init(_ x: Tensor) throws {
+        (n, c, h, w) = try x.shape.nchw(op: "sum_per_channel")
+    }
+}
+
 /// C (M, N) = op(A) · op(B) with the shared extent K.
-struct MatmulGeometry {
-    let m: Int, n: Int, k: Int
+public struct MatmulGeometry: Sendable {
+    public let m: Int, n: Int, k: Int
 
     init(_ a: Shape, _ b: Shape, transposeA: Bool, transposeB: Bool) throws {
         try a.expect(rank: 2, op: "matmul", name: "A")

@@ -1,9 +1,8 @@
 import Foundation
 
 extension CPUBackend: AttentionOps {
-    public func spatialMeanMax(_ x: Tensor) throws -> (mean: Tensor, max: Tensor) {
-        try x.shape.expect(rank: 4, op: "spatial_mean_max")
-        let (n, c, h, w) = x.shape.nchw
+    public func spatialMeanMax(_ x: Tensor, geometry g: AttentionGeometry) throws -> (mean: Tensor, max: Tensor) {
+        let (n, c, h, w) = (g.n, g.c, g.h, g.w)
         let v = try values(x)                                   // (N, C, H, W)
         var mean = [Double](repeating: 0, count: n * c)         // (N, C)
         var peak = [Double](repeating: -.infinity, count: n * c) // (N, C)
@@ -18,9 +17,8 @@ extension CPUBackend: AttentionOps {
         return (make(mean, [n, c]), make(peak, [n, c]))
     }
 
-    public func spatialMeanMaxBackward(dMean: Tensor, dMax: Tensor, input x: Tensor) throws -> Tensor {
-        try AttentionGeometry.checkDescriptorGradients(dMean: dMean, dMax: dMax, input: x)
-        let (n, c, h, w) = x.shape.nchw
+    public func spatialMeanMaxBackward(dMean: Tensor, dMax: Tensor, input x: Tensor, geometry g: AttentionGeometry) throws -> Tensor {
+        let (n, c, h, w) = (g.n, g.c, g.h, g.w)
         let v = try values(x), dm = try values(dMean), dx1 = try values(dMax)
         var dx = [Double](repeating: 0, count: x.count)        // (N, C, H, W)
         for nc in 0..<(n * c) {
@@ -34,9 +32,8 @@ extension CPUBackend: AttentionOps {
         return make(dx, x.shape)
     }
 
-    public func channelMeanMax(_ x: Tensor) throws -> Tensor {
-        try x.shape.expect(rank: 4, op: "channel_mean_max")
-        let (n, c, h, w) = x.shape.nchw
+    public func channelMeanMax(_ x: Tensor, geometry g: AttentionGeometry) throws -> Tensor {
+        let (n, c, h, w) = (g.n, g.c, g.h, g.w)
         let hw = h * w
         let v = try values(x)                                   // (N, C, H, W)
         var y = [Double](repeating: 0, count: n * 2 * hw)       // (N, 2, H, W): mean plane, then max plane
@@ -55,10 +52,8 @@ extension CPUBackend: AttentionOps {
         return make(y, [n, 2, h, w])
     }
 
-    public func channelMeanMaxBackward(_ dy: Tensor, input x: Tensor, adding prior: Tensor?) throws -> Tensor {
-        try x.shape.expect(rank: 4, op: "channel_mean_max_backward")
-        let (n, c, h, w) = x.shape.nchw
-        try dy.shape.expect(equal: [n, 2, h, w], op: "channel_mean_max_backward")
+    public func channelMeanMaxBackward(_ dy: Tensor, input x: Tensor, adding prior: Tensor?, geometry g: AttentionGeometry) throws -> Tensor {
+        let (n, c, h, w) = (g.n, g.c, g.h, g.w)
         let hw = h * w
         let v = try values(x), d = try values(dy)
         var dx = [Double](repeating: 0, count: x.count)         // (N, C, H, W)
@@ -73,11 +68,11 @@ extension CPUBackend: AttentionOps {
                 dx[(b * c + best) * hw + p] += d[(b * 2 + 1) * hw + p]
             }
         }
-        return try make(dx, x.shape, adding: prior, op: "channel_mean_max_backward")
+        return try make(dx, x.shape, adding: prior)
     }
 
-    public func broadcastSpatial(_ x: Tensor, height: Int, width: Int) throws -> Tensor {
-        let (n, c) = try AttentionGeometry.channels(of: x, op: "broadcast_spatial", height: height, width: width)
+    public func broadcastSpatial(_ x: Tensor, geometry g: AttentionGeometry) throws -> Tensor {
+        let (n, c, height, width) = (g.n, g.c, g.h, g.w)
         let v = try values(x)                                   // (N, C)
         var y = [Double](repeating: 0, count: n * c * height * width)  // (N, C, H, W)
         for nc in 0..<(n * c) {
@@ -86,9 +81,8 @@ extension CPUBackend: AttentionOps {
         return make(y, [n, c, height, width])
     }
 
-    public func broadcastSpatialBackward(_ dy: Tensor) throws -> Tensor {
-        try dy.shape.expect(rank: 4, op: "broadcast_spatial_backward")
-        let (n, c, h, w) = dy.shape.nchw
+    public func broadcastSpatialBackward(_ dy: Tensor, geometry g: AttentionGeometry) throws -> Tensor {
+        let (n, c, h, w) = (g.n, g.c, g.h, g.w)
         let d = try values(dy)                                  // (N, C, H, W)
         var dx = [Double](repeating: 0, count: n * c)           // (N, C, 1, 1)
         for nc in 0..<(n * c) {
@@ -99,8 +93,8 @@ extension CPUBackend: AttentionOps {
 }
 
 extension CPUBackend {
-    public func channelDescriptors(_ x: Tensor) throws -> (descriptors: Tensor, argmax: Tensor) {
-        let (n, c, hw) = try AttentionGeometry.descriptorInput(x)
+    public func channelDescriptors(_ x: Tensor, geometry ag: AttentionGeometry) throws -> (descriptors: Tensor, argmax: Tensor) {
+        let (n, c, hw) = (ag.n, ag.c, ag.hw)
         let v = try values(x)                                   // (N, C, H, W)
         var d = [Double](repeating: 0, count: 2 * n * c)        // (2N, C): means, then maxima
         var arg = [Double](repeating: 0, count: n * c)          // (N, C): first arg-max
@@ -117,19 +111,19 @@ extension CPUBackend {
         return (make(d, [2 * n, c]), make(arg, [n, c]))
     }
 
-    public func channelDescriptorsBackward(_ d: Tensor, argmax: Tensor, inputShape: Shape, adding prior: Tensor?) throws -> Tensor {
-        let (n, c, hw) = try AttentionGeometry.descriptorGradients(d, argmax: argmax, inputShape: inputShape)
+    public func channelDescriptorsBackward(_ d: Tensor, argmax: Tensor, adding prior: Tensor?, geometry ag: AttentionGeometry) throws -> Tensor {
+        let (n, c, hw, inputShape) = (ag.n, ag.c, ag.hw, ag.shape)
         let g = try values(d), arg = try values(argmax)
         var dx = [Double](repeating: 0, count: inputShape.count) // (N, C, H, W)
         for nc in 0..<(n * c) {
             for p in 0..<hw { dx[nc * hw + p] = g[nc] / Double(hw) }
             dx[nc * hw + Int(arg[nc])] += g[n * c + nc]
         }
-        return try make(dx, inputShape, adding: prior, op: "channel_descriptors_backward")
+        return try make(dx, inputShape, adding: prior)
     }
 
-    public func channelGate(_ x: Tensor, logits: Tensor) throws -> Tensor {
-        let (n, c, hw) = try AttentionGeometry.channelGate(x, logits: logits)
+    public func channelGate(_ x: Tensor, logits: Tensor, geometry: GateGeometry) throws -> Tensor {
+        let (n, c, hw) = (geometry.n, geometry.c, geometry.hw)
         let v = try values(x), l = try values(logits)
         var y = [Double](repeating: 0, count: x.count)          // like x
         for nc in 0..<(n * c) {
@@ -139,9 +133,8 @@ extension CPUBackend {
         return make(y, x.shape)
     }
 
-    public func channelGateBackward(_ dy: Tensor, x: Tensor, logits: Tensor) throws -> (dx: Tensor, dlogits: Tensor) {
-        let (n, c, hw) = try AttentionGeometry.channelGate(x, logits: logits)
-        try dy.shape.expect(equal: x.shape, op: "channel_gate_backward")
+    public func channelGateBackward(_ dy: Tensor, x: Tensor, logits: Tensor, geometry: GateGeometry) throws -> (dx: Tensor, dlogits: Tensor) {
+        let (n, c, hw) = (geometry.n, geometry.c, geometry.hw)
         let v = try values(x), l = try values(logits), g = try values(dy)
         var dx = [Double](repeating: 0, count: x.count)         // like x
         var dl = [Double](repeating: 0, count: 2 * n * c)       // (2N, C)
@@ -158,8 +151,8 @@ extension CPUBackend {
         return (make(dx, x.shape), make(dl, logits.shape))
     }
 
-    public func pixelGateAddReLU(_ x: Tensor, gate: Tensor, residual: Tensor) throws -> Tensor {
-        let (n, c, hw) = try AttentionGeometry.pixelGateAdd(x, gate: gate, residual: residual)
+    public func pixelGateAddReLU(_ x: Tensor, gate: Tensor, residual: Tensor, geometry: GateGeometry) throws -> Tensor {
+        let (n, c, hw) = (geometry.n, geometry.c, geometry.hw)
         let v = try values(x), g = try values(gate), r = try values(residual)
         var y = [Double](repeating: 0, count: x.count)          // like x
         for b in 0..<n {
@@ -173,10 +166,9 @@ extension CPUBackend {
         return make(y, x.shape)
     }
 
-    public func pixelGateAddReLUBackward(_ dy: Tensor, x: Tensor, gate: Tensor, residual: Tensor) throws
+    public func pixelGateAddReLUBackward(_ dy: Tensor, x: Tensor, gate: Tensor, residual: Tensor, geometry: GateGeometry) throws
         -> (dx: Tensor, dgate: Tensor, dresidual: Tensor) {
-        let (n, c, hw) = try AttentionGeometry.pixelGateAdd(x, gate: gate, residual: residual)
-        try dy.shape.expect(equal: x.shape, op: "pixel_gate_add_relu_backward")
+        let (n, c, hw) = (geometry.n, geometry.c, geometry.hw)
         let v = try values(x), g = try values(gate), r = try values(residual), d = try values(dy)
         var dx = [Double](repeating: 0, count: x.count)         // like x
         var dr = [Double](repeating: 0, count: x.count)         // like x
@@ -194,8 +186,9 @@ extension CPUBackend {
         }
         return (make(dx, x.shape), make(dg, gate.shape), make(dr, x.shape))
     }
-    public func channelMLP(_ d: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) throws -> (logits: Tensor, hidden: Tensor) {
-        let (r, c, hd) = try AttentionGeometry.channelMLP(d, w1: w1, b1: b1, w2: w2, b2: b2)
+    public func channelMLP(_ d: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor, geometry mg: ChannelMLPGeometry) throws
+        -> (logits: Tensor, hidden: Tensor) {
+        let (r, c, hd) = (mg.rows, mg.c, mg.hidden)
         let x = try values(d), a = try values(w1), ab = try values(b1), bw = try values(w2), bb = try values(b2)
         var hid = [Double](repeating: 0, count: r * hd)         // (R, Hd), after the ReLU
         var l = [Double](repeating: 0, count: r * c)            // (R, C)
@@ -214,8 +207,9 @@ extension CPUBackend {
         return (make(l, [r, c]), make(hid, [r, hd]))
     }
 
-    public func channelMLPBackward(_ dlogits: Tensor, d: Tensor, w1: Tensor, w2: Tensor, hidden: Tensor) throws -> ChannelMLPGradients {
-        let (r, c, hd) = try AttentionGeometry.channelMLPBackward(dlogits, d: d, w1: w1, w2: w2, hidden: hidden)
+    public func channelMLPBackward(_ dlogits: Tensor, d: Tensor, w1: Tensor, w2: Tensor, hidden: Tensor, geometry mg: ChannelMLPGeometry) throws
+        -> ChannelMLPGradients {
+        let (r, c, hd) = (mg.rows, mg.c, mg.hidden)
         let g = try values(dlogits), x = try values(d), a = try values(w1), bw = try values(w2), hid = try values(hidden)
         var dh = [Double](repeating: 0, count: r * hd)          // (R, Hd), before the ReLU
         for row in 0..<r {

@@ -1,18 +1,17 @@
 import Foundation
 
 extension CPUBackend: ConvOps {
-    public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry g: Conv2DGeometry, activation: NormActivation) throws -> Tensor {
-        let start = launchStart()
+    /// Calls `tap(output, input, weight)` with the flat indices of y (N, Cout, OH, OW), x (N, Cin,
+    /// H, W) and w (Cout, Cin, KH, KW) of every product of the convolution that reads a real (not
+    /// padded) input, in the order n, co, oy, ox, ci, ky, kx: the one loop nest that the forward
+    /// and both backward passes walk (each sum then runs in this order).
+    private func forEachTap(_ g: Conv2DGeometry, _ tap: (_ output: Int, _ input: Int, _ weight: Int) -> Void) {
         let params = g.params
-        let xv = try values(x)                        // (N, Cin, H, W)
-        let wv = try values(weight)                   // (Cout, Cin, KH, KW)
-        let bv = try bias.map { try values($0) }      // (Cout)
-        var y = [Double](repeating: 0, count: g.outputShape.count)   // (N, Cout, OH, OW)
         for n in 0..<g.n {
             for co in 0..<g.cout {
                 for oy in 0..<g.oh {
                     for ox in 0..<g.ow {
-                        var acc = bv?[co] ?? 0
+                        let output = ((n * g.cout + co) * g.oh + oy) * g.ow + ox
                         for ci in 0..<g.cin {
                             for ky in 0..<g.kh {
                                 let iy = oy * params.strideH - params.padH + ky * params.dilationH
@@ -20,20 +19,30 @@ extension CPUBackend: ConvOps {
                                 for kx in 0..<g.kw {
                                     let ix = ox * params.strideW - params.padW + kx * params.dilationW
                                     guard ix >= 0 && ix < g.w else { continue }
-                                    acc += xv[((n * g.cin + ci) * g.h + iy) * g.w + ix]
-                                        * wv[((co * g.cin + ci) * g.kh + ky) * g.kw + kx]
+                                    tap(output, ((n * g.cin + ci) * g.h + iy) * g.w + ix, ((co * g.cin + ci) * g.kh + ky) * g.kw + kx)
                                 }
                             }
                         }
-                        switch activation {
-                        case .none: break
-                        case .relu: acc = max(acc, 0)
-                        case .sigmoid: acc = 1 / (1 + exp(-acc))
-                        }
-                        y[((n * g.cout + co) * g.oh + oy) * g.ow + ox] = acc
                     }
                 }
             }
+        }
+    }
+
+    public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry g: Conv2DGeometry, activation: NormActivation) throws -> Tensor {
+        let start = launchStart()
+        let xv = try values(x)                        // (N, Cin, H, W)
+        let wv = try values(weight)                   // (Cout, Cin, KH, KW)
+        let bv = try bias.map { try values($0) }      // (Cout)
+        var y = [Double](repeating: 0, count: g.outputShape.count)   // (N, Cout, OH, OW)
+        if let bv {
+            for i in y.indices { y[i] = bv[i / (g.oh * g.ow) % g.cout] }
+        }
+        forEachTap(g) { o, i, k in y[o] += xv[i] * wv[k] }
+        switch activation {
+        case .none: break
+        case .relu: y = y.map { max($0, 0) }
+        case .sigmoid: y = y.map { 1 / (1 + exp(-$0)) }
         }
         recordLaunch("conv2d", since: start, flops: g.flops)
         return make(y, g.outputShape)
@@ -41,64 +50,23 @@ extension CPUBackend: ConvOps {
 
     public func conv2dBackwardData(_ dy: Tensor, weight: Tensor, geometry g: Conv2DGeometry, adding prior: Tensor?) throws -> Tensor {
         let start = launchStart()
-        let params = g.params, inputShape = g.inputShape
         let dv = try values(dy)                       // (N, Cout, OH, OW)
         let wv = try values(weight)                   // (Cout, Cin, KH, KW)
-        var dx = [Double](repeating: 0, count: inputShape.count)     // (N, Cin, H, W)
+        var dx = [Double](repeating: 0, count: g.inputShape.count)   // (N, Cin, H, W)
         // Scatter form: every output element hands dy·w back to each input it read.
-        for n in 0..<g.n {
-            for co in 0..<g.cout {
-                for oy in 0..<g.oh {
-                    for ox in 0..<g.ow {
-                        let d = dv[((n * g.cout + co) * g.oh + oy) * g.ow + ox]
-                        for ci in 0..<g.cin {
-                            for ky in 0..<g.kh {
-                                let iy = oy * params.strideH - params.padH + ky * params.dilationH
-                                guard iy >= 0 && iy < g.h else { continue }
-                                for kx in 0..<g.kw {
-                                    let ix = ox * params.strideW - params.padW + kx * params.dilationW
-                                    guard ix >= 0 && ix < g.w else { continue }
-                                    dx[((n * g.cin + ci) * g.h + iy) * g.w + ix] += d * wv[((co * g.cin + ci) * g.kh + ky) * g.kw + kx]
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        forEachTap(g) { o, i, k in dx[i] += dv[o] * wv[k] }
         recordLaunch("conv2d_backward_data", since: start, flops: g.flops)
-        return try make(dx, inputShape, adding: prior, op: "conv2d_backward_data")
+        return try make(dx, g.inputShape, adding: prior)
     }
 
     public func conv2dBackwardWeight(_ dy: Tensor, input x: Tensor, geometry g: Conv2DGeometry) throws -> Tensor {
         let start = launchStart()
-        let params = g.params, weightShape = g.weightShape
         let dv = try values(dy)                       // (N, Cout, OH, OW)
         let xv = try values(x)                        // (N, Cin, H, W)
-        var dw = [Double](repeating: 0, count: weightShape.count)    // (Cout, Cin, KH, KW)
-        for co in 0..<g.cout {
-            for ci in 0..<g.cin {
-                for ky in 0..<g.kh {
-                    for kx in 0..<g.kw {
-                        var acc = 0.0
-                        for n in 0..<g.n {
-                            for oy in 0..<g.oh {
-                                let iy = oy * params.strideH - params.padH + ky * params.dilationH
-                                guard iy >= 0 && iy < g.h else { continue }
-                                for ox in 0..<g.ow {
-                                    let ix = ox * params.strideW - params.padW + kx * params.dilationW
-                                    guard ix >= 0 && ix < g.w else { continue }
-                                    acc += dv[((n * g.cout + co) * g.oh + oy) * g.ow + ox] * xv[((n * g.cin + ci) * g.h + iy) * g.w + ix]
-                                }
-                            }
-                        }
-                        dw[((co * g.cin + ci) * g.kh + ky) * g.kw + kx] = acc
-                    }
-                }
-            }
-        }
+        var dw = [Double](repeating: 0, count: g.weightShape.count)  // (Cout, Cin, KH, KW)
+        forEachTap(g) { o, i, k in dw[k] += dv[o] * xv[i] }
         recordLaunch("conv2d_backward_weight", since: start, flops: g.flops)
-        return make(dw, weightShape)
+        return make(dw, g.weightShape)
     }
 
     public func convTranspose2x2(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry g: ConvTranspose2x2Geometry) throws -> Tensor {

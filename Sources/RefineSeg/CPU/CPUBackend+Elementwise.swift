@@ -1,38 +1,37 @@
 import Foundation
 
 extension CPUBackend: ElementwiseOps {
-    func binary(_ op: String, _ a: Tensor, _ b: Tensor, _ f: (Double, Double) -> Double) throws -> Tensor {
-        try a.shape.expect(equal: b.shape, op: op)
+    /// f applied to a and b, whose shapes `BinaryGeometry` checked equal.
+    func binary(_ a: Tensor, _ b: Tensor, _ f: (Double, Double) -> Double) throws -> Tensor {
         let x = try values(a), y = try values(b)
         return make(zip(x, y).map(f), a.shape)
     }
 
-    public func add(_ a: Tensor, _ b: Tensor) throws -> Tensor { try binary("add", a, b, +) }
-    public func sub(_ a: Tensor, _ b: Tensor) throws -> Tensor { try binary("sub", a, b, -) }
-    public func mul(_ a: Tensor, _ b: Tensor) throws -> Tensor { try binary("mul", a, b, *) }
+    public func add(_ a: Tensor, _ b: Tensor, geometry g: BinaryGeometry) throws -> Tensor { try binary(a, b, +) }
+    public func sub(_ a: Tensor, _ b: Tensor, geometry g: BinaryGeometry) throws -> Tensor { try binary(a, b, -) }
+    public func mul(_ a: Tensor, _ b: Tensor, geometry g: BinaryGeometry) throws -> Tensor { try binary(a, b, *) }
 
     public func scale(_ a: Tensor, by factor: Float) throws -> Tensor {
         make(try values(a).map { $0 * Double(factor) }, a.shape)
     }
 
-    public func accumulate(_ target: Tensor, _ source: Tensor, alpha: Float) throws {
-        try target.shape.expect(equal: source.shape, op: "accumulate")
+    public func accumulate(_ target: Tensor, _ source: Tensor, alpha: Float, geometry g: BinaryGeometry) throws {
         let t = try values(target), s = try values(source)
         try overwrite(target, zip(t, s).map { $0 + Double(alpha) * $1 })
     }
 
     public func relu(_ x: Tensor) throws -> Tensor { make(try values(x).map { max($0, 0) }, x.shape) }
 
-    public func reluBackward(_ dy: Tensor, output y: Tensor) throws -> Tensor {
-        try binary("relu_backward", dy, y) { g, out in out > 0 ? g : 0 }
+    public func reluBackward(_ dy: Tensor, output y: Tensor, geometry g: BinaryGeometry) throws -> Tensor {
+        try binary(dy, y) { g, out in out > 0 ? g : 0 }
     }
 
     public func sigmoid(_ x: Tensor) throws -> Tensor {
         make(try values(x).map { 1 / (1 + exp(-$0)) }, x.shape)
     }
 
-    public func sigmoidBackward(_ dy: Tensor, output y: Tensor) throws -> Tensor {
-        try binary("sigmoid_backward", dy, y) { g, s in g * s * (1 - s) }
+    public func sigmoidBackward(_ dy: Tensor, output y: Tensor, geometry g: BinaryGeometry) throws -> Tensor {
+        try binary(dy, y) { g, s in g * s * (1 - s) }
     }
 
     public func copy(_ x: Tensor) throws -> Tensor { make(try values(x), x.shape) }
@@ -41,8 +40,7 @@ extension CPUBackend: ElementwiseOps {
         try overwrite(x, [Double](repeating: Double(value), count: x.count))
     }
 
-    public func concatChannels(_ parts: [Tensor]) throws -> Tensor {
-        let shapes = try concatShapes(parts)
+    public func concatChannels(_ parts: [Tensor], geometry shapes: ConcatGeometry) throws -> Tensor {
         let (n, _, h, w) = shapes.output.nchw
         var out = [Double]()
         out.reserveCapacity(shapes.output.count)
@@ -56,8 +54,8 @@ extension CPUBackend: ElementwiseOps {
         return make(out, shapes.output)
     }
 
-    public func sliceChannels(_ x: Tensor, start: Int, count: Int) throws -> Tensor {
-        let out = try sliceShape(x, start: start, count: count)
+    public func sliceChannels(_ x: Tensor, geometry g: SliceGeometry) throws -> Tensor {
+        let (out, start, count) = (g.output, g.start, g.count)
         let (n, c, h, w) = x.shape.nchw
         let v = try values(x)
         var y = [Double]()
@@ -69,8 +67,7 @@ extension CPUBackend: ElementwiseOps {
         return make(y, out)
     }
 
-    public func mulChannelGate(_ x: Tensor, _ gate: Tensor) throws -> Tensor {
-        try checkChannelGate(x, gate)
+    public func mulChannelGate(_ x: Tensor, _ gate: Tensor, geometry: GateGeometry) throws -> Tensor {
         let (n, c, h, w) = x.shape.nchw
         let xv = try values(x), g = try values(gate)
         var y = [Double](repeating: 0, count: x.count)
@@ -80,9 +77,7 @@ extension CPUBackend: ElementwiseOps {
         return make(y, x.shape)
     }
 
-    public func mulChannelGateBackward(_ dy: Tensor, x: Tensor, gate: Tensor) throws -> (dx: Tensor, dgate: Tensor) {
-        try checkChannelGate(x, gate)
-        try dy.shape.expect(equal: x.shape, op: "mul_channel_gate_backward")
+    public func mulChannelGateBackward(_ dy: Tensor, x: Tensor, gate: Tensor, geometry: GateGeometry) throws -> (dx: Tensor, dgate: Tensor) {
         let (n, c, h, w) = x.shape.nchw
         let xv = try values(x), g = try values(gate), d = try values(dy)
         var dx = [Double](repeating: 0, count: x.count)
@@ -98,8 +93,7 @@ extension CPUBackend: ElementwiseOps {
         return (make(dx, x.shape), make(dg, gate.shape))
     }
 
-    public func mulPixelGate(_ x: Tensor, _ gate: Tensor) throws -> Tensor {
-        try checkPixelGate(x, gate)
+    public func mulPixelGate(_ x: Tensor, _ gate: Tensor, geometry: GateGeometry) throws -> Tensor {
         let (n, c, h, w) = x.shape.nchw
         let xv = try values(x), g = try values(gate)
         var y = [Double](repeating: 0, count: x.count)
@@ -111,9 +105,7 @@ extension CPUBackend: ElementwiseOps {
         return make(y, x.shape)
     }
 
-    public func mulPixelGateBackward(_ dy: Tensor, x: Tensor, gate: Tensor) throws -> (dx: Tensor, dgate: Tensor) {
-        try checkPixelGate(x, gate)
-        try dy.shape.expect(equal: x.shape, op: "mul_pixel_gate_backward")
+    public func mulPixelGateBackward(_ dy: Tensor, x: Tensor, gate: Tensor, geometry: GateGeometry) throws -> (dx: Tensor, dgate: Tensor) {
         let (n, c, h, w) = x.shape.nchw
         let xv = try values(x), g = try values(gate), d = try values(dy)
         var dx = [Double](repeating: 0, count: x.count)

@@ -1,31 +1,23 @@
 import Foundation
 
 extension CPUBackend: LossOps {
-    /// The upstream gradient of a loss: its single value.
-    private func upstream(_ dLoss: Tensor, op: String) throws -> Double {
-        guard dLoss.count == 1 else {
-            throw RefineSegError.shapeMismatch(op: op, detail: "dLoss \(dLoss.shape) must have one element")
-        }
-        return try values(dLoss)[0]
-    }
+    /// The upstream gradient of a loss: its single value (one element, checked by the entry point).
+    private func upstream(_ dLoss: Tensor) throws -> Double { try values(dLoss)[0] }
 
-    public func bceWithLogits(_ logits: Tensor, target: Tensor) throws -> Tensor {
-        try target.shape.expect(equal: logits.shape, op: "bce_with_logits")
+    public func bceWithLogits(_ logits: Tensor, target: Tensor, geometry g: BCEGeometry) throws -> Tensor {
         let x = try values(logits), y = try values(target)
         var total = 0.0
         for (a, t) in zip(x, y) { total += max(a, 0) - a * t + log1p(exp(-abs(a))) }
         return make([total / Double(max(x.count, 1))], [1])
     }
 
-    public func bceWithLogitsBackward(_ dLoss: Tensor, logits: Tensor, target: Tensor) throws -> Tensor {
-        try target.shape.expect(equal: logits.shape, op: "bce_with_logits_backward")
-        let g = try upstream(dLoss, op: "bce_with_logits_backward") / Double(max(logits.count, 1))
+    public func bceWithLogitsBackward(_ dLoss: Tensor, logits: Tensor, target: Tensor, geometry g: BCEGeometry) throws -> Tensor {
+        let up = try upstream(dLoss) / Double(max(g.count, 1))
         let x = try values(logits), y = try values(target)
-        return make(zip(x, y).map { a, t in (1 / (1 + exp(-a)) - t) * g }, logits.shape)
+        return make(zip(x, y).map { a, t in (1 / (1 + exp(-a)) - t) * up }, logits.shape)
     }
 
-    public func softDice(_ probs: Tensor, target: Tensor) throws -> Tensor {
-        let g = try DiceGeometry(probs, target, op: "soft_dice")
+    public func softDice(_ probs: Tensor, target: Tensor, geometry g: DiceGeometry) throws -> Tensor {
         let p = try values(probs), y = try values(target)
         var total = 0.0
         for b in 0..<g.n {
@@ -35,9 +27,8 @@ extension CPUBackend: LossOps {
         return make([total / Double(g.n)], [1])
     }
 
-    public func softDiceBackward(_ dLoss: Tensor, probs: Tensor, target: Tensor) throws -> Tensor {
-        let g = try DiceGeometry(probs, target, op: "soft_dice_backward")
-        let up = try upstream(dLoss, op: "soft_dice_backward") / Double(g.n)
+    public func softDiceBackward(_ dLoss: Tensor, probs: Tensor, target: Tensor, geometry g: DiceGeometry) throws -> Tensor {
+        let up = try upstream(dLoss) / Double(g.n)
         let p = try values(probs), y = try values(target)
         var dp = [Double](repeating: 0, count: probs.count)     // like probs
         for b in 0..<g.n {
@@ -51,8 +42,8 @@ extension CPUBackend: LossOps {
         return make(dp, probs.shape)
     }
 
-    public func barlowTwinsFromCorrelation(_ c: Tensor, lambda: Float) throws -> Tensor {
-        let d = try BarlowGeometry.side(of: c, op: "barlow_twins")
+    public func barlowTwinsFromCorrelation(_ c: Tensor, lambda: Float, geometry g: BarlowGeometry) throws -> Tensor {
+        let d = g.d
         let v = try values(c)                                   // (D, D)
         var onDiag = 0.0, offDiag = 0.0
         for i in 0..<d {
@@ -64,9 +55,9 @@ extension CPUBackend: LossOps {
         return make([onDiag + Double(lambda) * offDiag], [1])
     }
 
-    public func barlowTwinsFromCorrelationBackward(_ dLoss: Tensor, correlation c: Tensor, lambda: Float) throws -> Tensor {
-        let d = try BarlowGeometry.side(of: c, op: "barlow_twins_backward")
-        let up = try upstream(dLoss, op: "barlow_twins_backward")
+    public func barlowTwinsFromCorrelationBackward(_ dLoss: Tensor, correlation c: Tensor, lambda: Float, geometry g: BarlowGeometry) throws -> Tensor {
+        let d = g.d
+        let up = try upstream(dLoss)
         let v = try values(c)
         var dc = [Double](repeating: 0, count: d * d)           // (D, D)
         for i in 0..<d {
@@ -78,17 +69,15 @@ extension CPUBackend: LossOps {
         return make(dc, [d, d])
     }
 
-    public func lesionContrastive(_ embedding: Tensor, logits: Tensor, target: Tensor, params: LACParams) throws -> Tensor {
-        let g = try LACGeometry(embedding, logits, target, op: "lesion_contrastive")
+    public func lesionContrastive(_ embedding: Tensor, logits: Tensor, target: Tensor, params: LACParams, geometry g: LACGeometry) throws -> Tensor {
         let lac = LACReference(g, params: params, embedding: try values(embedding), logits: try values(logits),
                                target: try values(target))
         return make([lac.loss(prototypes: lac.prototypes())], [1])
     }
 
     public func lesionContrastiveBackward(_ dLoss: Tensor, embedding: Tensor, logits: Tensor, target: Tensor,
-                                          params: LACParams) throws -> Tensor {
-        let g = try LACGeometry(embedding, logits, target, op: "lesion_contrastive_backward")
-        let up = try upstream(dLoss, op: "lesion_contrastive_backward")
+                                          params: LACParams, geometry g: LACGeometry) throws -> Tensor {
+        let up = try upstream(dLoss)
         let lac = LACReference(g, params: params, embedding: try values(embedding), logits: try values(logits),
                                target: try values(target))
         return make(lac.gradient(prototypes: lac.prototypes()).map { $0 * up }, embedding.shape)
@@ -96,8 +85,7 @@ extension CPUBackend: LossOps {
 
     /// The reference keeps nothing: its backward evaluates the terms again from the inputs.
     public func segmentationLoss(logits: Tensor, embedding: Tensor?, target: Tensor, weights: SegmentationLossWeights,
-                                 lac: LACParams) throws -> (loss: Tensor, saved: SegmentationLossSaved) {
-        let g = try SegLossGeometry(logits, embedding, target, op: "segmentation_loss")
+                                 lac: LACParams, geometry g: SegLossGeometry) throws -> (loss: Tensor, saved: SegmentationLossSaved) {
         let x = try values(logits), y = try values(target)
         var bce = 0.0
         for (a, t) in zip(x, y) { bce += max(a, 0) - a * t + log1p(exp(-abs(a))) }
@@ -114,10 +102,9 @@ extension CPUBackend: LossOps {
     }
 
     public func segmentationLossBackward(_ dLoss: Tensor, logits: Tensor, embedding: Tensor?, target: Tensor,
-                                         weights: SegmentationLossWeights, lac: LACParams, saved: SegmentationLossSaved) throws
-        -> (logits: Tensor, embedding: Tensor?) {
-        let g = try SegLossGeometry(logits, embedding, target, op: "segmentation_loss_backward")
-        let up = try upstream(dLoss, op: "segmentation_loss_backward")
+                                         weights: SegmentationLossWeights, lac: LACParams, saved: SegmentationLossSaved,
+                                         geometry g: SegLossGeometry) throws -> (logits: Tensor, embedding: Tensor?) {
+        let up = try upstream(dLoss)
         let x = try values(logits), y = try values(target)
         let p = x.map { 1 / (1 + exp(-$0)) }
         let dice = DiceGeometry(n: g.n, perImage: g.hw)

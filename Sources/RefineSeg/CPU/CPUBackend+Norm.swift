@@ -2,8 +2,8 @@ import Foundation
 
 extension CPUBackend: NormOps {
     public func batchNormTrain(_ x: Tensor, weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor,
-                               momentum: Float, eps: Float, activation: NormActivation) throws -> (y: Tensor, saved: BatchNormSaved) {
-        let g = try BatchNormGeometry(x, params: [weight, bias, runningMean, runningVar], op: "batch_norm_train")
+                               momentum: Float, eps: Float, activation: NormActivation, geometry g: BatchNormGeometry) throws
+        -> (y: Tensor, saved: BatchNormSaved) {
         let v = try values(x)                                       // (N, C, H, W) or (N, C)
         let wt = try values(weight), bs = try values(bias)          // (C)
         var rm = try values(runningMean), rv = try values(runningVar) // (C), updated in place
@@ -42,8 +42,7 @@ extension CPUBackend: NormOps {
     }
 
     public func batchNormEval(_ x: Tensor, weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor,
-                              eps: Float, activation: NormActivation) throws -> Tensor {
-        let g = try BatchNormGeometry(x, params: [weight, bias, runningMean, runningVar], op: "batch_norm_eval")
+                              eps: Float, activation: NormActivation, geometry g: BatchNormGeometry) throws -> Tensor {
         let v = try values(x)
         let wt = try values(weight), bs = try values(bias), rm = try values(runningMean), rv = try values(runningVar)
         var y = [Double](repeating: 0, count: x.count)              // like x
@@ -60,11 +59,8 @@ extension CPUBackend: NormOps {
         return make(y, x.shape)
     }
 
-    public func batchNormBackward(_ dy: Tensor, input x: Tensor, weight: Tensor, saved: BatchNormSaved) throws
+    public func batchNormBackward(_ dy: Tensor, input x: Tensor, weight: Tensor, saved: BatchNormSaved, geometry g: BatchNormGeometry) throws
         -> (dx: Tensor, dweight: Tensor, dbias: Tensor) {
-        let g = try BatchNormGeometry(x, params: [weight, saved.mean, saved.invStd] + (saved.bias.map { [$0] } ?? []),
-                                      op: "batch_norm_backward")
-        try dy.shape.expect(equal: x.shape, op: "batch_norm_backward")
         let v = try values(x)
         var d = try values(dy)
         if let actBias = saved.bias, saved.activation != .none {
@@ -107,9 +103,8 @@ extension CPUBackend: NormOps {
 
 extension CPUBackend {
     public func foldBatchNorm(convWeight: Tensor, convBias: Tensor?, weight: Tensor, bias: Tensor, runningMean: Tensor,
-                              runningVar: Tensor, eps: Float) throws -> (weight: Tensor, bias: Tensor) {
-        let (cout, per) = try batchNormFoldGeometry(convWeight: convWeight, convBias: convBias,
-                                                    params: [weight, bias, runningMean, runningVar])
+                              runningVar: Tensor, eps: Float, geometry g: BatchNormFoldGeometry) throws -> (weight: Tensor, bias: Tensor) {
+        let (cout, per) = (g.cout, g.per)
         let w = try values(convWeight), gamma = try values(weight), beta = try values(bias)
         let mean = try values(runningMean), variance = try values(runningVar)
         let cb = try convBias.map { try values($0) } ?? [Double](repeating: 0, count: cout)

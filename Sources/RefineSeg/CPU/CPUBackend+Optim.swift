@@ -1,8 +1,7 @@
 import Foundation
 
 extension CPUBackend: OptimOps {
-    public func adamStep(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, params: AdamParams) throws {
-        let k = try AdamConstants(params, shapes: [param, grad, m, v], op: "adam_step")
+    public func adamStep(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, params: AdamParams, constants k: AdamConstants) throws {
         var p = try values(param), mm = try values(m), vv = try values(v)
         let g = try values(grad)
         let wd = Double(params.weightDecay)
@@ -19,12 +18,11 @@ extension CPUBackend: OptimOps {
     }
 
     public func sgdStep(param: Tensor, grad: Tensor, momentumBuffer: Tensor, lr: Float, momentum: Float,
-                        weightDecay: Float) throws {
-        for t in [grad, momentumBuffer] { try t.shape.expect(equal: param.shape, op: "sgd_step") }
+                        weightDecay: Float, geometry g: SGDGeometry) throws {
         var p = try values(param), buf = try values(momentumBuffer)
-        let g = try values(grad)
+        let gv = try values(grad)
         for i in p.indices {
-            buf[i] = Double(momentum) * buf[i] + (g[i] + Double(weightDecay) * p[i])
+            buf[i] = Double(momentum) * buf[i] + (gv[i] + Double(weightDecay) * p[i])
             p[i] -= Double(lr) * buf[i]
         }
         try overwrite(param, p); try overwrite(momentumBuffer, buf)
@@ -36,9 +34,8 @@ extension CPUBackend: OptimOps {
         return make([total], [1])
     }
 
-    public func clipByGlobalNorm(_ tensors: [Tensor], sumOfSquares: Tensor, maxNorm: Float) throws {
-        let s = try ClipGeometry.check(sumOfSquares, maxNorm: maxNorm)
-        let factor = min(1, Double(maxNorm) / (try values(s)[0].squareRoot() + ClipGeometry.epsilon))
+    public func clipByGlobalNorm(_ tensors: [Tensor], sumOfSquares: Tensor, geometry g: ClipGeometry) throws {
+        let factor = min(1, Double(g.maxNorm) / (try values(sumOfSquares)[0].squareRoot() + ClipGeometry.epsilon))
         for t in tensors { try overwrite(t, try values(t).map { $0 * factor }) }
     }
 }
@@ -47,40 +44,32 @@ extension CPUBackend {
     /// Views may start anywhere; 4 keeps the offsets the same as an OpenCL device's would round to.
     public var viewAlignment: Int { 4 }
 
-    public func view(_ flat: Tensor, offset: Int, shape: Shape) throws -> Tensor {
-        try FlatGeometry.checkView(flat, offset: offset, shape: shape, alignment: viewAlignment)
+    public func view(_ flat: Tensor, geometry g: ViewGeometry) throws -> Tensor {
         let s = try storage(flat)
-        return Tensor(shape: shape, storage: s.view(offset ..< offset + shape.count), backend: self)
+        return Tensor(shape: g.shape, storage: s.view(g.offset ..< g.offset + g.shape.count), backend: self)
     }
 
-    public func assign(_ target: Tensor, from source: Tensor) throws {
-        guard target.count == source.count else {
-            throw RefineSegError.shapeMismatch(op: "assign", detail: "\(source.shape) into \(target.shape)")
-        }
+    public func assign(_ target: Tensor, from source: Tensor, geometry g: AssignGeometry) throws {
         try storage(target).data = try values(source)
     }
 
-    public func flatSumOfSquares(_ flat: Tensor, ranges: [Range<Int>]) throws -> SquaredNormPartials {
-        try FlatGeometry.check(ranges, in: flat, op: "flat_sum_of_squares")
+    public func flatSumOfSquares(_ flat: Tensor, geometry g: FlatGeometry) throws -> SquaredNormPartials {
         let x = try values(flat)
-        let total = ranges.reduce(0.0) { sum, r in x[r].reduce(sum) { $0 + $1 * $1 } }
+        let total = g.ranges.reduce(0.0) { sum, r in x[r].reduce(sum) { $0 + $1 * $1 } }
         return SquaredNormPartials(partials: make([total], [1]))
     }
 
-    public func flatAdamStep(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, ranges: [Range<Int>], params: AdamParams,
-                             clip: (norm: SquaredNormPartials, maxNorm: Float)?) throws {
-        let k = try AdamConstants(params, shapes: [param, grad, m, v], op: "flat_adam_step")
-        try FlatGeometry.check(ranges, in: param, op: "flat_adam_step")
+    public func flatAdamStep(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, params: AdamParams,
+                             clip: (norm: SquaredNormPartials, maxNorm: Float)?, constants k: AdamConstants, geometry fg: FlatGeometry) throws {
         var factor = 1.0
         if let clip {
-            try ClipGeometry.check(maxNorm: clip.maxNorm)
             let total = try values(clip.norm.partials).reduce(0, +)
             factor = min(1, Double(clip.maxNorm) / (total.squareRoot() + ClipGeometry.epsilon))
         }
         var p = try values(param), mm = try values(m), vv = try values(v)
         let g = try values(grad)
         let wd = Double(params.weightDecay), b1 = Double(params.beta1), b2 = Double(params.beta2), eps = Double(params.eps)
-        for r in ranges {
+        for r in fg.ranges {
             for i in r {
                 var gi = g[i] * factor
                 if params.decoupled { p[i] *= Double(k.decay) } else { gi += wd * p[i] }

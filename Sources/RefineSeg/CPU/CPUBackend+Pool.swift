@@ -25,7 +25,7 @@ extension CPUBackend {
                 }
             }
         }
-        return try make(dx, x.shape, adding: prior, op: "max_pool2d_backward")
+        return try make(dx, x.shape, adding: prior)
     }
 
     /// The window's first maximal element in row-major order (ties go to the earlier one).

@@ -1,6 +1,5 @@
 extension CPUBackend: ReduceOps, MatmulOps {
-    public func reduce(_ x: Tensor, axes: Range<Int>, kind: ReduceKind) throws -> Tensor {
-        let g = try ReduceGeometry(x.shape, axes: axes)
+    public func reduce(_ x: Tensor, axes: Range<Int>, kind: ReduceKind, geometry g: ReduceGeometry) throws -> Tensor {
         let v = try values(x)
         var y = [Double](repeating: 0, count: g.outer * g.inner)
         for o in 0..<g.outer {
@@ -16,9 +15,7 @@ extension CPUBackend: ReduceOps, MatmulOps {
         return make(y, g.outputShape)
     }
 
-    public func reduceBackward(_ dy: Tensor, input x: Tensor, axes: Range<Int>, kind: ReduceKind) throws -> Tensor {
-        let g = try ReduceGeometry(x.shape, axes: axes)
-        try dy.shape.expect(equal: g.outputShape, op: "reduce_backward")
+    public func reduceBackward(_ dy: Tensor, input x: Tensor, axes: Range<Int>, kind: ReduceKind, geometry g: ReduceGeometry) throws -> Tensor {
         let v = try values(x), d = try values(dy)
         var dx = [Double](repeating: 0, count: x.count)
         for o in 0..<g.outer {
@@ -40,16 +37,15 @@ extension CPUBackend: ReduceOps, MatmulOps {
         return make(dx, x.shape)
     }
 
-    public func sumPerChannel(_ x: Tensor) throws -> Tensor {
-        let (n, c, h, w) = try x.shape.nchw(op: "sum_per_channel")
+    public func sumPerChannel(_ x: Tensor, geometry g: PerChannelGeometry) throws -> Tensor {
+        let (n, c, h, w) = (g.n, g.c, g.h, g.w)
         let v = try values(x)
         var y = [Double](repeating: 0, count: c)
         for b in 0..<n { for ch in 0..<c { for p in 0..<(h * w) { y[ch] += v[(b * c + ch) * h * w + p] } } }
         return make(y, [c])
     }
 
-    public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool, transposeB: Bool) throws -> Tensor {
-        let g = try MatmulGeometry(a.shape, b.shape, transposeA: transposeA, transposeB: transposeB)
+    public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool, transposeB: Bool, geometry g: MatmulGeometry) throws -> Tensor {
         let av = try values(a), bv = try values(b)
         var c = [Double](repeating: 0, count: g.m * g.n)
         for i in 0..<g.m {

@@ -58,10 +58,9 @@ public final class CPUBackend: BackendCore {
 
     /// Wraps computed values as a tensor, rounding to Float in float32 mode.
     /// `make(data + prior)`: a backward's result with a gradient that already reached its input
-    /// added (the `adding prior:` ops), checked to have the result's shape.
-    func make(_ data: [Double], _ shape: Shape, adding prior: Tensor?, op: String) throws -> Tensor {
+    /// added (the `adding prior:` ops, whose entry points checked that the prior has the result's shape).
+    func make(_ data: [Double], _ shape: Shape, adding prior: Tensor?) throws -> Tensor {
         guard let prior else { return make(data, shape) }
-        try prior.shape.expect(equal: shape, op: op + " prior")
         return make(zip(data, try values(prior)).map { $0 + $1 }, shape)
     }
 
@@ -80,10 +79,7 @@ public final class CPUBackend: BackendCore {
 
     /// Uploads Doubles without rounding (float64 gradient checks).
     public func tensor(doubles values: [Double], shape: Shape) throws -> Tensor {
-        guard values.count == shape.count else {
-            throw RefineSegError.shapeMismatch(op: "tensor", detail: "\(values.count) values for shape \(shape)")
-        }
-        return make(values, shape)
+        make(values, try UploadGeometry(count: values.count, shape: shape).shape)
     }
 
     /// Reads values as Doubles (float64 gradient checks).
@@ -91,11 +87,8 @@ public final class CPUBackend: BackendCore {
 
     // MARK: BackendCore
 
-    public func tensor(_ values: [Float], shape: Shape) throws -> Tensor {
-        guard values.count == shape.count else {
-            throw RefineSegError.shapeMismatch(op: "tensor", detail: "\(values.count) values for shape \(shape)")
-        }
-        return make(values.map(Double.init), shape)
+    public func tensor(_ values: [Float], geometry g: UploadGeometry) throws -> Tensor {
+        make(values.map(Double.init), g.shape)
     }
 
     public func full(_ shape: Shape, value: Float) throws -> Tensor {

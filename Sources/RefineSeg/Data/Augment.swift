@@ -7,6 +7,10 @@ public struct Batch: Sendable {
     public var size: Int
     public var images: [Float]
     public var masks: [Float]
+
+    package init(count: Int, channels: Int, size: Int, images: [Float], masks: [Float]) {
+        self.count = count; self.channels = channels; self.size = size; self.images = images; self.masks = masks
+    }
 }
 
 /// Random S×S crop (reflect-padded first if the image is smaller), random horizontal and

@@ -25,6 +25,12 @@ public struct Sample: Sendable {
 
     /// The split unit (the case for volume slices, the image otherwise).
     public var groupID: String { group ?? name }
+
+    package init(name: String, path: String, channels: Int, height: Int, width: Int, image: [Float], mask: [Float]? = nil,
+                 group: String? = nil, tags: [String: String] = [:], original: OriginalMask? = nil, volume: VolumeSlice? = nil) {
+        self.name = name; self.path = path; self.channels = channels; self.height = height; self.width = width
+        self.image = image; self.mask = mask; self.group = group; self.tags = tags; self.original = original; self.volume = volume
+    }
 }
 
 /// A mask at its file's own size, kept for images the loader resized.

@@ -3,7 +3,7 @@
 /// The transform is Felzenszwalb & Huttenlocher's ("Distance Transforms of Sampled
 /// Functions", 2012): the 1-D lower envelope of parabolas run over columns, then rows, on
 /// squared distances. Squared distances between pixel centres are integers, exact in Double.
-enum DistanceTransform {
+package enum DistanceTransform {
     /// Stands in for +∞ in the sampled function: larger than any squared distance in an image
     /// (sides below 10^7), small enough that differences of it stay exact in Double.
     static let far = 1e15
@@ -122,7 +122,7 @@ enum DistanceTransform {
     }
 
     /// numpy.percentile's default ("linear"): position q/100·(n−1) between sorted values.
-    static func percentile(_ values: [Double], _ q: Double) -> Double {
+    package static func percentile(_ values: [Double], _ q: Double) -> Double {
         precondition(!values.isEmpty, "percentile of no values")
         let sorted = values.sorted()
         let position = q / 100 * Double(sorted.count - 1)

@@ -12,12 +12,13 @@ public final class ConvBN: Module {
 
     /// `activation` after the batch norm, fused into it. In eval mode the batch norm is folded
     /// into the conv's weights and bias (computed once, then reused, see `folded`) and the
-    /// activation into the conv's store, so the layer is one conv kernel.
-    public func callAsFunction(_ x: Var, _ g: Graph, activation: NormActivation = .none) throws -> Var {
+    /// activation into the conv's store, so the layer is one conv kernel. `descriptors` (training):
+    /// the batch norm also computes the channel-attention descriptors of the result (`Graph.batchNorm`).
+    public func callAsFunction(_ x: Var, _ g: Graph, activation: NormActivation = .none, descriptors: Bool = false) throws -> Var {
         guard !g.training else {
             // A training step changes the weights and running statistics in place.
             folded = nil
-            return try bn(try conv(x, g), g, activation: activation)
+            return try bn(try conv(x, g), g, activation: activation, descriptors: descriptors)
         }
         // Eval records nothing (no gradient), so the backend op is called directly.
         let f = try foldedWeights(g.backend)
@@ -112,7 +113,8 @@ public final class RefineBlock: Module {
     }
 
     public func callAsFunction(_ x: Var, _ g: Graph) throws -> Var {
-        let a = try ca(try conv2(try conv1(x, g, activation: .relu), g), g)
+        // conv2's batch norm computes ca's descriptors in its own pass (training).
+        let a = try ca(try conv2(try conv1(x, g, activation: .relu), g, descriptors: true), g)
         // sa's gate, the shortcut add and the ReLU in one kernel.
         return try g.pixelGateAddReLU(a, gate: try sa.gate(a, g), residual: try shortcut(x, g))
     }

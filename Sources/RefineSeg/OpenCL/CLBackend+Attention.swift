@@ -1,70 +1,70 @@
 extension CLBackend: AttentionOps {
-    public func spatialMeanMax(_ x: Tensor) throws -> (mean: Tensor, max: Tensor) {
-        try x.shape.expect(rank: 4, op: "spatial_mean_max")
-        let (n, c, h, w) = x.shape.nchw
+    public func spatialMeanMax(_ x: Tensor, geometry g: AttentionGeometry) throws -> (mean: Tensor, max: Tensor) {
+        let (n, c, h, w) = (g.n, g.c, g.h, g.w)
         let mean = try empty([n, c], op: "spatial_mean_max"), peak = try empty([n, c], op: "spatial_mean_max")
         try runPerGroup("spatial_mean_max", file: "attention", [.tensor(x), .tensor(mean), .tensor(peak), .int(h * w)],
                         groups: n * c)
         return (mean, peak)
     }
 
-    public func spatialMeanMaxBackward(dMean: Tensor, dMax: Tensor, input x: Tensor) throws -> Tensor {
-        try AttentionGeometry.checkDescriptorGradients(dMean: dMean, dMax: dMax, input: x)
-        let (n, c, h, w) = x.shape.nchw
+    public func spatialMeanMaxBackward(dMean: Tensor, dMax: Tensor, input x: Tensor, geometry g: AttentionGeometry) throws -> Tensor {
+        let (n, c, h, w) = (g.n, g.c, g.h, g.w)
         let dx = try empty(x.shape, op: "spatial_mean_max_backward")
         try runPerGroup("spatial_mean_max_backward", file: "attention",
                         [.tensor(dMean), .tensor(dMax), .tensor(x), .tensor(dx), .int(h * w)], groups: n * c)
         return dx
     }
 
-    public func channelMeanMax(_ x: Tensor) throws -> Tensor {
-        try x.shape.expect(rank: 4, op: "channel_mean_max")
-        let (n, c, h, w) = x.shape.nchw
+    public func channelMeanMax(_ x: Tensor, geometry g: AttentionGeometry) throws -> Tensor {
+        let (n, c, h, w) = (g.n, g.c, g.h, g.w)
         let y = try empty([n, 2, h, w], op: "channel_mean_max")
         let args: [KernelArg] = [.tensor(x), .tensor(y), .int(n), .int(c), .int(h * w)]
         if gpuGlue {
             try runPixels("channel_mean_max_pix", args, hw: h * w, rows: n, bytes: 4 * (x.count + y.count))
         } else {
-            try run("channel_mean_max", file: "attention", args,
-                    global: [(h * w + KernelConstants.channelSpan - 1) / KernelConstants.channelSpan, n], bytes: 4 * (x.count + y.count))
+            try runItems("channel_mean_max", file: "attention", args, items: [pixelSpans(h * w), n], bytes: 4 * (x.count + y.count))
         }
         return y
     }
 
-    public func channelMeanMaxBackward(_ dy: Tensor, input x: Tensor, adding prior: Tensor?) throws -> Tensor {
-        try x.shape.expect(rank: 4, op: "channel_mean_max_backward")
-        let (n, c, h, w) = x.shape.nchw
-        try dy.shape.expect(equal: [n, 2, h, w], op: "channel_mean_max_backward")
-        if let prior { try prior.shape.expect(equal: x.shape, op: "channel_mean_max_backward prior") }
+    public func channelMeanMaxBackward(_ dy: Tensor, input x: Tensor, adding prior: Tensor?, geometry g: AttentionGeometry) throws -> Tensor {
+        let (n, c, h, w) = (g.n, g.c, g.h, g.w)
         let dx = try empty(x.shape, op: "channel_mean_max_backward")
+        // x read, dx written, dy read; the prior read too when there is one.
+        let bytes = 4 * ((prior == nil ? 2 : 3) * x.count + dy.count)
         let args: [KernelArg] = [.tensor(dy), .tensor(x), .tensor(prior ?? dy), .tensor(dx), .int(n), .int(c), .int(h * w),
                                  .int(prior == nil ? 0 : 1)]
         if gpuGlue {
-            try runPixels("channel_mean_max_backward_pix", args, hw: h * w, rows: n, bytes: 4 * (2 * x.count + dy.count))
+            try runPixels("channel_mean_max_backward_pix", args, hw: h * w, rows: n, bytes: bytes)
         } else {
-            try run("channel_mean_max_backward", file: "attention", args,
-                    global: [(h * w + KernelConstants.channelSpan - 1) / KernelConstants.channelSpan, n], bytes: 4 * (2 * x.count + dy.count))
+            try runItems("channel_mean_max_backward", file: "attention", args, items: [pixelSpans(h * w), n], bytes: bytes)
         }
         return dx
     }
 
-    public func broadcastSpatial(_ x: Tensor, height: Int, width: Int) throws -> Tensor {
-        let (n, c) = try AttentionGeometry.channels(of: x, op: "broadcast_spatial", height: height, width: width)
-        let y = try empty([n, c, height, width], op: "broadcast_spatial")
-        try run("broadcast_spatial", file: "attention", [.tensor(x), .tensor(y), .int(n * c), .int(height * width)],
+    public func broadcastSpatial(_ x: Tensor, geometry g: AttentionGeometry) throws -> Tensor {
+        let y = try empty(g.shape, op: "broadcast_spatial")
+        try run("broadcast_spatial", file: "attention", [.tensor(x), .tensor(y), .int(g.n * g.c), .int(g.hw)],
                 global: [y.count])
         return y
     }
 
-    public func broadcastSpatialBackward(_ dy: Tensor) throws -> Tensor {
-        try dy.shape.expect(rank: 4, op: "broadcast_spatial_backward")
-        let (n, c, h, w) = dy.shape.nchw
+    public func broadcastSpatialBackward(_ dy: Tensor, geometry g: AttentionGeometry) throws -> Tensor {
+        let (n, c, h, w) = (g.n, g.c, g.h, g.w)
         let dx = try empty([n, c, 1, 1], op: "broadcast_spatial_backward")
-        try runPerGroup("broadcast_spatial_backward", file: "attention", [.tensor(dy), .tensor(dx), .int(h * w)], groups: n * c)
+        if gpuGlue {
+            try runPerGroup("broadcast_spatial_backward", file: "attention", [.tensor(dy), .tensor(dx), .int(h * w)], groups: n * c,
+                            bytes: 4 * (dy.count + dx.count))
+        } else {
+            try runItems("broadcast_spatial_backward_cpu", file: "attention", [.tensor(dy), .tensor(dx), .int(n * c), .int(h * w)],
+                         items: [n * c], bytes: 4 * (dy.count + dx.count))
+        }
         return dx
     }
 
     private func spans(_ hw: Int) -> Int { (hw + KernelConstants.attentionSpan - 1) / KernelConstants.attentionSpan }
+    /// Items along a plane of the CPU kernels that walk channels (CM_SPAN pixels each).
+    private func pixelSpans(_ hw: Int) -> Int { (hw + KernelConstants.channelSpan - 1) / KernelConstants.channelSpan }
 
     /// Launches a *_pix kernel: 2-D, `hw` pixels rounded up to whole groups, by `rows`; nothing
     /// when there are no pixels (the kernels check the pixel index, not the row).
@@ -74,65 +74,71 @@ extension CLBackend: AttentionOps {
         try run(kernel, file: "attention", args, global: [(hw + g - 1) / g * g, rows], local: [g, 1], bytes: bytes)
     }
 
-    public func channelDescriptors(_ x: Tensor) throws -> (descriptors: Tensor, argmax: Tensor) {
-        let (n, c, hw) = try AttentionGeometry.descriptorInput(x)
+    public func channelDescriptors(_ x: Tensor, geometry g: AttentionGeometry) throws -> (descriptors: Tensor, argmax: Tensor) {
+        let (n, c, hw) = (g.n, g.c, g.hw)
         let d = try empty([2 * n, c], op: "channel_descriptors"), arg = try empty([n, c], op: "channel_descriptors")
-        try runPerGroup("channel_descriptors", file: "attention", [.tensor(x), .tensor(d), .tensor(arg), .int(n * c), .int(hw)],
-                        groups: n * c, bytes: 4 * x.count)
+        let args: [KernelArg] = [.tensor(x), .tensor(d), .tensor(arg), .int(n * c), .int(hw)]
+        if gpuGlue {
+            try runPerGroup("channel_descriptors", file: "attention", args, groups: n * c, bytes: 4 * x.count)
+        } else {
+            try runItems("channel_descriptors_cpu", file: "attention", args, items: [n * c], bytes: 4 * x.count)
+        }
         return (d, arg)
     }
 
-    public func channelDescriptorsBackward(_ d: Tensor, argmax: Tensor, inputShape: Shape, adding prior: Tensor?) throws -> Tensor {
-        let (n, c, hw) = try AttentionGeometry.descriptorGradients(d, argmax: argmax, inputShape: inputShape)
-        if let prior { try prior.shape.expect(equal: inputShape, op: "channel_descriptors_backward prior") }
-        let dx = try empty(inputShape, op: "channel_descriptors_backward")
+    public func channelDescriptorsBackward(_ d: Tensor, argmax: Tensor, adding prior: Tensor?, geometry g: AttentionGeometry) throws -> Tensor {
+        let (n, c, hw) = (g.n, g.c, g.hw)
+        let dx = try empty(g.shape, op: "channel_descriptors_backward")
+        // dx written; the prior read too when there is one.
+        let bytes = 4 * (prior == nil ? 1 : 2) * dx.count
         let args: [KernelArg] = [.tensor(d), .tensor(argmax), .tensor(prior ?? d), .tensor(dx), .int(n * c), .int(hw), .int(prior == nil ? 0 : 1)]
         if gpuGlue {
-            try runPixels("channel_descriptors_backward_pix", args, hw: hw, rows: n * c, bytes: 4 * dx.count)
+            try runPixels("channel_descriptors_backward_pix", args, hw: hw, rows: n * c, bytes: bytes)
         } else {
-            try run("channel_descriptors_backward", file: "attention", args, global: [spans(hw), n * c], bytes: 4 * dx.count)
+            try runItems("channel_descriptors_backward", file: "attention", args, items: [spans(hw), n * c], bytes: bytes)
         }
         return dx
     }
 
-    public func channelGate(_ x: Tensor, logits: Tensor) throws -> Tensor {
-        let (n, c, hw) = try AttentionGeometry.channelGate(x, logits: logits)
+    public func channelGate(_ x: Tensor, logits: Tensor, geometry: GateGeometry) throws -> Tensor {
+        let (n, c, hw) = (geometry.n, geometry.c, geometry.hw)
         let y = try empty(x.shape, op: "channel_gate")
         let args: [KernelArg] = [.tensor(x), .tensor(logits), .tensor(y), .int(n * c), .int(hw)]
         if gpuGlue {
             try runPixels("channel_gate_pix", args, hw: hw, rows: n * c, bytes: 8 * x.count)
         } else {
-            try run("channel_gate", file: "attention", args, global: [spans(hw), n * c], bytes: 8 * x.count)
+            try runItems("channel_gate", file: "attention", args, items: [spans(hw), n * c], bytes: 8 * x.count)
         }
         return y
     }
 
-    public func channelGateBackward(_ dy: Tensor, x: Tensor, logits: Tensor) throws -> (dx: Tensor, dlogits: Tensor) {
-        let (n, c, hw) = try AttentionGeometry.channelGate(x, logits: logits)
-        try dy.shape.expect(equal: x.shape, op: "channel_gate_backward")
+    public func channelGateBackward(_ dy: Tensor, x: Tensor, logits: Tensor, geometry: GateGeometry) throws -> (dx: Tensor, dlogits: Tensor) {
+        let (n, c, hw) = (geometry.n, geometry.c, geometry.hw)
         let dx = try empty(x.shape, op: "channel_gate_backward"), dl = try empty(logits.shape, op: "channel_gate_backward")
-        try runPerGroup("channel_gate_backward", file: "attention",
-                        [.tensor(dy), .tensor(x), .tensor(logits), .tensor(dx), .tensor(dl), .int(n * c), .int(hw)],
-                        groups: n * c, bytes: 12 * x.count)
+        let args: [KernelArg] = [.tensor(dy), .tensor(x), .tensor(logits), .tensor(dx), .tensor(dl), .int(n * c), .int(hw)]
+        if gpuGlue {
+            try runPerGroup("channel_gate_backward", file: "attention", args, groups: n * c, bytes: 12 * x.count)
+        } else {
+            try runItems("channel_gate_backward_cpu", file: "attention", args, items: [n * c], bytes: 12 * x.count)
+        }
         return (dx, dl)
     }
 
-    public func pixelGateAddReLU(_ x: Tensor, gate: Tensor, residual: Tensor) throws -> Tensor {
-        let (n, c, hw) = try AttentionGeometry.pixelGateAdd(x, gate: gate, residual: residual)
+    public func pixelGateAddReLU(_ x: Tensor, gate: Tensor, residual: Tensor, geometry: GateGeometry) throws -> Tensor {
+        let (n, c, hw) = (geometry.n, geometry.c, geometry.hw)
         let y = try empty(x.shape, op: "pixel_gate_add_relu")
         let args: [KernelArg] = [.tensor(x), .tensor(gate), .tensor(residual), .tensor(y), .int(c), .int(hw)]
         if gpuGlue {
             try runPixels("pixel_gate_add_relu_pix", args, hw: hw, rows: n * c, bytes: 12 * x.count + 4 * gate.count)
         } else {
-            try run("pixel_gate_add_relu", file: "attention", args, global: [spans(hw), n], bytes: 12 * x.count + 4 * gate.count)
+            try runItems("pixel_gate_add_relu", file: "attention", args, items: [spans(hw), n], bytes: 12 * x.count + 4 * gate.count)
         }
         return y
     }
 
-    public func pixelGateAddReLUBackward(_ dy: Tensor, x: Tensor, gate: Tensor, residual: Tensor) throws
+    public func pixelGateAddReLUBackward(_ dy: Tensor, x: Tensor, gate: Tensor, residual: Tensor, geometry: GateGeometry) throws
         -> (dx: Tensor, dgate: Tensor, dresidual: Tensor) {
-        let (n, c, hw) = try AttentionGeometry.pixelGateAdd(x, gate: gate, residual: residual)
-        try dy.shape.expect(equal: x.shape, op: "pixel_gate_add_relu_backward")
+        let (n, c, hw) = (geometry.n, geometry.c, geometry.hw)
         let dx = try empty(x.shape, op: "pixel_gate_add_relu_backward"), dr = try empty(x.shape, op: "pixel_gate_add_relu_backward")
         let dg = try empty(gate.shape, op: "pixel_gate_add_relu_backward")
         let args: [KernelArg] = [.tensor(dy), .tensor(x), .tensor(gate), .tensor(residual), .tensor(dx), .tensor(dg), .tensor(dr),
@@ -140,13 +146,15 @@ extension CLBackend: AttentionOps {
         if gpuGlue {
             try runPixels("pixel_gate_add_relu_backward_pix", args, hw: hw, rows: n, bytes: 20 * x.count + 8 * gate.count)
         } else {
-            try run("pixel_gate_add_relu_backward", file: "attention", args, global: [spans(hw), n],
-                    bytes: 20 * x.count + 8 * gate.count)
+            let chunks = (hw + KernelConstants.pixelChunk - 1) / KernelConstants.pixelChunk
+            try runItems("pixel_gate_add_relu_backward", file: "attention", args, items: [chunks, n],
+                         bytes: 20 * x.count + 8 * gate.count)
         }
         return (dx, dg, dr)
     }
-    public func channelMLP(_ d: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) throws -> (logits: Tensor, hidden: Tensor) {
-        let (r, c, hd) = try AttentionGeometry.channelMLP(d, w1: w1, b1: b1, w2: w2, b2: b2)
+    public func channelMLP(_ d: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor, geometry g: ChannelMLPGeometry) throws
+        -> (logits: Tensor, hidden: Tensor) {
+        let (r, c, hd) = (g.rows, g.c, g.hidden)
         let hid = try empty([r, hd], op: "channel_mlp"), l = try empty([r, c], op: "channel_mlp")
         try run("channel_mlp", file: "attention",
                 [.tensor(d), .tensor(w1), .tensor(b1), .tensor(w2), .tensor(b2), .tensor(hid), .tensor(l), .int(c), .int(hd)],
@@ -154,8 +162,9 @@ extension CLBackend: AttentionOps {
         return (l, hid)
     }
 
-    public func channelMLPBackward(_ dlogits: Tensor, d: Tensor, w1: Tensor, w2: Tensor, hidden: Tensor) throws -> ChannelMLPGradients {
-        let (r, c, hd) = try AttentionGeometry.channelMLPBackward(dlogits, d: d, w1: w1, w2: w2, hidden: hidden)
+    public func channelMLPBackward(_ dlogits: Tensor, d: Tensor, w1: Tensor, w2: Tensor, hidden: Tensor, geometry g: ChannelMLPGeometry) throws
+        -> ChannelMLPGradients {
+        let (r, c, hd) = (g.rows, g.c, g.hidden)
         let op = "channel_mlp_backward"
         let dh = try empty([r, hd], op: op)
         try run("channel_mlp_backward_hidden", file: "attention",

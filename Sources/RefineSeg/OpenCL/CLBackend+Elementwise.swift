@@ -2,11 +2,11 @@ extension CLBackend: ElementwiseOps {
     /// Items for `count` values, EW_SPAN per item.
     func ewItems(_ count: Int) -> Int { (count + KernelConstants.elementwiseSpan - 1) / KernelConstants.elementwiseSpan }
 
-    private func binary(_ op: String, code: Int, _ a: Tensor, _ b: Tensor) throws -> Tensor {
-        try a.shape.expect(equal: b.shape, op: op)
+    /// y = a (op `code`) b, shapes checked equal by `BinaryGeometry`.
+    private func binary(_ op: String, code: Int, _ a: Tensor, _ b: Tensor, _ g: BinaryGeometry) throws -> Tensor {
         let y = try empty(a.shape, op: op)
-        try run("ew_binary", file: "elementwise", [.tensor(a), .tensor(b), .tensor(y), .int(a.count), .int(code)], global: [ewItems(a.count)],
-                bytes: 12 * a.count)
+        try run("ew_binary", file: "elementwise", [.tensor(a), .tensor(b), .tensor(y), .int(g.count), .int(code)], global: [ewItems(g.count)],
+                bytes: 12 * g.count)
         return y
     }
 
@@ -17,18 +17,17 @@ extension CLBackend: ElementwiseOps {
         return y
     }
 
-    /// dx = kernel(dy, saved) for an activation's backward.
-    private func activationBackward(_ kernel: String, _ dy: Tensor, _ saved: Tensor) throws -> Tensor {
-        try dy.shape.expect(equal: saved.shape, op: kernel)
+    /// dx = kernel(dy, saved) for an activation's backward (saved shaped like dy: `BinaryGeometry`).
+    private func activationBackward(_ kernel: String, _ dy: Tensor, _ saved: Tensor, _ g: BinaryGeometry) throws -> Tensor {
         let dx = try empty(dy.shape, op: kernel)
-        try run(kernel, file: "elementwise", [.tensor(dy), .tensor(saved), .tensor(dx), .int(dy.count)], global: [ewItems(dy.count)],
-                bytes: 12 * dy.count)
+        try run(kernel, file: "elementwise", [.tensor(dy), .tensor(saved), .tensor(dx), .int(g.count)], global: [ewItems(g.count)],
+                bytes: 12 * g.count)
         return dx
     }
 
-    public func add(_ a: Tensor, _ b: Tensor) throws -> Tensor { try binary("add", code: 0, a, b) }
-    public func sub(_ a: Tensor, _ b: Tensor) throws -> Tensor { try binary("sub", code: 1, a, b) }
-    public func mul(_ a: Tensor, _ b: Tensor) throws -> Tensor { try binary("mul", code: 2, a, b) }
+    public func add(_ a: Tensor, _ b: Tensor, geometry g: BinaryGeometry) throws -> Tensor { try binary("add", code: 0, a, b, g) }
+    public func sub(_ a: Tensor, _ b: Tensor, geometry g: BinaryGeometry) throws -> Tensor { try binary("sub", code: 1, a, b, g) }
+    public func mul(_ a: Tensor, _ b: Tensor, geometry g: BinaryGeometry) throws -> Tensor { try binary("mul", code: 2, a, b, g) }
 
     public func scale(_ a: Tensor, by factor: Float) throws -> Tensor {
         let y = try empty(a.shape, op: "scale")
@@ -37,21 +36,20 @@ extension CLBackend: ElementwiseOps {
         return y
     }
 
-    public func accumulate(_ target: Tensor, _ source: Tensor, alpha: Float) throws {
-        try target.shape.expect(equal: source.shape, op: "accumulate")
-        try run("ew_axpy", file: "elementwise", [.tensor(target), .tensor(source), .int(target.count), .float(alpha)],
-                global: [ewItems(target.count)], bytes: 12 * target.count)
+    public func accumulate(_ target: Tensor, _ source: Tensor, alpha: Float, geometry g: BinaryGeometry) throws {
+        try run("ew_axpy", file: "elementwise", [.tensor(target), .tensor(source), .int(g.count), .float(alpha)],
+                global: [ewItems(g.count)], bytes: 12 * g.count)
     }
 
     public func relu(_ x: Tensor) throws -> Tensor { try unary("ew_relu", x) }
     public func sigmoid(_ x: Tensor) throws -> Tensor { try unary("ew_sigmoid", x) }
 
-    public func reluBackward(_ dy: Tensor, output y: Tensor) throws -> Tensor {
-        try activationBackward("ew_relu_backward", dy, y)
+    public func reluBackward(_ dy: Tensor, output y: Tensor, geometry g: BinaryGeometry) throws -> Tensor {
+        try activationBackward("ew_relu_backward", dy, y, g)
     }
 
-    public func sigmoidBackward(_ dy: Tensor, output y: Tensor) throws -> Tensor {
-        try activationBackward("ew_sigmoid_backward", dy, y)
+    public func sigmoidBackward(_ dy: Tensor, output y: Tensor, geometry g: BinaryGeometry) throws -> Tensor {
+        try activationBackward("ew_sigmoid_backward", dy, y, g)
     }
 
     public func copy(_ x: Tensor) throws -> Tensor {
@@ -69,13 +67,12 @@ extension CLBackend: ElementwiseOps {
         let (n, cs, h, w) = src.shape.nchw
         let cd = dst.shape[1]
         guard count > 0, n * h * w > 0 else { return }
-        try run("copy_channels", file: "elementwise",
-                [.tensor(src), .tensor(dst), .int(n), .int(count), .int(h * w), .int(cs), .int(srcStart), .int(cd), .int(dstStart)],
-                global: [ewItems(h * w), n * count], bytes: 8 * n * count * h * w)
+        try runItems("copy_channels", file: "elementwise",
+                     [.tensor(src), .tensor(dst), .int(n), .int(count), .int(h * w), .int(cs), .int(srcStart), .int(cd), .int(dstStart)],
+                     items: [ewItems(h * w), n * count], bytes: 8 * n * count * h * w)
     }
 
-    public func concatChannels(_ parts: [Tensor]) throws -> Tensor {
-        let shapes = try concatShapes(parts)
+    public func concatChannels(_ parts: [Tensor], geometry shapes: ConcatGeometry) throws -> Tensor {
         let y = try empty(shapes.output, op: "concat")
         var offset = 0
         for (part, c) in zip(parts, shapes.channels) {
@@ -85,23 +82,20 @@ extension CLBackend: ElementwiseOps {
         return y
     }
 
-    public func sliceChannels(_ x: Tensor, start: Int, count: Int) throws -> Tensor {
-        let y = try empty(try sliceShape(x, start: start, count: count), op: "slice")
-        try copyChannels(x, srcStart: start, y, dstStart: 0, count: count, op: "slice")
+    public func sliceChannels(_ x: Tensor, geometry g: SliceGeometry) throws -> Tensor {
+        let y = try empty(g.output, op: "slice")
+        try copyChannels(x, srcStart: g.start, y, dstStart: 0, count: g.count, op: "slice")
         return y
     }
 
-    public func mulChannelGate(_ x: Tensor, _ gate: Tensor) throws -> Tensor {
-        try checkChannelGate(x, gate)
+    public func mulChannelGate(_ x: Tensor, _ gate: Tensor, geometry: GateGeometry) throws -> Tensor {
         let (n, c, h, w) = x.shape.nchw
         let y = try empty(x.shape, op: "mul_channel_gate")
         try run("gate_channel", file: "elementwise", [.tensor(x), .tensor(gate), .tensor(y), .int(n * c), .int(h * w)], global: [x.count])
         return y
     }
 
-    public func mulChannelGateBackward(_ dy: Tensor, x: Tensor, gate: Tensor) throws -> (dx: Tensor, dgate: Tensor) {
-        try checkChannelGate(x, gate)
-        try dy.shape.expect(equal: x.shape, op: "mul_channel_gate_backward")
+    public func mulChannelGateBackward(_ dy: Tensor, x: Tensor, gate: Tensor, geometry: GateGeometry) throws -> (dx: Tensor, dgate: Tensor) {
         let (n, c, h, w) = x.shape.nchw
         let dx = try empty(x.shape, op: "mul_channel_gate_backward")
         let dg = try empty(gate.shape, op: "mul_channel_gate_backward")
@@ -110,17 +104,14 @@ extension CLBackend: ElementwiseOps {
         return (dx, dg)
     }
 
-    public func mulPixelGate(_ x: Tensor, _ gate: Tensor) throws -> Tensor {
-        try checkPixelGate(x, gate)
+    public func mulPixelGate(_ x: Tensor, _ gate: Tensor, geometry: GateGeometry) throws -> Tensor {
         let (n, c, h, w) = x.shape.nchw
         let y = try empty(x.shape, op: "mul_pixel_gate")
         try run("gate_pixel", file: "elementwise", [.tensor(x), .tensor(gate), .tensor(y), .int(n), .int(c), .int(h * w)], global: [x.count])
         return y
     }
 
-    public func mulPixelGateBackward(_ dy: Tensor, x: Tensor, gate: Tensor) throws -> (dx: Tensor, dgate: Tensor) {
-        try checkPixelGate(x, gate)
-        try dy.shape.expect(equal: x.shape, op: "mul_pixel_gate_backward")
+    public func mulPixelGateBackward(_ dy: Tensor, x: Tensor, gate: Tensor, geometry: GateGeometry) throws -> (dx: Tensor, dgate: Tensor) {
         let (n, c, h, w) = x.shape.nchw
         let dx = try empty(x.shape, op: "mul_pixel_gate_backward")
         let dg = try empty(gate.shape, op: "mul_pixel_gate_backward")

@@ -1,10 +1,4 @@
 extension CLBackend: LossOps {
-    private func checkUpstream(_ dLoss: Tensor, op: String) throws {
-        guard dLoss.count == 1 else {
-            throw RefineSegError.shapeMismatch(op: op, detail: "dLoss \(dLoss.shape) must have one element")
-        }
-    }
-
     /// out = (Σ partials in order) / divisor, on the device.
     func sumPartials(_ partials: Tensor, count: Int, divisor: Float, op: String) throws -> Tensor {
         let out = try empty([1], op: op)
@@ -12,21 +6,18 @@ extension CLBackend: LossOps {
         return out
     }
 
-    public func bceWithLogits(_ logits: Tensor, target: Tensor) throws -> Tensor {
-        try target.shape.expect(equal: logits.shape, op: "bce_with_logits")
-        let chunks = max(1, (logits.count + KernelConstants.bceChunk - 1) / KernelConstants.bceChunk)
+    public func bceWithLogits(_ logits: Tensor, target: Tensor, geometry g: BCEGeometry) throws -> Tensor {
+        let chunks = max(1, (g.count + KernelConstants.bceChunk - 1) / KernelConstants.bceChunk)
         let partials = try empty([chunks], op: "bce_with_logits")
-        try runPerGroup("bce_partial", file: "losses", [.tensor(logits), .tensor(target), .tensor(partials), .int(logits.count)],
+        try runPerGroup("bce_partial", file: "losses", [.tensor(logits), .tensor(target), .tensor(partials), .int(g.count)],
                         groups: chunks)
-        return try sumPartials(partials, count: chunks, divisor: Float(max(logits.count, 1)), op: "bce_with_logits")
+        return try sumPartials(partials, count: chunks, divisor: Float(max(g.count, 1)), op: "bce_with_logits")
     }
 
-    public func bceWithLogitsBackward(_ dLoss: Tensor, logits: Tensor, target: Tensor) throws -> Tensor {
-        try target.shape.expect(equal: logits.shape, op: "bce_with_logits_backward")
-        try checkUpstream(dLoss, op: "bce_with_logits_backward")
+    public func bceWithLogitsBackward(_ dLoss: Tensor, logits: Tensor, target: Tensor, geometry g: BCEGeometry) throws -> Tensor {
         let dx = try empty(logits.shape, op: "bce_with_logits_backward")
-        try run("bce_backward", file: "losses", [.tensor(dLoss), .tensor(logits), .tensor(target), .tensor(dx), .int(logits.count)],
-                global: [logits.count])
+        try run("bce_backward", file: "losses", [.tensor(dLoss), .tensor(logits), .tensor(target), .tensor(dx), .int(g.count)],
+                global: [g.count])
         return dx
     }
 
@@ -37,17 +28,14 @@ extension CLBackend: LossOps {
         return stats
     }
 
-    public func softDice(_ probs: Tensor, target: Tensor) throws -> Tensor {
-        let g = try DiceGeometry(probs, target, op: "soft_dice")
+    public func softDice(_ probs: Tensor, target: Tensor, geometry g: DiceGeometry) throws -> Tensor {
         let stats = try diceSums(probs, target, g, op: "soft_dice")
         let out = try empty([1], op: "soft_dice")
         try run("dice_final", file: "losses", [.tensor(stats), .int(g.n), .tensor(out)], global: [1])
         return out
     }
 
-    public func softDiceBackward(_ dLoss: Tensor, probs: Tensor, target: Tensor) throws -> Tensor {
-        let g = try DiceGeometry(probs, target, op: "soft_dice_backward")
-        try checkUpstream(dLoss, op: "soft_dice_backward")
+    public func softDiceBackward(_ dLoss: Tensor, probs: Tensor, target: Tensor, geometry g: DiceGeometry) throws -> Tensor {
         let stats = try diceSums(probs, target, g, op: "soft_dice_backward")
         let dp = try empty(probs.shape, op: "soft_dice_backward")
         try run("dice_backward", file: "losses",
@@ -56,16 +44,15 @@ extension CLBackend: LossOps {
         return dp
     }
 
-    public func barlowTwinsFromCorrelation(_ c: Tensor, lambda: Float) throws -> Tensor {
-        let d = try BarlowGeometry.side(of: c, op: "barlow_twins")
+    public func barlowTwinsFromCorrelation(_ c: Tensor, lambda: Float, geometry g: BarlowGeometry) throws -> Tensor {
+        let d = g.d
         let rows = try empty([d], op: "barlow_twins")
         try runPerGroup("barlow_rows", file: "losses", [.tensor(c), .tensor(rows), .int(d), .float(lambda)], groups: d)
         return try sumPartials(rows, count: d, divisor: 1, op: "barlow_twins")
     }
 
-    public func barlowTwinsFromCorrelationBackward(_ dLoss: Tensor, correlation c: Tensor, lambda: Float) throws -> Tensor {
-        let d = try BarlowGeometry.side(of: c, op: "barlow_twins_backward")
-        try checkUpstream(dLoss, op: "barlow_twins_backward")
+    public func barlowTwinsFromCorrelationBackward(_ dLoss: Tensor, correlation c: Tensor, lambda: Float, geometry g: BarlowGeometry) throws -> Tensor {
+        let d = g.d
         let dc = try empty([d, d], op: "barlow_twins_backward")
         try run("barlow_backward", file: "losses", [.tensor(dLoss), .tensor(c), .tensor(dc), .int(d), .float(lambda)],
                 global: [d * d])
@@ -76,16 +63,16 @@ extension CLBackend: LossOps {
     private enum SegSaved: Int { case stats, norms, protos, pixelState }
 
     public func segmentationLoss(logits: Tensor, embedding: Tensor?, target: Tensor, weights: SegmentationLossWeights,
-                                 lac: LACParams) throws -> (loss: Tensor, saved: SegmentationLossSaved) {
+                                 lac: LACParams, geometry g: SegLossGeometry) throws -> (loss: Tensor, saved: SegmentationLossSaved) {
         let op = "segmentation_loss"
-        let g = try SegLossGeometry(logits, embedding, target, op: op)
         let options = "-DWITH_LAC=\(g.d > 0 ? 1 : 0) " + itemLayoutOption
         var saved = [Tensor]()
         // Without the LAC term the LAC arguments are unused: any buffer stands in.
         var norms = logits, protos = logits, valid = logits, pixelState = logits
         if let e = embedding {
             norms = try empty([g.n, g.hw], op: op)
-            try run("lac_norms", file: "losses", options: options, [.tensor(e), .tensor(norms), .int(g.d), .int(g.hw)], global: [(g.hw + 3) / 4, g.n])
+            try runItems("lac_norms", file: "losses", options: options, [.tensor(e), .tensor(norms), .int(g.d), .int(g.hw)],
+                         items: [(g.hw + lacSpan - 1) / lacSpan, g.n], bytes: 4 * (e.count + norms.count))
             let sums = try empty([g.n, 2, g.d], op: op), counts = try empty([g.n, 2], op: op)
             try runPerGroup("lac_class_sums", file: "losses", options: options,
                             [.tensor(e), .tensor(norms), .tensor(target), .tensor(sums), .tensor(counts), .int(g.d), .int(g.hw)],
@@ -110,39 +97,35 @@ extension CLBackend: LossOps {
     }
 
     public func segmentationLossBackward(_ dLoss: Tensor, logits: Tensor, embedding: Tensor?, target: Tensor,
-                                         weights: SegmentationLossWeights, lac: LACParams, saved: SegmentationLossSaved) throws
-        -> (logits: Tensor, embedding: Tensor?) {
+                                         weights: SegmentationLossWeights, lac: LACParams, saved: SegmentationLossSaved,
+                                         geometry g: SegLossGeometry) throws -> (logits: Tensor, embedding: Tensor?) {
         let op = "segmentation_loss_backward"
-        let g = try SegLossGeometry(logits, embedding, target, op: op)
-        try checkUpstream(dLoss, op: op)
         guard saved.tensors.count == 4 else {
             throw RefineSegError.invalidArgument("[\(op)] saved state of another backend or op (\(saved.tensors.count) tensors)")
         }
         let t = saved.tensors
         let dLogits = try empty(logits.shape, op: op)
         let dE = try embedding.map { try empty($0.shape, op: op) }
-        try run("seg_backward", file: "losses", options: "-DWITH_LAC=\(g.d > 0 ? 1 : 0) " + itemLayoutOption,
+        try runItems("seg_backward", file: "losses", options: "-DWITH_LAC=\(g.d > 0 ? 1 : 0) " + itemLayoutOption,
                 [.tensor(dLoss), .tensor(logits), .tensor(target), .tensor(t[SegSaved.stats.rawValue]), .tensor(dLogits),
                  .tensor(embedding ?? logits), .tensor(t[SegSaved.norms.rawValue]), .tensor(t[SegSaved.protos.rawValue]),
                  .tensor(t[SegSaved.pixelState.rawValue]), .tensor(dE ?? dLogits), .int(g.n), .int(g.d), .int(g.hw),
                  .float(weights.bce), .float(weights.dice), .float(weights.lac)],
-                global: [(g.hw + 3) / 4, g.n])
+                items: [(g.hw + lacSpan - 1) / lacSpan, g.n])
         return (dLogits, dE)
     }
 
     /// The LAC term alone: the fused loss with weights (0, 0, 1).
     private static let lacOnly = SegmentationLossWeights(bce: 0, dice: 0, lac: 1)
 
-    public func lesionContrastive(_ embedding: Tensor, logits: Tensor, target: Tensor, params: LACParams) throws -> Tensor {
-        _ = try LACGeometry(embedding, logits, target, op: "lesion_contrastive")
-        return try segmentationLoss(logits: logits, embedding: embedding, target: target, weights: Self.lacOnly, lac: params).loss
+    public func lesionContrastive(_ embedding: Tensor, logits: Tensor, target: Tensor, params: LACParams, geometry g: LACGeometry) throws -> Tensor {
+        try segmentationLoss(logits: logits, embedding: embedding, target: target, weights: Self.lacOnly, lac: params).loss
     }
 
     /// Runs the forward again for its saved state (the graph's training path uses the fused op,
     /// which keeps it); d loss / d embedding.
     public func lesionContrastiveBackward(_ dLoss: Tensor, embedding: Tensor, logits: Tensor, target: Tensor,
-                                          params: LACParams) throws -> Tensor {
-        _ = try LACGeometry(embedding, logits, target, op: "lesion_contrastive_backward")
+                                          params: LACParams, geometry g: LACGeometry) throws -> Tensor {
         let saved = try segmentationLoss(logits: logits, embedding: embedding, target: target, weights: Self.lacOnly, lac: params).saved
         return try segmentationLossBackward(dLoss, logits: logits, embedding: embedding, target: target, weights: Self.lacOnly,
                                             lac: params, saved: saved).embedding!

@@ -1,7 +1,7 @@
 extension CLBackend: NormOps {
     public func batchNormTrain(_ x: Tensor, weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor,
-                               momentum: Float, eps: Float, activation: NormActivation) throws -> (y: Tensor, saved: BatchNormSaved) {
-        let g = try BatchNormGeometry(x, params: [weight, bias, runningMean, runningVar], op: "batch_norm_train")
+                               momentum: Float, eps: Float, activation: NormActivation, geometry g: BatchNormGeometry) throws
+        -> (y: Tensor, saved: BatchNormSaved) {
         let mean = try empty([g.c], op: "batch_norm_train"), invStd = try empty([g.c], op: "batch_norm_train")
         let y = try empty(x.shape, op: "batch_norm_train")
         if splitsNorm(g) {
@@ -19,6 +19,15 @@ extension CLBackend: NormOps {
                     global: planeGrid(g), local: [Self.pixelGroup, 1], bytes: 8 * x.count)
             return (y, BatchNormSaved(mean: mean, invStd: invStd, activation: activation, bias: activation == .none ? nil : bias))
         }
+        if !gpuGlue {
+            // DESC=0: the descriptor arguments are unused; any buffer fills them.
+            try runItems("bn_train_cpu", file: "norm", options: "-DACT=\(activation.rawValue) -DDESC=0",
+                         [.tensor(x), .tensor(y), .tensor(mean), .tensor(invStd), .tensor(runningMean), .tensor(runningVar),
+                          .tensor(weight), .tensor(bias), .tensor(mean), .tensor(mean), .int(g.n), .int(g.c), .int(g.hw),
+                          .float(momentum), .float(eps)],
+                         items: [g.c], bytes: 8 * x.count)
+            return (y, BatchNormSaved(mean: mean, invStd: invStd, activation: activation, bias: activation == .none ? nil : bias))
+        }
         try run("bn_train", file: "norm", options: "-DACT=\(activation.rawValue)",
                 [.tensor(x), .tensor(y), .tensor(mean), .tensor(invStd), .tensor(runningMean), .tensor(runningVar),
                  .tensor(weight), .tensor(bias), .int(g.n), .int(g.c), .int(g.hw), .float(momentum), .float(eps)],
@@ -26,9 +35,29 @@ extension CLBackend: NormOps {
         return (y, BatchNormSaved(mean: mean, invStd: invStd, activation: activation, bias: activation == .none ? nil : bias))
     }
 
+    public func batchNormTrainDescriptors(_ x: Tensor, weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor,
+                                          momentum: Float, eps: Float, geometry g: BatchNormGeometry) throws
+        -> (y: Tensor, saved: BatchNormSaved, descriptors: Tensor, argmax: Tensor) {
+        guard !gpuGlue else {
+            // GPU layout: the split batch norm, then the descriptors' own kernel.
+            let (y, saved) = try batchNormTrain(x, weight: weight, bias: bias, runningMean: runningMean, runningVar: runningVar,
+                                                momentum: momentum, eps: eps, activation: .none, geometry: g)
+            let (d, argmax) = try channelDescriptors(y)
+            return (y, saved, d, argmax)
+        }
+        let op = "batch_norm_train_descriptors"
+        let mean = try empty([g.c], op: op), invStd = try empty([g.c], op: op), y = try empty(x.shape, op: op)
+        let d = try empty([2 * g.n, g.c], op: op), argmax = try empty([g.n, g.c], op: op)
+        try runItems("bn_train_cpu", file: "norm", options: "-DACT=0 -DDESC=1",
+                     [.tensor(x), .tensor(y), .tensor(mean), .tensor(invStd), .tensor(runningMean), .tensor(runningVar),
+                      .tensor(weight), .tensor(bias), .tensor(d), .tensor(argmax), .int(g.n), .int(g.c), .int(g.hw),
+                      .float(momentum), .float(eps)],
+                     items: [g.c], bytes: 8 * x.count)
+        return (y, BatchNormSaved(mean: mean, invStd: invStd, activation: .none, bias: nil), d, argmax)
+    }
+
     public func batchNormEval(_ x: Tensor, weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor,
-                              eps: Float, activation: NormActivation) throws -> Tensor {
-        let g = try BatchNormGeometry(x, params: [weight, bias, runningMean, runningVar], op: "batch_norm_eval")
+                              eps: Float, activation: NormActivation, geometry g: BatchNormGeometry) throws -> Tensor {
         let y = try empty(x.shape, op: "batch_norm_eval")
         try run("bn_eval", file: "norm", options: "-DACT=\(activation.rawValue)",
                 [.tensor(x), .tensor(y), .tensor(runningMean), .tensor(runningVar), .tensor(weight), .tensor(bias),
@@ -47,12 +76,9 @@ extension CLBackend: NormOps {
         [(g.hw + Self.pixelGroup - 1) / Self.pixelGroup * Self.pixelGroup, g.n * g.c]
     }
 
-    public func batchNormBackward(_ dy: Tensor, input x: Tensor, weight: Tensor, saved: BatchNormSaved) throws
+    public func batchNormBackward(_ dy: Tensor, input x: Tensor, weight: Tensor, saved: BatchNormSaved, geometry g: BatchNormGeometry) throws
         -> (dx: Tensor, dweight: Tensor, dbias: Tensor) {
         let activation = saved.bias == nil ? NormActivation.none : saved.activation
-        let g = try BatchNormGeometry(x, params: [weight, saved.mean, saved.invStd] + (saved.bias.map { [$0] } ?? []),
-                                      op: "batch_norm_backward")
-        try dy.shape.expect(equal: x.shape, op: "batch_norm_backward")
         let dw = try empty([g.c], op: "batch_norm_backward"), db = try empty([g.c], op: "batch_norm_backward")
         let dx = try empty(x.shape, op: "batch_norm_backward")
         // Without an activation the bias argument is unused; any (C) tensor fills the slot.
@@ -71,6 +97,13 @@ extension CLBackend: NormOps {
                     global: planeGrid(g), local: [Self.pixelGroup, 1], bytes: 12 * x.count)
             return (dx, dw, db)
         }
+        if !gpuGlue {
+            try runItems("bn_backward_cpu", file: "norm", options: "-DACT=\(activation.rawValue)",
+                         [.tensor(dy), .tensor(x), .tensor(saved.mean), .tensor(saved.invStd), .tensor(weight),
+                          .tensor(saved.bias ?? weight), .tensor(dw), .tensor(db), .tensor(dx), .int(g.n), .int(g.c), .int(g.hw)],
+                         items: [g.c], bytes: 12 * x.count)
+            return (dx, dw, db)
+        }
         try run("bn_backward", file: "norm", options: "-DACT=\(activation.rawValue)",
                 [.tensor(dy), .tensor(x), .tensor(saved.mean), .tensor(saved.invStd), .tensor(weight),
                  .tensor(saved.bias ?? weight), .tensor(dw), .tensor(db), .tensor(dx), .int(g.n), .int(g.c), .int(g.hw)],
@@ -79,9 +112,8 @@ extension CLBackend: NormOps {
     }
 
     public func foldBatchNorm(convWeight: Tensor, convBias: Tensor?, weight: Tensor, bias: Tensor, runningMean: Tensor,
-                              runningVar: Tensor, eps: Float) throws -> (weight: Tensor, bias: Tensor) {
-        let (cout, per) = try batchNormFoldGeometry(convWeight: convWeight, convBias: convBias,
-                                                    params: [weight, bias, runningMean, runningVar])
+                              runningVar: Tensor, eps: Float, geometry g: BatchNormFoldGeometry) throws -> (weight: Tensor, bias: Tensor) {
+        let (cout, per) = (g.cout, g.per)
         let fw = try empty(convWeight.shape, op: "fold_batch_norm"), fb = try empty([cout], op: "fold_batch_norm")
         // Without a conv bias the slot takes any tensor; hasBias = 0 keeps it unread.
         try run("bn_fold", file: "norm",

@@ -1,6 +1,5 @@
 extension CLBackend: OptimOps {
-    public func adamStep(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, params p: AdamParams) throws {
-        let k = try AdamConstants(p, shapes: [param, grad, m, v], op: "adam_step")
+    public func adamStep(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, params p: AdamParams, constants k: AdamConstants) throws {
         try run("adam_step", file: "optim", options: "-DDECOUPLED=\(p.decoupled ? 1 : 0)",
                 [.tensor(param), .tensor(grad), .tensor(m), .tensor(v), .int(param.count), .float(p.beta1), .float(p.beta2),
                  .float(p.eps), .float(p.weightDecay), .float(k.decay), .float(k.stepSize), .float(k.bc2Sqrt)],
@@ -8,11 +7,10 @@ extension CLBackend: OptimOps {
     }
 
     public func sgdStep(param: Tensor, grad: Tensor, momentumBuffer: Tensor, lr: Float, momentum: Float,
-                        weightDecay: Float) throws {
-        for t in [grad, momentumBuffer] { try t.shape.expect(equal: param.shape, op: "sgd_step") }
+                        weightDecay: Float, geometry g: SGDGeometry) throws {
         try run("sgd_step", file: "optim",
-                [.tensor(param), .tensor(grad), .tensor(momentumBuffer), .int(param.count), .float(lr), .float(momentum),
-                 .float(weightDecay)], global: [param.count])
+                [.tensor(param), .tensor(grad), .tensor(momentumBuffer), .int(g.count), .float(lr), .float(momentum),
+                 .float(weightDecay)], global: [g.count])
     }
 
     public func sumOfSquares(_ tensors: [Tensor]) throws -> Tensor {
@@ -28,10 +26,9 @@ extension CLBackend: OptimOps {
         return try sumPartials(partials, count: max(total, 1), divisor: 1, op: "sum_of_squares")
     }
 
-    public func clipByGlobalNorm(_ tensors: [Tensor], sumOfSquares: Tensor, maxNorm: Float) throws {
-        let s = try ClipGeometry.check(sumOfSquares, maxNorm: maxNorm)
+    public func clipByGlobalNorm(_ tensors: [Tensor], sumOfSquares: Tensor, geometry g: ClipGeometry) throws {
         for t in tensors where t.count > 0 {
-            try run("clip_scale", file: "optim", [.tensor(t), .int(t.count), .tensor(s), .float(maxNorm)], global: [t.count])
+            try run("clip_scale", file: "optim", [.tensor(t), .int(t.count), .tensor(sumOfSquares), .float(g.maxNorm)], global: [t.count])
         }
     }
 
@@ -44,21 +41,23 @@ extension CLBackend: OptimOps {
     /// interleaved on GPUs.
     var itemLayoutOption: String { "-DCONTIGUOUS_ITEMS=\(info.type == "CPU" ? 1 : 0)" }
 
-    public func view(_ flat: Tensor, offset: Int, shape: Shape) throws -> Tensor {
-        try FlatGeometry.checkView(flat, offset: offset, shape: shape, alignment: viewAlignment)
-        let sub = try ctx.subBuffer(try buffer(flat), offsetBytes: offset * 4, bytes: shape.count * 4, op: "view")
-        return Tensor(shape: shape, storage: CLStorage(sub), backend: self)
+    /// Pixels per item of lac_norms and seg_backward (LAC_SPAN, Kernels/losses.cl, which chooses by
+    /// CONTIGUOUS_ITEMS alike): a contiguous run of KernelConstants.lacSpan pixels on CPU devices (the
+    /// embedding planes in the outer loop), one float4 per item on GPUs (neighbouring items,
+    /// neighbouring addresses).
+    var lacSpan: Int { info.type == "CPU" ? KernelConstants.lacSpan : 4 }
+
+    public func view(_ flat: Tensor, geometry g: ViewGeometry) throws -> Tensor {
+        let sub = try ctx.subBuffer(try buffer(flat), offsetBytes: g.offset * 4, bytes: g.shape.count * 4, op: "view")
+        return Tensor(shape: g.shape, storage: CLStorage(sub), backend: self)
     }
 
-    public func assign(_ target: Tensor, from source: Tensor) throws {
-        guard target.count == source.count else {
-            throw RefineSegError.shapeMismatch(op: "assign", detail: "\(source.shape) into \(target.shape)")
-        }
-        try ctx.copy(from: try buffer(source), to: try buffer(target), bytes: source.count * 4, op: "assign")
+    public func assign(_ target: Tensor, from source: Tensor, geometry g: AssignGeometry) throws {
+        try ctx.copy(from: try buffer(source), to: try buffer(target), bytes: g.count * 4, op: "assign")
     }
 
-    public func flatSumOfSquares(_ flat: Tensor, ranges: [Range<Int>]) throws -> SquaredNormPartials {
-        try FlatGeometry.check(ranges, in: flat, op: "flat_sum_of_squares")
+    public func flatSumOfSquares(_ flat: Tensor, geometry g: FlatGeometry) throws -> SquaredNormPartials {
+        let ranges = g.ranges
         let groups = ranges.map { ($0.count + KernelConstants.flatChunk - 1) / KernelConstants.flatChunk }
         let total = groups.reduce(0, +)
         let partials = try empty([max(total, 1)], op: "flat_sum_of_squares")
@@ -66,25 +65,23 @@ extension CLBackend: OptimOps {
         var offset = 0
         for (r, n) in zip(ranges, groups) where n > 0 {
             try runPerGroup("flat_sumsq", file: "optim", options: "-DDECOUPLED=1 " + itemLayoutOption, [.tensor(flat), .int(r.lowerBound), .int(r.upperBound), .tensor(partials), .int(offset)],
-                            groups: n)
+                            groups: n, bytes: 4 * r.count)
             offset += n
         }
         return SquaredNormPartials(partials: partials)
     }
 
-    public func flatAdamStep(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, ranges: [Range<Int>], params p: AdamParams,
-                             clip: (norm: SquaredNormPartials, maxNorm: Float)?) throws {
-        let k = try AdamConstants(p, shapes: [param, grad, m, v], op: "flat_adam_step")
-        try FlatGeometry.check(ranges, in: param, op: "flat_adam_step")
-        if let clip { _ = try ClipGeometry.check(maxNorm: clip.maxNorm) }
+    public func flatAdamStep(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, params p: AdamParams,
+                             clip: (norm: SquaredNormPartials, maxNorm: Float)?, constants k: AdamConstants, geometry g: FlatGeometry) throws {
         let partials = clip?.norm.partials ?? param
-        for r in ranges where !r.isEmpty {
+        for r in g.ranges where !r.isEmpty {
             try runPerGroup("flat_adam", file: "optim", options: "-DDECOUPLED=\(p.decoupled ? 1 : 0) " + itemLayoutOption,
                             [.tensor(param), .tensor(grad), .tensor(m), .tensor(v), .int(r.lowerBound), .int(r.upperBound),
                              .tensor(partials), .int(clip == nil ? 0 : partials.count), .float(clip?.maxNorm ?? 0),
                              .float(p.beta1), .float(p.beta2), .float(p.eps), .float(p.weightDecay), .float(k.decay),
                              .float(k.stepSize), .float(k.bc2Sqrt)],
-                            groups: (r.count + KernelConstants.flatChunk - 1) / KernelConstants.flatChunk)
+                            groups: (r.count + KernelConstants.flatChunk - 1) / KernelConstants.flatChunk,
+                            bytes: 28 * r.count)   // p, g, m, v read; p, m, v written
         }
     }
 }

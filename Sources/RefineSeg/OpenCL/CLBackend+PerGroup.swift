@@ -28,6 +28,25 @@ extension CLBackend {
         return (chunks, n * chunks)
     }
 
+    /// Work-groups a CPU-layout launch aims for (`runItems`): several per core, so that a core
+    /// another process slows down holds back only a small share of the launch (PoCL hands whole
+    /// work-groups to its threads), and few enough that a group's fixed cost stays small.
+    static let cpuGroups = 32
+
+    /// Launches a CPU-layout kernel over `items` work-items (dimension 0; further dimensions as
+    /// given): groups of the largest power of two items along dimension 0 that still leaves
+    /// `cpuGroups` groups (at least 1), the global size rounded up to it, so the kernel checks
+    /// its index against the real count. Its items never synchronise (no barriers).
+    func runItems(_ kernel: String, file: String, options: String = "", _ args: [KernelArg], items: [Int],
+                  bytes: Int? = nil) throws {
+        guard items.allSatisfy({ $0 > 0 }) else { return }
+        let total = items.reduce(1, *)
+        var l = 1
+        while l * 2 <= items[0] && total / (l * 2) >= Self.cpuGroups { l *= 2 }
+        try run(kernel, file: file, options: options, args, global: items, local: [l] + Array(repeating: 1, count: items.count - 1),
+                bytes: bytes)
+    }
+
     /// Launches `kernel` with one work-group per plane.
     func runPerGroup(_ kernel: String, file: String, options: String = "", _ args: [KernelArg], groups: Int, bytes: Int? = nil) throws {
         let wg = KernelConstants.reductionGroup

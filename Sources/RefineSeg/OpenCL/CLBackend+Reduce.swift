@@ -3,8 +3,7 @@ extension CLBackend: ReduceOps, MatmulOps {
         switch kind { case .sum: return 0; case .mean: return 1; case .max: return 2 }
     }
 
-    public func reduce(_ x: Tensor, axes: Range<Int>, kind: ReduceKind) throws -> Tensor {
-        let g = try ReduceGeometry(x.shape, axes: axes)
+    public func reduce(_ x: Tensor, axes: Range<Int>, kind: ReduceKind, geometry g: ReduceGeometry) throws -> Tensor {
         let y = try empty(g.outputShape, op: "reduce")
         if gpuGlue && g.inner == 1 {
             try runPerGroup("reduce_fwd_group", file: "reduce", [.tensor(x), .tensor(y), .int(g.outer), .int(g.reduced), .int(kindCode(kind))],
@@ -17,9 +16,7 @@ extension CLBackend: ReduceOps, MatmulOps {
         return y
     }
 
-    public func reduceBackward(_ dy: Tensor, input x: Tensor, axes: Range<Int>, kind: ReduceKind) throws -> Tensor {
-        let g = try ReduceGeometry(x.shape, axes: axes)
-        try dy.shape.expect(equal: g.outputShape, op: "reduce_backward")
+    public func reduceBackward(_ dy: Tensor, input x: Tensor, axes: Range<Int>, kind: ReduceKind, geometry g: ReduceGeometry) throws -> Tensor {
         let dx = try empty(x.shape, op: "reduce_backward")
         if gpuGlue && kind != .max {
             let wg = Self.pixelGroup
@@ -34,13 +31,13 @@ extension CLBackend: ReduceOps, MatmulOps {
         return dx
     }
 
-    public func sumPerChannel(_ x: Tensor) throws -> Tensor {
-        let (n, c, h, w) = try x.shape.nchw(op: "sum_per_channel")
+    public func sumPerChannel(_ x: Tensor, geometry g: PerChannelGeometry) throws -> Tensor {
+        let (n, c, h, w) = (g.n, g.c, g.h, g.w)
         let y = try empty([c], op: "sum_per_channel")
         let hw = h * w
         guard gpuGlue, c > 0 else {
-            try run("sum_per_channel", file: "reduce", [.tensor(x), .tensor(y), .int(n), .int(c), .int(hw)], global: [c],
-                    bytes: 4 * x.count)
+            try runItems("sum_per_channel", file: "reduce", [.tensor(x), .tensor(y), .int(n), .int(c), .int(hw)], items: [(c + 7) / 8],
+                         bytes: 4 * x.count)
             return y
         }
         let (chunks, per) = gpuChunks(n: n, hw: hw)
@@ -53,8 +50,7 @@ extension CLBackend: ReduceOps, MatmulOps {
         return y
     }
 
-    public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool, transposeB: Bool) throws -> Tensor {
-        let g = try MatmulGeometry(a.shape, b.shape, transposeA: transposeA, transposeB: transposeB)
+    public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool, transposeB: Bool, geometry g: MatmulGeometry) throws -> Tensor {
         let c = try empty([g.m, g.n], op: "matmul")
         try run("matmul_naive", file: "matmul",
                 [.tensor(a), .tensor(b), .tensor(c), .int(g.m), .int(g.n), .int(g.k), .int(transposeA ? 1 : 0), .int(transposeB ? 1 : 0)],

@@ -26,7 +26,7 @@ public final class CLBackend: BackendCore {
     }
 
     /// A new uninitialised tensor from the pool.
-    func empty(_ shape: Shape, op: String) throws -> Tensor {
+    package func empty(_ shape: Shape, op: String) throws -> Tensor {
         // Kernels index with 32-bit ints (Kernels/common.h). Above the device's largest allocation
         // the pool's refusal comes first, since it names the bytes and the limit.
         let limit = ctx.pool.maxAllocationBytes
@@ -38,7 +38,7 @@ public final class CLBackend: BackendCore {
 
     /// Launches `kernel` from `Kernels/<file>.cl`; tensors become buffer arguments. `flops`
     /// (useful operations) and `bytes` (traffic) only annotate profiling records, for the benches.
-    func run(_ kernel: String, file: String, options: String = "", _ args: [KernelArg],
+    package func run(_ kernel: String, file: String, options: String = "", _ args: [KernelArg],
              global: [Int], local: [Int]? = nil, flops: Double? = nil, bytes: Int? = nil) throws {
         let resolved: [CLArg] = try args.map { arg in
             switch arg {
@@ -53,7 +53,7 @@ public final class CLBackend: BackendCore {
     }
 
     /// Kernel arguments as the op files write them.
-    enum KernelArg {
+    package enum KernelArg {
         case tensor(Tensor)
         case int(Int)
         case float(Float)
@@ -62,11 +62,8 @@ public final class CLBackend: BackendCore {
 
     // MARK: BackendCore
 
-    public func tensor(_ values: [Float], shape: Shape) throws -> Tensor {
-        guard values.count == shape.count else {
-            throw RefineSegError.shapeMismatch(op: "tensor", detail: "\(values.count) values for shape \(shape)")
-        }
-        let t = try empty(shape, op: "upload")
+    public func tensor(_ values: [Float], geometry g: UploadGeometry) throws -> Tensor {
+        let t = try empty(g.shape, op: "upload")
         try ctx.upload(values, to: try buffer(t), op: "upload")
         return t
     }
@@ -104,6 +101,6 @@ extension CLBackend: DiagnosticsOps {
     public func stopProfiling() throws -> [KernelTiming] { try ctx.stopProfiling() }
 
     public func launchOverhead(launches: Int) throws -> LaunchOverhead? {
-        try Roofline.launchOverhead(backend: self, launches: launches)
+        try measureLaunchOverhead(launches: launches)
     }
 }

@@ -20,10 +20,16 @@ enum KernelConstants {
     static let channelSpan = 64
     /// Values per item of the span-launched attention kernels (SPAN, Kernels/attention.cl).
     static let attentionSpan = 256
+    /// Pixels per item of the CPU kernels that stream every channel's plane chunk by chunk
+    /// (PX_CHUNK, Kernels/attention.cl): a chunk of the per-pixel state stays in the core's cache.
+    static let pixelChunk = 2048
     /// Elements per work-group of bce_partial (BCE_CHUNK, Kernels/losses.cl).
     static let bceChunk = 4096
     /// Pixels per seg_pixel work-group (SEG_CHUNK, Kernels/losses.cl).
     static let segChunk = 1024
+    /// Pixels per item of lac_norms and seg_backward on CPU devices (LAC_SPAN_CPU, Kernels/losses.cl,
+    /// a multiple of 4; GPUs use 4: `CLBackend.lacSpan` and the kernel file choose alike).
+    static let lacSpan = 64
     /// Elements per work-group of sumsq_partial (SUMSQ_CHUNK, Kernels/optim.cl).
     static let sumsqChunk = 4096
     /// Elements per work-group of flat_sumsq and flat_adam (FLAT_CHUNK, Kernels/optim.cl).
@@ -35,8 +41,8 @@ enum KernelConstants {
         switch file {
         case "elementwise": defines.append(("EW_SPAN", elementwiseSpan))
         case "norm": defines.append(("BN_SPAN", normSpan))
-        case "attention": defines += [("CM_SPAN", channelSpan), ("SPAN", attentionSpan)]
-        case "losses": defines += [("BCE_CHUNK", bceChunk), ("SEG_CHUNK", segChunk)]
+        case "attention": defines += [("CM_SPAN", channelSpan), ("SPAN", attentionSpan), ("PX_CHUNK", pixelChunk)]
+        case "losses": defines += [("BCE_CHUNK", bceChunk), ("SEG_CHUNK", segChunk), ("LAC_SPAN_CPU", lacSpan)]
         case "optim": defines += [("SUMSQ_CHUNK", sumsqChunk), ("FLAT_CHUNK", flatChunk)]
         default: break
         }

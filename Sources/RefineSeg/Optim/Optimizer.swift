@@ -102,14 +102,14 @@ public final class AdamW {
 
 /// Where each of a list of tensors sits in a flat buffer: back to back, each starting at a
 /// multiple of `alignment` elements.
-struct FlatLayout: Equatable {
-    let offsets: [Int]
-    let counts: [Int]
+package struct FlatLayout: Equatable {
+    package let offsets: [Int]
+    package let counts: [Int]
     /// Elements of the flat buffer (a multiple of the alignment, at least one).
-    let total: Int
-    let alignment: Int
+    package let total: Int
+    package let alignment: Int
 
-    init(counts: [Int], alignment: Int) {
+    package init(counts: [Int], alignment: Int) {
         var offsets = [Int](), end = 0
         for c in counts {
             offsets.append(end)

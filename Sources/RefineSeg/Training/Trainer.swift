@@ -21,6 +21,9 @@ public final class Trainer {
     /// (`progress`, `epoch`, `step`, `logRows`, `epochLosses` come from it: `LoopDriven`).
     public let loop: TrainingLoop
     public private(set) var bestDice: Double = -1
+    /// Validation Dice of the weights in RUN/model.safetensors (the last epoch's with
+    /// `checkpoint` "final", the best epoch's with "best"); -1 before the first epoch.
+    public private(set) var modelDice: Double = -1
     /// The semi-supervised part of a step (`--semi-supervised`; nil: supervised only).
     public private(set) var meanTeacher: MeanTeacher?
     /// Data-parallel training over MPI (nil: one process); see `enableDataParallel`.
@@ -34,7 +37,7 @@ public final class Trainer {
 
     var runDir: String { config.out }
     var lastPath: String { loop.lastPath }
-    var bestPath: String { runDir + "/model.safetensors" }
+    var modelPath: String { runDir + "/model.safetensors" }
 
     /// Sets up a new run (or, with `resume`, continues RUN from last.safetensors; a run killed
     /// before it completed an epoch has none and starts again from epoch 1).
@@ -96,16 +99,17 @@ public final class Trainer {
 
     /// Trains until `config.epochs` epochs are complete (or Ctrl-C), writing RUN/ as it goes.
     public func run() throws {
-        if try loop.run(self) && FileManager.default.fileExists(atPath: bestPath) { try choosePostProcessing() }
+        if try loop.run(self) && FileManager.default.fileExists(atPath: modelPath) { try choosePostProcessing() }
     }
 
-    /// Chooses the post-processing of the best checkpoint on the validation split (predicted
+    /// Chooses the post-processing of RUN/model.safetensors (the final or the best epoch's weights,
+    /// `TrainConfig.checkpoint`) on the validation split (predicted
     /// with mirror TTA, as `evaluate` and `annotate` do by default) and records it in the
     /// checkpoint's metadata (`PostProcessing`).
     public func choosePostProcessing() throws {
-        var file = try SafeTensorsFile.read(bestPath)
-        let best = try loadModel(bestPath, backend: backend)
-        var predictor = Predictor(model: best, backend: backend)
+        var file = try SafeTensorsFile.read(modelPath)
+        let saved = try loadModel(modelPath, backend: backend)
+        var predictor = Predictor(model: saved, backend: backend)
         predictor.mirrorTTA = true
         var validation = [(probabilities: [Float], label: [Float], width: Int, height: Int)]()
         for s in split.validation {
@@ -119,7 +123,7 @@ public final class Trainer {
         file.metadata[PostProcessing.metadataKey] = choice.metadataValue
         file.metadata["postprocess_val_dice"] = String(format: "%.6f", dice)
         file.metadata["tta_val_dice"] = String(format: "%.6f", baseline)
-        try file.write(to: bestPath)
+        try file.write(to: modelPath)
         progress.line(String(format: "post-processing chosen on validation: %@ (val Dice with mirror TTA %.4f, after post-processing %.4f)",
                              choice.description, baseline, dice))
     }
@@ -133,7 +137,7 @@ public final class Trainer {
 
     /// One supervised step (upload, forward, loss, backward, AdamW update), shared with
     /// `TrainBench` so that the benchmark times exactly what training runs. Does not wait for the kernels it queues.
-    static func supervisedStep(_ batch: Batch, model: DFRUNet, loss lossFunction: SegmentationLoss, optimizer: AdamW,
+    package static func supervisedStep(_ batch: Batch, model: DFRUNet, loss lossFunction: SegmentationLoss, optimizer: AdamW,
                                backend: Backend, lr: Float, dataParallel dp: DataParallel? = nil) throws -> Tensor {
         let n = batch.count, c = batch.channels, s = batch.size
         let x = try backend.tensor(batch.images, shape: [n, c, s, s])
@@ -184,6 +188,7 @@ extension Trainer: TrainingObjective {
 
     func restored(metadata: [String: String]) {
         bestDice = metadata["best_dice"].flatMap(Double.init) ?? -1
+        modelDice = (try? SafeTensorsFile.read(modelPath).metadata["val_dice"].flatMap(Double.init)) ?? bestDice
     }
 
     func writeRunRecord(resumedAt epoch: Int) throws {
@@ -217,9 +222,15 @@ extension Trainer: TrainingObjective {
     func finishEpoch(_ e: EpochSummary, writes: Bool) throws -> (row: String, line: String) {
         // Rank 0 alone validates and writes.
         let dice = writes ? try validationDice() : -1
-        if writes && dice > bestDice {
-            bestDice = dice
-            try Checkpoint.save(model, metadata: checkpointMetadata(epoch: e.epoch, step: e.step), to: bestPath)
+        let improved = writes && dice > bestDice
+        if improved { bestDice = dice }
+        // model.safetensors: every epoch's weights ("final": after the last epoch, the final
+        // model), or only an epoch that improved the best validation Dice ("best").
+        if writes && (!config.keepsBest || improved) {
+            modelDice = dice
+            var metadata = checkpointMetadata(epoch: e.epoch, step: e.step)
+            metadata["val_dice"] = "\(dice)"; metadata["checkpoint"] = config.keepsBest ? "best" : "final"
+            try Checkpoint.save(model, metadata: metadata, to: modelPath)
         }
         return (String(format: "%d,%d,%.6f,%.6f,%.6g,%.2f,%.2f", e.epoch, e.step, e.meanLoss, dice, e.lr, e.seconds, Double(e.images) / e.seconds),
                 String(format: "epoch %d/%d  loss %.4f  val dice %.4f  lr %.2e  %.1fs", e.epoch, e.epochs, e.meanLoss, dice, e.lr, e.seconds))

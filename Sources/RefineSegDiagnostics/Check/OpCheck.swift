@@ -1,4 +1,5 @@
 import Foundation
+import RefineSeg
 
 /// How far one computed tensor is from its reference.
 public struct Comparison: Sendable {

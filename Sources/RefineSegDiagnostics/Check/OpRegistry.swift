@@ -1,3 +1,5 @@
+import RefineSeg
+
 /// Namespace of op-case families; each family lives in `OpCases+<Family>.swift`.
 public enum OpCases {}
 

@@ -1,4 +1,5 @@
 import Foundation
+import RefineSeg
 
 /// Settings of one training-step benchmark (`refineseg bench train`).
 public struct TrainBenchSettings: Sendable {

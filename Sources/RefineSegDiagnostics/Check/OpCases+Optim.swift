@@ -1,3 +1,5 @@
+import RefineSeg
+
 extension OpCases {
     static func optim() -> [OpCase] {
         var cases = [OpCase]()

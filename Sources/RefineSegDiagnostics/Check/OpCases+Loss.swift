@@ -1,3 +1,5 @@
+import RefineSeg
+
 extension OpCases {
     static func loss() -> [OpCase] {
         var cases = [OpCase]()

@@ -1,4 +1,5 @@
 import Foundation
+import RefineSeg
 
 /// One benched (layer, pass): device times from profiling events, validated first.
 public struct KernelBenchResult: Codable, Sendable {

@@ -1,3 +1,5 @@
+import RefineSeg
+
 /// How an op-case input is filled.
 public enum InputFill: Sendable {
     /// Uniform in [lo, hi).

@@ -1,3 +1,5 @@
+import RefineSeg
+
 extension OpCases {
     static func attention() -> [OpCase] {
         var cases = [OpCase]()

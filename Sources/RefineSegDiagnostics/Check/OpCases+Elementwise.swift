@@ -1,3 +1,5 @@
+import RefineSeg
+
 extension OpCases {
     /// Feature-map shapes with odd sizes, batch 1 and 3, non-square images.
     static let oddShapes: [Shape] = [[1, 1, 1, 1], [3, 5, 7, 13], [1, 3, 31, 33], [3, 7, 13, 5], [1, 16, 33, 31]]

@@ -1,3 +1,5 @@
+import RefineSeg
+
 /// One convolution-family layer at one shape: the unit that the op cases and the kernel
 /// bench (`refineseg bench kernels`) share, so that every benched shape is also a checked one.
 public struct ConvLayerSpec: Sendable, CustomStringConvertible {
@@ -148,56 +150,6 @@ extension OpCases {
         for x in [Shape([3, 5, 7, 13]), [1, 3, 13, 31], [1, 1, 2, 2], [3, 7, 33, 17], [1, 2, 3, 3]] {
             specs.append(ConvLayerSpec("", .maxPool2x2, input: x))
         }
-        return specs
-    }
-
-    /// Every convolution, transposed convolution and pooling geometry of DFR-UNet at width 16
-    /// and 128×128 input (docs/MODEL.md), equal geometries merged (their names joined). Batch 1 at
-    /// 64×64 and above, 2 below, so that the CPU reference stays quick.
-    public static func dfrUNetConvLayers(width w: Int = 16, size s: Int = 128) -> [ConvLayerSpec] {
-        var specs = [ConvLayerSpec]()
-        func add(_ name: String, _ kind: ConvLayerSpec.Kind, cin: Int, cout: Int, at size: Int, k: Int = 1,
-                 dilation: Int = 1, bias: Bool = false) {
-            let n = size >= 64 ? 1 : 2
-            let spec: ConvLayerSpec
-            switch kind {
-            case .conv2d:
-                spec = ConvLayerSpec(name, kind, input: [n, cin, size, size], weight: [cout, cin, k, k],
-                                     params: Conv2DParams(padding: dilation * (k - 1) / 2, dilation: dilation), bias: bias)
-            case .convTranspose2x2:
-                spec = ConvLayerSpec(name, kind, input: [n, cin, size, size], weight: [cin, cout, 2, 2], bias: true)
-            case .maxPool2x2:
-                spec = ConvLayerSpec(name, kind, input: [n, cin, size, size])
-            }
-            if let i = specs.firstIndex(where: { $0.description == spec.description && $0.kind == kind }) {
-                specs[i].name += "," + name
-            } else {
-                specs.append(spec)
-            }
-        }
-        func refineBlock(_ name: String, _ cin: Int, _ cout: Int, at size: Int) {
-            add("\(name).conv1", .conv2d, cin: cin, cout: cout, at: size, k: 3)
-            add("\(name).conv2", .conv2d, cin: cout, cout: cout, at: size, k: 3)
-            add("\(name).shortcut", .conv2d, cin: cin, cout: cout, at: size)
-            add("\(name).sa", .conv2d, cin: 2, cout: 1, at: size, k: 7)
-        }
-        refineBlock("enc1", 1, w, at: s)
-        add("enc1.conv1(rgb)", .conv2d, cin: 3, cout: w, at: s, k: 3)
-        add("enc1.shortcut(rgb)", .conv2d, cin: 3, cout: w, at: s)
-        for (i, (cin, cout)) in [(w, 2 * w), (2 * w, 4 * w), (4 * w, 8 * w)].enumerated() {
-            refineBlock("enc\(i + 2)", cin, cout, at: s >> (i + 1))
-        }
-        for (i, c) in [w, 2 * w, 4 * w, 8 * w].enumerated() { add("pool\(i + 1)", .maxPool2x2, cin: c, cout: c, at: s >> i) }
-        refineBlock("bottleneck", 8 * w, 16 * w, at: s / 16)
-        for i in 0..<4 { add("context.branches.\(i)", .conv2d, cin: 16 * w, cout: 4 * w, at: s / 16, k: 3, dilation: 1 << i) }
-        add("context.pool", .conv2d, cin: 16 * w, cout: 4 * w, at: 1, bias: true)
-        add("context.fuse", .conv2d, cin: 20 * w, cout: 16 * w, at: s / 16)
-        for (i, c) in [16 * w, 8 * w, 4 * w, 2 * w].enumerated() {
-            add("up\(4 - i)", .convTranspose2x2, cin: c, cout: c / 2, at: s / (16 >> i))
-            refineBlock("dec\(4 - i)", c, c / 2, at: s / (8 >> i))
-        }
-        add("head", .conv2d, cin: w, cout: 1, at: s, bias: true)
-        add("lac", .conv2d, cin: w, cout: 32, at: s, bias: true)
         return specs
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import RefineSeg
 
 /// The two roofs of a device: attainable compute and memory bandwidth, measured with our own
 /// probe kernels (Kernels/roofline.cl), not taken from a data sheet.
@@ -16,23 +17,6 @@ public struct RooflinePeaks: Sendable, Codable {
 
     /// Arithmetic intensity (FLOP/byte) where the two roofs meet.
     public var ridge: Double { gflops / gbps }
-}
-
-/// What one kernel launch costs on a device beyond its work, measured with an empty kernel
-/// (Kernels/roofline.cl `roofline_empty`, one work item).
-public struct LaunchOverhead: Sendable, Codable {
-    /// Empty kernels launched for each of the two figures.
-    public var launches: Int
-    /// Wall-clock microseconds per launch: `launches` enqueued back to back, then one finish,
-    /// divided by `launches` (host enqueue plus the device's dispatch, serialised by the in-order queue).
-    public var wallMicroseconds: Double
-    /// Median profiling-event time (end − start) of one empty launch in microseconds: the part
-    /// of the overhead that every kernel's own device time already contains.
-    public var deviceMicroseconds: Double
-
-    public init(launches: Int, wallMicroseconds: Double, deviceMicroseconds: Double) {
-        self.launches = launches; self.wallMicroseconds = wallMicroseconds; self.deviceMicroseconds = deviceMicroseconds
-    }
 }
 
 /// One kernel on the roofline plot.
@@ -96,27 +80,6 @@ public enum Roofline {
         let gflops = [4, 8, 16].compactMap { probes["fma float\($0)"] }.max() ?? 0
         let gbps = max(probes["triad"] ?? 0, probes["copy"] ?? 0)
         return RooflinePeaks(gflops: gflops, gbps: gbps, probes: probes)
-    }
-
-    /// Launch overhead of `backend`'s device: `launches` empty kernels timed wall-clock, then
-    /// the same number with profiling events, after a warm-up launch that builds the kernel.
-    public static func launchOverhead(backend: CLBackend, launches: Int = 500) throws -> LaunchOverhead {
-        precondition(launches >= 1)
-        let out = try backend.empty([1], op: "launch overhead")
-        func launch() throws { try backend.run("roofline_empty", file: "roofline", [.tensor(out)], global: [1], local: [1]) }
-        try launch()
-        try backend.synchronize()
-        let t0 = DispatchTime.now().uptimeNanoseconds
-        for _ in 0..<launches { try launch() }
-        try backend.synchronize()
-        let wall = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e3 / Double(launches)
-        backend.startProfiling()
-        for _ in 0..<launches { try launch() }
-        let events = try backend.stopProfiling().map { $0.milliseconds * 1e3 }
-        guard events.count == launches, wall.isFinite, wall > 0 else {
-            throw RefineSegError.numerical("[launch overhead] \(events.count) profiling events for \(launches) launches, \(wall) µs wall per launch")
-        }
-        return LaunchOverhead(launches: launches, wallMicroseconds: wall, deviceMicroseconds: DistanceTransform.percentile(events, 50))
     }
 
     /// Fastest device time (ms) of `body` over `repeats` profiled runs, after one unprofiled

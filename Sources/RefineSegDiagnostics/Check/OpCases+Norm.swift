@@ -1,3 +1,5 @@
+import RefineSeg
+
 extension Tolerance {
     /// Batch norm: the per-channel mean and variance are reductions over up to N·H·W ≈ 10⁴
     /// float terms, and dividing by a small standard deviation magnifies their rounding; the
@@ -75,6 +77,38 @@ extension OpCases {
                                                                 runningMean: x[4], runningVar: x[5], eps: 1e-5)
                                     return [r.weight, r.bias]
                                 }))
+        }
+        // Batch norm with the channel-attention descriptors of its result from the same pass (the
+        // refinement block's conv2): odd planes (8-value lanes and their tail), a DFR-UNet-like
+        // shape, an offset input, and a constant one (every value ties: the first index wins).
+        // The backward: the descriptors' gradient through channel_descriptors' backward, added to
+        // y's, then the batch norm's.
+        let withDescriptors: [(Shape, InputFill, String)] = [
+            ([3, 5, 7, 13], .uniform(-1, 1), ""), ([1, 16, 33, 31], .uniform(-1, 1), ""), ([2, 32, 16, 16], .uniform(-1, 1), ""),
+            ([2, 4, 9, 11], .uniform(99, 101), " x∈[99,101)"), ([2, 3, 4, 5], .constant(0.7), " constant"), ([1, 1, 1, 1], .uniform(-1, 1), ""),
+        ]
+        for (s, fill, note) in withDescriptors {
+            let c = s[1]
+            let inputs = [OpInput("x", s, fill), OpInput("weight", [c], .uniform(0.5, 1.5)), OpInput("bias", [c]),
+                          OpInput("running_mean", [c], differentiable: false),
+                          OpInput("running_var", [c], .uniform(0.5, 1.5), differentiable: false)]
+            cases.append(OpCase(
+                op: "batch_norm_train_descriptors", params: "\(s)\(note)", inputs: inputs, tolerance: .batchNorm,
+                // (Constant: every value ties for the maximum, which has no derivative there.)
+                gradCheck: s.count <= 2048 && note != " constant",
+                forward: { b, x in
+                    let rm = try b.copy(x[3]), rv = try b.copy(x[4])
+                    let r = try b.batchNormTrainDescriptors(x[0], weight: x[1], bias: x[2], runningMean: rm, runningVar: rv,
+                                                            momentum: 0, eps: 1e-5)
+                    return [r.y, r.descriptors, r.argmax, rm, rv]
+                },
+                backward: { b, x, _, g in
+                    let f = try b.batchNormTrainDescriptors(x[0], weight: x[1], bias: x[2], runningMean: try b.copy(x[3]),
+                                                            runningVar: try b.copy(x[4]), momentum: 0, eps: 1e-5)
+                    let dy = try b.channelDescriptorsBackward(g[1], argmax: f.argmax, inputShape: s, adding: g[0])
+                    let r = try b.batchNormBackward(dy, input: x[0], weight: x[1], saved: f.saved)
+                    return [r.dx, r.dweight, r.dbias, nil, nil]
+                }))
         }
         return cases
     }
