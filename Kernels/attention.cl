@@ -8,6 +8,7 @@
 //   channel_mean_max_pix, channel_mean_max_backward_pix     2-D (pixel, image), loop over C
 //   pixel_gate_add_relu_pix                                 2-D (pixel, plane n·C + c), no loop
 //   pixel_gate_add_relu_backward_pix                        2-D (pixel, image), loop over C
+//     (its CPU kernel, pixel_gate_add_relu_backward: 2-D (chunk of PX_CHUNK pixels, image), channels outer)
 //   channel_gate_pix, channel_descriptors_backward_pix      2-D (value, plane n·C + c), no loop
 //   spatial_mean_max            x (N,C,H,W) → mean, max (N,C) in one pass      one work-group per (n, c)
 //   spatial_mean_max_backward   dMean/HW everywhere, + dMax at the first arg-max one work-group per (n, c)
@@ -18,6 +19,13 @@
 //   channel_mlp                 the channel-attention MLP W2·relu(W1·d + b1) + b2 one item per row of d
 //   channel_mlp_backward_hidden dh = relu mask · dl·W2                          one item per (hidden unit, row)
 //   channel_mlp_backward_params dd, dW1, db1, dW2, db2 from dl and dh           one item per channel (and hidden unit)
+// CPU layout (not CLBackend.gpuGlue): no barriers (PoCL runs a group's items one after another on one
+// thread); the host groups items so that a launch has enough work-groups for every core (CLBackend.runItems).
+//   channel_descriptors_cpu, channel_gate_backward_cpu, broadcast_spatial_backward_cpu   one item per plane,
+//                               walked front to back 8 values at a time
+//   channel_mean_max(_backward)  one item per (CM_SPAN pixels, image): the channels in the outer loop, the
+//                               span's pixels 8 at a time inside (one contiguous run of every plane at a
+//                               time), per-pixel state in registers
 
 // Max and first arg-max over the group: ties keep the smaller index, so the result is the
 // plane's first maximal element whatever the stride pattern. Every item gets the result.
@@ -40,20 +48,14 @@ void wg_argmax(__local float* sv, __local int* si, float v, int idx, float* outV
 
 // This item's contiguous span [*lo, *hi) of a plane of HW values (item l of RS_WG takes the
 // l-th run of ⌈HW / RS_WG⌉ values rounded up to 8, so the loops below load 8 at a time).
-inline void plane_span(int HW, int* lo, int* hi) {
-    int per = ((HW + RS_WG - 1) / RS_WG + 7) & ~7;
-    int l = get_local_id(0) * per;
-    *lo = min(l, HW);
-    *hi = min(l + per, HW);
-}
+inline void plane_span(int HW, int* lo, int* hi) { item_span(get_local_id(0), HW, lo, hi); }
 
 // (v, i) beats (bv, bi): larger value, or equal with smaller index, or bv has no index yet.
 inline int beats(float v, int i, float bv, int bi) { return bi == INT_MAX || v > bv || (v == bv && i < bi); }
 
 // This item's share of a plane: sum, and first maximum with its index (INT_MAX when it has none).
-void plane_partial(__global const float* p, int HW, float* sum, float* best, int* bestIdx) {
-    int lo, hi;
-    plane_span(HW, &lo, &hi);
+// Its span [lo, hi) of a plane: sum, and first maximum with its index (INT_MAX when it has none).
+void span_partial(__global const float* p, int lo, int hi, float* sum, float* best, int* bestIdx) {
     float8 acc8 = 0.0f, bv8 = -INFINITY;
     int8 bi8 = INT_MAX;
     int i = lo;
@@ -61,22 +63,23 @@ void plane_partial(__global const float* p, int HW, float* sum, float* best, int
         float8 v = vload8(0, p + i);
         acc8 += v;
         // Per lane, a strictly larger value (or the lane's first) replaces: lanes keep first maxima.
-        int8 take = (v > bv8) | (bi8 == INT_MAX);
-        bv8 = select(bv8, v, take);
-        bi8 = select(bi8, (int8)(i) + (int8)(0, 1, 2, 3, 4, 5, 6, 7), take);
+        first_max_step(v, i, &bv8, &bi8);
     }
-    float acc = (acc8.s0 + acc8.s1 + acc8.s2 + acc8.s3) + (acc8.s4 + acc8.s5 + acc8.s6 + acc8.s7);
-    float bvs[8] = {bv8.s0, bv8.s1, bv8.s2, bv8.s3, bv8.s4, bv8.s5, bv8.s6, bv8.s7};
-    int bis[8] = {bi8.s0, bi8.s1, bi8.s2, bi8.s3, bi8.s4, bi8.s5, bi8.s6, bi8.s7};
-    float bv = -INFINITY;
-    int bi = INT_MAX;
-    for (int k = 0; k < 8; k++) if (bis[k] != INT_MAX && beats(bvs[k], bis[k], bv, bi)) { bv = bvs[k]; bi = bis[k]; }
+    float acc = lanes_sum(acc8), bv;
+    int bi;
+    first_max_of_lanes(bv8, bi8, &bv, &bi);
     for (; i < hi; i++) {
         float v = p[i];
         acc += v;
         if (beats(v, i, bv, bi)) { bv = v; bi = i; }
     }
     *sum = acc; *best = bv; *bestIdx = bi;
+}
+
+void plane_partial(__global const float* p, int HW, float* sum, float* best, int* bestIdx) {
+    int lo, hi;
+    plane_span(HW, &lo, &hi);
+    span_partial(p, lo, hi, sum, best, bestIdx);
 }
 
 // One work-group's plane: its mean and first maximum with its index (the body that
@@ -122,20 +125,27 @@ __kernel void spatial_mean_max_backward(__global const float* dMean, __global co
 // the C channels of its pixels 8 at a time.
 // CM_SPAN: -D from OpenCL/KernelConstants.swift (the host uses it too).
 
+// Vectors of 8 pixels in a CM_SPAN span.
+#define CM_V (CM_SPAN / 8)
+
 __kernel void channel_mean_max(__global const float* x, __global float* y, int N, int C, int HW) {
     int n = get_global_id(1);
     int lo = get_global_id(0) * CM_SPAN, hi = min(lo + CM_SPAN, HW);
+    if (lo >= HW) return;
     __global const float* px = x + (size_t)n * C * HW;
     __global float* ym = y + (size_t)(n * 2) * HW;
     __global float* yx = ym + HW;
-    int p = lo;
-    for (; p + 8 <= hi; p += 8) {
-        float8 acc = 0.0f, bv = vload8(0, px + p);
-        for (int c = 0; c < C; ++c) { float8 v = vload8(0, px + (size_t)c * HW + p); acc += v; bv = fmax(bv, v); }
-        vstore8(acc / (float)C, 0, ym + p);
-        vstore8(bv, 0, yx + p);
+    if (hi - lo == CM_SPAN) {
+        float8 acc[CM_V], bv[CM_V];
+        for (int j = 0; j < CM_V; ++j) { acc[j] = 0.0f; bv[j] = vload8(j, px + lo); }
+        for (int c = 0; c < C; ++c) {
+            __global const float* pc = px + (size_t)c * HW + lo;
+            for (int j = 0; j < CM_V; ++j) { float8 v = vload8(j, pc); acc[j] += v; bv[j] = fmax(bv[j], v); }
+        }
+        for (int j = 0; j < CM_V; ++j) { vstore8(acc[j] / (float)C, j, ym + lo); vstore8(bv[j], j, yx + lo); }
+        return;
     }
-    for (; p < hi; p++) {
+    for (int p = lo; p < hi; p++) {
         float acc = 0.0f, bv = px[p];
         for (int c = 0; c < C; ++c) { float v = px[(size_t)c * HW + p]; acc += v; bv = fmax(bv, v); }
         ym[p] = acc / (float)C;
@@ -149,35 +159,45 @@ __kernel void channel_mean_max_backward(__global const float* dy, __global const
                                         __global float* dx, int N, int C, int HW, int accumulate) {
     int n = get_global_id(1);
     int lo = get_global_id(0) * CM_SPAN, hi = min(lo + CM_SPAN, HW);
+    if (lo >= HW) return;
     __global const float* px = x + (size_t)n * C * HW;
     __global float* q = dx + (size_t)n * C * HW;
+    __global const float* pr = prior + (size_t)n * C * HW;
     __global const float* dm = dy + (size_t)(n * 2) * HW;
     __global const float* dmax = dm + HW;
-    int p = lo;
-    for (; p + 8 <= hi; p += 8) {
-        float8 bv = vload8(0, px + p);
-        int8 best = 0;
+    if (hi - lo == CM_SPAN) {
+        float8 bv[CM_V];
+        int8 best[CM_V];
+        for (int j = 0; j < CM_V; ++j) { bv[j] = vload8(j, px + lo); best[j] = 0; }
         for (int c = 1; c < C; ++c) {
-            float8 v = vload8(0, px + (size_t)c * HW + p);
-            int8 take = v > bv;
-            bv = select(bv, v, take);
-            best = select(best, (int8)(c), take);
+            __global const float* pc = px + (size_t)c * HW + lo;
+            for (int j = 0; j < CM_V; ++j) {
+                float8 v = vload8(j, pc);
+                int8 take = v > bv[j];
+                bv[j] = select(bv[j], v, take);
+                best[j] = select(best[j], (int8)(c), take);
+            }
         }
-        float8 share = vload8(0, dm + p) / (float)C, g = vload8(0, dmax + p);
+        float8 share[CM_V], g[CM_V];
+        for (int j = 0; j < CM_V; ++j) { share[j] = vload8(j, dm + lo) / (float)C; g[j] = vload8(j, dmax + lo); }
         for (int c = 0; c < C; ++c) {
-            float8 v = share + select((float8)(0.0f), g, best == c);
-            if (accumulate) v += vload8(0, prior + ((size_t)n * C + c) * HW + p);
-            vstore8(v, 0, q + (size_t)c * HW + p);
+            size_t at = (size_t)c * HW + lo;
+            for (int j = 0; j < CM_V; ++j) {
+                float8 v = share[j] + select((float8)(0.0f), g[j], best[j] == c);
+                if (accumulate) v += vload8(j, pr + at);
+                vstore8(v, j, q + at);
+            }
         }
+        return;
     }
-    for (; p < hi; p++) {
+    for (int p = lo; p < hi; p++) {
         int b = 0;
         float bv = px[p];
         for (int c = 1; c < C; ++c) { float v = px[(size_t)c * HW + p]; if (v > bv) { bv = v; b = c; } }
         float share = dm[p] / (float)C, g = dmax[p];
         for (int c = 0; c < C; ++c) {
             float v = c == b ? share + g : share;
-            q[(size_t)c * HW + p] = accumulate ? v + prior[((size_t)n * C + c) * HW + p] : v;
+            q[(size_t)c * HW + p] = accumulate ? v + pr[(size_t)c * HW + p] : v;
         }
     }
 }
@@ -249,6 +269,22 @@ __kernel void channel_gate(__global const float* x, __global const float* l, __g
     for (; i < hi; i++) q[i] = p[i] * s;
 }
 
+// channel_gate_backward's share of one plane, pixels [lo, hi): writes dx = dy · s there and
+// returns Σ dy·x over them (both layouts add the shares in the same order).
+inline float gate_backward_span(__global const float* gp, __global const float* xp, __global float* q,
+                                float s, int lo, int hi) {
+    float8 acc8 = 0.0f;
+    float acc = 0.0f;
+    int i = lo;
+    for (; i + 8 <= hi; i += 8) {
+        float8 g = vload8(0, gp + i);
+        acc8 += g * vload8(0, xp + i);
+        vstore8(g * s, 0, q + i);
+    }
+    for (; i < hi; i++) { float g = gp[i]; acc += g * xp[i]; q[i] = g * s; }
+    return acc + lanes_sum(acc8);
+}
+
 // dx = dy · s and dl[n, c] = dl[N + n, c] = s(1 − s)·Σ_hw dy·x in one pass.   one work-group per (n, c)
 __kernel void channel_gate_backward(__global const float* dy, __global const float* x, __global const float* l,
                                     __global float* dx, __global float* dl, int NC, int HW) {
@@ -260,17 +296,7 @@ __kernel void channel_gate_backward(__global const float* dy, __global const flo
     __global const float* gp = dy + (size_t)nc * HW;
     __global const float* xp = x + (size_t)nc * HW;
     __global float* q = dx + (size_t)nc * HW;
-    float8 acc8 = 0.0f;
-    float acc = 0.0f;
-    int i = lo;
-    for (; i + 8 <= hi; i += 8) {
-        float8 g = vload8(0, gp + i);
-        acc8 += g * vload8(0, xp + i);
-        vstore8(g * s, 0, q + i);
-    }
-    for (; i < hi; i++) { float g = gp[i]; acc += g * xp[i]; q[i] = g * s; }
-    acc += (acc8.s0 + acc8.s1 + acc8.s2 + acc8.s3) + (acc8.s4 + acc8.s5 + acc8.s6 + acc8.s7);
-    float total = wg_sum(scratch, acc);
+    float total = wg_sum(scratch, gate_backward_span(gp, xp, q, s, lo, hi));
     if (get_local_id(0) == 0) { float d = s * (1.0f - s) * total; dl[nc] = d; dl[NC + nc] = d; }
 }
 
@@ -290,39 +316,105 @@ __kernel void pixel_gate_add_relu(__global const float* x, __global const float*
     }
 }
 
-// Its backward: ds = dy where x·g + r > 0; dx = ds·g, dr = ds, dgate = Σ_c ds·x.   same launch
+// Its backward: ds = dy where x·g + r > 0; dx = ds·g, dr = ds, dgate = Σ_c ds·x (added in channel
+// order). 2-D: (chunk of PX_CHUNK pixels, image); the channels in the outer loop, so each pass streams
+// one contiguous run of every array, and dgate's chunk (in the core's cache) collects the sum.
 __kernel void pixel_gate_add_relu_backward(__global const float* dy, __global const float* x, __global const float* gate,
                                            __global const float* r, __global float* dx, __global float* dgate,
                                            __global float* dr, int C, int HW) {
     int n = get_global_id(1);
-    int lo = get_global_id(0) * SPAN, hi = min(lo + SPAN, HW);
+    int lo = get_global_id(0) * PX_CHUNK, hi = min(lo + PX_CHUNK, HW);
+    if (lo >= HW) return;
     __global const float* gp = gate + (size_t)n * HW;
     __global float* dgp = dgate + (size_t)n * HW;
-    int i = lo;
-    for (; i + 8 <= hi; i += 8) {
-        float8 g = vload8(0, gp + i), acc = 0.0f;
-        for (int c = 0; c < C; c++) {
-            size_t at = ((size_t)n * C + c) * HW + i;
-            float8 xv = vload8(0, x + at);
+    for (int c = 0; c < C; c++) {
+        size_t base = ((size_t)n * C + c) * HW;
+        int i = lo;
+        for (; i + 8 <= hi; i += 8) {
+            size_t at = base + i;
+            float8 g = vload8(0, gp + i), xv = vload8(0, x + at);
             float8 ds = select((float8)(0.0f), vload8(0, dy + at), xv * g + vload8(0, r + at) > 0.0f);
             vstore8(ds * g, 0, dx + at);
             vstore8(ds, 0, dr + at);
-            acc += ds * xv;
+            vstore8((c == 0 ? (float8)(0.0f) : vload8(0, dgp + i)) + ds * xv, 0, dgp + i);
         }
-        vstore8(acc, 0, dgp + i);
-    }
-    for (; i < hi; i++) {
-        float g = gp[i], acc = 0.0f;
-        for (int c = 0; c < C; c++) {
-            size_t at = ((size_t)n * C + c) * HW + i;
-            float xv = x[at];
+        for (; i < hi; i++) {
+            size_t at = base + i;
+            float g = gp[i], xv = x[at];
             float ds = xv * g + r[at] > 0.0f ? dy[at] : 0.0f;
             dx[at] = ds * g;
             dr[at] = ds;
-            acc += ds * xv;
+            dgp[i] = (c == 0 ? 0.0f : dgp[i]) + ds * xv;
         }
-        dgp[i] = acc;
     }
+}
+
+// MARK: CPU layout, one item per plane (see the header)
+
+// plane_mean_max replayed by one item: the RS_WG virtual items' span_partial, then tree_sum and
+// the first maximum over the spans (they ascend, so a tie keeps the earlier).
+inline void plane_walk(__global const float* p, int HW, float* sum, float* best, int* bestIdx) {
+    float part[RS_WG], bv = -INFINITY;
+    int bi = INT_MAX;
+    for (int l = 0; l < RS_WG; l++) {
+        int lo, hi, li;
+        float lv;
+        item_span(l, HW, &lo, &hi);
+        span_partial(p, lo, hi, &part[l], &lv, &li);
+        if (li != INT_MAX && (bi == INT_MAX || lv > bv)) { bv = lv; bi = li; }
+    }
+    *sum = tree_sum(part); *best = bv; *bestIdx = bi;
+}
+
+// channel_descriptors, one item per plane nc.   global: N·C
+__kernel void channel_descriptors_cpu(__global const float* x, __global float* d, __global float* argmax, int NC, int HW) {
+    int nc = get_global_id(0);
+    if (nc >= NC) return;
+    float acc, top;
+    int topIdx;
+    plane_walk(x + (size_t)nc * HW, HW, &acc, &top, &topIdx);
+    d[nc] = acc / (float)HW;
+    d[NC + nc] = top;
+    argmax[nc] = (float)topIdx;
+}
+
+// channel_gate_backward, one item per plane nc.   global: N·C
+__kernel void channel_gate_backward_cpu(__global const float* dy, __global const float* x, __global const float* l,
+                                        __global float* dx, __global float* dl, int NC, int HW) {
+    int nc = get_global_id(0);
+    if (nc >= NC) return;
+    float s = gate_of(l, NC, nc);
+    __global const float* gp = dy + (size_t)nc * HW;
+    __global const float* xp = x + (size_t)nc * HW;
+    __global float* q = dx + (size_t)nc * HW;
+    // channel_gate_backward's order (item_span, tree_sum).
+    float part[RS_WG];
+    for (int l = 0; l < RS_WG; l++) {
+        int lo, hi;
+        item_span(l, HW, &lo, &hi);
+        part[l] = gate_backward_span(gp, xp, q, s, lo, hi);
+    }
+    float d = s * (1.0f - s) * tree_sum(part);
+    dl[nc] = d;
+    dl[NC + nc] = d;
+}
+
+// broadcast_spatial_backward, one item per plane nc.   global: N·C
+__kernel void broadcast_spatial_backward_cpu(__global const float* dy, __global float* dx, int NC, int HW) {
+    int nc = get_global_id(0);
+    if (nc >= NC) return;
+    // broadcast_spatial_backward's order: virtual item l adds values l, l + RS_WG, …; eight items
+    // at a time as the lanes of one vector (the same additions), then tree_sum.
+    __global const float* p = dy + (size_t)nc * HW;
+    float8 acc8[RS_WG / 8];
+    for (int j = 0; j < RS_WG / 8; j++) acc8[j] = 0.0f;
+    int i = 0;
+    for (; i + RS_WG <= HW; i += RS_WG)
+        for (int j = 0; j < RS_WG / 8; j++) acc8[j] += vload8(j, p + i);
+    float part[RS_WG];
+    for (int j = 0; j < RS_WG / 8; j++) vstore8(acc8[j], j, part);
+    for (int l = 0; i + l < HW; l++) part[l] += p[i + l];
+    dx[nc] = tree_sum(part);
 }
 
 // MARK: GPU layout (one item per pixel; see the header)

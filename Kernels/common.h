@@ -21,6 +21,22 @@ float wg_sum_of(__local float* scratch, float v, int size) {
 }
 float wg_sum(__local float* scratch, float v) { return wg_sum_of(scratch, v, RS_WG); }
 
+// The CPU-layout kernels (one item doing what a work-group of RS_WG items does in the group kernels)
+// replay the group's order of additions, so both give bit-identical results: item_span is item l's
+// contiguous span [*lo, *hi) of a plane of HW values (⌈HW / RS_WG⌉ rounded up to 8; the group
+// kernels' bn_span and plane_span), and tree_sum adds the RS_WG items' partials as wg_sum's tree does.
+inline void item_span(int l, int HW, int* lo, int* hi) {
+    int per = ((HW + RS_WG - 1) / RS_WG + 7) & ~7;
+    *lo = min(l * per, HW);
+    *hi = min(*lo + per, HW);
+}
+
+inline float tree_sum(float* part) {
+    for (int s = RS_WG / 2; s > 0; s >>= 1)
+        for (int l = 0; l < s; l++) part[l] += part[l + s];
+    return part[0];
+}
+
 // The chunked GPU reductions (CLBackend.gpuGlue; RS_GPU_WG items per group, RS_CHUNK values per
 // group, a multiple of RS_GPU_WG; both -D from OpenCL/KernelConstants.swift): work-group
 // g = (c·N + n)·chunks + k reduces values [*lo, *hi) = [k·RS_CHUNK, (k+1)·RS_CHUNK) ∩ [0, HW) of
@@ -50,3 +66,32 @@ inline size_t chunk_plane(int g, int N, int C, int HW, int chunks, int* c, int* 
 #else
 #define FOR_VEC4(i, lo, hi) for (int i = (lo) + (int)get_local_id(0) * 4; i < (hi); i += RS_WG * 4)
 #endif
+
+// The 8 lanes' sum in a fixed order.
+inline float hsum8(float8 v) {
+    float4 s = v.lo + v.hi;
+    return (s.x + s.y) + (s.z + s.w);
+}
+
+// The 8 lanes' sum in attention.cl's order.
+inline float lanes_sum(float8 v) { return (v.s0 + v.s1 + v.s2 + v.s3) + (v.s4 + v.s5 + v.s6 + v.s7); }
+
+// First maximum over the 8 lanes of a plane walk: lane k holds its first maximum bv.sk at index
+// bi.sk (INT_MAX: the lane saw no value); the result is the smallest index among the largest
+// values, i.e. the first maximum of everything the lanes saw (*bi = INT_MAX when none did).
+// attention.cl's channel descriptors and norm.cl's bn_train_cpu (DESC=1) share it.
+inline void first_max_of_lanes(float8 bv8, int8 bi8, float* bv, int* bi) {
+    float bvs[8] = {bv8.s0, bv8.s1, bv8.s2, bv8.s3, bv8.s4, bv8.s5, bv8.s6, bv8.s7};
+    int bis[8] = {bi8.s0, bi8.s1, bi8.s2, bi8.s3, bi8.s4, bi8.s5, bi8.s6, bi8.s7};
+    *bv = -INFINITY;
+    *bi = INT_MAX;
+    for (int k = 0; k < 8; k++)
+        if (bis[k] != INT_MAX && (*bi == INT_MAX || bvs[k] > *bv || (bvs[k] == *bv && bis[k] < *bi))) { *bv = bvs[k]; *bi = bis[k]; }
+}
+
+// One step of that walk: v at indices i .. i + 7 (a strictly larger value, or the lane's first, replaces).
+inline void first_max_step(float8 v, int i, float8* bv8, int8* bi8) {
+    int8 take = (v > *bv8) | (*bi8 == INT_MAX);
+    *bv8 = select(*bv8, v, take);
+    *bi8 = select(*bi8, (int8)(i) + (int8)(0, 1, 2, 3, 4, 5, 6, 7), take);
+}

@@ -26,6 +26,15 @@
 // BCE_CHUNK: -D from OpenCL/KernelConstants.swift (the host uses it too).
 #define LAC_NORM_FLOOR 1e-12f
 // SEG_CHUNK: -D from OpenCL/KernelConstants.swift (the host uses it too).
+// Float4s of one item's contiguous slice of a SEG_CHUNK (FOR_VEC4 with CONTIGUOUS_ITEMS), at most.
+#define SEG_V ((SEG_CHUNK + RS_WG * 4 - 1) / (RS_WG * 4))
+// Pixels per item of lac_norms and seg_backward: LAC_SPAN_CPU (-D from OpenCL/KernelConstants.swift) on CPU
+// devices (CONTIGUOUS_ITEMS, common.h), one float4 on GPUs; CLBackend.lacSpan makes the same choice.
+#if CONTIGUOUS_ITEMS
+#define LAC_SPAN LAC_SPAN_CPU
+#else
+#define LAC_SPAN 4
+#endif
 #ifndef WITH_LAC
 #define WITH_LAC 0
 #endif
@@ -127,14 +136,22 @@ float4 lane_mask(int p, int hw) {
 
 float4 sigmoid4(float4 x) { return 1.0f / (1.0f + exp(-x)); }
 
-// 2-D range: (⌈H·W / 4⌉, N).
+// Pixels per item of lac_norms and seg_backward (LAC_SPAN, a multiple of 4): the D embedding planes
+// in the outer loop, so each step reads one contiguous run of a plane; per-pixel state in registers.
+#define LAC_V (LAC_SPAN / 4)
+
+// 2-D range: (⌈H·W / LAC_SPAN⌉, N). Σ_k e_k² per pixel, k ascending.
 __kernel void lac_norms(__global const float* e, __global float* norms, int D, int HW) {
-    int p = get_global_id(0) * 4, n = get_global_id(1);
-    if (p >= HW) return;
+    int p0 = get_global_id(0) * LAC_SPAN, n = get_global_id(1);
+    if (p0 >= HW) return;
     __global const float* en = e + (size_t)n * D * HW;
-    float4 sq = (float4)(0.0f);
-    for (int k = 0; k < D; ++k) { float4 v = load_px(en + (size_t)k * HW, p, HW); sq += v * v; }
-    store_px(norms + (size_t)n * HW, p, HW, fmax(sqrt(sq), LAC_NORM_FLOOR));
+    float4 sq[LAC_V];
+    for (int j = 0; j < LAC_V; ++j) sq[j] = (float4)(0.0f);
+    for (int k = 0; k < D; ++k) {
+        __global const float* ek = en + (size_t)k * HW;
+        for (int j = 0; j < LAC_V && p0 + 4 * j < HW; ++j) { float4 v = load_px(ek, p0 + 4 * j, HW); sq[j] += v * v; }
+    }
+    for (int j = 0; j < LAC_V && p0 + 4 * j < HW; ++j) store_px(norms + (size_t)n * HW, p0 + 4 * j, HW, fmax(sqrt(sq[j]), LAC_NORM_FLOOR));
 }
 
 // sums (N, 2, D): class 0 lesion, 1 background, of z = e / norm; counts (N, 2), written by the k = 0 groups.
@@ -194,6 +211,29 @@ __kernel void seg_pixel(__global const float* logits, __global const float* targ
     __global const float* ys = target + (size_t)n * HW;
     float4 bce = (float4)(0.0f), inter = (float4)(0.0f), sp = (float4)(0.0f), sy = (float4)(0.0f);
     float4 wl = (float4)(0.0f), w = (float4)(0.0f);
+#if WITH_LAC && CONTIGUOUS_ITEMS
+    // CPU items own a contiguous slice of at most SEG_V float4s: its projections onto the two
+    // prototypes first, the D planes in the outer loop (one contiguous run of each plane), then the
+    // pixel loop below takes them in order (each pixel's sums still run over k ascending).
+    float4 sfs[SEG_V], sbs[SEG_V];
+    int nv = 0;
+    if (valid[n] > 0.0f) {
+        __global const float* pf = protos + (size_t)n * 2 * D;
+        __global const float* pb = pf + D;
+        __global const float* en = e + (size_t)n * D * HW;
+        FOR_VEC4(p, c * SEG_CHUNK, min(HW, (c + 1) * SEG_CHUNK)) { sfs[nv] = (float4)(0.0f); sbs[nv] = (float4)(0.0f); nv++; }
+        for (int k = 0; k < D; ++k) {
+            int j = 0;
+            FOR_VEC4(p, c * SEG_CHUNK, min(HW, (c + 1) * SEG_CHUNK)) {
+                float4 v = load_px(en + (size_t)k * HW, p, HW);
+                sfs[j] += v * pf[k];
+                sbs[j] += v * pb[k];
+                j++;
+            }
+        }
+    }
+    int j = 0;
+#endif
     FOR_VEC4(p, c * SEG_CHUNK, min(HW, (c + 1) * SEG_CHUNK)) {
         float4 in = lane_mask(p, HW);
         float4 x = load_px(xs, p, HW), y = load_px(ys, p, HW);
@@ -207,8 +247,13 @@ __kernel void seg_pixel(__global const float* logits, __global const float* targ
             __global const float* pf = protos + (size_t)n * 2 * D;
             __global const float* pb = pf + D;
             __global const float* en = e + (size_t)n * D * HW;
+#if CONTIGUOUS_ITEMS
+            float4 sf = sfs[j], sb = sbs[j];
+            j++;
+#else
             float4 sf = (float4)(0.0f), sb = (float4)(0.0f);
             for (int k = 0; k < D; ++k) { float4 v = load_px(en + (size_t)k * HW, p, HW); sf += v * pf[k]; sb += v * pb[k]; }
+#endif
             float4 norm = load_px(norms + (size_t)n * HW, p, HW);
             norm = select((float4)(1.0f), norm, isgreater(in, (float4)(0.0f)));
             float4 s = sb / norm - sf / norm;
@@ -258,42 +303,54 @@ __kernel void seg_final(__global const float* partials, __global const float* va
     loss[0] = wBCE * (bce / (float)(N * HW)) + wDice * (dice / (float)N) + (images > 0 ? wLAC * (lac / (float)images) : 0.0f);
 }
 
-// 2-D range: (⌈H·W / 4⌉, N). dLogits (N, 1, H, W); with WITH_LAC also dE (N, D, H, W).
+// 2-D range: (⌈H·W / LAC_SPAN⌉, N). dLogits (N, 1, H, W); with WITH_LAC also dE (N, D, H, W).
 __kernel void seg_backward(__global const float* dLoss, __global const float* logits, __global const float* target,
                            __global const float* stats, __global float* dLogits, __global const float* e,
                            __global const float* norms, __global const float* protos, __global const float* pixelState,
                            __global float* dE, int N, int D, int HW, float wBCE, float wDice, float wLAC) {
-    int p = get_global_id(0) * 4, n = get_global_id(1);
-    if (p >= HW) return;
+    int p0 = get_global_id(0) * LAC_SPAN, n = get_global_id(1);
+    if (p0 >= HW) return;
+    int vs = min(LAC_V, (HW - p0 + 3) / 4);    // this item's float4s
     float dl = dLoss[0];
-    float4 x = load_px(logits + (size_t)n * HW, p, HW), y = load_px(target + (size_t)n * HW, p, HW);
-    float4 sg = sigmoid4(x);
     float inter = stats[n * 4], den = stats[n * 4 + 1];
-    // d/dp of (2I + 1)/(P + Y + 1) = (2y·den − (2I + 1)) / den², and dp/dx = σ(1 − σ).
-    float4 dDice = (2.0f * y * den - (2.0f * inter + 1.0f)) / (den * den);
-    float4 dx = dl * (wBCE / (float)(N * HW) * (sg - y) + wDice / (float)N * dDice * sg * (1.0f - sg));
-    store_px(dLogits + (size_t)n * HW, p, HW, dx);
+    for (int j = 0; j < vs; ++j) {
+        int p = p0 + 4 * j;
+        float4 x = load_px(logits + (size_t)n * HW, p, HW), y = load_px(target + (size_t)n * HW, p, HW);
+        float4 sg = sigmoid4(x);
+        // d/dp of (2I + 1)/(P + Y + 1) = (2y·den − (2I + 1)) / den², and dp/dx = σ(1 − σ).
+        float4 dDice = (2.0f * y * den - (2.0f * inter + 1.0f)) / (den * den);
+        float4 dx = dl * (wBCE / (float)(N * HW) * (sg - y) + wDice / (float)N * dDice * sg * (1.0f - sg));
+        store_px(dLogits + (size_t)n * HW, p, HW, dx);
+    }
 #if WITH_LAC
     __global const float* en = e + (size_t)n * D * HW;
     __global float* dn = dE + (size_t)n * D * HW;
     if (!(stats[n * 4 + 3] > 0.0f)) {
-        for (int k = 0; k < D; ++k) store_px(dn + (size_t)k * HW, p, HW, (float4)(0.0f));
+        for (int k = 0; k < D; ++k)
+            for (int j = 0; j < vs; ++j) store_px(dn + (size_t)k * HW, p0 + 4 * j, HW, (float4)(0.0f));
         return;
     }
     // ℓ = softplus(t), t = ±s/τ, s = z·(p_bg − p_fg): dℓ/dz = a·(p_bg − p_fg) with the saved a, and z·dz = a·s.
     // Through z = e / max(‖e‖, 1e-12): de = (dz − z·(z·dz)) / ‖e‖ above the floor, dz / 1e-12 below.
     float scale = dl * wLAC / (stats[n * 4 + 2] * stats[N * 4]);
     __global const float* state = pixelState + (size_t)n * 2 * HW;
-    float4 a = scale * load_px(state, p, HW);
-    float4 s = load_px(state + HW, p, HW);
-    float4 norm = load_px(norms + (size_t)n * HW, p, HW);
-    norm = select((float4)(1.0f), norm, isgreater(lane_mask(p, HW), (float4)(0.0f)));
-    float4 proj = select((float4)(0.0f), a * s, isgreater(norm, (float4)(LAC_NORM_FLOOR)));
+    float4 a[LAC_V], norm[LAC_V], proj[LAC_V];
+    for (int j = 0; j < vs; ++j) {
+        int p = p0 + 4 * j;
+        a[j] = scale * load_px(state, p, HW);
+        float4 s = load_px(state + HW, p, HW), nm = load_px(norms + (size_t)n * HW, p, HW);
+        norm[j] = select((float4)(1.0f), nm, isgreater(lane_mask(p, HW), (float4)(0.0f)));
+        proj[j] = select((float4)(0.0f), a[j] * s, isgreater(norm[j], (float4)(LAC_NORM_FLOOR)));
+    }
     __global const float* pf = protos + (size_t)n * 2 * D;
     __global const float* pb = pf + D;
     for (int k = 0; k < D; ++k) {
-        float4 z = load_px(en + (size_t)k * HW, p, HW) / norm;
-        store_px(dn + (size_t)k * HW, p, HW, (a * (pb[k] - pf[k]) - z * proj) / norm);
+        float d = pb[k] - pf[k];
+        for (int j = 0; j < vs; ++j) {
+            int p = p0 + 4 * j;
+            float4 z = load_px(en + (size_t)k * HW, p, HW) / norm[j];
+            store_px(dn + (size_t)k * HW, p, HW, (a[j] * d - z * proj[j]) / norm[j]);
+        }
     }
 #endif
 }

@@ -1,5 +1,6 @@
 // norm.cl: batch normalisation over (N, H, W) per channel of NCHW; (N, C) inputs run with HW = 1.
-// Training mode runs one work-group of RS_WG items per channel and does the whole op in it:
+// Training mode on GPUs (CLBackend.gpuGlue) for planes below one GPU group (BatchNorm1d's HW = 1
+// among them) runs one work-group of RS_WG items per channel and does the whole op in it:
 // forward = statistics + apply (+ ReLU), backward = both reductions + dx. A channel's values
 // (N planes of HW) are read from memory once; the later passes find them in the core's cache.
 // Item l owns the contiguous span [l·S, (l+1)·S) of each plane (S = ⌈HW / RS_WG⌉ rounded up to
@@ -13,6 +14,15 @@
 //   bn_backward         one work-group per channel: dbias = Σdy, dweight = Σdy·x̂, then
 //                       dx = w·invStd/M·(M·dy − dbias − x̂·dweight)
 //   bn_eval             2-D (span of a plane, plane): y from the running statistics, 8-wide
+// CPU variants (not CLBackend.gpuGlue): one work-item per channel, no barriers (PoCL runs a group's
+// items one after another on one thread, so the barrier tree only costs time there); the item walks
+// its channel's N planes front to back, 16 values per step, and the host groups the items so that a
+// launch has enough work-groups for every core (CLBackend.runItems). The later passes over a channel
+// find it in the core's cache.
+//   bn_train_cpu        as bn_train; with DESC=1 (and ACT=0) it also writes the channel-attention
+//                       descriptors of y (attention.cl's channel_descriptors: per-plane mean, first
+//                       maximum and its index) from the apply pass, so they cost no extra read
+//   bn_backward_cpu     as bn_backward
 // GPU variants (CLBackend.gpuGlue, planes of at least RS_GPU_WG values): one group per channel leaves
 // most compute units idle and its items read far-apart spans, so training mode splits into
 // chunked reductions (chunk_plane in common.h: RS_GPU_WG items per (channel, image, RS_CHUNK values),
@@ -36,17 +46,8 @@
 // BN_SPAN: -D from OpenCL/KernelConstants.swift (the host uses it too).
 
 // This item's span [*lo, *hi) of a plane of HW values.
-inline void bn_span(int HW, int* lo, int* hi) {
-    int per = ((HW + RS_WG - 1) / RS_WG + 7) & ~7;
-    int l = get_local_id(0) * per;
-    *lo = min(l, HW);
-    *hi = min(l + per, HW);
-}
+inline void bn_span(int HW, int* lo, int* hi) { item_span(get_local_id(0), HW, lo, hi); }
 
-inline float hsum8(float8 v) {
-    float4 s = v.lo + v.hi;
-    return (s.x + s.y) + (s.z + s.w);
-}
 
 // The affine map (and the ReLU mask's argument): one expression for forward and backward.
 inline float bn_t(float x, float mu, float inv, float w, float b) { return (x - mu) * inv * w + b; }
@@ -68,6 +69,169 @@ inline float bn_dsig(float g, float t) { float s = BN_ACT(t); return g * s * (1.
 #define BN_DACT(g, t) (g)
 #define BN_DACT1(g, t) (g)
 #endif
+
+#ifndef DESC
+#define DESC 0
+#endif
+
+// bn_backward's two sums over pixels [lo, hi) of the channel's N planes: Σ g and Σ g·x̂, with
+// g = dy through the fused activation's derivative (one work-group item's share; both layouts).
+inline void bn_backward_sums(__global const float* dy, __global const float* x, int N, int C, int c, int HW,
+                             int lo, int hi, float mu, float inv, float wc, float bc, float* db, float* dw) {
+    float8 sd8 = 0.0f, sdx8 = 0.0f;
+    float sd = 0.0f, sdx = 0.0f;
+    for (int n = 0; n < N && lo < hi; n++) {
+        __global const float* gp = BN_PLANE(dy, n, c, C, HW);
+        __global const float* xp = BN_PLANE(x, n, c, C, HW);
+        int p = lo;
+        for (; p + 8 <= hi; p += 8) {
+            float8 xv = vload8(0, xp + p), g = vload8(0, gp + p);
+            g = BN_DACT(g, bn_t8(xv, mu, inv, wc, bc));
+            sd8 += g;
+            sdx8 += g * ((xv - mu) * inv);
+        }
+        for (; p < hi; p++) {
+            float xv = xp[p], g = gp[p];
+            g = BN_DACT1(g, bn_t(xv, mu, inv, wc, bc));
+            sd += g;
+            sdx += g * ((xv - mu) * inv);
+        }
+    }
+    *db = hsum8(sd8) + sd;
+    *dw = hsum8(sdx8) + sdx;
+}
+
+// bn_backward's dx over pixels [lo, hi) of the channel's N planes, from the channel's two sums.
+inline void bn_backward_dx(__global const float* dy, __global const float* x, __global float* dx, int N, int C,
+                           int c, int HW, int lo, int hi, float mu, float inv, float wc, float bc,
+                           float db, float dw) {
+    int M = N * HW;
+    float k = wc * inv / (float)M, fm = (float)M;
+    for (int n = 0; n < N; n++) {
+        __global const float* gp = BN_PLANE(dy, n, c, C, HW);
+        __global const float* xp = BN_PLANE(x, n, c, C, HW);
+        __global float* q = BN_PLANE(dx, n, c, C, HW);
+        int p = lo;
+        for (; p + 8 <= hi; p += 8) {
+            float8 xv = vload8(0, xp + p), g = vload8(0, gp + p);
+            g = BN_DACT(g, bn_t8(xv, mu, inv, wc, bc));
+            vstore8(k * (fm * g - db - ((xv - mu) * inv) * dw), 0, q + p);
+        }
+        for (; p < hi; p++) {
+            float xv = xp[p], g = gp[p];
+            g = BN_DACT1(g, bn_t(xv, mu, inv, wc, bc));
+            q[p] = k * (fm * g - db - ((xv - mu) * inv) * dw);
+        }
+    }
+}
+
+// bn_train's two channel sums, replayed by one item in its work-group's order (item_span, tree_sum):
+// Σ (x − shift) (sq = 0) or Σ (x − shift)² (sq = 1) over the channel's N planes.
+inline float channel_sum(__global const float* x, int N, int C, int c, int HW, float shift, int sq) {
+    float part[RS_WG];
+    for (int l = 0; l < RS_WG; l++) {
+        int lo, hi;
+        item_span(l, HW, &lo, &hi);
+        float8 acc8 = 0.0f;
+        float acc = 0.0f;
+        for (int n = 0; n < N && lo < hi; n++) {
+            __global const float* plane = BN_PLANE(x, n, c, C, HW);
+            int p = lo;
+            if (sq) {
+                for (; p + 8 <= hi; p += 8) { float8 d = vload8(0, plane + p) - shift; acc8 += d * d; }
+                for (; p < hi; p++) { float d = plane[p] - shift; acc += d * d; }
+            } else {
+                for (; p + 8 <= hi; p += 8) acc8 += vload8(0, plane + p) - shift;
+                for (; p < hi; p++) acc += plane[p] - shift;
+            }
+        }
+        part[l] = hsum8(acc8) + acc;
+    }
+    return tree_sum(part);
+}
+
+// One item per channel (see the header).   global: C (rounded up to the host's group size)
+__kernel void bn_train_cpu(__global const float* x, __global float* y, __global float* mean, __global float* invStd,
+                           __global float* runningMean, __global float* runningVar,
+                           __global const float* w, __global const float* b,
+                           __global float* desc, __global float* argmax,
+                           int N, int C, int HW, float momentum, float eps) {
+    int c = get_global_id(0), M = N * HW;
+    if (c >= C) return;
+    float shift = BN_PLANE(x, 0, c, C, HW)[0];
+    float mu = shift + channel_sum(x, N, C, c, HW, shift, 0) / (float)M;
+    float var = channel_sum(x, N, C, c, HW, mu, 1) / (float)M;
+    float inv = 1.0f / sqrt(var + eps);
+    float wc = w[c], bc = b[c];
+    for (int n = 0; n < N; n++) {
+        __global const float* plane = BN_PLANE(x, n, c, C, HW);
+        __global float* out = BN_PLANE(y, n, c, C, HW);
+#if DESC
+        // The plane's descriptors in channel_descriptors' order: per virtual item its span's
+        // sum (lanes_sum) and first maximum, then tree_sum, and the first maximum of all.
+        float part[RS_WG], bv = -INFINITY;
+        int bi = INT_MAX;
+        for (int l = 0; l < RS_WG; l++) {
+            int lo, hi;
+            item_span(l, HW, &lo, &hi);
+            float8 acc8 = 0.0f, bv8 = -INFINITY;
+            int8 bi8 = INT_MAX;
+            int p = lo;
+            for (; p + 8 <= hi; p += 8) {
+                float8 v = BN_ACT(bn_t8(vload8(0, plane + p), mu, inv, wc, bc));
+                vstore8(v, 0, out + p);
+                acc8 += v;
+                first_max_step(v, p, &bv8, &bi8);
+            }
+            float acc = lanes_sum(acc8), lv;
+            int li;
+            first_max_of_lanes(bv8, bi8, &lv, &li);
+            for (; p < hi; p++) {
+                float v = BN_ACT(bn_t(plane[p], mu, inv, wc, bc));
+                out[p] = v;
+                acc += v;
+                if (li == INT_MAX || v > lv) { lv = v; li = p; }
+            }
+            part[l] = acc;
+            if (li != INT_MAX && (bi == INT_MAX || lv > bv)) { bv = lv; bi = li; }   // spans ascend: ties keep the earlier
+        }
+        int nc = n * C + c;
+        desc[nc] = tree_sum(part) / (float)HW;
+        desc[N * C + nc] = bv;
+        argmax[nc] = (float)bi;
+#else
+        int p = 0;
+        for (; p + 8 <= HW; p += 8) vstore8(BN_ACT(bn_t8(vload8(0, plane + p), mu, inv, wc, bc)), 0, out + p);
+        for (; p < HW; p++) out[p] = BN_ACT(bn_t(plane[p], mu, inv, wc, bc));
+#endif
+    }
+    mean[c] = mu;
+    invStd[c] = inv;
+    float unbiased = M > 1 ? var * (float)M / (float)(M - 1) : var;
+    runningMean[c] = (1.0f - momentum) * runningMean[c] + momentum * mu;
+    runningVar[c] = (1.0f - momentum) * runningVar[c] + momentum * unbiased;
+}
+
+// One item per channel: the two sums over the channel, then dx (see bn_backward).   global: C
+__kernel void bn_backward_cpu(__global const float* dy, __global const float* x, __global const float* mean,
+                              __global const float* invStd, __global const float* w, __global const float* b,
+                              __global float* dweight, __global float* dbias, __global float* dx,
+                              int N, int C, int HW) {
+    int c = get_global_id(0);
+    if (c >= C) return;
+    float mu = mean[c], inv = invStd[c], wc = w[c], bc = b[c];
+    // bn_backward's order (item_span, tree_sum).
+    float pd[RS_WG], pdx[RS_WG];
+    for (int l = 0; l < RS_WG; l++) {
+        int lo, hi;
+        item_span(l, HW, &lo, &hi);
+        bn_backward_sums(dy, x, N, C, c, HW, lo, hi, mu, inv, wc, bc, &pd[l], &pdx[l]);
+    }
+    float db = tree_sum(pd), dw = tree_sum(pdx);
+    dbias[c] = db;
+    dweight[c] = dw;
+    bn_backward_dx(dy, x, dx, N, C, c, HW, 0, HW, mu, inv, wc, bc, db, dw);
+}
 
 __kernel void bn_train(__global const float* x, __global float* y, __global float* mean, __global float* invStd,
                        __global float* runningMean, __global float* runningVar,
@@ -126,49 +290,16 @@ __kernel void bn_backward(__global const float* dy, __global const float* x, __g
                           __global float* dweight, __global float* dbias, __global float* dx,
                           int N, int C, int HW) {
     __local float scratch[RS_WG];
-    int c = get_group_id(0), M = N * HW;
+    int c = get_group_id(0);
     int lo, hi;
     bn_span(HW, &lo, &hi);
     float mu = mean[c], inv = invStd[c], wc = w[c], bc = b[c];
-    float8 sd8 = 0.0f, sdx8 = 0.0f;
-    float sd = 0.0f, sdx = 0.0f;
-    for (int n = 0; n < N; n++) {
-        __global const float* gp = BN_PLANE(dy, n, c, C, HW);
-        __global const float* xp = BN_PLANE(x, n, c, C, HW);
-        int p = lo;
-        for (; p + 8 <= hi; p += 8) {
-            float8 xv = vload8(0, xp + p), g = vload8(0, gp + p);
-            g = BN_DACT(g, bn_t8(xv, mu, inv, wc, bc));
-            sd8 += g;
-            sdx8 += g * ((xv - mu) * inv);
-        }
-        for (; p < hi; p++) {
-            float xv = xp[p], g = gp[p];
-            g = BN_DACT1(g, bn_t(xv, mu, inv, wc, bc));
-            sd += g;
-            sdx += g * ((xv - mu) * inv);
-        }
-    }
-    float db = wg_sum(scratch, hsum8(sd8) + sd);
-    float dw = wg_sum(scratch, hsum8(sdx8) + sdx);
+    float sd, sdx;
+    bn_backward_sums(dy, x, N, C, c, HW, lo, hi, mu, inv, wc, bc, &sd, &sdx);
+    float db = wg_sum(scratch, sd);
+    float dw = wg_sum(scratch, sdx);
     if (get_local_id(0) == 0) { dbias[c] = db; dweight[c] = dw; }
-    float k = wc * inv / (float)M, fm = (float)M;
-    for (int n = 0; n < N; n++) {
-        __global const float* gp = BN_PLANE(dy, n, c, C, HW);
-        __global const float* xp = BN_PLANE(x, n, c, C, HW);
-        __global float* q = BN_PLANE(dx, n, c, C, HW);
-        int p = lo;
-        for (; p + 8 <= hi; p += 8) {
-            float8 xv = vload8(0, xp + p), g = vload8(0, gp + p);
-            g = BN_DACT(g, bn_t8(xv, mu, inv, wc, bc));
-            vstore8(k * (fm * g - db - ((xv - mu) * inv) * dw), 0, q + p);
-        }
-        for (; p < hi; p++) {
-            float xv = xp[p], g = gp[p];
-            g = BN_DACT1(g, bn_t(xv, mu, inv, wc, bc));
-            q[p] = k * (fm * g - db - ((xv - mu) * inv) * dw);
-        }
-    }
+    bn_backward_dx(dy, x, dx, N, C, c, HW, lo, hi, mu, inv, wc, bc, db, dw);
 }
 
 __kernel void bn_eval(__global const float* x, __global float* y, __global const float* mean,

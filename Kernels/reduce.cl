@@ -5,8 +5,8 @@
 //                           items per output, items stride over its R contiguous values (coalesced),
 //                           a fixed tree combines them
 //   reduce_backward_spread  the GPU variant of the sum and mean backward: one item per input value
-//   sum_per_channel  NCHW → (C), one item per channel, summed in n-major order (CPU devices: each
-//                    item streams its channel's planes)
+//   sum_per_channel  NCHW → (C), summed in n-major order, each plane front to back (CPU devices: one
+//                    item per 8 channels, one per lane, the 8 planes read 8 values at a time)
 //   sum_per_channel_partial + sum_per_channel_final  the same sum on GPUs (CLBackend.gpuGlue): the
 //                    first launches one work-group of RS_GPU_WG items per (channel, image, chunk of
 //                    RS_CHUNK values, chunk_plane in common.h) — neighbouring items read neighbouring values, and there are
@@ -81,17 +81,42 @@ __kernel void reduce_backward_spread(__global const float* dy, __global float* d
     dx[gid] = kind == 1 ? g / (float)R : g;
 }
 
+// The lanes of float8s v0 .. v7 at position t: lane k holds vk.st (an 8 × 8 transpose, one column).
+#define SPC_COL(t) (float8)(v0.s##t, v1.s##t, v2.s##t, v3.s##t, v4.s##t, v5.s##t, v6.s##t, v7.s##t)
+
+// Item i sums channels 8i .. 8i + 7, one per lane: each lane adds its plane's values one after
+// another and then the planes in n order, the order of one item per channel walking its planes
+// (the GPU layout's partials aside, the result of every earlier version of this kernel); the 8
+// planes are read 8 values at a time and transposed in registers. Lanes past C read channel C − 1
+// and are not stored.   global: ⌈C / 8⌉
 __kernel void sum_per_channel(__global const float* x, __global float* y, int N, int C, int HW) {
-    int c = get_global_id(0);
-    if (c >= C) return;
-    float total = 0.0f;
+    int c0 = get_global_id(0) * 8;
+    if (c0 >= C) return;
+    float8 total = 0.0f;
     for (int n = 0; n < N; ++n) {
-        __global const float* p = x + ((size_t)n * C + c) * HW;
-        float acc = 0.0f;
-        for (int i = 0; i < HW; ++i) acc += p[i];
+        __global const float* b = x + (size_t)n * C * HW;
+        __global const float* p0 = b + (size_t)min(c0, C - 1) * HW;
+        __global const float* p1 = b + (size_t)min(c0 + 1, C - 1) * HW;
+        __global const float* p2 = b + (size_t)min(c0 + 2, C - 1) * HW;
+        __global const float* p3 = b + (size_t)min(c0 + 3, C - 1) * HW;
+        __global const float* p4 = b + (size_t)min(c0 + 4, C - 1) * HW;
+        __global const float* p5 = b + (size_t)min(c0 + 5, C - 1) * HW;
+        __global const float* p6 = b + (size_t)min(c0 + 6, C - 1) * HW;
+        __global const float* p7 = b + (size_t)min(c0 + 7, C - 1) * HW;
+        float8 acc = 0.0f;
+        int i = 0;
+        for (; i + 8 <= HW; i += 8) {
+            float8 v0 = vload8(0, p0 + i), v1 = vload8(0, p1 + i), v2 = vload8(0, p2 + i), v3 = vload8(0, p3 + i);
+            float8 v4 = vload8(0, p4 + i), v5 = vload8(0, p5 + i), v6 = vload8(0, p6 + i), v7 = vload8(0, p7 + i);
+            acc += SPC_COL(0); acc += SPC_COL(1); acc += SPC_COL(2); acc += SPC_COL(3);
+            acc += SPC_COL(4); acc += SPC_COL(5); acc += SPC_COL(6); acc += SPC_COL(7);
+        }
+        for (; i < HW; ++i) acc += (float8)(p0[i], p1[i], p2[i], p3[i], p4[i], p5[i], p6[i], p7[i]);
         total += acc;
     }
-    y[c] = total;
+    float t[8];
+    vstore8(total, 0, t);
+    for (int k = 0; k < 8 && c0 + k < C; k++) y[c0 + k] = t[k];
 }
 
 // Group g sums its chunk of plane (n, c) (chunk_plane in common.h) into partials[g].
