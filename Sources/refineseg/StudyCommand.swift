@@ -20,6 +20,7 @@ struct StudyCommand: ParsableCommand {
     @Option(help: "Comma-separated variants to run (default all): scratch, scratch+lac, bt+lac (pre-training runs only for bt+lac), semi (scratch + the semi-supervised mean teacher).",
             transform: { try CommaList<StudyVariant>.parse($0) })
     var variants: CommaList<StudyVariant>?
+    @Option(help: "Share of the last steps whose weights each run's model averages (default: train's, \(TrainConfig.defaultAverageLast); 0: the final weights).") var averageLast: Double?
     @Option(help: "Probability of the percentile re-normalisation augmentation in every run (default: train's, 0.3; 0 turns it off).") var percentileAugment: Double?
     @Flag(help: "Earlier versions' equal-steps mode; every study trains equal steps now (accepted, has no effect).") var equalSteps = false
     @OptionGroup var shardOptions: ShardOptions
@@ -41,6 +42,7 @@ struct StudyCommand: ParsableCommand {
             if let projector { settings.projector = projector }
             settings.device = deviceOptions.index
             settings.stepsPerEpoch = stepsPerEpoch; settings.percentileAugment = percentileAugment
+            settings.averageLast = averageLast
             settings.variants = variants?.values.map(\.rawValue)
             if equalSteps { print("note: --equal-steps is the default now (an epoch is a fixed number of steps at every fraction); it has no effect") }
             settings.format = dataOptions.formatName; settings.modalities = dataOptions.modalityList

@@ -21,6 +21,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Probability of re-normalising a training crop with other percentiles of its image (tails 0.01–1 %; nnunet augmentation; default 0.3).") var percentileAugment: Double?
     @Option(help: "Probability of multiplying a training crop by a factor in 0.5–2 (log-uniform; spans images whose few very bright objects put the rest at half the level; nnunet augmentation; default 0.3).") var intensityAugment: Double?
     @Option(help: "What RUN/model.safetensors holds: final (the default: the last epoch's weights, as nnU-Net) or best (the epoch with the best validation Dice).") var checkpoint: CheckpointChoice?
+    @Option(help: "Share of the last optimiser steps whose weights RUN/model.safetensors averages, in [0, 1] (stochastic weight averaging over the tail of the schedule; default \(TrainConfig.defaultAverageLast); 0: the final weights; ignored with --checkpoint best).") var averageLast: Double?
     @Flag(help: "Also learn from the unlabelled training images: a mean teacher with confidence-thresholded pseudo-labels, consistency under augmentation (see SemiSupervised.swift).") var semiSupervised = false
     @Option(help: "With --semi-supervised: confidence τ of a hard pseudo-label, in [0.5, 1] (default 0.9).") var pseudoThreshold: Double?
     @Option(help: "With --semi-supervised: weight λ of the unlabelled loss after its ramp-up (default 1).") var unlabelledWeight: Double?
@@ -33,7 +34,8 @@ struct TrainCommand: ParsableCommand {
                                        ("--init", initEncoder != nil), ("--lac-weight", lacWeight != nil),
                                        ("--augment", augment != nil), ("--foreground-oversample", foregroundOversample != nil),
                                        ("--percentile-augment", percentileAugment != nil),
-                                       ("--intensity-augment", intensityAugment != nil), ("--checkpoint", checkpoint != nil), ("--semi-supervised", semiSupervised),
+                                       ("--intensity-augment", intensityAugment != nil), ("--checkpoint", checkpoint != nil),
+                                       ("--average-last", averageLast != nil), ("--semi-supervised", semiSupervised),
                                        ("--pseudo-threshold", pseudoThreshold != nil), ("--unlabelled-weight", unlabelledWeight != nil),
                                        ("--teacher-momentum", teacherMomentum != nil)]
         try runFolder.refuseWithResume(optimiser.givenBesidesEpochs + modelOptions.given + seedOptions.given + named.filter(\.1).map(\.0) + dataOptions.given)
@@ -56,6 +58,7 @@ struct TrainCommand: ParsableCommand {
         config.percentileAugment = percentileAugment
         config.intensityAugment = intensityAugment
         config.checkpoint = checkpoint?.rawValue
+        config.averageLast = averageLast
         if semiSupervised {
             var semi = MeanTeacher.Settings()
             if let pseudoThreshold { semi.threshold = pseudoThreshold }

@@ -169,6 +169,75 @@ final class FewLabelsTests: XCTestCase {
         XCTAssertThrowsError(try bad.validate()) { XCTAssertTrue("\($0)".contains("--checkpoint"), "\($0)") }
     }
 
+    // MARK: weight averaging
+
+    func testWeightAverageIsTheMeanOfTheWindowsModels() throws {
+        // The last ⌈share · total⌉ steps' weights, every tensor (batch-norm statistics too),
+        // each counted once; steps before the window are not in it.
+        let backend = try openCLBackendOrSkip()
+        let model = try DFRUNet(backend, config: ModelConfig(inChannels: 1, width: 4), seed: 1)
+        let average = WeightAverage(model: model, backend: backend, share: 0.3, totalSteps: 10)
+        XCTAssertEqual(average.steps, 3)
+        XCTAssertEqual(average.startAfter, 7)
+        let params = model.namedParameters()
+        for step in 1...10 {
+            for (_, p) in params { p.value = try backend.full(p.value.shape, value: Float(step)) }
+            try average.update(afterStep: step)
+            XCTAssertEqual(average.isComplete, step == 10)
+        }
+        XCTAssertThrowsError(try WeightAverage(model: model, backend: backend, share: 0.3, totalSteps: 10).averagedModel())
+        let averaged = try average.averagedModel()
+        for ((name, a), (_, p)) in zip(averaged.namedParameters(), params) {
+            for v in try a.value.toArray() { XCTAssertEqual(v, 9, accuracy: 1e-5, name) }   // (8 + 9 + 10) / 3
+            XCTAssertEqual(try p.value.toArray().first, 10, "the trained model is left as it is")
+        }
+        XCTAssertEqual(WeightAverage(model: model, backend: backend, share: 1e-9, totalSteps: 10).steps, 1)
+        XCTAssertEqual(WeightAverage(model: model, backend: backend, share: 1, totalSteps: 10).startAfter, 0)
+        var bad = TrainConfig(data: "d", out: "o")
+        bad.averageLast = 1.5
+        XCTAssertThrowsError(try bad.validate()) { XCTAssertTrue("\($0)".contains("--average-last"), "\($0)") }
+    }
+
+    func testAveragedCheckpointResumesToTheSameModel() throws {
+        // model.safetensors holds the average (metadata "average"); last.safetensors the final
+        // weights and the running sum, so a run stopped inside the window and resumed saves the
+        // same average as an uninterrupted one.
+        let backend = try openCLBackendOrSkip()
+        func config(_ dir: URL) -> TrainConfig {
+            var c = TrainConfig(data: "synthetic", out: dir.path)
+            c.epochs = 4; c.batch = 2; c.size = 32; c.width = 4; c.stepsPerEpoch = 2; c.averageLast = 0.75
+            return c
+        }
+        let split = try TrainingSplitForTests(train: syntheticSamples(count: 4, size: 32, seed: 8),
+                                              validation: syntheticSamples(count: 2, size: 32, seed: 9))
+        let straight = try temporaryDirectory("average"), stopped = try temporaryDirectory("average-resumed")
+        defer { for d in [straight, stopped] { try? FileManager.default.removeItem(at: d) } }
+        let a = try Trainer(config: config(straight), backend: backend, split: split)
+        a.progress.quiet = true
+        try a.run()
+        let b = try Trainer(config: config(stopped), backend: backend, split: split)
+        b.progress.quiet = true
+        b.loop.stopAfterEpochs = 2
+        try b.run()
+        let resumed = try Trainer(config: config(stopped), backend: backend, split: split, resume: true)
+        resumed.progress.quiet = true
+        try resumed.run()
+        let model = try SafeTensorsFile.read(straight.path + "/model.safetensors")
+        let last = try SafeTensorsFile.read(straight.path + "/last.safetensors")
+        XCTAssertEqual(model.metadata["checkpoint"], "average")
+        XCTAssertEqual(model.metadata["averaged_steps"], "6")
+        XCTAssertFalse(model.tensors.contains { $0.name.hasPrefix("average.") })
+        let other = try SafeTensorsFile.read(stopped.path + "/model.safetensors")
+        var differsFromFinal = false
+        for t in model.tensors {
+            let r = try XCTUnwrap(other.tensors.first { $0.name == t.name }, t.name).values
+            for (x, y) in zip(t.values, r) { XCTAssertEqual(x, y, accuracy: 1e-6, t.name) }
+            if last.tensors.first(where: { $0.name == t.name })?.values != t.values { differsFromFinal = true }
+        }
+        XCTAssertTrue(differsFromFinal, "the average is not the final weights")
+        _ = try loadModel(straight.path + "/last.safetensors", backend: backend)   // the sum's tensors do not stop a load
+    }
+
     // MARK: post-processing
 
     /// A mask from rows of text: "#" lesion, "." background.

@@ -58,7 +58,8 @@ public enum Checkpoint {
         }
         if prefixes == nil {
             let known = Set(params.map(\.0))
-            let unexpected = file.tensors.map(\.name).filter { !known.contains($0) && !$0.hasPrefix("optimizer.") && !$0.hasPrefix("projector.") }
+            let unexpected = file.tensors.map(\.name).filter { !known.contains($0) && !$0.hasPrefix("optimizer.") && !$0.hasPrefix("projector.")
+                && !$0.hasPrefix(WeightAverage.prefix) }
             if let first = unexpected.first {
                 throw RefineSegError.io(file: path, message: "unexpected tensor \(first) (\(unexpected.count) not in this model)")
             }

@@ -207,7 +207,8 @@ extension Pretrainer: TrainingObjective {
         return meta
     }
 
-    func restored(metadata: [String: String]) {}
+    var checkpointExtras: [(String, Tensor)] { [] }
+    func restored(_ file: SafeTensorsFile, step: Int) throws {}
 
     func writeRunRecord(resumedAt epoch: Int) throws {
         let encoder = JSONEncoder()

@@ -25,6 +25,8 @@ public struct StudySettings: Codable, Equatable, Sendable {
     public var stepsPerEpoch: Int?
     /// Probability of the percentile re-normalisation in every run (nil: `TrainConfig`'s default).
     public var percentileAugment: Double?
+    /// Share of the last steps whose weights every run's model averages (nil: `TrainConfig`'s default).
+    public var averageLast: Double?
     /// The variants to run (nil: all of `StudyVariant`, in that order).
     public var variants: [String]?
     public var activeVariants: [StudyVariant] {
@@ -198,6 +200,7 @@ public final class Study {
                     config.initEncoder = variant.usesPretraining ? encoderPath : nil
                     config.semiSupervised = variant.usesSemiSupervision ? MeanTeacher.Settings() : nil
                     config.percentileAugment = settings.percentileAugment
+                    config.averageLast = settings.averageLast
                     config.format = spec.format.rawValue; config.modalities = settings.modalities
                     config.splitSeed = settings.splitSeed; config.splitFile = settings.out + "/split.json"
                     let split = try TrainingSplit(train: splits.train, validation: splits.validation, labelFraction: fraction,

@@ -59,6 +59,15 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     /// Semi-supervised fine-tuning on the unlabelled training images (`MeanTeacher`; nil: off).
     public var semiSupervised: MeanTeacher.Settings?
 
+    /// Share of the last optimiser steps whose weights RUN/model.safetensors averages
+    /// (`WeightAverage`; nil: `defaultAverageLast`; 0: the final weights themselves). Applies to
+    /// the "final" checkpoint only.
+    public var averageLast: Double?
+    public static let defaultAverageLast = 0.0
+    public var resolvedAverageLast: Double { averageLast ?? Self.defaultAverageLast }
+    /// True when RUN/model.safetensors holds the average of the last steps' weights.
+    public var averagesWeights: Bool { !keepsBest && resolvedAverageLast > 0 }
+
     /// True when RUN/model.safetensors keeps the epoch with the best validation Dice.
     public var keepsBest: Bool { checkpoint == "best" }
 
@@ -95,6 +104,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         if let p = percentileAugment { guard p >= 0, p <= 1 else { throw bad("--percentile-augment must be in [0, 1] (got \(p))") } }
         if let p = intensityAugment { guard p >= 0, p <= 1 else { throw bad("--intensity-augment must be in [0, 1] (got \(p))") } }
         guard ["final", "best"].contains(checkpoint ?? "final") else { throw bad("--checkpoint must be final or best (got \(checkpoint ?? ""))") }
+        if let a = averageLast { guard a >= 0, a <= 1 else { throw bad("--average-last must be in [0, 1] (got \(a))") } }
         try semiSupervised?.validate()
         guard warmupEpochs >= 0 else { throw bad("--warmup-epochs must be ≥ 0 (got \(warmupEpochs))") }
         _ = try datasetSpec()

@@ -26,6 +26,9 @@ public final class Trainer {
     public private(set) var modelDice: Double = -1
     /// The semi-supervised part of a step (`--semi-supervised`; nil: supervised only).
     public private(set) var meanTeacher: MeanTeacher?
+    /// The average of the last steps' weights that RUN/model.safetensors holds at the end
+    /// (`TrainConfig.averageLast`; nil: the final weights themselves).
+    public private(set) var weightAverage: WeightAverage?
     /// Data-parallel training over MPI (nil: one process); see `enableDataParallel`.
     public private(set) var dataParallel: DataParallel?
     /// Rank 0 (or the only process) writes the run folder and reports progress.
@@ -61,6 +64,10 @@ public final class Trainer {
             meanTeacher = try MeanTeacher(student: model, backend: backend, unlabelled: s.unlabelled, settings: semi,
                                           totalSteps: config.epochs * stepsPerEpoch, batchSize: config.batch,
                                           size: config.size, seed: config.seed, augmentation: config.augmentation())
+        }
+        if config.averagesWeights {
+            weightAverage = WeightAverage(model: model, backend: backend, share: config.resolvedAverageLast,
+                                          totalSteps: config.epochs * stepsPerEpoch)
         }
         loop = TrainingLoop(settings: .init(runDir: config.out, command: "train", epochs: config.epochs, stepsPerEpoch: stepsPerEpoch,
                                             baseLR: config.lr, warmupEpochs: config.warmupEpochs), backend: backend)
@@ -156,7 +163,10 @@ public final class Trainer {
     }
 
     /// Mean per-image Dice of the validation images (whole images, docs/MODEL.md's definition).
-    public func validationDice() throws -> Double {
+    public func validationDice() throws -> Double { try validationDice(of: model) }
+
+    /// Mean per-image Dice of `model` on the validation images.
+    func validationDice(of model: DFRUNet) throws -> Double {
         let predictor = Predictor(model: model, backend: backend)
         var metrics = MetricAccumulator()
         for s in split.validation {
@@ -183,10 +193,15 @@ extension Trainer: TrainingObjective {
         var m = model.config.metadata
         m["epoch"] = "\(epoch)"; m["step"] = "\(step)"; m["seed"] = "\(config.seed)"
         m["best_dice"] = "\(bestDice)"; m["label_fraction"] = "\(config.labelFraction)"
+        if let weightAverage { m.merge(weightAverage.checkpointMetadata) { $1 } }
         return m
     }
 
-    func restored(metadata: [String: String]) {
+    var checkpointExtras: [(String, Tensor)] { weightAverage?.checkpointTensors() ?? [] }
+
+    func restored(_ file: SafeTensorsFile, step: Int) throws {
+        let metadata = file.metadata
+        try weightAverage?.restore(file, step: step)
         bestDice = metadata["best_dice"].flatMap(Double.init) ?? -1
         modelDice = (try? SafeTensorsFile.read(modelPath).metadata["val_dice"].flatMap(Double.init)) ?? bestDice
     }
@@ -216,7 +231,9 @@ extension Trainer: TrainingObjective {
 
     func step(lr: Float) throws -> (loss: Tensor, images: Int)? {
         guard let batch = loader?.next() else { loader = nil; return nil }
-        return (try trainStep(dataParallel?.shard(batch) ?? batch, lr: lr), batch.count)
+        let loss = try trainStep(dataParallel?.shard(batch) ?? batch, lr: lr)
+        if writesRun { try weightAverage?.update(afterStep: loop.step + 1) }
+        return (loss, batch.count)
     }
 
     func finishEpoch(_ e: EpochSummary, writes: Bool) throws -> (row: String, line: String) {
@@ -225,12 +242,22 @@ extension Trainer: TrainingObjective {
         let improved = writes && dice > bestDice
         if improved { bestDice = dice }
         // model.safetensors: every epoch's weights ("final": after the last epoch, the final
-        // model), or only an epoch that improved the best validation Dice ("best").
+        // model, or the average of the last steps' weights once it is complete), or only an
+        // epoch that improved the best validation Dice ("best").
         if writes && (!config.keepsBest || improved) {
-            modelDice = dice
+            var saved = model, savedDice = dice, kind = config.keepsBest ? "best" : "final"
+            if let weightAverage, weightAverage.isComplete {
+                saved = try weightAverage.averagedModel()
+                savedDice = try validationDice(of: saved)
+                kind = "average"
+            }
+            modelDice = savedDice
             var metadata = checkpointMetadata(epoch: e.epoch, step: e.step)
-            metadata["val_dice"] = "\(dice)"; metadata["checkpoint"] = config.keepsBest ? "best" : "final"
-            try Checkpoint.save(model, metadata: metadata, to: modelPath)
+            metadata["val_dice"] = "\(savedDice)"; metadata["checkpoint"] = kind
+            if kind == "average" {
+                metadata["averaged_steps"] = "\(weightAverage?.steps ?? 0)"; metadata["final_val_dice"] = "\(dice)"
+            }
+            try Checkpoint.save(saved, metadata: metadata, to: modelPath)
         }
         return (String(format: "%d,%d,%.6f,%.6f,%.6g,%.2f,%.2f", e.epoch, e.step, e.meanLoss, dice, e.lr, e.seconds, Double(e.images) / e.seconds),
                 String(format: "epoch %d/%d  loss %.4f  val dice %.4f  lr %.2e  %.1fs", e.epoch, e.epochs, e.meanLoss, dice, e.lr, e.seconds))

@@ -23,8 +23,12 @@ protocol TrainingObjective: AnyObject {
     var optimizer: AdamW { get }
     /// Metadata of RUN/last.safetensors besides `epoch` and `step` (which the loop adds).
     func checkpointMetadata(epoch: Int, step: Int) -> [String: String]
-    /// Reads back what `checkpointMetadata` stored, after `--resume` restored the weights.
-    func restored(metadata: [String: String])
+    /// Tensors of RUN/last.safetensors besides the module and the optimiser state (the
+    /// trainer's weight average); `restored` reads them back.
+    var checkpointExtras: [(String, Tensor)] { get }
+    /// Reads back what `checkpointMetadata` and `checkpointExtras` stored, after `--resume`
+    /// restored the weights to global step `step`.
+    func restored(_ file: SafeTensorsFile, step: Int) throws
     /// Writes RUN/config.json (rank 0, at the start of every `run`).
     func writeRunRecord(resumedAt epoch: Int) throws
     /// Starts epoch `epoch` (0-based): draws its batches from the epoch's own seed, so a resumed
@@ -110,7 +114,7 @@ public final class TrainingLoop {
         // After Ctrl-C mid-epoch the file holds that epoch's partial updates (and the optimizer
         // counts them), but the epoch itself is redone: the schedule and log count whole epochs.
         epoch = e; step = min(st, e * settings.stepsPerEpoch)
-        objective.restored(metadata: file.metadata)
+        try objective.restored(file, step: step)
         if let text = try? String(contentsOfFile: logPath, encoding: .utf8) {
             logRows = Array(text.split(separator: "\n").dropFirst().prefix(epoch).map(String.init))
             epochLosses = logRows.compactMap { row in row.split(separator: ",").dropFirst(2).first.flatMap { Double(String($0)) } }
@@ -121,7 +125,7 @@ public final class TrainingLoop {
     func saveLast(_ objective: TrainingObjective) throws {
         var metadata = objective.checkpointMetadata(epoch: epoch, step: step)
         metadata["epoch"] = "\(epoch)"; metadata["step"] = "\(step)"
-        try Checkpoint.save(objective.checkpointModule, extra: objective.optimizer.stateTensors(), metadata: metadata, to: lastPath)
+        try Checkpoint.save(objective.checkpointModule, extra: objective.optimizer.stateTensors() + objective.checkpointExtras, metadata: metadata, to: lastPath)
     }
 
     /// What each rank says if the job is stopped because another rank died.
