@@ -95,3 +95,55 @@ inline void first_max_step(float8 v, int i, float8* bv8, int8* bi8) {
     *bv8 = select(*bv8, v, take);
     *bi8 = select(*bi8, (int8)(i) + (int8)(0, 1, 2, 3, 4, 5, 6, 7), take);
 }
+
+// The 16 lanes' sum in a fixed order (hsum8 of each half).
+inline float hsum16(float16 v) { return hsum8(v.lo) + hsum8(v.hi); }
+
+// 16 values p[i .. i + 15] of a run of len values (lanes past len read 0), and the store that
+// writes only the lanes before len; mask16: 1 for lanes before len, 0 past.
+inline float16 load16_upto(__global const float* p, int i, int len) {
+    if (i + 16 <= len) return vload16(0, p + i);
+    float t[16];
+    for (int q = 0; q < 16; q++) t[q] = i + q < len ? p[i + q] : 0.0f;
+    return vload16(0, t);
+}
+inline void store16_upto(__global float* p, int i, int len, float16 v) {
+    if (i + 16 <= len) { vstore16(v, 0, p + i); return; }
+    float t[16];
+    vstore16(v, 0, t);
+    for (int q = 0; q < 16 && i + q < len; q++) p[i + q] = t[q];
+}
+inline float16 mask16(int i, int len) {
+    int16 at = (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15) + i;
+    return select((float16)(0.0f), (float16)(1.0f), at < len);
+}
+
+// Σ (p[i] − shift) and Σ (p[i] − shift)² over [0, n): four 16-wide accumulators (independent
+// chains, so the adds overlap), then a fixed-order tail.
+inline float run_sum16(__global const float* p, int n, float shift) {
+    float16 a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+    int i = 0;
+    for (; i + 64 <= n; i += 64) {
+        a0 += vload16(0, p + i) - shift; a1 += vload16(1, p + i) - shift;
+        a2 += vload16(2, p + i) - shift; a3 += vload16(3, p + i) - shift;
+    }
+    for (; i + 16 <= n; i += 16) a0 += vload16(0, p + i) - shift;
+    float16 a = (a0 + a1) + (a2 + a3);
+    float s = hsum16(a);
+    for (; i < n; i++) s += p[i] - shift;
+    return s;
+}
+inline float run_sumsq16(__global const float* p, int n, float shift) {
+    float16 a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+    int i = 0;
+    for (; i + 64 <= n; i += 64) {
+        float16 d0 = vload16(0, p + i) - shift, d1 = vload16(1, p + i) - shift;
+        float16 d2 = vload16(2, p + i) - shift, d3 = vload16(3, p + i) - shift;
+        a0 += d0 * d0; a1 += d1 * d1; a2 += d2 * d2; a3 += d3 * d3;
+    }
+    for (; i + 16 <= n; i += 16) { float16 d = vload16(0, p + i) - shift; a0 += d * d; }
+    float16 a = (a0 + a1) + (a2 + a3);
+    float s = hsum16(a);
+    for (; i < n; i++) { float d = p[i] - shift; s += d * d; }
+    return s;
+}

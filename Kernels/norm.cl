@@ -19,9 +19,13 @@
 // its channel's N planes front to back, 16 values per step, and the host groups the items so that a
 // launch has enough work-groups for every core (CLBackend.runItems). The later passes over a channel
 // find it in the core's cache.
-//   bn_train_cpu        as bn_train; with DESC=1 (and ACT=0) it also writes the channel-attention
-//                       descriptors of y (attention.cl's channel_descriptors: per-plane mean, first
-//                       maximum and its index) from the apply pass, so they cost no extra read
+//   bn_train_cpu        the channel's mean and biased variance from exact per-chunk moments combined
+//                       by Chan's formula (channel_moments: one read of the channel from memory, each
+//                       chunk's second pass in L1), running-stat update, then the apply pass, 16-wide;
+//                       with DESC=1 (and ACT=0) it also writes the channel-attention descriptors of y
+//                       (attention.cl's channel_descriptors: per-plane mean, first maximum and its
+//                       index) from the apply pass, so they cost no extra read. Its additions run in
+//                       another order than bn_train's: results agree to rounding, not bit for bit
 //   bn_backward_cpu     as bn_backward
 // GPU variants (CLBackend.gpuGlue, planes of at least RS_GPU_WG values): one group per channel leaves
 // most compute units idle and its items read far-apart spans, so training mode splits into
@@ -52,6 +56,7 @@ inline void bn_span(int HW, int* lo, int* hi) { item_span(get_local_id(0), HW, l
 // The affine map (and the ReLU mask's argument): one expression for forward and backward.
 inline float bn_t(float x, float mu, float inv, float w, float b) { return (x - mu) * inv * w + b; }
 inline float8 bn_t8(float8 x, float mu, float inv, float w, float b) { return (x - mu) * inv * w + b; }
+inline float16 bn_t16(float16 x, float mu, float inv, float w, float b) { return (x - mu) * inv * w + b; }
 
 // The fused activation and its derivative's factor on dy, from t.
 #if ACT == 1
@@ -125,29 +130,30 @@ inline void bn_backward_dx(__global const float* dy, __global const float* x, __
     }
 }
 
-// bn_train's two channel sums, replayed by one item in its work-group's order (item_span, tree_sum):
-// Σ (x − shift) (sq = 0) or Σ (x − shift)² (sq = 1) over the channel's N planes.
-inline float channel_sum(__global const float* x, int N, int C, int c, int HW, float shift, int sq) {
-    float part[RS_WG];
-    for (int l = 0; l < RS_WG; l++) {
-        int lo, hi;
-        item_span(l, HW, &lo, &hi);
-        float8 acc8 = 0.0f;
-        float acc = 0.0f;
-        for (int n = 0; n < N && lo < hi; n++) {
-            __global const float* plane = BN_PLANE(x, n, c, C, HW);
-            int p = lo;
-            if (sq) {
-                for (; p + 8 <= hi; p += 8) { float8 d = vload8(0, plane + p) - shift; acc8 += d * d; }
-                for (; p < hi; p++) { float d = plane[p] - shift; acc += d * d; }
-            } else {
-                for (; p + 8 <= hi; p += 8) acc8 += vload8(0, plane + p) - shift;
-                for (; p < hi; p++) acc += plane[p] - shift;
-            }
+// bn_train_cpu's statistics: the channel's N planes in chunks of at most BN_CPU_CHUNK values (small
+// enough that the chunk's second pass finds it in the core's L1 cache); per chunk its exact
+// (mean, M2) by two passes, the first summing x − (the chunk's first value), then Chan's parallel
+// formula folds the chunks into the running (count, mean, M2) in a fixed order, so reruns agree
+// bit for bit. A constant channel gets its exact value as mean and M2 = 0.
+#define BN_CPU_CHUNK 4096
+inline void channel_moments(__global const float* x, int N, int C, int c, int HW, float* mean, float* var) {
+    float cnt = 0.0f, mu = 0.0f, m2 = 0.0f;
+    for (int n = 0; n < N; n++) {
+        __global const float* plane = BN_PLANE(x, n, c, C, HW);
+        for (int lo = 0; lo < HW; lo += BN_CPU_CHUNK) {
+            int len = min(BN_CPU_CHUNK, HW - lo);
+            __global const float* p = plane + lo;
+            float shift = p[0];
+            float mb = shift + run_sum16(p, len, shift) / (float)len;
+            float qb = run_sumsq16(p, len, mb);
+            float nb = (float)len, nn = cnt + nb, d = mb - mu;
+            mu += d * (nb / nn);
+            m2 += qb + d * d * (cnt * nb / nn);
+            cnt = nn;
         }
-        part[l] = hsum8(acc8) + acc;
     }
-    return tree_sum(part);
+    *mean = mu;
+    *var = m2 / cnt;
 }
 
 // One item per channel (see the header).   global: C (rounded up to the host's group size)
@@ -158,50 +164,41 @@ __kernel void bn_train_cpu(__global const float* x, __global float* y, __global 
                            int N, int C, int HW, float momentum, float eps) {
     int c = get_global_id(0), M = N * HW;
     if (c >= C) return;
-    float shift = BN_PLANE(x, 0, c, C, HW)[0];
-    float mu = shift + channel_sum(x, N, C, c, HW, shift, 0) / (float)M;
-    float var = channel_sum(x, N, C, c, HW, mu, 1) / (float)M;
+    float mu, var;
+    channel_moments(x, N, C, c, HW, &mu, &var);
     float inv = 1.0f / sqrt(var + eps);
     float wc = w[c], bc = b[c];
     for (int n = 0; n < N; n++) {
         __global const float* plane = BN_PLANE(x, n, c, C, HW);
         __global float* out = BN_PLANE(y, n, c, C, HW);
 #if DESC
-        // The plane's descriptors in channel_descriptors' order: per virtual item its span's
-        // sum (lanes_sum) and first maximum, then tree_sum, and the first maximum of all.
-        float part[RS_WG], bv = -INFINITY;
-        int bi = INT_MAX;
-        for (int l = 0; l < RS_WG; l++) {
-            int lo, hi;
-            item_span(l, HW, &lo, &hi);
-            float8 acc8 = 0.0f, bv8 = -INFINITY;
-            int8 bi8 = INT_MAX;
-            int p = lo;
-            for (; p + 8 <= hi; p += 8) {
-                float8 v = BN_ACT(bn_t8(vload8(0, plane + p), mu, inv, wc, bc));
-                vstore8(v, 0, out + p);
-                acc8 += v;
-                first_max_step(v, p, &bv8, &bi8);
-            }
-            float acc = lanes_sum(acc8), lv;
-            int li;
-            first_max_of_lanes(bv8, bi8, &lv, &li);
-            for (; p < hi; p++) {
-                float v = BN_ACT(bn_t(plane[p], mu, inv, wc, bc));
-                out[p] = v;
-                acc += v;
-                if (li == INT_MAX || v > lv) { lv = v; li = p; }
-            }
-            part[l] = acc;
-            if (li != INT_MAX && (bi == INT_MAX || lv > bv)) { bv = lv; bi = li; }   // spans ascend: ties keep the earlier
+        // The plane's descriptors: mean of y and its first maximum (first_max_step's lanes, then
+        // first_max_of_lanes: the smallest index among the largest values).
+        float8 acc8 = 0.0f, bv8 = -INFINITY;
+        int8 bi8 = INT_MAX;
+        int p = 0;
+        for (; p + 8 <= HW; p += 8) {
+            float8 v = BN_ACT(bn_t8(vload8(0, plane + p), mu, inv, wc, bc));
+            vstore8(v, 0, out + p);
+            acc8 += v;
+            first_max_step(v, p, &bv8, &bi8);
+        }
+        float acc = hsum8(acc8), bv;
+        int bi;
+        first_max_of_lanes(bv8, bi8, &bv, &bi);
+        for (; p < HW; p++) {
+            float v = BN_ACT(bn_t(plane[p], mu, inv, wc, bc));
+            out[p] = v;
+            acc += v;
+            if (bi == INT_MAX || v > bv) { bv = v; bi = p; }   // the tail follows the lanes: ties keep the earlier
         }
         int nc = n * C + c;
-        desc[nc] = tree_sum(part) / (float)HW;
+        desc[nc] = acc / (float)HW;
         desc[N * C + nc] = bv;
         argmax[nc] = (float)bi;
 #else
         int p = 0;
-        for (; p + 8 <= HW; p += 8) vstore8(BN_ACT(bn_t8(vload8(0, plane + p), mu, inv, wc, bc)), 0, out + p);
+        for (; p + 16 <= HW; p += 16) vstore16(BN_ACT(bn_t16(vload16(0, plane + p), mu, inv, wc, bc)), 0, out + p);
         for (; p < HW; p++) out[p] = BN_ACT(bn_t(plane[p], mu, inv, wc, bc));
 #endif
     }
