@@ -2,7 +2,8 @@
 // Every large sum is split into fixed pieces (chunks, images or rows), each piece reduced by one
 // work-group of RS_WG items in a fixed order (wg_sum), and the pieces added in order by one item
 // (sum_partials or a loss's *_final kernel): reruns are bit-identical. Backward kernels read the
-// upstream gradient dLoss[0] on the device. Variants: none.
+// upstream gradient dLoss[0] on the device. Variants: the fused loss's forward on CPU devices
+// (lac_embed_cpu, seg_pixel_cpu: "CPU variants" at the end; not bit-identical to the group kernels).
 //   sum_partials        one item: out[0] = (Σ partials, in order) / divisor  (also used by optim's sum_of_squares)
 //   bce_partial         one work-group per chunk of BCE_CHUNK elements → partial sums
 //   bce_backward        one item per element: (σ(x) − y)·dLoss/count
@@ -353,4 +354,139 @@ __kernel void seg_backward(__global const float* dLoss, __global const float* lo
         }
     }
 #endif
+}
+
+// MARK: CPU variants of the forward (not CLBackend.gpuGlue)
+// One work-item per (span of SEG_SPAN_CPU pixels, image), 16-wide loads, the LAC_D embedding planes in the
+// outer loop (each step reads one contiguous run of a plane); the partial sums of an item land at
+// their own index and the consumers add them in span order, so reruns are bit-identical.
+//   lac_embed_cpu   norms of the span's pixels, then (second pass over the span's runs, in the core's
+//                   cache) Σ e/‖e‖ over its lesion and background pixels per dimension and its lesion
+//                   count → embPartials (N, spans, 2·LAC_D + 1): what lac_norms and lac_class_sums do,
+//                   reading the embedding once
+//   seg_pixel_cpu   seg_pixel over the span, with the image's prototypes (lac_prototypes) computed from
+//                   embPartials by every item alike (the span-0 item writes them, and valid, for the
+//                   backward) → partials (N, spans, 6) for seg_final
+#ifndef LAC_D
+#define LAC_D 1
+#endif
+#ifndef SEG_SPAN_CPU
+#define SEG_SPAN_CPU 16
+#endif
+#define SEG_V16 (SEG_SPAN_CPU / 16)
+#define EMB_STRIDE (2 * LAC_D + 1)
+
+__kernel void lac_embed_cpu(__global const float* e, __global const float* target, __global float* norms,
+                            __global float* embPartials, int HW, int spans) {
+    int s = get_global_id(0), n = get_global_id(1);
+    if (s >= spans) return;
+    int lo = s * SEG_SPAN_CPU, len = min(SEG_SPAN_CPU, HW - lo), nv = (len + 15) / 16;
+    __global const float* en = e + (size_t)n * LAC_D * HW + lo;
+    float16 rn[SEG_V16], les[SEG_V16];
+    for (int j = 0; j < nv; ++j) rn[j] = (float16)(0.0f);
+    for (int k = 0; k < LAC_D; ++k)
+        for (int j = 0; j < nv; ++j) { float16 v = load16_upto(en + (size_t)k * HW, 16 * j, len); rn[j] += v * v; }
+    __global const float* t = target + (size_t)n * HW + lo;
+    float16 nf = (float16)(0.0f);
+    for (int j = 0; j < nv; ++j) {
+        float16 nm = fmax(sqrt(rn[j]), LAC_NORM_FLOOR);
+        store16_upto(norms + (size_t)n * HW + lo, 16 * j, len, nm);
+        rn[j] = 1.0f / nm;                                   // past the end: v = 0, so z = 0
+        les[j] = select((float16)(0.0f), (float16)(1.0f), isgreater(load16_upto(t, 16 * j, len), (float16)(0.5f)));
+        nf += les[j];
+    }
+    __global float* out = embPartials + ((size_t)n * spans + s) * EMB_STRIDE;
+    for (int k = 0; k < LAC_D; ++k) {
+        float16 fg = (float16)(0.0f), all = (float16)(0.0f);
+        for (int j = 0; j < nv; ++j) {
+            float16 z = load16_upto(en + (size_t)k * HW, 16 * j, len) * rn[j];
+            fg += les[j] * z;
+            all += z;
+        }
+        float f = hsum16(fg);
+        out[k] = f;
+        out[LAC_D + k] = hsum16(all) - f;
+    }
+    out[2 * LAC_D] = hsum16(nf);
+}
+
+__kernel void seg_pixel_cpu(__global const float* logits, __global const float* target, __global const float* e,
+                            __global const float* norms, __global const float* embPartials, __global float* protos,
+                            __global float* valid, __global float* pixelState, __global float* partials, int HW, int spans,
+                            float tau, float gamma) {
+    int c = get_global_id(0), n = get_global_id(1);
+    if (c >= spans) return;
+    int lo = c * SEG_SPAN_CPU, len = min(SEG_SPAN_CPU, HW - lo), nv = (len + 15) / 16;
+    __global const float* xs = logits + (size_t)n * HW + lo;
+    __global const float* ys = target + (size_t)n * HW + lo;
+    float16 bce = (float16)(0.0f), inter = (float16)(0.0f), sp = (float16)(0.0f), sy = (float16)(0.0f);
+    float16 wl = (float16)(0.0f), w = (float16)(0.0f);
+#if WITH_LAC
+    // The image's prototypes, as lac_prototypes: class sums over the spans in order, normalised means.
+    __global const float* ep = embPartials + (size_t)n * spans * EMB_STRIDE;
+    float pf[LAC_D], pb[LAC_D];
+    float cf = 0.0f;
+    for (int s = 0; s < spans; ++s) cf += ep[(size_t)s * EMB_STRIDE + 2 * LAC_D];
+    float cb = (float)HW - cf;
+    int ok = cf > 0.0f && cb > 0.0f;
+    float sqf = 0.0f, sqb = 0.0f;
+    for (int k = 0; k < LAC_D; ++k) {
+        float f = 0.0f, b = 0.0f;
+        for (int s = 0; s < spans; ++s) { f += ep[(size_t)s * EMB_STRIDE + k]; b += ep[(size_t)s * EMB_STRIDE + LAC_D + k]; }
+        pf[k] = f / fmax(cf, 1.0f);
+        pb[k] = b / fmax(cb, 1.0f);
+        sqf += pf[k] * pf[k];
+        sqb += pb[k] * pb[k];
+    }
+    float nrf = fmax(sqrt(sqf), LAC_NORM_FLOOR), nrb = fmax(sqrt(sqb), LAC_NORM_FLOOR);
+    for (int k = 0; k < LAC_D; ++k) { pf[k] = ok ? pf[k] / nrf : 0.0f; pb[k] = ok ? pb[k] / nrb : 0.0f; }
+    if (c == 0) {
+        __global float* pr = protos + (size_t)n * 2 * LAC_D;
+        for (int k = 0; k < LAC_D; ++k) { pr[k] = pf[k]; pr[LAC_D + k] = pb[k]; }
+        valid[n] = ok ? 1.0f : 0.0f;
+    }
+    // Projections onto the two prototypes, the planes in the outer loop (k ascending per pixel).
+    float16 sfs[SEG_V16], sbs[SEG_V16];
+    if (ok) {
+        __global const float* en = e + (size_t)n * LAC_D * HW + lo;
+        for (int j = 0; j < nv; ++j) { sfs[j] = (float16)(0.0f); sbs[j] = (float16)(0.0f); }
+        for (int k = 0; k < LAC_D; ++k)
+            for (int j = 0; j < nv; ++j) {
+                float16 v = load16_upto(en + (size_t)k * HW, 16 * j, len);
+                sfs[j] += v * pf[k];
+                sbs[j] += v * pb[k];
+            }
+    }
+    __global float* state = pixelState + (size_t)n * 2 * HW + lo;
+    __global const float* nn = norms + (size_t)n * HW + lo;
+#endif
+    for (int j = 0; j < nv; ++j) {
+        float16 in = mask16(16 * j, len);
+        float16 x = load16_upto(xs, 16 * j, len), y = load16_upto(ys, 16 * j, len);
+        bce += in * (fmax(x, 0.0f) - x * y + log1p(exp(-fabs(x))));
+        float16 sg = 1.0f / (1.0f + exp(-x));
+        inter += in * sg * y;
+        sp += in * sg;
+        sy += in * y;
+#if WITH_LAC
+        if (ok) {
+            float16 norm = select((float16)(1.0f), load16_upto(nn, 16 * j, len), isgreater(in, (float16)(0.0f)));
+            float16 s = (sbs[j] - sfs[j]) / norm;
+            float16 sign = select((float16)(-1.0f), (float16)(1.0f), isgreater(y, (float16)(0.5f)));   // lesion: +1
+            float16 weight = 1.0f + select((float16)(0.0f), (float16)(gamma), isgreater(x, (float16)(0.0f)) & (sign < 0.0f));
+            float16 t = sign * s / tau;
+            wl += in * weight * (fmax(t, 0.0f) + log1p(exp(-fabs(t))));
+            w += in * weight;
+            store16_upto(state, 16 * j, len, weight * sign / (1.0f + exp(-t)) / tau);
+            store16_upto(state + HW, 16 * j, len, s);
+        }
+#endif
+    }
+    __global float* out = partials + ((size_t)n * spans + c) * 6;
+    out[0] = hsum16(bce);
+    out[1] = hsum16(inter);
+    out[2] = hsum16(sp);
+    out[3] = hsum16(sy);
+    out[4] = hsum16(wl);
+    out[5] = hsum16(w);
 }

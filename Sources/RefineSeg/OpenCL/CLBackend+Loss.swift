@@ -66,6 +66,7 @@ extension CLBackend: LossOps {
                                  lac: LACParams, geometry g: SegLossGeometry) throws -> (loss: Tensor, saved: SegmentationLossSaved) {
         let op = "segmentation_loss"
         let options = "-DWITH_LAC=\(g.d > 0 ? 1 : 0) " + itemLayoutOption
+        if !gpuGlue { return try segmentationLossCPU(logits: logits, embedding: embedding, target: target, weights: weights, lac: lac, geometry: g) }
         var saved = [Tensor]()
         // Without the LAC term the LAC arguments are unused: any buffer stands in.
         var norms = logits, protos = logits, valid = logits, pixelState = logits
@@ -94,6 +95,41 @@ extension CLBackend: LossOps {
                  .float(weights.bce), .float(weights.dice), .float(weights.lac)], global: [1])
         saved = [stats, norms, protos, pixelState]
         return (loss, SegmentationLossSaved(tensors: saved))
+    }
+
+    /// Pixels per work-item of the CPU variants of the loss's forward (SEG_SPAN_CPU, Kernels/losses.cl; a multiple of 16).
+    static let segSpanCPU = 1024
+
+    /// The forward on CPU devices (not `gpuGlue`): lac_embed_cpu (norms and per-span class sums in
+    /// one read of the embedding), seg_pixel_cpu (the prototypes, then the per-pixel terms), seg_final;
+    /// the saved state is the GPU path's.
+    private func segmentationLossCPU(logits: Tensor, embedding: Tensor?, target: Tensor, weights: SegmentationLossWeights,
+                                     lac: LACParams, geometry g: SegLossGeometry) throws -> (loss: Tensor, saved: SegmentationLossSaved) {
+        let op = "segmentation_loss"
+        let span = Self.segSpanCPU, spans = (g.hw + span - 1) / span
+        let options = "-DWITH_LAC=\(g.d > 0 ? 1 : 0) -DLAC_D=\(max(g.d, 1)) -DSEG_SPAN_CPU=\(span) " + itemLayoutOption
+        // Without the LAC term the LAC arguments are unused: any buffer stands in.
+        var norms = logits, protos = logits, valid = logits, pixelState = logits, embPartials = logits
+        if let e = embedding {
+            norms = try empty([g.n, g.hw], op: op)
+            embPartials = try empty([g.n, spans, 2 * g.d + 1], op: op)
+            try runItems("lac_embed_cpu", file: "losses", options: options,
+                         [.tensor(e), .tensor(target), .tensor(norms), .tensor(embPartials), .int(g.hw), .int(spans)],
+                         items: [spans, g.n])
+            protos = try empty([g.n, 2, g.d], op: op); valid = try empty([g.n], op: op)
+            pixelState = try empty([g.n, 2, g.hw], op: op)
+        }
+        let partials = try empty([g.n, spans, 6], op: op)
+        try runItems("seg_pixel_cpu", file: "losses", options: options,
+                     [.tensor(logits), .tensor(target), .tensor(embedding ?? logits), .tensor(norms), .tensor(embPartials),
+                      .tensor(protos), .tensor(valid), .tensor(pixelState), .tensor(partials), .int(g.hw), .int(spans),
+                      .float(lac.tau), .float(lac.gamma)],
+                     items: [spans, g.n])
+        let loss = try empty([1], op: op), stats = try empty([g.n + 1, 4], op: op)
+        try run("seg_final", file: "losses", options: "-DWITH_LAC=\(g.d > 0 ? 1 : 0) " + itemLayoutOption,
+                [.tensor(partials), .tensor(valid), .tensor(loss), .tensor(stats), .int(g.n), .int(spans), .int(g.hw),
+                 .float(weights.bce), .float(weights.dice), .float(weights.lac)], global: [1])
+        return (loss, SegmentationLossSaved(tensors: [stats, norms, protos, pixelState]))
     }
 
     public func segmentationLossBackward(_ dLoss: Tensor, logits: Tensor, embedding: Tensor?, target: Tensor,
