@@ -7,7 +7,8 @@
 //                  losses.cl's sum_partials adds all partials in order (deterministic)
 //   clip_scale     one item per element: x *= min(1, maxNorm / (√sumsq[0] + 1e-6)), the factor read on the device
 //   flat_sumsq     fused optimiser: one work-group of RS_WG items per FLAT_CHUNK elements of [start, end) of a
-//                  flat buffer, float4 loads (FOR_VEC4: contiguous slices per item on CPUs) → partials[offset + group]
+//                  flat buffer, float4 loads (FOR_VEC4; on CPUs each item's contiguous slice, 16-wide: run_sumsq16)
+//                  → partials[offset + group]
 //   flat_adam      fused optimiser: one work-group per FLAT_CHUNK elements of [start, end) of the flat
 //                  parameter, gradient, m and v buffers, float4 loads; every group first adds the clip
 //                  partials in a fixed order (so all groups, and reruns, get the same factor)
@@ -61,6 +62,12 @@ __kernel void clip_scale(__global float* x, int count, __global const float* sum
 __kernel void flat_sumsq(__global const float* x, int start, int end, __global float* partials, int offset) {
     __local float scratch[RS_WG];
     int lo = start + get_group_id(0) * FLAT_CHUNK, hi = min(end, lo + FLAT_CHUNK);
+#if CONTIGUOUS_ITEMS
+    // The item's contiguous slice (FOR_VEC4's), 16-wide with four accumulators (run_sumsq16).
+    int per = (hi - lo + RS_WG * 4 - 1) / (RS_WG * 4) * 4;
+    int a = min(hi, lo + (int)get_local_id(0) * per), b = min(hi, a + per);
+    float total = wg_sum(scratch, run_sumsq16(x + a, b - a, 0.0f));
+#else
     float4 acc = (float4)(0.0f);
     FOR_VEC4(i, lo, hi) {
         if (i + 4 <= hi) {
@@ -71,6 +78,7 @@ __kernel void flat_sumsq(__global const float* x, int start, int end, __global f
         }
     }
     float total = wg_sum(scratch, (acc.x + acc.y) + (acc.z + acc.w));
+#endif
     if (get_local_id(0) == 0) partials[offset + get_group_id(0)] = total;
 }
 

@@ -1,5 +1,5 @@
 // reduce.cl: reductions of a tensor seen as (outer, R, inner), one work item per output.
-//   reduce_fwd       KIND 0 sum, 1 mean, 2 max
+//   reduce_fwd       KIND 0 sum, 1 mean, 2 max (sum and mean with inner = 1: run_sum16 over the R values)
 //   reduce_backward  gathers: each input element reads its group's gradient (max: first arg-max only)
 //   reduce_fwd_group        the GPU variant for inner = 1 (CLBackend.gpuGlue): one work-group of RS_WG
 //                           items per output, items stride over its R contiguous values (coalesced),
@@ -19,6 +19,11 @@ __kernel void reduce_fwd(__global const float* x, __global float* y, int outer, 
     if (gid >= outer * inner) return;
     int o = gid / inner, i = gid % inner;
     __global const float* p = x + (size_t)o * R * inner + i;
+    if (inner == 1 && kind != 2) {                  // contiguous: 16-wide, four accumulators
+        float acc = run_sum16(p, R, 0.0f);
+        y[gid] = kind == 1 ? acc / (float)R : acc;
+        return;
+    }
     float acc = kind == 2 ? -INFINITY : 0.0f;
     for (int r = 0; r < R; ++r) {
         float v = p[(size_t)r * inner];
