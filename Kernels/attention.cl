@@ -14,11 +14,13 @@
 //   spatial_mean_max_backward   dMean/HW everywhere, + dMax at the first arg-max one work-group per (n, c)
 //   channel_mean_max            x → (N,2,H,W): mean over C, then max over C     one item per (n, CM_SPAN pixels)
 //   channel_mean_max_backward   dx from the (N,2,H,W) gradient                  one item per (n, CM_SPAN pixels)
-//   broadcast_spatial           (N,C) → (N,C,H,W)                               one item per output element
-//   broadcast_spatial_backward  Σ over H·W → (N,C,1,1)                          one work-group per (n, c)
+//   broadcast_spatial           (N,C) → (N,C,H,W), optionally of relu(x)         one item per output element
+//   broadcast_spatial_backward  Σ over H·W → (N,C,1,1), optionally ReLU-masked    one work-group per (n, c)
 //   channel_mlp                 the channel-attention MLP W2·relu(W1·d + b1) + b2 one item per row of d
-//   channel_mlp_backward_hidden dh = relu mask · dl·W2                          one item per (hidden unit, row)
-//   channel_mlp_backward_params dd, dW1, db1, dW2, db2 from dl and dh           one item per channel (and hidden unit)
+//                               (GPU layout, and hidden layers wider than MLP_HD_MAX; then channel_gate(_pix))
+//   channel_mlp_gate            channel_mlp and channel_gate in one launch       one item per (SPAN pixels, CB planes)
+//                               (CPU layout): each item runs its image's two MLP rows, then gates its planes
+//   channel_mlp_backward        dh, then dd, dW1, db1, dW2, db2                  one work-group, a barrier between
 // CPU layout (not CLBackend.gpuGlue): no barriers (PoCL runs a group's items one after another on one
 // thread); the host groups items so that a launch has enough work-groups for every core (CLBackend.runItems).
 //   channel_descriptors_cpu, channel_gate_backward_cpu, broadcast_spatial_backward_cpu   one item per plane,
@@ -202,19 +204,22 @@ __kernel void channel_mean_max_backward(__global const float* dy, __global const
     }
 }
 
-__kernel void broadcast_spatial(__global const float* x, __global float* y, int NC, int HW) {
+// With relu = 1, relu(x) is broadcast (the context block's ReLU, fused).
+__kernel void broadcast_spatial(__global const float* x, __global float* y, int NC, int HW, int relu) {
     int gid = get_global_id(0);
-    if (gid < NC * HW) y[gid] = x[gid / HW];
+    if (gid < NC * HW) y[gid] = relu ? fmax(x[gid / HW], 0.0f) : x[gid / HW];
 }
 
-__kernel void broadcast_spatial_backward(__global const float* dy, __global float* dx, int HW) {
+// With relu = 1, dx = 0 where the forward's x (xr, N·C) is not > 0 (ew_relu_backward's mask, fused).
+__kernel void broadcast_spatial_backward(__global const float* dy, __global float* dx, int HW,
+                                         __global const float* xr, int relu) {
     __local float scratch[RS_WG];
     int nc = get_group_id(0);
     __global const float* p = dy + (size_t)nc * HW;
     float acc = 0.0f;
     for (int i = get_local_id(0); i < HW; i += RS_WG) acc += p[i];
     float total = wg_sum(scratch, acc);
-    if (get_local_id(0) == 0) dx[nc] = total;
+    if (get_local_id(0) == 0) dx[nc] = relu && !(xr[nc] > 0.0f) ? 0.0f : total;
 }
 
 // The channel-attention descriptors stacked for one pass of the shared MLP: d (2N, C) holds the
@@ -400,7 +405,8 @@ __kernel void channel_gate_backward_cpu(__global const float* dy, __global const
 }
 
 // broadcast_spatial_backward, one item per plane nc.   global: N·C
-__kernel void broadcast_spatial_backward_cpu(__global const float* dy, __global float* dx, int NC, int HW) {
+__kernel void broadcast_spatial_backward_cpu(__global const float* dy, __global float* dx, int NC, int HW,
+                                             __global const float* xr, int relu) {
     int nc = get_global_id(0);
     if (nc >= NC) return;
     // broadcast_spatial_backward's order: virtual item l adds values l, l + RS_WG, …; eight items
@@ -414,7 +420,7 @@ __kernel void broadcast_spatial_backward_cpu(__global const float* dy, __global 
     float part[RS_WG];
     for (int j = 0; j < RS_WG / 8; j++) vstore8(acc8[j], j, part);
     for (int l = 0; i + l < HW; l++) part[l] += p[i + l];
-    dx[nc] = tree_sum(part);
+    dx[nc] = relu && !(xr[nc] > 0.0f) ? 0.0f : tree_sum(part);
 }
 
 // MARK: GPU layout (one item per pixel; see the header)
@@ -470,15 +476,17 @@ __kernel void pixel_gate_add_relu_backward_pix(__global const float* dy, __globa
     dgate[(size_t)n * HW + p] = acc;
 }
 
-// Σ_k a[k]·b[k] over k < n, 8 lanes then the tail, in a fixed order.
-inline float dot_span(__global const float* a, __global const float* b, int n) {
-    float8 acc8 = 0.0f;
-    int k = 0;
-    for (; k + 8 <= n; k += 8) acc8 += vload8(0, a + k) * vload8(0, b + k);
-    float acc = (acc8.s0 + acc8.s1 + acc8.s2 + acc8.s3) + (acc8.s4 + acc8.s5 + acc8.s6 + acc8.s7);
-    for (; k < n; k++) acc += a[k] * b[k];
+// Σ_k a[k]·b[k] over k < n, 8 lanes then the tail, in a fixed order (b in global or private
+// memory: the same additions, so channel_mlp and channel_mlp_gate agree bit for bit).
+#define DOT_SPAN_BODY                                                                                  \
+    float8 acc8 = 0.0f;                                                                                \
+    int k = 0;                                                                                         \
+    for (; k + 8 <= n; k += 8) acc8 += vload8(0, a + k) * vload8(0, b + k);                            \
+    float acc = (acc8.s0 + acc8.s1 + acc8.s2 + acc8.s3) + (acc8.s4 + acc8.s5 + acc8.s6 + acc8.s7);     \
+    for (; k < n; k++) acc += a[k] * b[k];                                                             \
     return acc;
-}
+inline float dot_span(__global const float* a, __global const float* b, int n) { DOT_SPAN_BODY }
+inline float dot_span_private(__global const float* a, const float* b, int n) { DOT_SPAN_BODY }
 
 // The channel-attention MLP for one row r of the stacked descriptors d (R, C): hid[r] =
 // relu(W1·d[r] + b1) (kept for the backward), l[r] = W2·hid[r] + b2. W1 (HD, C), W2 (C, HD) as
@@ -493,48 +501,89 @@ __kernel void channel_mlp(__global const float* d, __global const float* w1, __g
     for (int c = 0; c < C; ++c) l[(size_t)r * C + c] = b2[c] + dot_span(w2 + (size_t)c * HD, h, HD);
 }
 
-// dh[r, j] = Σ_c dl[r, c]·W2[c, j] where hid[r, j] > 0, else 0.   2-D: (hidden unit j, row r)
-__kernel void channel_mlp_backward_hidden(__global const float* dl, __global const float* w2, __global const float* hid,
-                                          __global float* dh, int C, int HD) {
-    int j = get_global_id(0), r = get_global_id(1);
-    float acc = 0.0f;
-    if (hid[(size_t)r * HD + j] > 0.0f) {
-        for (int c = 0; c < C; ++c) acc += dl[(size_t)r * C + c] * w2[(size_t)c * HD + j];
+// channel_mlp and channel_gate in one launch (CPU layout). 2-D: (span of SPAN pixels, block of CB
+// channels of image n: n·⌈C / CB⌉ + block); the item runs the MLP for its image's two descriptor
+// rows (n: means, N + n: maxima) in private memory (2·HD·C FMAs, HD ≤ MLP_HD_MAX), then scales
+// the span of each of its planes by σ(l[n, c] + l[N + n, c]). The host picks CB so that this
+// recomputation stays small next to the CB·SPAN values an item moves. The items of span 0 also
+// store l for their channels (and block 0's, hid): the backward's saved state. Same additions
+// as channel_mlp + channel_gate.
+// MLP_HD_MAX: -D from OpenCL/KernelConstants.swift (the host falls back to the two kernels above it).
+__kernel void channel_mlp_gate(__global const float* x, __global const float* d, __global const float* w1,
+                               __global const float* b1, __global const float* w2, __global const float* b2,
+                               __global float* hid, __global float* l, __global float* y,
+                               int N, int C, int HD, int HW, int CB) {
+    int s = get_global_id(0), blocks = (C + CB - 1) / CB;
+    int n = get_global_id(1) / blocks, c0 = get_global_id(1) % blocks * CB, c1 = min(c0 + CB, C);
+    int lo = s * SPAN, hi = min(lo + SPAN, HW);
+    if (lo >= HW || n >= N) return;
+    float h[2][MLP_HD_MAX];
+    for (int m = 0; m < 2; ++m) {
+        int r = m * N + n;
+        __global const float* dr = d + (size_t)r * C;
+        for (int j = 0; j < HD; ++j) {
+            h[m][j] = fmax(b1[j] + dot_span(w1 + (size_t)j * C, dr, C), 0.0f);
+            if (s == 0 && c0 == 0) hid[(size_t)r * HD + j] = h[m][j];
+        }
     }
-    dh[(size_t)r * HD + j] = acc;
+    for (int c = c0; c < c1; ++c) {
+        float l0 = b2[c] + dot_span_private(w2 + (size_t)c * HD, h[0], HD);
+        float l1 = b2[c] + dot_span_private(w2 + (size_t)c * HD, h[1], HD);
+        if (s == 0) { l[(size_t)n * C + c] = l0; l[(size_t)(N + n) * C + c] = l1; }
+        float g = 1.0f / (1.0f + exp(-(l0 + l1)));
+        size_t base = ((size_t)n * C + c) * HW;
+        __global const float* p = x + base;
+        __global float* q = y + base;
+        int i = lo;
+        for (; i + 8 <= hi; i += 8) vstore8(vload8(0, p + i) * g, 0, q + i);
+        for (; i < hi; i++) q[i] = p[i] * g;
+    }
 }
 
-// Item i < C owns channel c = i: db2[c], dW2[c, :], dW1[:, c] and dd[:, c]; item i < HD also db1[i].
-// Sums run over rows (or hidden units) in index order.   one item per max(C, HD)
-__kernel void channel_mlp_backward_params(__global const float* dl, __global const float* d, __global const float* w1,
-                                          __global const float* hid, __global const float* dh,
-                                          __global float* dd, __global float* dw1, __global float* db1,
-                                          __global float* dw2, __global float* db2, int R, int C, int HD) {
-    int i = get_global_id(0);
-    if (i < C) {
-        int c = i;
-        float s = 0.0f;
-        for (int r = 0; r < R; ++r) s += dl[(size_t)r * C + c];
-        db2[c] = s;
-        for (int j = 0; j < HD; ++j) {
-            float a = 0.0f, b = 0.0f;
-            for (int r = 0; r < R; ++r) {
-                a += dl[(size_t)r * C + c] * hid[(size_t)r * HD + j];
-                b += dh[(size_t)r * HD + j] * d[(size_t)r * C + c];
-            }
-            dw2[(size_t)c * HD + j] = a;
-            dw1[(size_t)j * C + c] = b;
+// Every gradient of channel_mlp in one work-group (any size; items stride): first
+// dh[r, j] = Σ_c dl[r, c]·W2[c, j] where hid[r, j] > 0, else 0 (into the dh buffer), then after a
+// barrier item i < C owns channel c = i: db2[c], dW2[c, :], dW1[:, c] and dd[:, c]; item i < HD
+// also db1[i]. Sums run over rows, channels or hidden units in index order.   one work-group
+__kernel void channel_mlp_backward(__global const float* dl, __global const float* d, __global const float* w1,
+                                   __global const float* w2, __global const float* hid, __global float* dh,
+                                   __global float* dd, __global float* dw1, __global float* db1,
+                                   __global float* dw2, __global float* db2, int R, int C, int HD) {
+    int lid = get_local_id(0), ls = get_local_size(0);
+    for (int k = lid; k < R * HD; k += ls) {
+        int r = k / HD, j = k % HD;
+        float acc = 0.0f;
+        if (hid[k] > 0.0f) {
+            for (int c = 0; c < C; ++c) acc += dl[(size_t)r * C + c] * w2[(size_t)c * HD + j];
         }
-        for (int r = 0; r < R; ++r) {
-            float a = 0.0f;
-            for (int j = 0; j < HD; ++j) a += dh[(size_t)r * HD + j] * w1[(size_t)j * C + c];
-            dd[(size_t)r * C + c] = a;
-        }
+        dh[k] = acc;
     }
-    if (i < HD) {
-        float s = 0.0f;
-        for (int r = 0; r < R; ++r) s += dh[(size_t)r * HD + i];
-        db1[i] = s;
+    barrier(CLK_GLOBAL_MEM_FENCE);
+    for (int i = lid; i < max(C, HD); i += ls) {
+        if (i < C) {
+            int c = i;
+            float s = 0.0f;
+            for (int r = 0; r < R; ++r) s += dl[(size_t)r * C + c];
+            db2[c] = s;
+            for (int j = 0; j < HD; ++j) {
+                float a = 0.0f, b = 0.0f;
+                for (int r = 0; r < R; ++r) {
+                    a += dl[(size_t)r * C + c] * hid[(size_t)r * HD + j];
+                    b += dh[(size_t)r * HD + j] * d[(size_t)r * C + c];
+                }
+                dw2[(size_t)c * HD + j] = a;
+                dw1[(size_t)j * C + c] = b;
+            }
+            for (int r = 0; r < R; ++r) {
+                float a = 0.0f;
+                for (int j = 0; j < HD; ++j) a += dh[(size_t)r * HD + j] * w1[(size_t)j * C + c];
+                dd[(size_t)r * C + c] = a;
+            }
+        }
+        if (i < HD) {
+            float s = 0.0f;
+            for (int r = 0; r < R; ++r) s += dh[(size_t)r * HD + i];
+            db1[i] = s;
+        }
     }
 }
 

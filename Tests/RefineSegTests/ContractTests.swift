@@ -153,6 +153,8 @@ final class ContractTests: XCTestCase {
         assertRefused("broadcast_spatial") { try b.broadcastSpatial(nc, height: 0, width: 5) }
         assertReaches("broadcast_spatial_backward") { try b.broadcastSpatialBackward(x) }
         assertRefused("broadcast_spatial_backward") { try b.broadcastSpatialBackward(nc) }
+        assertReaches("broadcast_spatial_backward") { try b.broadcastSpatialBackward(x, reluInput: nc) }
+        assertRefused("broadcast_spatial_backward") { try b.broadcastSpatialBackward(x, reluInput: x) }
         assertReaches("channel_descriptors") { try b.channelDescriptors(x) }
         assertRefused("channel_descriptors") { try b.channelDescriptors(try t([2, 3, 0, 5])) }
         assertReaches("channel_descriptors_backward") { try b.channelDescriptorsBackward(nc2, argmax: nc, inputShape: x.shape, adding: x) }
@@ -165,6 +167,12 @@ final class ContractTests: XCTestCase {
         assertReaches("channel_mlp") { try b.channelMLP(d, w1: w1, b1: b1, w2: w2, b2: b2) }
         assertRefused("channel_mlp w2") { try b.channelMLP(d, w1: w1, b1: b1, w2: w1, b2: b2) }
         assertRefused("channel_mlp b2") { try b.channelMLP(d, w1: w1, b1: b1, w2: w2, b2: b1) }
+        let gx = try t([2, 6, 3, 3])
+        assertReaches("channel_mlp_gate") { try b.channelMLPGate(gx, descriptors: d, w1: w1, b1: b1, w2: w2, b2: b2) }
+        assertRefused("channel_mlp_gate descriptors") {
+            try b.channelMLPGate(try t([3, 6, 3, 3]), descriptors: d, w1: w1, b1: b1, w2: w2, b2: b2)
+        }
+        assertRefused("channel_mlp_gate w2") { try b.channelMLPGate(gx, descriptors: d, w1: w1, b1: b1, w2: w1, b2: b2) }
         let hidden = try t([4, 2])
         assertReaches("channel_mlp_backward") { try b.channelMLPBackward(d, d: d, w1: w1, w2: w2, hidden: hidden) }
         assertRefused("channel_mlp_backward hidden") { try b.channelMLPBackward(d, d: d, w1: w1, w2: w2, hidden: d) }
@@ -327,8 +335,10 @@ private final class RecordingAttention: AttentionOps {
     func channelMeanMaxBackward(_ dy: Tensor, input x: Tensor, adding prior: Tensor?, geometry g: AttentionGeometry) throws -> Tensor {
         throw Reached(op: "channel_mean_max_backward")
     }
-    func broadcastSpatial(_ x: Tensor, geometry g: AttentionGeometry) throws -> Tensor { throw Reached(op: "broadcast_spatial") }
-    func broadcastSpatialBackward(_ dy: Tensor, geometry g: AttentionGeometry) throws -> Tensor { throw Reached(op: "broadcast_spatial_backward") }
+    func broadcastSpatial(_ x: Tensor, relu: Bool, geometry g: AttentionGeometry) throws -> Tensor { throw Reached(op: "broadcast_spatial") }
+    func broadcastSpatialBackward(_ dy: Tensor, reluInput: Tensor?, geometry g: AttentionGeometry) throws -> Tensor {
+        throw Reached(op: "broadcast_spatial_backward")
+    }
     func channelDescriptors(_ x: Tensor, geometry g: AttentionGeometry) throws -> (descriptors: Tensor, argmax: Tensor) {
         throw Reached(op: "channel_descriptors")
     }
@@ -349,6 +359,10 @@ private final class RecordingAttention: AttentionOps {
     func channelMLP(_ d: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor, geometry g: ChannelMLPGeometry) throws
         -> (logits: Tensor, hidden: Tensor) {
         throw Reached(op: "channel_mlp")
+    }
+    func channelMLPGate(_ x: Tensor, descriptors d: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor,
+                        geometry g: ChannelMLPGateGeometry) throws -> (y: Tensor, logits: Tensor, hidden: Tensor) {
+        throw Reached(op: "channel_mlp_gate")
     }
     func channelMLPBackward(_ dlogits: Tensor, d: Tensor, w1: Tensor, w2: Tensor, hidden: Tensor, geometry g: ChannelMLPGeometry) throws
         -> ChannelMLPGradients {

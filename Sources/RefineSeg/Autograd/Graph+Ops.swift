@@ -89,10 +89,7 @@ extension Graph {
     /// BatchNorm2d (NCHW) or BatchNorm1d ((N, C)): batch statistics and a running-stat update
     /// in training mode, running statistics otherwise. `activation` (ReLU, sigmoid) is fused
     /// into the same kernels, forward and backward (one node instead of two).
-    /// With `descriptors` (training, no activation, no --sync-bn override) the channel-attention
-    /// descriptors of the result come out of the same kernel (`batchNormTrainDescriptors`) and wait
-    /// for `channelDescriptors` of the result, which then launches nothing.
-    public func batchNorm(_ x: Var, _ bn: BatchNorm, activation: NormActivation = .none, descriptors: Bool = false) throws -> Var {
+    public func batchNorm(_ x: Var, _ bn: BatchNorm, activation: NormActivation = .none) throws -> Var {
         // --sync-bn: statistics over every rank, then the activation as its own node.
         if training, let override = batchNormOverride, let y = try override(x, bn, self) {
             switch activation {
@@ -108,20 +105,36 @@ extension Graph {
                                         runningVar: bn.runningVar.value, eps: bn.eps, activation: activation)
             return constant(y)
         }
-        let y: Tensor, saved: BatchNormSaved
-        if descriptors && activation == .none {
-            let r = try b.batchNormTrainDescriptors(x.value, weight: w.value, bias: bias.value, runningMean: bn.runningMean.value,
-                                                    runningVar: bn.runningVar.value, momentum: bn.momentum, eps: bn.eps)
-            (y, saved) = (r.y, r.saved)
-            precomputedDescriptors[ObjectIdentifier(y)] = (r.descriptors, r.argmax)
-        } else {
-            (y, saved) = try b.batchNormTrain(x.value, weight: w.value, bias: bias.value, runningMean: bn.runningMean.value,
+        let (y, saved) = try b.batchNormTrain(x.value, weight: w.value, bias: bias.value, runningMean: bn.runningMean.value,
                                               runningVar: bn.runningVar.value, momentum: bn.momentum, eps: bn.eps, activation: activation)
-        }
         return record(y, [x, w, bias]) { g in
             let r = try b.batchNormBackward(g, input: x.value, weight: w.value, saved: saved)
             return [r.dx, r.dweight, r.dbias]
         }
+    }
+
+    /// BatchNorm2d (no activation) and the channel-attention descriptors of its result (as
+    /// `channelDescriptors(y)`), as one node with two results: in training the batch norm's kernel
+    /// computes them in the pass that writes y (`batchNormTrainDescriptors`), and the backward
+    /// sends the descriptors' gradient into y's (`channelDescriptorsBackward` adding it) before the
+    /// batch norm's. Eval and --sync-bn: the two ops one after the other.
+    public func batchNormDescriptors(_ x: Var, _ bn: BatchNorm) throws -> (y: Var, descriptors: Var) {
+        guard training, batchNormOverride == nil else {
+            let y = try batchNorm(x, bn)
+            return (y, try channelDescriptors(y))
+        }
+        let b = backend
+        let w = parameter(bn.weight), bias = parameter(bn.bias)
+        let r = try b.batchNormTrainDescriptors(x.value, weight: w.value, bias: bias.value, runningMean: bn.runningMean.value,
+                                                runningVar: bn.runningVar.value, momentum: bn.momentum, eps: bn.eps)
+        let (saved, argmax, shape) = (r.saved, r.argmax, r.y.shape)
+        let out = recordJoint([r.y, r.descriptors], [x, w, bias]) { g in
+            let dy = try g[1].map { try b.channelDescriptorsBackward($0, argmax: argmax, inputShape: shape, adding: g[0]) } ?? g[0]
+            guard let dy else { return [nil, nil, nil] }
+            let d = try b.batchNormBackward(dy, input: x.value, weight: w.value, saved: saved)
+            return [d.dx, d.dweight, d.dbias]
+        }
+        return (out[0], out[1])
     }
 
     /// Mean and max over H, W: two (N, C) descriptors from one pass, recorded as one node whose
@@ -140,7 +153,7 @@ extension Graph {
     /// shared MLP runs once; the backward uses the saved arg-max and never reads x.
     public func channelDescriptors(_ x: Var) throws -> Var {
         let b = backend
-        let (d, argmax) = try precomputedDescriptors.removeValue(forKey: ObjectIdentifier(x.value)) ?? b.channelDescriptors(x.value)
+        let (d, argmax) = try b.channelDescriptors(x.value)
         let shape = x.shape
         return recordAccumulating(d, [x]) { g, priors in
             [try b.channelDescriptorsBackward(g, argmax: argmax, inputShape: shape, adding: priors[0])]
@@ -155,6 +168,20 @@ extension Graph {
         return record(l, [d, w1, b1, w2, b2]) { g in
             let r = try b.channelMLPBackward(g, d: d.value, w1: w1.value, w2: w2.value, hidden: hidden)
             return [r.dd, r.dw1, r.db1, r.dw2, r.db2]
+        }
+    }
+
+    /// The channel attention after its descriptors d (2N, C) of x: the MLP on d and the gate
+    /// x · σ(l[n, c] + l[N + n, c]) as one node, one kernel forward (`channelMLPGate`); the backward
+    /// runs the gate's and the MLP's (from the saved logits and hidden activations).
+    public func channelMLPGate(_ x: Var, descriptors d: Var, w1: Var, b1: Var, w2: Var, b2: Var) throws -> Var {
+        let b = backend
+        let r = try b.channelMLPGate(x.value, descriptors: d.value, w1: w1.value, b1: b1.value, w2: w2.value, b2: b2.value)
+        let (logits, hidden) = (r.logits, r.hidden)
+        return record(r.y, [x, d, w1, b1, w2, b2]) { g in
+            let gate = try b.channelGateBackward(g, x: x.value, logits: logits)
+            let m = try b.channelMLPBackward(gate.dlogits, d: d.value, w1: w1.value, w2: w2.value, hidden: hidden)
+            return [gate.dx, m.dd, m.dw1, m.db1, m.dw2, m.db2]
         }
     }
 
@@ -208,12 +235,12 @@ extension Graph {
         }
     }
 
-    /// (N, C, 1, 1) broadcast to (N, C, H, W).
-    public func broadcastSpatial(_ x: Var, height: Int, width: Int) throws -> Var {
+    /// (N, C, 1, 1) broadcast to (N, C, H, W); with `relu`, relu(x) broadcast, one kernel each way.
+    public func broadcastSpatial(_ x: Var, height: Int, width: Int, relu: Bool = false) throws -> Var {
         let b = backend
         let shape = x.shape
-        return record(try b.broadcastSpatial(x.value, height: height, width: width), [x]) { g in
-            [try b.broadcastSpatialBackward(g).reshaped(shape)]
+        return record(try b.broadcastSpatial(x.value, height: height, width: width, relu: relu), [x]) { g in
+            [try b.broadcastSpatialBackward(g, reluInput: relu ? x.value : nil).reshaped(shape)]
         }
     }
 

@@ -58,9 +58,6 @@ public final class Graph {
     /// shape and weight, so that the op cases and benches list a model's layers from its real
     /// forward (STYLE.md rule 17; `OpCases.dfrUNetConvLayers`). Nil in training and inference.
     package var onConvolution: ((ConvolutionRecord) -> Void)?
-    /// Channel-attention descriptors that a batch norm computed with its result (keyed by that
-    /// result tensor), until `channelDescriptors` of it takes them (see `batchNorm(_:_:descriptors:)`).
-    var precomputedDescriptors: [ObjectIdentifier: (Tensor, Tensor)] = [:]
 
     public init(backend: Backend, training: Bool) {
         self.backend = backend
@@ -120,7 +117,8 @@ public final class Graph {
         guard loss.value.count == 1 else {
             throw RefineSegError.shapeMismatch(op: "backward", detail: "loss \(loss.shape) must have one element")
         }
-        loss.grad = try backend.full(loss.shape, value: 1)
+        // The seed as a (non-blocking) upload of its one value, not a fill kernel.
+        loss.grad = try backend.tensor([1], shape: loss.shape)
         defer { tape.removeAll() }
         // With the gradient-ready hook: each parameter's earliest node on the tape, where its
         // gradient becomes final in the reverse walk.

@@ -280,10 +280,12 @@ public protocol AttentionOps {
     /// dx `g.shape` from d of the (N, 2, H, W) output.
     /// With `prior` (like x): prior + dx in the same pass.
     func channelMeanMaxBackward(_ dy: Tensor, input x: Tensor, adding prior: Tensor?, geometry g: AttentionGeometry) throws -> Tensor
-    /// Broadcasts (N, C) or (N, C, 1, 1) to `g.shape` = (N, C, H, W) (the context block's pool branch).
-    func broadcastSpatial(_ x: Tensor, geometry g: AttentionGeometry) throws -> Tensor
-    /// Backward of `broadcastSpatial`: Σ over H, W of dy `g.shape` → (N, C, 1, 1).
-    func broadcastSpatialBackward(_ dy: Tensor, geometry g: AttentionGeometry) throws -> Tensor
+    /// Broadcasts (N, C) or (N, C, 1, 1) to `g.shape` = (N, C, H, W) (the context block's pool
+    /// branch); with `relu`, relu(x) is broadcast (the branch's ReLU in the same pass).
+    func broadcastSpatial(_ x: Tensor, relu: Bool, geometry g: AttentionGeometry) throws -> Tensor
+    /// Backward of `broadcastSpatial`: Σ over H, W of dy `g.shape` → (N, C, 1, 1); with `reluInput`
+    /// (the forward's x, N·C values), 0 where it is not > 0 (the ReLU's backward in the same pass).
+    func broadcastSpatialBackward(_ dy: Tensor, reluInput: Tensor?, geometry g: AttentionGeometry) throws -> Tensor
     /// Channel-attention descriptors of x `g.shape` stacked for one pass of the shared MLP:
     /// (2N, C) with the means over H, W in rows 0..<N and the maxima in rows N..<2N, plus the
     /// saved state of the backward: each plane's first arg-max (N, C), as float indices.
@@ -307,6 +309,11 @@ public protocol AttentionOps {
     /// after the ReLU (R, Hd).
     func channelMLP(_ d: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor, geometry g: ChannelMLPGeometry) throws
         -> (logits: Tensor, hidden: Tensor)
+    /// `channelMLP` on the stacked descriptors d (2N, C) of x (N, C, H, W), then `channelGate` of x
+    /// with its logits, in one op: y like x, and the backward's saved state, the logits (2N, C)
+    /// and the hidden activations (2N, Hd), as the two ops return them (the same values).
+    func channelMLPGate(_ x: Tensor, descriptors d: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor,
+                        geometry g: ChannelMLPGateGeometry) throws -> (y: Tensor, logits: Tensor, hidden: Tensor)
     /// Every gradient of `channelMLP` from dlogits (R, C) and the saved hidden activations
     /// (the ReLU mask is hidden > 0, as `reluBackward`).
     func channelMLPBackward(_ dlogits: Tensor, d: Tensor, w1: Tensor, w2: Tensor, hidden: Tensor, geometry g: ChannelMLPGeometry) throws

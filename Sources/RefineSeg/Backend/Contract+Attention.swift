@@ -29,14 +29,21 @@ extension AttentionOps {
         return try channelMeanMaxBackward(dy, input: x, adding: prior, geometry: g)
     }
 
-    /// Broadcasts (N, C) or (N, C, 1, 1) to (N, C, height, width) (the context block's pool branch).
-    public func broadcastSpatial(_ x: Tensor, height: Int, width: Int) throws -> Tensor {
-        try broadcastSpatial(x, geometry: try AttentionGeometry.broadcast(x, height: height, width: width))
+    /// Broadcasts (N, C) or (N, C, 1, 1) to (N, C, height, width) (the context block's pool branch);
+    /// with `relu`, relu(x) in the same pass.
+    public func broadcastSpatial(_ x: Tensor, height: Int, width: Int, relu: Bool = false) throws -> Tensor {
+        try broadcastSpatial(x, relu: relu, geometry: try AttentionGeometry.broadcast(x, height: height, width: width))
     }
 
-    /// Backward of `broadcastSpatial`: Σ over H, W of dy (N, C, H, W) → (N, C, 1, 1).
-    public func broadcastSpatialBackward(_ dy: Tensor) throws -> Tensor {
-        try broadcastSpatialBackward(dy, geometry: try AttentionGeometry(dy.shape, op: "broadcast_spatial_backward"))
+    /// Backward of `broadcastSpatial`: Σ over H, W of dy (N, C, H, W) → (N, C, 1, 1). With
+    /// `reluInput` (the forward's x of a `relu: true` broadcast, N·C values): the ReLU's backward too.
+    public func broadcastSpatialBackward(_ dy: Tensor, reluInput: Tensor? = nil) throws -> Tensor {
+        let op = "broadcast_spatial_backward"
+        let g = try AttentionGeometry(dy.shape, op: op)
+        if let x = reluInput, x.count != g.n * g.c || x.shape.dims.first != g.n {
+            throw RefineSegError.shapeMismatch(op: op, detail: "relu input \(x.shape) must hold (\(g.n), \(g.c)) for dy \(dy.shape)")
+        }
+        return try broadcastSpatialBackward(dy, reluInput: reluInput, geometry: g)
     }
 
     /// The stacked channel-attention descriptors (2N, C) of x (N, C, H, W) and their arg-max (see `AttentionOps`).
@@ -55,6 +62,14 @@ extension AttentionOps {
     /// logits = W2·relu(W1·d + b1) + b2 for every row of d (R, C), and the hidden activations (see `AttentionOps`).
     public func channelMLP(_ d: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) throws -> (logits: Tensor, hidden: Tensor) {
         try channelMLP(d, w1: w1, b1: b1, w2: w2, b2: b2, geometry: try ChannelMLPGeometry(d, w1: w1, b1: b1, w2: w2, b2: b2))
+    }
+
+    /// `channelMLP` of the stacked descriptors d (2N, C) and `channelGate` of x (N, C, H, W) with
+    /// its logits in one op: (y, logits (2N, C), hidden (2N, Hd)) (see `AttentionOps`).
+    public func channelMLPGate(_ x: Tensor, descriptors d: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) throws
+        -> (y: Tensor, logits: Tensor, hidden: Tensor) {
+        try channelMLPGate(x, descriptors: d, w1: w1, b1: b1, w2: w2, b2: b2,
+                           geometry: try ChannelMLPGateGeometry(x, descriptors: d, w1: w1, b1: b1, w2: w2, b2: b2))
     }
 
     /// Every gradient of `channelMLP` from dlogits (R, C) and the saved hidden activations (R, Hd).
@@ -184,5 +199,17 @@ public struct ChannelMLPGeometry: Sendable {
         try dl.shape.expect(equal: d.shape, op: "channel_mlp_backward dlogits")
         try hidden.shape.expect(equal: [g.rows, g.hidden], op: "channel_mlp_backward hidden")
         return g
+    }
+}
+
+/// `channelMLPGate`: x (N, C, H, W) and the MLP on its stacked descriptors d (2N, C).
+public struct ChannelMLPGateGeometry: Sendable {
+    public let gate: GateGeometry, mlp: ChannelMLPGeometry
+
+    init(_ x: Tensor, descriptors d: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) throws {
+        let op = "channel_mlp_gate"
+        gate = try GateGeometry(x, op: op)
+        mlp = try ChannelMLPGeometry(d, w1: w1, b1: b1, w2: w2, b2: b2, op: op)
+        try d.shape.expect(equal: [2 * gate.n, gate.c], op: op + " descriptors")
     }
 }

@@ -71,9 +71,9 @@ extension CPUBackend: AttentionOps {
         return try make(dx, x.shape, adding: prior)
     }
 
-    public func broadcastSpatial(_ x: Tensor, geometry g: AttentionGeometry) throws -> Tensor {
+    public func broadcastSpatial(_ x: Tensor, relu: Bool, geometry g: AttentionGeometry) throws -> Tensor {
         let (n, c, height, width) = (g.n, g.c, g.h, g.w)
-        let v = try values(x)                                   // (N, C)
+        let v = try values(x).map { relu ? max($0, 0) : $0 }   // (N, C)
         var y = [Double](repeating: 0, count: n * c * height * width)  // (N, C, H, W)
         for nc in 0..<(n * c) {
             for p in 0..<(height * width) { y[nc * height * width + p] = v[nc] }
@@ -81,11 +81,12 @@ extension CPUBackend: AttentionOps {
         return make(y, [n, c, height, width])
     }
 
-    public func broadcastSpatialBackward(_ dy: Tensor, geometry g: AttentionGeometry) throws -> Tensor {
+    public func broadcastSpatialBackward(_ dy: Tensor, reluInput: Tensor?, geometry g: AttentionGeometry) throws -> Tensor {
         let (n, c, h, w) = (g.n, g.c, g.h, g.w)
         let d = try values(dy)                                  // (N, C, H, W)
+        let x = try reluInput.map { try values($0) }            // (N, C)
         var dx = [Double](repeating: 0, count: n * c)           // (N, C, 1, 1)
-        for nc in 0..<(n * c) {
+        for nc in 0..<(n * c) where x.map({ $0[nc] > 0 }) ?? true {
             for p in 0..<(h * w) { dx[nc] += d[nc * h * w + p] }
         }
         return make(dx, [n, c, 1, 1])
@@ -205,6 +206,13 @@ extension CPUBackend {
             }
         }
         return (make(l, [r, c]), make(hid, [r, hd]))
+    }
+
+    public func channelMLPGate(_ x: Tensor, descriptors d: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor,
+                               geometry g: ChannelMLPGateGeometry) throws -> (y: Tensor, logits: Tensor, hidden: Tensor) {
+        // The reference is the two ops it fuses.
+        let (l, hidden) = try channelMLP(d, w1: w1, b1: b1, w2: w2, b2: b2, geometry: g.mlp)
+        return (try channelGate(x, logits: l, geometry: g.gate), l, hidden)
     }
 
     public func channelMLPBackward(_ dlogits: Tensor, d: Tensor, w1: Tensor, w2: Tensor, hidden: Tensor, geometry mg: ChannelMLPGeometry) throws

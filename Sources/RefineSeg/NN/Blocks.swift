@@ -12,13 +12,12 @@ public final class ConvBN: Module {
 
     /// `activation` after the batch norm, fused into it. In eval mode the batch norm is folded
     /// into the conv's weights and bias (computed once, then reused, see `folded`) and the
-    /// activation into the conv's store, so the layer is one conv kernel. `descriptors` (training):
-    /// the batch norm also computes the channel-attention descriptors of the result (`Graph.batchNorm`).
-    public func callAsFunction(_ x: Var, _ g: Graph, activation: NormActivation = .none, descriptors: Bool = false) throws -> Var {
+    /// activation into the conv's store, so the layer is one conv kernel.
+    public func callAsFunction(_ x: Var, _ g: Graph, activation: NormActivation = .none) throws -> Var {
         guard !g.training else {
             // A training step changes the weights and running statistics in place.
             folded = nil
-            return try bn(try conv(x, g), g, activation: activation, descriptors: descriptors)
+            return try bn(try conv(x, g), g, activation: activation)
         }
         // Eval records nothing (no gradient), so the backend op is called directly.
         let f = try foldedWeights(g.backend)
@@ -44,6 +43,18 @@ public final class ConvBN: Module {
         return r
     }
 
+    /// The layer (no activation) and the channel-attention descriptors of its result: in training
+    /// the batch norm computes them in its own pass (`Graph.batchNormDescriptors`); in eval, the
+    /// folded conv, then `channelDescriptors`.
+    public func withDescriptors(_ x: Var, _ g: Graph) throws -> (y: Var, descriptors: Var) {
+        guard !g.training else {
+            folded = nil
+            return try g.batchNormDescriptors(try conv(x, g), bn)
+        }
+        let y = try self(x, g)
+        return (y, try g.channelDescriptors(y))
+    }
+
     public func collect(prefix: String, into list: inout [(String, Parameter)]) {
         conv.collect(prefix: join(prefix, "conv"), into: &list)
         bn.collect(prefix: join(prefix, "bn"), into: &list)
@@ -60,13 +71,15 @@ public final class ChannelAttention: Module {
         fc2 = try PointwiseLinear(backend, hidden, channels, rng: &rng)
     }
 
-    /// The mean and max descriptors go through the shared MLP as one (2N, C) batch, the MLP
-    /// (fc1, ReLU, fc2) as one fused op; the gate adds the two halves, applies σ and multiplies x
-    /// in one kernel.
-    public func callAsFunction(_ x: Var, _ g: Graph) throws -> Var {
-        let l = try g.channelMLP(try g.channelDescriptors(x), w1: g.parameter(fc1.weight), b1: g.parameter(fc1.bias),
-                                 w2: g.parameter(fc2.weight), b2: g.parameter(fc2.bias))
-        return try g.channelGate(x, logits: l)
+    /// The mean and max descriptors go through the shared MLP as one (2N, C) batch; the MLP
+    /// (fc1, ReLU, fc2) and the gate (the two halves added, σ, times x) are one fused op.
+    public func callAsFunction(_ x: Var, _ g: Graph) throws -> Var { try self(x, descriptors: try g.channelDescriptors(x), g) }
+
+    /// The gate of x from its stacked descriptors d (2N, C) = `channelDescriptors(x)`, computed by
+    /// the producer of x (`ConvBN.withDescriptors`).
+    public func callAsFunction(_ x: Var, descriptors d: Var, _ g: Graph) throws -> Var {
+        try g.channelMLPGate(x, descriptors: d, w1: g.parameter(fc1.weight), b1: g.parameter(fc1.bias),
+                             w2: g.parameter(fc2.weight), b2: g.parameter(fc2.bias))
     }
 
     public func collect(prefix: String, into list: inout [(String, Parameter)]) {
@@ -114,7 +127,8 @@ public final class RefineBlock: Module {
 
     public func callAsFunction(_ x: Var, _ g: Graph) throws -> Var {
         // conv2's batch norm computes ca's descriptors in its own pass (training).
-        let a = try ca(try conv2(try conv1(x, g, activation: .relu), g, descriptors: true), g)
+        let h = try conv2.withDescriptors(try conv1(x, g, activation: .relu), g)
+        let a = try ca(h.y, descriptors: h.descriptors, g)
         // sa's gate, the shortcut add and the ReLU in one kernel.
         return try g.pixelGateAddReLU(a, gate: try sa.gate(a, g), residual: try shortcut(x, g))
     }
@@ -145,8 +159,8 @@ public final class DilatedContext: Module {
     public func callAsFunction(_ x: Var, _ g: Graph) throws -> Var {
         let h = x.shape[2], w = x.shape[3]
         var parts = try branches.map { try $0(x, g, activation: .relu) }
-        let pooled = try g.relu(try pool(try g.mean(x, axes: 2..<4), g))
-        parts.append(try g.broadcastSpatial(pooled, height: h, width: w))
+        // The pool branch's ReLU is fused into its broadcast.
+        parts.append(try g.broadcastSpatial(try pool(try g.mean(x, axes: 2..<4), g), height: h, width: w, relu: true))
         return try g.add(x, try fuse(try g.concatChannels(parts), g, activation: .relu))
     }
 

@@ -70,9 +70,9 @@ public final class BatchNorm: Module {
         runningVar = Parameter(try backend.full([channels], value: 1), isBuffer: true)
     }
 
-    /// `activation` after the normalisation, fused into its kernels; `descriptors`: see `Graph.batchNorm`.
-    public func callAsFunction(_ x: Var, _ g: Graph, activation: NormActivation = .none, descriptors: Bool = false) throws -> Var {
-        try g.batchNorm(x, self, activation: activation, descriptors: descriptors)
+    /// `activation` after the normalisation, fused into its kernels.
+    public func callAsFunction(_ x: Var, _ g: Graph, activation: NormActivation = .none) throws -> Var {
+        try g.batchNorm(x, self, activation: activation)
     }
 
     public func collect(prefix: String, into list: inout [(String, Parameter)]) {

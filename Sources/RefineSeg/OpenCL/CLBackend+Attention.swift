@@ -42,21 +42,22 @@ extension CLBackend: AttentionOps {
         return dx
     }
 
-    public func broadcastSpatial(_ x: Tensor, geometry g: AttentionGeometry) throws -> Tensor {
+    public func broadcastSpatial(_ x: Tensor, relu: Bool, geometry g: AttentionGeometry) throws -> Tensor {
         let y = try empty(g.shape, op: "broadcast_spatial")
-        try run("broadcast_spatial", file: "attention", [.tensor(x), .tensor(y), .int(g.n * g.c), .int(g.hw)],
-                global: [y.count])
+        try run("broadcast_spatial", file: "attention", [.tensor(x), .tensor(y), .int(g.n * g.c), .int(g.hw), .int(relu ? 1 : 0)],
+                global: [y.count], bytes: 4 * (x.count + y.count))
         return y
     }
 
-    public func broadcastSpatialBackward(_ dy: Tensor, geometry g: AttentionGeometry) throws -> Tensor {
+    public func broadcastSpatialBackward(_ dy: Tensor, reluInput: Tensor?, geometry g: AttentionGeometry) throws -> Tensor {
         let (n, c, h, w) = (g.n, g.c, g.h, g.w)
         let dx = try empty([n, c, 1, 1], op: "broadcast_spatial_backward")
+        let mask: [KernelArg] = [.tensor(reluInput ?? dx), .int(reluInput == nil ? 0 : 1)]
         if gpuGlue {
-            try runPerGroup("broadcast_spatial_backward", file: "attention", [.tensor(dy), .tensor(dx), .int(h * w)], groups: n * c,
+            try runPerGroup("broadcast_spatial_backward", file: "attention", [.tensor(dy), .tensor(dx), .int(h * w)] + mask, groups: n * c,
                             bytes: 4 * (dy.count + dx.count))
         } else {
-            try runItems("broadcast_spatial_backward_cpu", file: "attention", [.tensor(dy), .tensor(dx), .int(n * c), .int(h * w)],
+            try runItems("broadcast_spatial_backward_cpu", file: "attention", [.tensor(dy), .tensor(dx), .int(n * c), .int(h * w)] + mask,
                          items: [n * c], bytes: 4 * (dy.count + dx.count))
         }
         return dx
@@ -162,20 +163,43 @@ extension CLBackend: AttentionOps {
         return (l, hid)
     }
 
+    public func channelMLPGate(_ x: Tensor, descriptors d: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor,
+                               geometry g: ChannelMLPGateGeometry) throws -> (y: Tensor, logits: Tensor, hidden: Tensor) {
+        let (n, c, hw, hd) = (g.gate.n, g.gate.c, g.gate.hw, g.mlp.hidden)
+        guard !gpuGlue, hd <= KernelConstants.mlpHiddenMax else {
+            // GPU layout (one item per value), or a hidden layer too wide for private memory: two launches.
+            let (l, hid) = try channelMLP(d, w1: w1, b1: b1, w2: w2, b2: b2, geometry: g.mlp)
+            return (try channelGate(x, logits: l, geometry: g.gate), l, hid)
+        }
+        let op = "channel_mlp_gate"
+        let y = try empty(x.shape, op: op), l = try empty([2 * n, c], op: op), hid = try empty([2 * n, hd], op: op)
+        // Planes per item: an item recomputes the 2·Hd·C multiply-adds of its image's MLP rows, so it
+        // takes enough planes to move at least as many values (2·block·span), and no more: one plane
+        // per item streams best (measured in bench train: walking all C planes per item was 2× slower).
+        let span = min(hw, KernelConstants.attentionSpan)
+        let block = min(c, max(1, (hd * c + span - 1) / span))
+        let blocks = (c + block - 1) / block
+        try runItems(op, file: "attention",
+                     [.tensor(x), .tensor(d), .tensor(w1), .tensor(b1), .tensor(w2), .tensor(b2), .tensor(hid), .tensor(l), .tensor(y),
+                      .int(n), .int(c), .int(hd), .int(hw), .int(block)],
+                     items: [spans(hw), n * blocks], bytes: 8 * x.count)
+        return (y, l, hid)
+    }
+
     public func channelMLPBackward(_ dlogits: Tensor, d: Tensor, w1: Tensor, w2: Tensor, hidden: Tensor, geometry g: ChannelMLPGeometry) throws
         -> ChannelMLPGradients {
         let (r, c, hd) = (g.rows, g.c, g.hidden)
         let op = "channel_mlp_backward"
         let dh = try empty([r, hd], op: op)
-        try run("channel_mlp_backward_hidden", file: "attention",
-                [.tensor(dlogits), .tensor(w2), .tensor(hidden), .tensor(dh), .int(c), .int(hd)],
-                global: [hd, r], flops: Double(2 * r * c * hd), bytes: 4 * (r * c + c * hd + 2 * r * hd))
         let dd = try empty(d.shape, op: op), dw1 = try empty(w1.shape, op: op), db1 = try empty([hd], op: op)
         let dw2 = try empty(w2.shape, op: op), db2 = try empty([c], op: op)
-        try run("channel_mlp_backward_params", file: "attention",
-                [.tensor(dlogits), .tensor(d), .tensor(w1), .tensor(hidden), .tensor(dh),
+        // One work-group: the parameter gradients need every row's dh (a barrier apart).
+        let wg = KernelConstants.reductionGroup
+        try run(op, file: "attention",
+                [.tensor(dlogits), .tensor(d), .tensor(w1), .tensor(w2), .tensor(hidden), .tensor(dh),
                  .tensor(dd), .tensor(dw1), .tensor(db1), .tensor(dw2), .tensor(db2), .int(r), .int(c), .int(hd)],
-                global: [max(c, hd)], flops: Double(6 * r * c * hd), bytes: 4 * (3 * r * c + 4 * c * hd + 2 * r * hd))
+                global: [wg], local: [wg], flops: Double(8 * r * c * hd),
+                bytes: 4 * (3 * r * c + 4 * c * hd + 3 * r * hd))
         return ChannelMLPGradients(dd: dd, dw1: dw1, db1: db1, dw2: dw2, db2: db2)
     }
 }

@@ -20,6 +20,9 @@ enum KernelConstants {
     static let channelSpan = 64
     /// Values per item of the span-launched attention kernels (SPAN, Kernels/attention.cl).
     static let attentionSpan = 256
+    /// Widest hidden layer of the channel-attention MLP that channel_mlp_gate keeps in private
+    /// memory (MLP_HD_MAX, Kernels/attention.cl); wider ones run channel_mlp, then channel_gate.
+    static let mlpHiddenMax = 64
     /// Pixels per item of the CPU kernels that stream every channel's plane chunk by chunk
     /// (PX_CHUNK, Kernels/attention.cl): a chunk of the per-pixel state stays in the core's cache.
     static let pixelChunk = 2048
@@ -41,7 +44,8 @@ enum KernelConstants {
         switch file {
         case "elementwise": defines.append(("EW_SPAN", elementwiseSpan))
         case "norm": defines.append(("BN_SPAN", normSpan))
-        case "attention": defines += [("CM_SPAN", channelSpan), ("SPAN", attentionSpan), ("PX_CHUNK", pixelChunk)]
+        case "attention": defines += [("CM_SPAN", channelSpan), ("SPAN", attentionSpan), ("PX_CHUNK", pixelChunk),
+                                      ("MLP_HD_MAX", mlpHiddenMax)]
         case "losses": defines += [("BCE_CHUNK", bceChunk), ("SEG_CHUNK", segChunk), ("LAC_SPAN_CPU", lacSpan)]
         case "optim": defines += [("SUMSQ_CHUNK", sumsqChunk), ("FLAT_CHUNK", flatChunk)]
         default: break

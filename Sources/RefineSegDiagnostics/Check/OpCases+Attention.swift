@@ -70,6 +70,36 @@ extension OpCases {
                                     return [r.dd, r.dw1, r.db1, r.dw2, r.db2]
                                 }))
         }
+        // The MLP and the gate fused (channel_mlp_gate): odd shapes (C not a multiple of 8, one
+        // pixel, planes not a multiple of the span, a last block of planes shorter than the others), DFR-UNet's enc1 and bottleneck at batch 8, and a
+        // hidden layer wider than MLP_HD_MAX (the two-kernel fallback). The backward is the gate's,
+        // then the MLP's, from the logits and hidden activations that the fused op saved (run again here).
+        for (s, hd) in [([1, 5, 3, 3], 4), ([2, 13, 7, 5], 7), ([3, 16, 1, 1], 4), ([2, 16, 17, 19], 4), ([1, 50, 4, 4], 9),
+                        ([8, 16, 128, 128], 4), ([8, 256, 8, 8], 16), ([2, 130, 3, 3], 65)] as [(Shape, Int)] {
+            let (n, c, _, _) = s.nchw
+            cases.append(OpCase(op: "channel_mlp_gate", params: "\(s), hidden \(hd)",
+                                inputs: [OpInput("x", s), OpInput("d", [2 * n, c]), OpInput("w1", [hd, c]), OpInput("b1", [hd]),
+                                         OpInput("w2", [c, hd]), OpInput("b2", [c])],
+                                tolerance: .sums, gradCheck: s.count <= 4096,
+                                forward: { b, x in
+                                    [try b.channelMLPGate(x[0], descriptors: x[1], w1: x[2], b1: x[3], w2: x[4], b2: x[5]).y]
+                                },
+                                backward: { b, x, _, g in
+                                    let r = try b.channelMLPGate(x[0], descriptors: x[1], w1: x[2], b1: x[3], w2: x[4], b2: x[5])
+                                    let gate = try b.channelGateBackward(g[0], x: x[0], logits: r.logits)
+                                    let m = try b.channelMLPBackward(gate.dlogits, d: x[1], w1: x[2], w2: x[4], hidden: r.hidden)
+                                    return [gate.dx, m.dd, m.dw1, m.db1, m.dw2, m.db2]
+                                }))
+        }
+        // The context block's pool branch hands over (N, C, 1, 1), its ReLU fused (inputs away from
+        // the kink, so no finite-difference step crosses it).
+        for s in [[1, 1, 1, 1], [2, 3, 5, 7], [8, 64, 8, 8]] as [Shape] {
+            let (n, c, h, w) = s.nchw
+            cases.append(OpCase(op: "broadcast_spatial_relu", params: "[\(n), \(c), 1, 1] → \(s)",
+                                inputs: [OpInput("x", [n, c, 1, 1], .awayFromZero(-1, 1, gap: 0.05))], tolerance: .sums,
+                                forward: { b, x in [try b.broadcastSpatial(x[0], height: h, width: w, relu: true)] },
+                                backward: { b, x, _, g in [try b.broadcastSpatialBackward(g[0], reluInput: x[0])] }))
+        }
         // The context block's pool branch hands over (N, C, 1, 1).
         cases.append(OpCase(op: "broadcast_spatial", params: "[3, 64, 1, 1] → [3, 64, 5, 3]", inputs: [OpInput("x", [3, 64, 1, 1])],
                             tolerance: .sums,
