@@ -19,14 +19,15 @@
 // its channel's N planes front to back, 16 values per step, and the host groups the items so that a
 // launch has enough work-groups for every core (CLBackend.runItems). The later passes over a channel
 // find it in the core's cache.
-//   bn_train_cpu        the channel's mean and biased variance from exact per-chunk moments combined
-//                       by Chan's formula (channel_moments: one read of the channel from memory, each
-//                       chunk's second pass in L1), running-stat update, then the apply pass, 16-wide;
+//   bn_train_cpu        the channel's mean and biased variance from exact per-chunk moments of
+//                       x − (its first value) combined by Chan's formula (channel_moments: one read of
+//                       the channel from memory, each chunk's second pass in L1), running-stat
+//                       update, then the apply pass, 16-wide;
 //                       with DESC=1 (and ACT=0) it also writes the channel-attention descriptors of y
 //                       (attention.cl's channel_descriptors: per-plane mean, first maximum and its
 //                       index) from the apply pass, so they cost no extra read. Its additions run in
 //                       another order than bn_train's: results agree to rounding, not bit for bit
-//   bn_backward_cpu     as bn_backward
+//   bn_backward_cpu     as bn_backward, the two sums 16-wide over the channel (not in bn_backward's order)
 // GPU variants (CLBackend.gpuGlue, planes of at least RS_GPU_WG values): one group per channel leaves
 // most compute units idle and its items read far-apart spans, so training mode splits into
 // chunked reductions (chunk_plane in common.h: RS_GPU_WG items per (channel, image, RS_CHUNK values),
@@ -62,16 +63,20 @@ inline float16 bn_t16(float16 x, float mu, float inv, float w, float b) { return
 #if ACT == 1
 #define BN_ACT(t) fmax((t), 0.0f)
 #define BN_DACT(g, t) select((float8)(0.0f), (g), (t) > 0.0f)
+#define BN_DACT16(g, t) select((float16)(0.0f), (g), (t) > 0.0f)
 #define BN_DACT1(g, t) ((t) > 0.0f ? (g) : 0.0f)
 #elif ACT == 2
 #define BN_ACT(t) (1.0f / (1.0f + exp(-(t))))
 inline float8 bn_dsig8(float8 g, float8 t) { float8 s = BN_ACT(t); return g * s * (1.0f - s); }
+inline float16 bn_dsig16(float16 g, float16 t) { float16 s = BN_ACT(t); return g * s * (1.0f - s); }
 inline float bn_dsig(float g, float t) { float s = BN_ACT(t); return g * s * (1.0f - s); }
 #define BN_DACT(g, t) bn_dsig8((g), (t))
+#define BN_DACT16(g, t) bn_dsig16((g), (t))
 #define BN_DACT1(g, t) bn_dsig((g), (t))
 #else
 #define BN_ACT(t) (t)
 #define BN_DACT(g, t) (g)
+#define BN_DACT16(g, t) (g)
 #define BN_DACT1(g, t) (g)
 #endif
 
@@ -130,29 +135,46 @@ inline void bn_backward_dx(__global const float* dy, __global const float* x, __
     }
 }
 
+// Σ ((p[i] − shift) − m)² over [0, n): run_sumsq16 about a mean m relative to shift (the
+// differences x − shift are exact for x near shift, so an offset channel loses nothing to m).
+inline float run_sumsq16_about(__global const float* p, int n, float shift, float m) {
+    float16 a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+    int i = 0;
+    for (; i + 64 <= n; i += 64) {
+        float16 d0 = (vload16(0, p + i) - shift) - m, d1 = (vload16(1, p + i) - shift) - m;
+        float16 d2 = (vload16(2, p + i) - shift) - m, d3 = (vload16(3, p + i) - shift) - m;
+        a0 += d0 * d0; a1 += d1 * d1; a2 += d2 * d2; a3 += d3 * d3;
+    }
+    for (; i + 16 <= n; i += 16) { float16 d = (vload16(0, p + i) - shift) - m; a0 += d * d; }
+    float s = hsum16((a0 + a1) + (a2 + a3));
+    for (; i < n; i++) { float d = (p[i] - shift) - m; s += d * d; }
+    return s;
+}
+
 // bn_train_cpu's statistics: the channel's N planes in chunks of at most BN_CPU_CHUNK values (small
 // enough that the chunk's second pass finds it in the core's L1 cache); per chunk its exact
-// (mean, M2) by two passes, the first summing x − (the chunk's first value), then Chan's parallel
-// formula folds the chunks into the running (count, mean, M2) in a fixed order, so reruns agree
-// bit for bit. A constant channel gets its exact value as mean and M2 = 0.
+// (mean, M2) by two passes over x − shift (shift = the channel's first value, as bn_train: offset
+// inputs keep their precision, a constant channel gets its exact value as mean and M2 = 0), then
+// Chan's parallel formula folds the chunks into the running (count, mean, M2) in a fixed order, so
+// reruns agree bit for bit.
 #define BN_CPU_CHUNK 4096
 inline void channel_moments(__global const float* x, int N, int C, int c, int HW, float* mean, float* var) {
-    float cnt = 0.0f, mu = 0.0f, m2 = 0.0f;
+    float shift = BN_PLANE(x, 0, c, C, HW)[0];
+    float cnt = 0.0f, mu = 0.0f, m2 = 0.0f;                 // mu relative to shift
     for (int n = 0; n < N; n++) {
         __global const float* plane = BN_PLANE(x, n, c, C, HW);
         for (int lo = 0; lo < HW; lo += BN_CPU_CHUNK) {
             int len = min(BN_CPU_CHUNK, HW - lo);
             __global const float* p = plane + lo;
-            float shift = p[0];
-            float mb = shift + run_sum16(p, len, shift) / (float)len;
-            float qb = run_sumsq16(p, len, mb);
+            float mb = run_sum16(p, len, shift) / (float)len;
+            float qb = run_sumsq16_about(p, len, shift, mb);
             float nb = (float)len, nn = cnt + nb, d = mb - mu;
             mu += d * (nb / nn);
             m2 += qb + d * d * (cnt * nb / nn);
             cnt = nn;
         }
     }
-    *mean = mu;
+    *mean = shift + mu;
     *var = m2 / cnt;
 }
 
@@ -217,14 +239,27 @@ __kernel void bn_backward_cpu(__global const float* dy, __global const float* x,
     int c = get_global_id(0);
     if (c >= C) return;
     float mu = mean[c], inv = invStd[c], wc = w[c], bc = b[c];
-    // bn_backward's order (item_span, tree_sum).
-    float pd[RS_WG], pdx[RS_WG];
-    for (int l = 0; l < RS_WG; l++) {
-        int lo, hi;
-        item_span(l, HW, &lo, &hi);
-        bn_backward_sums(dy, x, N, C, c, HW, lo, hi, mu, inv, wc, bc, &pd[l], &pdx[l]);
+    // Σ g and Σ g·x̂ over the channel's planes, 16-wide with two accumulators each, then the tails.
+    float16 sd0 = 0.0f, sd1 = 0.0f, sx0 = 0.0f, sx1 = 0.0f;
+    float sd = 0.0f, sdx = 0.0f;
+    for (int n = 0; n < N; n++) {
+        __global const float* gp = BN_PLANE(dy, n, c, C, HW);
+        __global const float* xp = BN_PLANE(x, n, c, C, HW);
+        int p = 0;
+        for (; p + 32 <= HW; p += 32) {
+            float16 x0 = vload16(0, xp + p), x1 = vload16(1, xp + p);
+            float16 g0 = BN_DACT16(vload16(0, gp + p), bn_t16(x0, mu, inv, wc, bc));
+            float16 g1 = BN_DACT16(vload16(1, gp + p), bn_t16(x1, mu, inv, wc, bc));
+            sd0 += g0; sx0 += g0 * ((x0 - mu) * inv);
+            sd1 += g1; sx1 += g1 * ((x1 - mu) * inv);
+        }
+        for (; p < HW; p++) {
+            float xv = xp[p], g = BN_DACT1(gp[p], bn_t(xv, mu, inv, wc, bc));
+            sd += g;
+            sdx += g * ((xv - mu) * inv);
+        }
     }
-    float db = tree_sum(pd), dw = tree_sum(pdx);
+    float db = hsum16(sd0 + sd1) + sd, dw = hsum16(sx0 + sx1) + sdx;
     dbias[c] = db;
     dweight[c] = dw;
     bn_backward_dx(dy, x, dx, N, C, c, HW, 0, HW, mu, inv, wc, bc, db, dw);
