@@ -19,7 +19,8 @@
 //   channel_mlp                 the channel-attention MLP W2·relu(W1·d + b1) + b2 one item per row of d
 //                               (GPU layout, and hidden layers wider than MLP_HD_MAX; then channel_gate(_pix))
 //   channel_mlp_gate            channel_mlp and channel_gate in one launch       one item per (SPAN pixels, CB planes)
-//                               (CPU layout): each item runs its image's two MLP rows, then gates its planes
+//                               (CPU layout): each work-group runs its image's two MLP rows (a barrier),
+//                               then each item gates its planes
 //   channel_mlp_backward        dh, then dd, dW1, db1, dW2, db2                  one work-group, a barrier between
 // CPU layout (not CLBackend.gpuGlue): no barriers (PoCL runs a group's items one after another on one
 // thread); the host groups items so that a launch has enough work-groups for every core (CLBackend.runItems).
@@ -476,7 +477,7 @@ __kernel void pixel_gate_add_relu_backward_pix(__global const float* dy, __globa
     dgate[(size_t)n * HW + p] = acc;
 }
 
-// Σ_k a[k]·b[k] over k < n, 8 lanes then the tail, in a fixed order (b in global or private
+// Σ_k a[k]·b[k] over k < n, 8 lanes then the tail, in a fixed order (b in global or local
 // memory: the same additions, so channel_mlp and channel_mlp_gate agree bit for bit).
 #define DOT_SPAN_BODY                                                                                  \
     float8 acc8 = 0.0f;                                                                                \
@@ -486,7 +487,7 @@ __kernel void pixel_gate_add_relu_backward_pix(__global const float* dy, __globa
     for (; k < n; k++) acc += a[k] * b[k];                                                             \
     return acc;
 inline float dot_span(__global const float* a, __global const float* b, int n) { DOT_SPAN_BODY }
-inline float dot_span_private(__global const float* a, const float* b, int n) { DOT_SPAN_BODY }
+inline float dot_span_local(__global const float* a, __local const float* b, int n) { DOT_SPAN_BODY }
 
 // The channel-attention MLP for one row r of the stacked descriptors d (R, C): hid[r] =
 // relu(W1·d[r] + b1) (kept for the backward), l[r] = W2·hid[r] + b2. W1 (HD, C), W2 (C, HD) as
@@ -502,33 +503,34 @@ __kernel void channel_mlp(__global const float* d, __global const float* w1, __g
 }
 
 // channel_mlp and channel_gate in one launch (CPU layout). 2-D: (span of SPAN pixels, block of CB
-// channels of image n: n·⌈C / CB⌉ + block); the item runs the MLP for its image's two descriptor
-// rows (n: means, N + n: maxima) in private memory (2·HD·C FMAs, HD ≤ MLP_HD_MAX), then scales
-// the span of each of its planes by σ(l[n, c] + l[N + n, c]). The host picks CB so that this
-// recomputation stays small next to the CB·SPAN values an item moves. The items of span 0 also
-// store l for their channels (and block 0's, hid): the backward's saved state. Same additions
-// as channel_mlp + channel_gate.
+// channels of image n: n·⌈C / CB⌉ + block), work-groups along the spans (all of a group's items
+// share n and the block). The group first computes its image's two hidden rows (n: means,
+// N + n: maxima; 2·HD·C FMAs, HD ≤ MLP_HD_MAX) into local memory, its items taking the hidden
+// units in turn; after the barrier each item scales the span of each of its planes by
+// σ(l[n, c] + l[N + n, c]). The host picks CB so that the recomputation per group stays small next
+// to the values the group moves (CB = 1 where a plane has several spans). The first group of each
+// block also stores l for its channels (and block 0's, hid): the backward's saved state. Same
+// additions as channel_mlp + channel_gate.
 // MLP_HD_MAX: -D from OpenCL/KernelConstants.swift (the host falls back to the two kernels above it).
 __kernel void channel_mlp_gate(__global const float* x, __global const float* d, __global const float* w1,
                                __global const float* b1, __global const float* w2, __global const float* b2,
                                __global float* hid, __global float* l, __global float* y,
                                int N, int C, int HD, int HW, int CB) {
+    __local float h[2 * MLP_HD_MAX];
     int s = get_global_id(0), blocks = (C + CB - 1) / CB;
     int n = get_global_id(1) / blocks, c0 = get_global_id(1) % blocks * CB, c1 = min(c0 + CB, C);
-    int lo = s * SPAN, hi = min(lo + SPAN, HW);
-    if (lo >= HW || n >= N) return;
-    float h[2][MLP_HD_MAX];
-    for (int m = 0; m < 2; ++m) {
-        int r = m * N + n;
-        __global const float* dr = d + (size_t)r * C;
-        for (int j = 0; j < HD; ++j) {
-            h[m][j] = fmax(b1[j] + dot_span(w1 + (size_t)j * C, dr, C), 0.0f);
-            if (s == 0 && c0 == 0) hid[(size_t)r * HD + j] = h[m][j];
-        }
+    int first = get_group_id(0) == 0;
+    for (int k = get_local_id(0); k < 2 * HD; k += get_local_size(0)) {
+        int r = k / HD * N + n, j = k % HD;
+        h[k] = fmax(b1[j] + dot_span(w1 + (size_t)j * C, d + (size_t)r * C, C), 0.0f);
+        if (first && c0 == 0) hid[(size_t)r * HD + j] = h[k];
     }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    int lo = s * SPAN, hi = min(lo + SPAN, HW);
+    if (lo >= HW) return;
     for (int c = c0; c < c1; ++c) {
-        float l0 = b2[c] + dot_span_private(w2 + (size_t)c * HD, h[0], HD);
-        float l1 = b2[c] + dot_span_private(w2 + (size_t)c * HD, h[1], HD);
+        float l0 = b2[c] + dot_span_local(w2 + (size_t)c * HD, h, HD);
+        float l1 = b2[c] + dot_span_local(w2 + (size_t)c * HD, h + HD, HD);
         if (s == 0) { l[(size_t)n * C + c] = l0; l[(size_t)(N + n) * C + c] = l1; }
         float g = 1.0f / (1.0f + exp(-(l0 + l1)));
         size_t base = ((size_t)n * C + c) * HW;

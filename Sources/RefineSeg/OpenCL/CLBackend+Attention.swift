@@ -173,11 +173,13 @@ extension CLBackend: AttentionOps {
         }
         let op = "channel_mlp_gate"
         let y = try empty(x.shape, op: op), l = try empty([2 * n, c], op: op), hid = try empty([2 * n, hd], op: op)
-        // Planes per item: an item recomputes the 2·Hd·C multiply-adds of its image's MLP rows, so it
-        // takes enough planes to move at least as many values (2·block·span), and no more: one plane
-        // per item streams best (measured in bench train: walking all C planes per item was 2× slower).
+        // Planes per item: a work-group recomputes the 2·Hd·C multiply-adds of its image's MLP rows,
+        // once for all its items (several spans of a plane where the plane is large); where a plane
+        // is one span, an item takes enough planes to move at least as many values (2·block·span),
+        // and no more: one plane per item streams best (bench train: walking all C planes per item
+        // was 2× slower).
         let span = min(hw, KernelConstants.attentionSpan)
-        let block = min(c, max(1, (hd * c + span - 1) / span))
+        let block = spans(hw) > 1 ? 1 : min(c, max(1, (hd * c + span - 1) / span))
         let blocks = (c + block - 1) / block
         try runItems(op, file: "attention",
                      [.tensor(x), .tensor(d), .tensor(w1), .tensor(b1), .tensor(w2), .tensor(b2), .tensor(hid), .tensor(l), .tensor(y),

@@ -36,7 +36,8 @@ extension CLBackend {
     /// Launches a CPU-layout kernel over `items` work-items (dimension 0; further dimensions as
     /// given): groups of the largest power of two items along dimension 0 that still leaves
     /// `cpuGroups` groups (at least 1), the global size rounded up to it, so the kernel checks
-    /// its index against the real count. Its items never synchronise (no barriers).
+    /// its index against the real count. Its items never synchronise (no barriers), except for
+    /// channel_mlp_gate's one barrier among the items of a group.
     func runItems(_ kernel: String, file: String, options: String = "", _ args: [KernelArg], items: [Int],
                   bytes: Int? = nil) throws {
         guard items.allSatisfy({ $0 > 0 }) else { return }
