@@ -5,7 +5,7 @@ import RefineSeg
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
-        abstract: "Train DFR-UNet on a dataset folder; writes RUN/model.safetensors (the final model; --checkpoint best: the best validation Dice), last.safetensors, log.csv, config.json.")
+        abstract: "Train DFR-UNet on a dataset folder; writes RUN/model.safetensors (the final model, its weights averaged over the last 25 % of the steps; --checkpoint best: the best validation Dice), last.safetensors, log.csv, config.json.")
 
     @OptionGroup var runFolder: RunFolderOptions
     @Option(help: "Fraction of the labelled training images whose masks are used, in (0, 1] (default 1).") var labelFraction: Double?
@@ -20,7 +20,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Share of training crops centred on a lesion pixel (nnunet augmentation).") var foregroundOversample: Double?
     @Option(help: "Probability of re-normalising a training crop with other percentiles of its image (tails 0.01–1 %; nnunet augmentation; default 0.3).") var percentileAugment: Double?
     @Option(help: "Probability of multiplying a training crop by a factor in 1/3–3 (log-uniform; spans images whose few very bright objects put the rest at a third of the level; nnunet augmentation; default 0: it helped dsb and hurt bacteria, docs/study-real).") var intensityAugment: Double?
-    @Option(help: "What RUN/model.safetensors holds: final (the default: the last epoch's weights, as nnU-Net) or best (the epoch with the best validation Dice).") var checkpoint: CheckpointChoice?
+    @Option(help: "What RUN/model.safetensors holds: final (the default: the end of the run, as nnU-Net's checkpoint_final, averaged over its last steps, --average-last) or best (the epoch with the best validation Dice).") var checkpoint: CheckpointChoice?
     @Option(help: "Share of the last optimiser steps whose weights RUN/model.safetensors averages, in [0, 1] (stochastic weight averaging over the tail of the schedule; default \(TrainConfig.defaultAverageLast); 0: the final weights; ignored with --checkpoint best).") var averageLast: Double?
     @Flag(help: "Also learn from the unlabelled training images: a mean teacher with confidence-thresholded pseudo-labels, consistency under augmentation (see SemiSupervised.swift).") var semiSupervised = false
     @Option(help: "With --semi-supervised: confidence τ of a hard pseudo-label, in [0.5, 1] (default 0.9).") var pseudoThreshold: Double?
@@ -58,7 +58,7 @@ struct TrainCommand: ParsableCommand {
         config.percentileAugment = percentileAugment
         config.intensityAugment = intensityAugment
         config.checkpoint = checkpoint?.rawValue
-        config.averageLast = averageLast
+        if let averageLast { config.averageLast = averageLast }
         if semiSupervised {
             var semi = MeanTeacher.Settings()
             if let pseudoThreshold { semi.threshold = pseudoThreshold }

@@ -131,9 +131,16 @@ final class FewLabelsTests: XCTestCase {
     // MARK: which checkpoint
 
     func testModelCheckpointIsTheFinalEpochByDefaultOrTheBest() throws {
-        // Default ("final", nnU-Net's checkpoint_final): model.safetensors holds the weights of
-        // the last epoch, exactly last.safetensors' model tensors. "best": the epoch with the
-        // best validation Dice, which its metadata records.
+        // "final" without averaging (`--average-last 0`; nnU-Net's checkpoint_final):
+        // model.safetensors holds the weights of the last epoch, exactly last.safetensors' model
+        // tensors. "best": the epoch with the best validation Dice, which its metadata records.
+        // (The default averages the final weights: testAveragedCheckpointResumesToTheSameModel.)
+        XCTAssertEqual(TrainConfig(data: "d", out: "o").averageLast, 0.25)
+        var json = try XCTUnwrap(JSONSerialization.jsonObject(with: JSONEncoder().encode(TrainConfig(data: "d", out: "o"))) as? [String: Any])
+        json["averageLast"] = nil
+        let old = try JSONDecoder().decode(TrainConfig.self, from: JSONSerialization.data(withJSONObject: json))
+        XCTAssertNil(old.averageLast, "a config.json from before the option")
+        XCTAssertFalse(old.averagesWeights, "resumes without averaging")
         let backend = try openCLBackendOrSkip()
         for choice in [nil, "best"] as [String?] {
             let dir = try temporaryDirectory("checkpoint")
@@ -143,6 +150,7 @@ final class FewLabelsTests: XCTestCase {
             var config = TrainConfig(data: "synthetic", out: dir.path)
             config.epochs = 4; config.batch = 2; config.size = 32; config.width = 4; config.stepsPerEpoch = 2
             config.checkpoint = choice
+            if choice == nil { config.averageLast = 0 }
             let trainer = try Trainer(config: config, backend: backend, split: split)
             trainer.progress.quiet = true
             try trainer.run()

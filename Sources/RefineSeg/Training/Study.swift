@@ -200,7 +200,7 @@ public final class Study {
                     config.initEncoder = variant.usesPretraining ? encoderPath : nil
                     config.semiSupervised = variant.usesSemiSupervision ? MeanTeacher.Settings() : nil
                     config.percentileAugment = settings.percentileAugment
-                    config.averageLast = settings.averageLast
+                    if let a = settings.averageLast { config.averageLast = a }
                     config.format = spec.format.rawValue; config.modalities = settings.modalities
                     config.splitSeed = settings.splitSeed; config.splitFile = settings.out + "/split.json"
                     let split = try TrainingSplit(train: splits.train, validation: splits.validation, labelFraction: fraction,

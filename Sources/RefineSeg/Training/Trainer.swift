@@ -27,7 +27,7 @@ public final class Trainer {
     /// The semi-supervised part of a step (`--semi-supervised`; nil: supervised only).
     public private(set) var meanTeacher: MeanTeacher?
     /// The average of the last steps' weights that RUN/model.safetensors holds at the end
-    /// (`TrainConfig.averageLast`; nil: the final weights themselves).
+    /// (`TrainConfig.averageLast`; nil: the final weights themselves, `--average-last 0`).
     public private(set) var weightAverage: WeightAverage?
     /// Data-parallel training over MPI (nil: one process); see `enableDataParallel`.
     public private(set) var dataParallel: DataParallel?
