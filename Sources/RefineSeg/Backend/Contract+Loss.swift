@@ -6,11 +6,11 @@
 extension LossOps {
     /// Mean over all elements of the stable BCE-with-logits of logits and a target like them (see `LossOps`).
     public func bceWithLogits(_ logits: Tensor, target: Tensor) throws -> Tensor {
-        try bceWithLogits(logits, target: target, geometry: try BCEGeometry(logits, target, op: "bce_with_logits"))
+        try bceWithLogits(logits, target: target, geometry: try BCEGeometry(target, logits, op: "bce_with_logits"))
     }
 
     public func bceWithLogitsBackward(_ dLoss: Tensor, logits: Tensor, target: Tensor) throws -> Tensor {
-        let g = try BCEGeometry(logits, target, op: "bce_with_logits_backward")
+        let g = try BCEGeometry(target, logits, op: "bce_with_logits_backward")
         try checkUpstream(dLoss, op: "bce_with_logits_backward")
         return try bceWithLogitsBackward(dLoss, logits: logits, target: target, geometry: g)
     }
@@ -74,15 +74,10 @@ private func checkUpstream(_ dLoss: Tensor, op: String) throws {
     }
 }
 
-/// BCE-with-logits layout: logits and target of one shape, `count` values each.
-public struct BCEGeometry: Sendable {
-    public let count: Int
-
-    init(_ logits: Tensor, _ target: Tensor, op: String) throws {
-        try target.shape.expect(equal: logits.shape, op: op)
-        count = logits.count
-    }
-}
+/// BCE-with-logits layout: logits and target of one shape, `count` values each, the same check
+/// as an elementwise binary op's (`BinaryGeometry`; built as (target, logits), so a mismatch reads
+/// "target vs logits").
+public typealias BCEGeometry = BinaryGeometry
 
 /// Layout of the fused supervised loss: logits and target (N, 1, H, W), embedding (N, D, H, W) or none (d = 0).
 public struct SegLossGeometry: Sendable {
