@@ -53,7 +53,7 @@ extension OpCases {
     static func segmentation() -> [OpCase] {
         var cases = [OpCase]()
         let shapes: [(Shape, Float, String)] = [
-            ([1, 4, 5, 7], 0.3, ""), ([3, 8, 13, 5], 0.3, ""), ([2, 32, 40, 40], 0.2, " 2 chunks"),
+            ([1, 4, 5, 7], 0.3, ""), ([3, 8, 13, 5], 0.3, ""), ([2, 32, 40, 40], 0.2, " 2 chunks"), ([2, 3, 33, 37], 0.25, " 2 CPU spans, odd tail"),
             ([6, 5, 2, 2], 0.15, " sparse lesions"), ([2, 6, 5, 3], 0, " all background"),
         ]
         for (s, p, note) in shapes {
