@@ -5,7 +5,7 @@ import RefineSeg
 struct StudyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "study",
-        abstract: "Label-fraction study: scratch, scratch + lesion-aware loss, Barlow Twins + lesion-aware loss, semi-supervised, per fraction and seed; resumable.")
+        abstract: "Label-fraction study: scratch, scratch + lesion-aware loss, Barlow Twins with and without the lesion-aware loss, semi-supervised, per fraction and seed; resumable.")
 
     @Option(help: "Dataset folder (with --format, a public dataset as downloaded).") var data: String
     @Option(help: "Study folder (results.csv, summary.md, dice_vs_labels.svg, runs/).") var out: String
@@ -17,7 +17,7 @@ struct StudyCommand: ParsableCommand {
     @OptionGroup var modelOptions: ModelOptions
     @Option(help: "Projector dimension for pre-training (default 256).") var projector: Int?
     @Option(help: "Optimiser steps per epoch of every run (default: one pass's worth over all training images, so every fraction trains as many steps as the 100 % run).") var stepsPerEpoch: Int?
-    @Option(help: "Comma-separated variants to run (default all): scratch, scratch+lac, bt+lac (pre-training runs only for bt+lac), semi (scratch + the semi-supervised mean teacher).",
+    @Option(help: "Comma-separated variants to run (default all): scratch, scratch+lac, bt (the Barlow Twins encoder, no lesion-aware loss), bt+lac (pre-training runs only for bt and bt+lac), semi (scratch + the semi-supervised mean teacher).",
             transform: { try CommaList<StudyVariant>.parse($0) })
     var variants: CommaList<StudyVariant>?
     @Option(help: "Share of the last steps whose weights each run's model averages (default: train's, \(TrainConfig.defaultAverageLast); 0: the final weights).") var averageLast: Double?

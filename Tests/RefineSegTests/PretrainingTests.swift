@@ -147,6 +147,17 @@ final class PretrainingTests: XCTestCase {
         }
     }
 
+    /// `bt` is the Barlow Twins encoder with `train`'s default loss (β = 0); `bt+lac` adds the
+    /// lesion-aware term; both (and only they) need the seed's pre-training.
+    func testStudyVariantsNameTheirPretrainingAndLoss() throws {
+        XCTAssertEqual(StudyVariant.allCases.map(\.rawValue), ["scratch", "scratch+lac", "bt", "bt+lac", "semi"])
+        XCTAssertEqual(StudyVariant.allCases.filter(\.usesPretraining), [.barlowTwins, .barlowTwinsLAC])
+        XCTAssertEqual(StudyVariant.allCases.filter(\.usesLAC), [.scratchLAC, .barlowTwinsLAC])
+        var settings = StudySettings(data: "d", out: "o")
+        settings.variants = ["bt", "scratch"]
+        XCTAssertEqual(settings.activeVariants, [.scratch, .barlowTwins], "in the study's order")
+    }
+
     func testInterruptedStudyPicksUpWhereItStopped() throws {
         let backend = try openCLBackendOrSkip()
         let root = try temporaryDirectory("study-resume")
@@ -158,6 +169,15 @@ final class PretrainingTests: XCTestCase {
         let runCount = 2 * StudyVariant.allCases.count
         XCTAssertEqual(first.count, runCount, "2 fractions × every variant × 1 seed")
         let out = settings.out
+        // Each variant's run is set up as named: the Barlow Twins ones start from the seed's
+        // encoder, with the lesion-aware loss only where the name says so.
+        for variant in StudyVariant.allCases {
+            let data = try Data(contentsOf: URL(fileURLWithPath: "\(out)/runs/\(variant.rawValue)-f0.500-s0/config.json"))
+            let config = try JSONDecoder().decode(RunRecord.self, from: data).config
+            XCTAssertEqual(config.initEncoder, variant.usesPretraining ? "\(out)/runs/pretrain-s0/encoder.safetensors" : nil, variant.rawValue)
+            XCTAssertEqual(config.lacWeight, variant.usesLAC ? 0.1 : 0, variant.rawValue)
+            XCTAssertEqual(config.semiSupervised != nil, variant == .semi, variant.rawValue)
+        }
         for file in ["results.csv", "summary.md", "dice_vs_labels.svg", "study.json"] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/" + file), file)
         }

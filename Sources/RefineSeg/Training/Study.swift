@@ -1,8 +1,9 @@
 import Foundation
 
 /// The label-fraction study: for each fraction and seed, (a) from scratch without the
-/// lesion-aware loss, (b) from scratch with it, (c) from the Barlow Twins encoder with it,
-/// (d) from scratch with the semi-supervised mean teacher (`MeanTeacher`).
+/// lesion-aware loss, (b) from scratch with it, (c) from the Barlow Twins encoder without it,
+/// (d) from the Barlow Twins encoder with it, (e) from scratch with the semi-supervised mean
+/// teacher (`MeanTeacher`).
 public struct StudySettings: Codable, Equatable, Sendable {
     public var data: String
     public var out: String
@@ -59,13 +60,15 @@ public struct StudyResult: Codable {
 public enum StudyVariant: String, CaseIterable, Codable, Sendable {
     case scratch = "scratch"
     case scratchLAC = "scratch+lac"
+    /// The Barlow Twins encoder fine-tuned with `train`'s default loss (no lesion-aware term).
+    case barlowTwins = "bt"
     case barlowTwinsLAC = "bt+lac"
     /// Scratch (no lesion-aware loss) plus the semi-supervised mean teacher (`MeanTeacher`).
     case semi = "semi"
 
     var usesLAC: Bool { self == .scratchLAC || self == .barlowTwinsLAC }
     var usesSemiSupervision: Bool { self == .semi }
-    var usesPretraining: Bool { self == .barlowTwinsLAC }
+    var usesPretraining: Bool { self == .barlowTwins || self == .barlowTwinsLAC }
 }
 
 public final class Study {
@@ -170,7 +173,7 @@ public final class Study {
             guard let data = fm.contents(atPath: metricsPath), let m = try? JSONDecoder().decode(MetricSummary.self, from: data) else { return nil }
             return StudyResult(variant: variant.rawValue, fraction: fraction, seed: seed, metrics: m)
         }
-        // MPI: every encoder first (dealt to the ranks), so that any rank can run any bt+lac run.
+        // MPI: every encoder first (dealt to the ranks), so that any rank can run any bt or bt+lac run.
         if let comm {
             for seed in 0..<settings.seeds where mine(seed) { try pretrain(seed) }
             try comm.barrier()
@@ -357,8 +360,9 @@ public final class Study {
         for f in fractions { svg += "<text x=\"\(xs(f))\" y=\"\(h - bottom + 18)\" text-anchor=\"middle\">\(Int((f * 100).rounded())) %</text>\n" }
         svg += "<text x=\"\((left + w - right) / 2)\" y=\"\(h - 10)\" text-anchor=\"middle\">labelled fraction</text>\n"
         svg += "<text x=\"15\" y=\"\((top + h - bottom) / 2)\" transform=\"rotate(-90 15 \((top + h - bottom) / 2))\" text-anchor=\"middle\">test Dice</text>\n"
-        let colours = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"]
+        let palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"]
         for (k, v) in settings.activeVariants.enumerated() {
+            let colour = palette[k % palette.count]
             var points = [(Double, Double, Double)]()
             for f in fractions {
                 let d = results.filter { $0.fraction == f && $0.variant == v.rawValue }.map(\.metrics.dice)
@@ -367,12 +371,12 @@ public final class Study {
                 points.append((f, m, s))
             }
             let path = points.map { "\(xs($0.0)),\(ys($0.1))" }.joined(separator: " ")
-            svg += "<polyline fill=\"none\" stroke=\"\(colours[k])\" stroke-width=\"2\" points=\"\(path)\"/>\n"
+            svg += "<polyline fill=\"none\" stroke=\"\(colour)\" stroke-width=\"2\" points=\"\(path)\"/>\n"
             for (f, m, s) in points {
-                svg += "<line x1=\"\(xs(f))\" y1=\"\(ys(min(1, m + s)))\" x2=\"\(xs(f))\" y2=\"\(ys(max(0, m - s)))\" stroke=\"\(colours[k])\"/>"
-                svg += "<circle cx=\"\(xs(f))\" cy=\"\(ys(m))\" r=\"3\" fill=\"\(colours[k])\"/>\n"
+                svg += "<line x1=\"\(xs(f))\" y1=\"\(ys(min(1, m + s)))\" x2=\"\(xs(f))\" y2=\"\(ys(max(0, m - s)))\" stroke=\"\(colour)\"/>"
+                svg += "<circle cx=\"\(xs(f))\" cy=\"\(ys(m))\" r=\"3\" fill=\"\(colour)\"/>\n"
             }
-            svg += "<line x1=\"\(w - right + 10)\" y1=\"\(top + 20 + Double(k) * 20)\" x2=\"\(w - right + 30)\" y2=\"\(top + 20 + Double(k) * 20)\" stroke=\"\(colours[k])\" stroke-width=\"2\"/>"
+            svg += "<line x1=\"\(w - right + 10)\" y1=\"\(top + 20 + Double(k) * 20)\" x2=\"\(w - right + 30)\" y2=\"\(top + 20 + Double(k) * 20)\" stroke=\"\(colour)\" stroke-width=\"2\"/>"
             svg += "<text x=\"\(w - right + 35)\" y=\"\(top + 24 + Double(k) * 20)\">\(v.rawValue)</text>\n"
         }
         return svg + "</svg>\n"
