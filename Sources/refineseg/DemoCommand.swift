@@ -48,7 +48,8 @@ struct DemoCommand: ParsableCommand {
             for (fraction, name) in [(0.2, "labels-20"), (1.0, "labels-100")] {
                 var config = baseConfig
                 config.out = "\(out)/\(name)"; config.labelFraction = fraction
-                var split = try TrainingSplit(folder: try DatasetFolder(data), labelFraction: fraction, seed: config.seed)
+                var split = try TrainingSplit(folder: try DatasetFolder(data), labelFraction: fraction, seed: config.seed,
+                                          selection: config.labelSelection ?? .default)
                 split.unlabelled = []
                 let steps = config.resolvedStepsPerEpoch(labelled: split.labelled.count, trainingImages: split.trainingImages)
                 print("\n[\(name)] training on \(split.labelled.count) labelled tile(s) for \(config.epochs) epochs of \(steps) step(s), batches of \(config.batch) drawn with replacement (validation: \(split.validation.count))")

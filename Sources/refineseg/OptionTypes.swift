@@ -106,3 +106,5 @@ struct CommaList<Element: ExpressibleByArgument>: ReasonedArgument {
 }
 
 extension StudyVariant: ExpressibleByArgument {}
+
+extension LabelSelection: ExpressibleByArgument {}

@@ -7,7 +7,7 @@ struct RefineSegCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "refineseg",
         abstract: "Train and run DFR-UNet medical image segmentation on any OpenCL device.",
-        subcommands: [DemoCommand.self, TrainCommand.self, EvaluateCommand.self, AnnotateCommand.self, IngestCommand.self, ExportCommand.self, PretrainCommand.self, StudyCommand.self, CheckCommand.self, DevicesCommand.self, BenchCommand.self]
+        subcommands: [DemoCommand.self, SuggestCommand.self, TrainCommand.self, EvaluateCommand.self, AnnotateCommand.self, IngestCommand.self, ExportCommand.self, PretrainCommand.self, StudyCommand.self, CheckCommand.self, DevicesCommand.self, BenchCommand.self]
     )
 
     /// Like ArgumentParser's `main`, but a refused argument prints one `error: …` line (the

@@ -22,6 +22,7 @@ struct StudyCommand: ParsableCommand {
     var variants: CommaList<StudyVariant>?
     @Option(help: "Share of the last steps whose weights each run's model averages (default: train's, \(TrainConfig.defaultAverageLast); 0: the final weights).") var averageLast: Double?
     @Option(help: "Probability of the percentile re-normalisation augmentation in every run (default: train's, 0.3; 0 turns it off).") var percentileAugment: Double?
+    @Option(help: "How every run picks its labelled images: diverse (the default: typical images that cover the data, as `refineseg suggest` lists them) or random (a seeded shuffle, the paper's protocol).") var labelSelection: LabelSelection?
     @Flag(help: "Earlier versions' equal-steps mode; every study trains equal steps now (accepted, has no effect).") var equalSteps = false
     @OptionGroup var shardOptions: ShardOptions
     @OptionGroup var dataOptions: DataOptions
@@ -43,6 +44,7 @@ struct StudyCommand: ParsableCommand {
             settings.device = deviceOptions.index
             settings.stepsPerEpoch = stepsPerEpoch; settings.percentileAugment = percentileAugment
             settings.averageLast = averageLast
+            if let labelSelection { settings.labelSelection = labelSelection }
             settings.variants = variants?.values.map(\.rawValue)
             if equalSteps { print("note: --equal-steps is the default now (an epoch is a fixed number of steps at every fraction); it has no effect") }
             settings.format = dataOptions.formatName; settings.modalities = dataOptions.modalityList

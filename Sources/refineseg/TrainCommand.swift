@@ -9,6 +9,7 @@ struct TrainCommand: ParsableCommand {
 
     @OptionGroup var runFolder: RunFolderOptions
     @Option(help: "Fraction of the labelled training images whose masks are used, in (0, 1] (default 1).") var labelFraction: Double?
+    @Option(help: "How the labelled images of --label-fraction are chosen: diverse (the default: typical images that cover the data, as `refineseg suggest` lists them) or random (a seeded shuffle, the paper's protocol).") var labelSelection: LabelSelection?
     @Option(help: "Optimiser steps per epoch, each a batch drawn with replacement from the labelled images (default: one pass over all training images, labelled or not, so every label fraction trains as many steps).") var stepsPerEpoch: Int?
     @Option(name: .customLong("repeat"), help: "Earlier versions' epoch length: ⌈R × labelled / batch⌉ steps per epoch (use --steps-per-epoch).") var repeats: Int?
     @Option(name: .customLong("init"), help: "Checkpoint to start from: an encoder from `refineseg pretrain`, or a trained RUN/model.safetensors (all of it: fine-tuning, e.g. after `refineseg ingest`).") var initEncoder: String?
@@ -30,7 +31,7 @@ struct TrainCommand: ParsableCommand {
     @OptionGroup var deviceOptions: DeviceOptions
 
     func validate() throws {
-        let named: [(String, Bool)] = [("--label-fraction", labelFraction != nil), ("--steps-per-epoch", stepsPerEpoch != nil), ("--repeat", repeats != nil),
+        let named: [(String, Bool)] = [("--label-fraction", labelFraction != nil), ("--label-selection", labelSelection != nil), ("--steps-per-epoch", stepsPerEpoch != nil), ("--repeat", repeats != nil),
                                        ("--init", initEncoder != nil), ("--lac-weight", lacWeight != nil),
                                        ("--augment", augment != nil), ("--foreground-oversample", foregroundOversample != nil),
                                        ("--percentile-augment", percentileAugment != nil),
@@ -50,6 +51,7 @@ struct TrainCommand: ParsableCommand {
         optimiser.apply(to: &config)
         modelOptions.apply(to: &config)
         if let labelFraction { config.labelFraction = labelFraction }
+        if let labelSelection { config.labelSelection = labelSelection }
         config.repeats = repeats; config.stepsPerEpoch = stepsPerEpoch; config.initEncoder = initEncoder
         if let lacWeight { config.lacWeight = lacWeight }
         seedOptions.apply(to: &config)

@@ -121,7 +121,15 @@ public struct DatasetFolder {
 
     /// Loads a split. With `masks`, every image needs a mask of the same stem and size (and vice versa).
     public func load(split: String, masks: Bool) throws -> [Sample] {
-        let imageDir = "\(root)/\(split)/images", maskDir = "\(root)/\(split)/masks"
+        try Self.load(imageDir: "\(root)/\(split)/images", maskDir: "\(root)/\(split)/masks", masks: masks)
+    }
+
+    /// The images of a plain folder (.png, .jpg, and NIfTI volumes as their slices), without masks.
+    public static func loadImages(in dir: String) throws -> [Sample] {
+        try load(imageDir: dir, maskDir: dir, masks: false)
+    }
+
+    static func load(imageDir: String, maskDir: String, masks: Bool) throws -> [Sample] {
         let images = try Self.imageNames(in: imageDir)
         var maskByStem = [String: String]()
         if masks {
@@ -134,7 +142,7 @@ public struct DatasetFolder {
                 var parts = [String]()
                 if !missingMasks.isEmpty { parts.append("images without a mask: " + listPreview(missingMasks)) }
                 if !orphanMasks.isEmpty { parts.append("masks without an image: " + listPreview(orphanMasks)) }
-                throw RefineSegError.io(file: "\(root)/\(split)", message: parts.joined(separator: "; "))
+                throw RefineSegError.io(file: URL(fileURLWithPath: imageDir).deletingLastPathComponent().path, message: parts.joined(separator: "; "))
             }
         }
         var samples = [Sample]()
@@ -208,6 +216,8 @@ public struct TrainingSplit {
     /// Training images before the label fraction (labelled + unlabelled when the split was made;
     /// kept when a caller drops `unlabelled`): the default epoch length counts them.
     public var trainingImages: Int
+    /// How the labelled images were chosen (nil: given by the caller).
+    public var selection: LabelSelection?
 
     public init(labelled: [Sample], validation: [Sample], unlabelled: [Sample]) {
         self.labelled = labelled; self.validation = validation; self.unlabelled = unlabelled
@@ -215,17 +225,21 @@ public struct TrainingSplit {
     }
 
     /// Without a val split, a seeded 15 % (at least one image) of the labelled training images
-    /// is held out; then a seeded `labelFraction` (at least one image) of the rest keeps its mask.
-    public init(folder: DatasetFolder, labelFraction: Double, seed: UInt64) throws {
+    /// is held out; then `labelFraction` (at least one image) of the rest keeps its mask, chosen by `selection`.
+    public init(folder: DatasetFolder, labelFraction: Double, seed: UInt64, selection: LabelSelection = .default) throws {
         let train = try folder.load(split: "train", masks: true)
         let val = folder.hasSplit("val") ? try folder.load(split: "val", masks: true) : nil
-        try self.init(train: train, validation: val, labelFraction: labelFraction, seed: seed, source: "\(folder.root)/train")
+        try self.init(train: train, validation: val, labelFraction: labelFraction, seed: seed, source: "\(folder.root)/train",
+                      selection: selection)
     }
 
     /// The same rule on loaded splits, by group (`Sample.groupID`): the slices of one case stay
     /// together in the hold-out and in the labelled fraction, which count groups, not images.
     /// For data where every image is its own group this is exactly the folder rule above.
-    public init(train pool: [Sample], validation val: [Sample]?, labelFraction: Double, seed: UInt64, source: String) throws {
+    /// `selection` picks the labelled groups (`LabelSelection`: typical images that cover the
+    /// data by default, or the paper's seeded shuffle).
+    public init(train pool: [Sample], validation val: [Sample]?, labelFraction: Double, seed: UInt64, source: String,
+                selection: LabelSelection = .default) throws {
         var groups = Self.groups(pool)
         if let val {
             validation = val
@@ -239,13 +253,13 @@ public struct TrainingSplit {
             validation = groups.prefix(held).flatMap { $0 }.sorted { $0.name < $1.name }
             groups = Array(groups.dropFirst(held))
         }
-        var rng = SeededRandom(seed: seed ^ 0xF4AC)
         groups.sort { $0[0].groupID < $1[0].groupID }
-        groups.shuffle(using: &rng)
         let keep = max(1, Int((Double(groups.count) * labelFraction).rounded()))
+        groups = selection.order(groups, labelling: keep, seed: seed).map { groups[$0] }
         labelled = groups.prefix(keep).flatMap { $0 }.sorted { $0.name < $1.name }
         unlabelled = groups.dropFirst(keep).flatMap { $0 }.map { var s = $0; s.mask = nil; return s }
         trainingImages = labelled.count + unlabelled.count
+        self.selection = selection
     }
 
     /// Samples gathered by group, groups in order of first appearance.

@@ -28,6 +28,9 @@ public struct StudySettings: Codable, Equatable, Sendable {
     public var percentileAugment: Double?
     /// Share of the last steps whose weights every run's model averages (nil: `TrainConfig`'s default).
     public var averageLast: Double?
+    /// How every run picks its labelled images. New settings start at `.diverse`; nil is a
+    /// study.json written before the option existed, whose runs used the seeded shuffle (`.random`).
+    public var labelSelection: LabelSelection? = .default
     /// The variants to run (nil: all of `StudyVariant`, in that order).
     public var variants: [String]?
     public var activeVariants: [StudyVariant] {
@@ -137,6 +140,7 @@ public final class Study {
         if let data = fm.contents(atPath: settingsPath), let old = try? JSONDecoder().decode(StudySettings.self, from: data) {
             var a = old, b = settings
             a.device = nil; b.device = nil
+            a.labelSelection = a.labelSelection ?? .random; b.labelSelection = b.labelSelection ?? .random
             guard a == b else {
                 throw RefineSegError.invalidArgument("\(settingsPath) holds a study with other settings; use another --out or the same settings to resume")
             }
@@ -206,8 +210,10 @@ public final class Study {
                     if let a = settings.averageLast { config.averageLast = a }
                     config.format = spec.format.rawValue; config.modalities = settings.modalities
                     config.splitSeed = settings.splitSeed; config.splitFile = settings.out + "/split.json"
+                    let selection = settings.labelSelection ?? .random
+                    config.labelSelection = selection
                     let split = try TrainingSplit(train: splits.train, validation: splits.validation, labelFraction: fraction,
-                                                  seed: UInt64(seed), source: settings.data)
+                                                  seed: UInt64(seed), source: settings.data, selection: selection)
                     config.batch = settings.batch
                     progress.line("study: \(variant.rawValue) at \(Int(fraction * 100)) % labels, seed \(seed) (\(split.labelled.count) labelled)")
                     let trainer = try Trainer(config: config, backend: backend, split: split)

@@ -12,6 +12,10 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var splitFile: String?
     public var out: String
     public var labelFraction: Double = 1.0
+    /// How the labelled images of a fraction are chosen (`LabelSelection`). New configs start at
+    /// `.diverse`; nil is a config.json written before the option existed, whose run (and
+    /// `--resume`) keeps the seeded shuffle (`.random`).
+    public var labelSelection: LabelSelection? = .default
     public var initEncoder: String?
     public var epochs: Int = 40
     public var batch: Int = 8

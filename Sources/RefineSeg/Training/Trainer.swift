@@ -6,6 +6,8 @@ public struct RunRecord: Codable {
     public var device: String
     public var gitCommit: String
     public var started: String
+    /// Names of the labelled training images (nil in records written before it was kept).
+    public var labelled: [String]?
 }
 
 /// Supervised training of DFR-UNet on a dataset folder (docs/MODEL.md's loss, AdamW, warm-up +
@@ -57,6 +59,7 @@ public final class Trainer {
         // the resolved epoch length is recorded in config.json, so `--resume` keeps it.
         let stepsPerEpoch = config.resolvedStepsPerEpoch(labelled: s.labelled.count, trainingImages: s.trainingImages)
         self.config.stepsPerEpoch = stepsPerEpoch
+        if let selection = s.selection { self.config.labelSelection = selection }
         model = try DFRUNet(backend, config: ModelConfig(inChannels: channels, width: config.width), seed: config.seed)
         optimizer = try AdamW(model.trainableParameters(), backend: backend, weightDecay: Float(config.weightDecay))
         lossFunction = SegmentationLoss(beta: Float(config.lacWeight))
@@ -193,6 +196,7 @@ extension Trainer: TrainingObjective {
         var m = model.config.metadata
         m["epoch"] = "\(epoch)"; m["step"] = "\(step)"; m["seed"] = "\(config.seed)"
         m["best_dice"] = "\(bestDice)"; m["label_fraction"] = "\(config.labelFraction)"
+        m["label_selection"] = (config.labelSelection ?? .random).rawValue
         if let weightAverage { m.merge(weightAverage.checkpointMetadata) { $1 } }
         return m
     }
@@ -212,7 +216,7 @@ extension Trainer: TrainingObjective {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         if epoch == 0 {
             let record = RunRecord(config: config, device: backend.name, gitCommit: gitCommit(),
-                                   started: ISO8601DateFormatter().string(from: Date()))
+                                   started: ISO8601DateFormatter().string(from: Date()), labelled: split.labelled.map(\.name))
             try writeAtomically(try encoder.encode(record), to: path)
         } else if var record = try? JSONDecoder().decode(RunRecord.self, from: Data(contentsOf: URL(fileURLWithPath: path))),
                   record.config != config {
@@ -276,6 +280,7 @@ extension TrainingSplit {
             try FileManager.default.copyItem(atPath: file, toPath: runSplit)
         }
         try self.init(train: splits.train, validation: splits.validation, labelFraction: config.labelFraction,
-                      seed: config.seed, source: config.format == DatasetFormat.folder.rawValue ? config.data + "/train" : config.data)
+                      seed: config.seed, source: config.format == DatasetFormat.folder.rawValue ? config.data + "/train" : config.data,
+                      selection: config.labelSelection ?? .random)
     }
 }

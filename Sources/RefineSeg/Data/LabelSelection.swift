@@ -1,0 +1,151 @@
+import Foundation
+
+/// Which training images (groups) a label fraction keeps the masks of.
+///
+/// - `diverse` (the default): the images an annotation tool would ask for, typical images that
+///   together cover the data (cold-start selection: k-medoids over standardised per-image
+///   descriptors, `LabelSelection.descriptor`). The seed draws the starting medoids, so seeds
+///   may differ where the data has several equally good choices; one image is the most typical
+///   image for every seed.
+/// - `random`: a seeded shuffle (the paper's protocol: a seed can label two near-identical
+///   images, e.g. two early frames of a time-lapse).
+public enum LabelSelection: String, Codable, CaseIterable, Sendable {
+    case diverse, random
+
+    public static let `default` = LabelSelection.diverse
+
+    /// Every index of `groups` (each a non-empty list of samples), the `count` to label first.
+    /// `diverse` runs k-medoids on the groups' descriptors (the mean over a group's images) and
+    /// puts the rest in their given order; `random` is the seeded shuffle `TrainingSplit` has
+    /// always used (labelled: its first `count`).
+    public func order(_ groups: [[Sample]], labelling count: Int, seed: UInt64) -> [Int] {
+        let k = min(max(count, 0), groups.count)
+        switch self {
+        case .random:
+            var order = Array(groups.indices)
+            var rng = SeededRandom(seed: seed ^ 0xF4AC)
+            order.shuffle(using: &rng)
+            return order
+        case .diverse:
+            guard k < groups.count else { return Array(groups.indices) }
+            let features = groups.map { g -> [Double] in
+                let d = g.map(Self.descriptor)
+                return (0..<d[0].count).map { j in d.map { $0[j] }.reduce(0, +) / Double(d.count) }
+            }
+            let chosen = Self.medoids(Self.standardised(features), count: k, seed: seed)
+            let picked = Set(chosen)
+            return chosen + groups.indices.filter { !picked.contains($0) }
+        }
+    }
+
+    /// What an image looks like to the network, in 7 numbers: the 5th, 25th, 50th, 75th and
+    /// 95th percentiles of its normalised intensity (channel mean; docs/MODEL.md's normalisation
+    /// maps the 1st and 99.8th to 0 and 1, so these say where the bulk of the image sits between
+    /// them: the lesion share and contrast), and the mean and 90th percentile of its gradient
+    /// magnitude (texture, edges). Computed on at most ~65k pixels (a regular grid).
+    public static func descriptor(_ s: Sample) -> [Double] {
+        let h = s.height, w = s.width, plane = h * w
+        func value(_ y: Int, _ x: Int) -> Double {
+            var v = 0.0
+            for c in 0..<s.channels { v += Double(s.image[c * plane + y * w + x]) }
+            return v / Double(max(s.channels, 1))
+        }
+        let stride = max(1, Int((Double(plane) / 65_536).squareRoot().rounded(.up)))
+        var values = [Double](), gradients = [Double]()
+        for y in Swift.stride(from: 0, to: h, by: stride) {
+            for x in Swift.stride(from: 0, to: w, by: stride) {
+                let v = value(y, x)
+                values.append(v)
+                let gx = x + 1 < w ? value(y, x + 1) - v : 0, gy = y + 1 < h ? value(y + 1, x) - v : 0
+                gradients.append((gx * gx + gy * gy).squareRoot())
+            }
+        }
+        values.sort(); gradients.sort()
+        func percentile(_ sorted: [Double], _ p: Double) -> Double {
+            guard !sorted.isEmpty else { return 0 }
+            return sorted[min(sorted.count - 1, Int((p * Double(sorted.count - 1)).rounded()))]
+        }
+        let meanGradient = gradients.isEmpty ? 0 : gradients.reduce(0, +) / Double(gradients.count)
+        return [0.05, 0.25, 0.5, 0.75, 0.95].map { percentile(values, $0) } + [meanGradient, percentile(gradients, 0.9)]
+    }
+
+    /// Each feature to mean 0 and standard deviation 1 over the rows (a constant feature to 0).
+    static func standardised(_ rows: [[Double]]) -> [[Double]] {
+        guard let d = rows.first?.count, rows.count > 1 else { return rows.map { $0.map { _ in 0 } } }
+        var out = rows
+        for j in 0..<d {
+            let mean = rows.map { $0[j] }.reduce(0, +) / Double(rows.count)
+            let sd = (rows.map { ($0[j] - mean) * ($0[j] - mean) }.reduce(0, +) / Double(rows.count)).squareRoot()
+            for i in rows.indices { out[i][j] = sd > 1e-12 ? (rows[i][j] - mean) / sd : 0 }
+        }
+        return out
+    }
+
+    /// `count` medoids of `points` (k-medoids on Euclidean distance, which an outlier pulls less
+    /// than k-means' squared one): seeded k-means++-style starts (the first uniform, each next
+    /// drawn with probability ∝ its distance to the nearest chosen), then alternate assigning
+    /// every point to its nearest medoid and moving each medoid to the member with the least
+    /// total distance to its cluster, until nothing moves. Ties go to the lower index. The
+    /// medoids in the order of their clusters' starts.
+    static func medoids(_ points: [[Double]], count k: Int, seed: UInt64) -> [Int] {
+        let n = points.count
+        guard k > 0 else { return [] }
+        guard k < n else { return Array(0..<n) }
+        func dist(_ a: Int, _ b: Int) -> Double {
+            var s = 0.0
+            for j in points[a].indices { let d = points[a][j] - points[b][j]; s += d * d }
+            return s.squareRoot()
+        }
+        let D = (0..<n).map { a in (0..<n).map { b in dist(a, b) } }
+        var rng = SeededRandom(seed: seed ^ 0xD1_5E)
+        var medoids = [Int(rng.next() % UInt64(n))]
+        while medoids.count < k {
+            let nearest = (0..<n).map { i in medoids.map { D[i][$0] }.min()! }
+            let total = nearest.reduce(0, +)
+            var pick = (0..<n).first { !medoids.contains($0) }!
+            if total > 0 {
+                var r = Double(rng.nextUnit()) * total
+                for i in 0..<n where nearest[i] > 0 {
+                    pick = i
+                    r -= nearest[i]
+                    if r < 0 { break }
+                }
+            }
+            medoids.append(pick)
+        }
+        for _ in 0..<100 {
+            var clusters = [[Int]](repeating: [], count: k)
+            for i in 0..<n {
+                var best = 0
+                for c in 1..<k where D[i][medoids[c]] < D[i][medoids[best]] { best = c }
+                clusters[best].append(i)
+            }
+            var moved = false
+            for c in 0..<k where !clusters[c].isEmpty {
+                var best = medoids[c], bestCost = clusters[c].map { D[medoids[c]][$0] }.reduce(0, +)
+                for m in clusters[c] where m == medoids[c] || !medoids.contains(m) {
+                    let cost = clusters[c].map { D[m][$0] }.reduce(0, +)
+                    if cost < bestCost - 1e-12 || (abs(cost - bestCost) <= 1e-12 && m < best) { best = m; bestCost = cost }
+                }
+                if best != medoids[c] { medoids[c] = best; moved = true }
+            }
+            if !moved { break }
+        }
+        return medoids
+    }
+}
+
+/// The files to annotate first among `samples` (grouped by `Sample.groupID`, so a volume is one
+/// file): `count` groups, else `fraction` of them (rounded, at least one), chosen by `selection`
+/// as `TrainingSplit` chooses labelled groups; paths in the order chosen.
+public func suggestedFiles(_ samples: [Sample], fraction: Double, count: Int? = nil, seed: UInt64,
+                           selection: LabelSelection = .default) -> [String] {
+    var groups = TrainingSplit.groups(samples)
+    groups.sort { $0[0].groupID < $1[0].groupID }
+    let keep = min(groups.count, max(1, count ?? Int((Double(groups.count) * fraction).rounded())))
+    var seen = Set<String>(), out = [String]()
+    for g in selection.order(groups, labelling: keep, seed: seed).prefix(keep).map({ groups[$0] }) {
+        for s in g where seen.insert(s.path).inserted { out.append(s.path) }
+    }
+    return out
+}

@@ -1,0 +1,115 @@
+import Foundation
+import XCTest
+@testable import RefineSeg
+
+/// Which images a label fraction labels (`LabelSelection`, `TrainingSplit`, `suggestedFiles`).
+final class LabelSelectionTests: XCTestCase {
+    /// Three kinds of image, `perKind` of each, slightly different within a kind: "flat" (a dark
+    /// noisy field), "half" (a bright half on a dark one) and "checker" (a fine checkerboard).
+    static func clusteredSamples(perKind: Int, size: Int = 24, seed: UInt64 = 1) -> [Sample] {
+        var rng = SeededRandom(seed: seed)
+        var out = [Sample]()
+        for kind in ["flat", "half", "checker"] {
+            for i in 0..<perKind {
+                var image = [Float](repeating: 0, count: size * size)
+                for y in 0..<size { for x in 0..<size {
+                    let noise = rng.uniform(-0.03, 0.03)
+                    switch kind {
+                    case "flat": image[y * size + x] = 0.2 + noise
+                    case "half": image[y * size + x] = (x < size / 2 ? 0.9 : 0.1) + noise
+                    default: image[y * size + x] = ((x + y) % 2 == 0 ? 0.8 : 0.2) + noise
+                    }
+                } }
+                out.append(Sample(name: "\(kind)\(i)", path: "synthetic/\(kind)\(i).png", channels: 1, height: size, width: size,
+                                  image: image, mask: image.map { $0 > 0.5 ? 1 : 0 }))
+            }
+        }
+        return out
+    }
+
+    func testDiverseSelectionIsDeterministicForASeedAndCoversEveryCluster() {
+        let samples = Self.clusteredSamples(perKind: 5)
+        let groups = TrainingSplit.groups(samples)
+        var picks = Set<[Int]>()   // (sorted picks)
+        for seed: UInt64 in 0..<12 {
+            let order = LabelSelection.diverse.order(groups, labelling: 3, seed: seed)
+            XCTAssertEqual(order, LabelSelection.diverse.order(groups, labelling: 3, seed: seed), "seed \(seed) repeats")
+            XCTAssertEqual(order.sorted(), Array(groups.indices), "a permutation of the groups")
+            let kinds = Set(order.prefix(3).map { groups[$0][0].name.filter(\.isLetter) })
+            XCTAssertEqual(kinds, ["flat", "half", "checker"], "seed \(seed): one image of each kind")
+            picks.insert(order.prefix(3).sorted())
+        }
+        XCTAssertEqual(picks.count, 1, "each cluster's most typical image, whatever the seed")
+        // Where the data offers several equally good choices (12 points on a circle) the seed picks one.
+        let ring = (0..<12).map { i in [cos(Double(i) * .pi / 6), sin(Double(i) * .pi / 6)] }
+        let ringPicks = Set((0..<8).map { LabelSelection.medoids(ring, count: 2, seed: UInt64($0)).sorted() })
+        XCTAssertGreaterThan(ringPicks.count, 1)
+        XCTAssertTrue(ringPicks.allSatisfy { $0.count == 2 && $0[0] != $0[1] })
+        // The paper's rule labels two images of one kind for some seed.
+        let randomCovers = (0..<12).map { seed in
+            Set(LabelSelection.random.order(groups, labelling: 3, seed: UInt64(seed)).prefix(3).map { groups[$0][0].name.filter(\.isLetter) }).count
+        }
+        XCTAssertTrue(randomCovers.contains { $0 < 3 })
+    }
+
+    /// `random` is the seeded shuffle of earlier versions, unchanged (runs of earlier versions reproduce).
+    func testRandomSelectionIsTheEarlierShuffle() throws {
+        let samples = syntheticSamples(count: 13, size: 16, seed: 4)
+        for seed: UInt64 in [0, 4, 9] {
+            var groups = TrainingSplit.groups(samples)
+            var rng = SeededRandom(seed: seed ^ 0xF4AC)
+            groups.sort { $0[0].groupID < $1[0].groupID }
+            groups.shuffle(using: &rng)
+            let split = try TrainingSplit(train: samples, validation: [], labelFraction: 0.2, seed: seed, source: "synthetic", selection: .random)
+            XCTAssertEqual(split.labelled.map(\.name), groups.prefix(3).flatMap { $0 }.map(\.name).sorted())
+            XCTAssertEqual(split.unlabelled.map(\.name), groups.dropFirst(3).flatMap { $0 }.map(\.name))
+            XCTAssertEqual(split.selection, .random)
+        }
+    }
+
+    func testGroupsStayTogetherAndAtLeastOneIsLabelled() throws {
+        // 6 cases of 3 slices each; two cases per kind.
+        let samples = Self.clusteredSamples(perKind: 6).enumerated().map { i, s -> Sample in
+            var s = s; s.group = "case\(i / 3)"; return s
+        }
+        for selection in LabelSelection.allCases {
+            for seed: UInt64 in 0..<4 {
+                let split = try TrainingSplit(train: samples, validation: nil, labelFraction: 0.4, seed: seed, source: "synthetic", selection: selection)
+                let labelled = Set(split.labelled.map(\.groupID)), unlabelled = Set(split.unlabelled.map(\.groupID))
+                let validation = Set(split.validation.map(\.groupID))
+                XCTAssertTrue(labelled.isDisjoint(with: unlabelled) && labelled.isDisjoint(with: validation) && unlabelled.isDisjoint(with: validation))
+                XCTAssertEqual(labelled.count, 2, "\(selection) seed \(seed): 40 % of the 5 cases left after the hold-out")
+                XCTAssertEqual(split.labelled.count, 6, "whole cases")
+                XCTAssertTrue(split.unlabelled.allSatisfy { $0.mask == nil })
+                let tiny = try TrainingSplit(train: samples, validation: [], labelFraction: 0.001, seed: seed, source: "synthetic", selection: selection)
+                XCTAssertEqual(Set(tiny.labelled.map(\.groupID)).count, 1, "at least one case")
+                let all = try TrainingSplit(train: samples, validation: [], labelFraction: 1, seed: seed, source: "synthetic", selection: selection)
+                XCTAssertEqual(all.labelled.map(\.name), samples.map(\.name).sorted())
+            }
+        }
+    }
+
+    func testSuggestedFilesAreWholeGroupsOncePerFile() {
+        let samples = Self.clusteredSamples(perKind: 4).enumerated().map { i, s -> Sample in
+            var s = s; s.group = "vol\(i / 2)"; s.path = "synthetic/vol\(i / 2).nii.gz"; return s
+        }
+        let files = suggestedFiles(samples, fraction: 0.5, seed: 3)
+        XCTAssertEqual(files.count, 3, "half of the 6 volumes")
+        XCTAssertEqual(Set(files).count, files.count)
+        XCTAssertEqual(files, suggestedFiles(samples, fraction: 0.5, seed: 3))
+        XCTAssertEqual(suggestedFiles(samples, fraction: 0.5, count: 1, seed: 3).count, 1)
+        XCTAssertEqual(suggestedFiles(samples, fraction: 0.01, seed: 3).count, 1)
+    }
+
+    /// Configs and study folders written before the option keep the shuffle their runs used.
+    func testOldRecordsMeanTheRandomRule() throws {
+        func withoutSelection<T: Codable>(_ value: T) throws -> T {
+            var json = try JSONSerialization.jsonObject(with: try JSONEncoder().encode(value)) as! [String: Any]
+            XCTAssertEqual(json["labelSelection"] as? String, "diverse", "new records start at diverse")
+            json["labelSelection"] = nil
+            return try JSONDecoder().decode(T.self, from: try JSONSerialization.data(withJSONObject: json))
+        }
+        XCTAssertNil(try withoutSelection(TrainConfig(data: "d", out: "o")).labelSelection)
+        XCTAssertNil(try withoutSelection(StudySettings(data: "d", out: "o")).labelSelection)
+    }
+}
