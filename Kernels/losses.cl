@@ -2,8 +2,8 @@
 // Every large sum is split into fixed pieces (chunks, images or rows), each piece reduced by one
 // work-group of RS_WG items in a fixed order (wg_sum), and the pieces added in order by one item
 // (sum_partials or a loss's *_final kernel): reruns are bit-identical. Backward kernels read the
-// upstream gradient dLoss[0] on the device. Variants: the fused loss's forward on CPU devices
-// (lac_embed_cpu, seg_pixel_cpu: "CPU variants" at the end; not bit-identical to the group kernels).
+// upstream gradient dLoss[0] on the device. Variants: the fused loss on CPU devices (lac_embed_cpu,
+// seg_pixel_cpu, seg_backward_cpu: "CPU variants" at the end; not bit-identical to the group kernels).
 //   sum_partials        one item: out[0] = (Σ partials, in order) / divisor  (also used by optim's sum_of_squares)
 //   bce_partial         one work-group per chunk of BCE_CHUNK elements → partial sums
 //   bce_backward        one item per element: (σ(x) − y)·dLoss/count
@@ -277,31 +277,52 @@ __kernel void seg_pixel(__global const float* logits, __global const float* targ
     }
 }
 
-// loss[0] = wBCE·mean BCE + wDice·mean_n Dice_n + wLAC·mean over images with both classes of Σωℓ/Σω (0 if none).
-// stats (N + 1, 4): per image Σσ·y, Σσ + Σy + 1, Σω, valid; then (images with both classes, 0, 0, 0).
-__kernel void seg_final(__global const float* partials, __global const float* valid, __global float* loss,
-                        __global float* stats, int N, int chunks, int HW, float wBCE, float wDice, float wLAC) {
-    if (get_global_id(0) != 0) return;
+// Image n's sums (Σ BCE, Σσ·y, Σσ, Σy, Σωℓ, Σω) over its chunks of partials (N, chunks, 6), chunks ascending.
+inline void seg_image_sums(__global const float* partials, int n, int chunks, float* s) {
+    for (int j = 0; j < 6; ++j) s[j] = 0.0f;
+    for (int c = 0; c < chunks; ++c) for (int j = 0; j < 6; ++j) s[j] += partials[((size_t)n * chunks + c) * 6 + j];
+}
+
+// loss = wBCE·mean BCE + wDice·mean_n Dice_n + wLAC·mean over images with both classes of Σωℓ/Σω (0 if none),
+// images in order. With stats (not null): per image Σσ·y, Σσ + Σy + 1, Σω, valid; then (images with both classes, 0, 0, 0).
+inline float seg_loss_of(__global const float* partials, __global const float* valid, int N, int chunks, int HW,
+                         float wBCE, float wDice, float wLAC, __global float* stats) {
     float bce = 0.0f, dice = 0.0f, lac = 0.0f;
     int images = 0;
     for (int n = 0; n < N; ++n) {
-        float s[6] = { 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f };
-        for (int c = 0; c < chunks; ++c) for (int j = 0; j < 6; ++j) s[j] += partials[((size_t)n * chunks + c) * 6 + j];
+        float s[6];
+        seg_image_sums(partials, n, chunks, s);
         bce += s[0];
         float den = s[2] + s[3] + 1.0f;
         dice += (2.0f * s[1] + 1.0f) / den;
         int ok = WITH_LAC && valid[n] > 0.0f;
         if (ok) { lac += s[4] / s[5]; images += 1; }
-        stats[n * 4] = s[1];
-        stats[n * 4 + 1] = den;
-        stats[n * 4 + 2] = s[5];
-        stats[n * 4 + 3] = ok ? 1.0f : 0.0f;
+        if (stats) {
+            stats[n * 4] = s[1];
+            stats[n * 4 + 1] = den;
+            stats[n * 4 + 2] = s[5];
+            stats[n * 4 + 3] = ok ? 1.0f : 0.0f;
+        }
     }
-    stats[N * 4] = (float)images;
-    stats[N * 4 + 1] = 0.0f;
-    stats[N * 4 + 2] = 0.0f;
-    stats[N * 4 + 3] = 0.0f;
-    loss[0] = wBCE * (bce / (float)(N * HW)) + wDice * (dice / (float)N) + (images > 0 ? wLAC * (lac / (float)images) : 0.0f);
+    if (stats) {
+        stats[N * 4] = (float)images;
+        stats[N * 4 + 1] = 0.0f;
+        stats[N * 4 + 2] = 0.0f;
+        stats[N * 4 + 3] = 0.0f;
+    }
+    return wBCE * (bce / (float)(N * HW)) + wDice * (dice / (float)N) + (images > 0 ? wLAC * (lac / (float)images) : 0.0f);
+}
+
+inline float seg_loss_value(__global const float* partials, __global const float* valid, int N, int chunks, int HW,
+                            float wBCE, float wDice, float wLAC) {
+    return seg_loss_of(partials, valid, N, chunks, HW, wBCE, wDice, wLAC, 0);
+}
+
+// loss[0] and stats (N + 1, 4), from the partials (seg_loss_of).
+__kernel void seg_final(__global const float* partials, __global const float* valid, __global float* loss,
+                        __global float* stats, int N, int chunks, int HW, float wBCE, float wDice, float wLAC) {
+    if (get_global_id(0) != 0) return;
+    loss[0] = seg_loss_of(partials, valid, N, chunks, HW, wBCE, wDice, wLAC, stats);
 }
 
 // 2-D range: (⌈H·W / LAC_SPAN⌉, N). dLogits (N, 1, H, W); with WITH_LAC also dE (N, D, H, W).
@@ -356,7 +377,7 @@ __kernel void seg_backward(__global const float* dLoss, __global const float* lo
 #endif
 }
 
-// MARK: CPU variants of the forward (not CLBackend.gpuGlue)
+// MARK: CPU variants of the fused loss (not CLBackend.gpuGlue)
 // One work-item per (span of SEG_SPAN_CPU pixels, image), 16-wide loads, the LAC_D embedding planes in the
 // outer loop (each step reads one contiguous run of a plane); the partial sums of an item land at
 // their own index and the consumers add them in span order, so reruns are bit-identical.
@@ -366,7 +387,10 @@ __kernel void seg_backward(__global const float* dLoss, __global const float* lo
 //                   reading the embedding once
 //   seg_pixel_cpu   seg_pixel over the span, with the image's prototypes (lac_prototypes) computed from
 //                   embPartials by every item alike (the span-0 item writes them, and valid, for the
-//                   backward) → partials (N, spans, 6) for seg_final
+//                   backward) → partials (N, spans, 6); the loss from them is seg_final's, which the host owes
+//                   to the queue (CLContext.owe) and the backward normally takes over
+//   seg_backward_cpu  seg_backward over the span, each item adding its image's partials itself (no stats from
+//                   seg_final); with writeLoss also the loss, as seg_final (then seg_final never runs)
 #ifndef LAC_D
 #define LAC_D 1
 #endif
@@ -396,16 +420,20 @@ __kernel void lac_embed_cpu(__global const float* e, __global const float* targe
         nf += les[j];
     }
     __global float* out = embPartials + ((size_t)n * spans + s) * EMB_STRIDE;
+    for (int j = 0; j < nv; ++j) les[j] *= rn[j];           // 1/‖e‖ on lesion pixels, 0 elsewhere
     for (int k = 0; k < LAC_D; ++k) {
-        float16 fg = (float16)(0.0f), all = (float16)(0.0f);
-        for (int j = 0; j < nv; ++j) {
-            float16 z = load16_upto(en + (size_t)k * HW, 16 * j, len) * rn[j];
-            fg += les[j] * z;
-            all += z;
+        // Two accumulators per sum (even and odd float16s), added at the end.
+        float16 fg0 = (float16)(0.0f), fg1 = (float16)(0.0f), all0 = (float16)(0.0f), all1 = (float16)(0.0f);
+        int j = 0;
+        for (; j + 1 < nv; j += 2) {
+            float16 v0 = load16_upto(en + (size_t)k * HW, 16 * j, len), v1 = load16_upto(en + (size_t)k * HW, 16 * j + 16, len);
+            fg0 += les[j] * v0; fg1 += les[j + 1] * v1;
+            all0 += rn[j] * v0; all1 += rn[j + 1] * v1;
         }
-        float f = hsum16(fg);
+        if (j < nv) { float16 v0 = load16_upto(en + (size_t)k * HW, 16 * j, len); fg0 += les[j] * v0; all0 += rn[j] * v0; }
+        float f = hsum16(fg0 + fg1);
         out[k] = f;
-        out[LAC_D + k] = hsum16(all) - f;
+        out[LAC_D + k] = hsum16(all0 + all1) - f;
     }
     out[2 * LAC_D] = hsum16(nf);
 }
@@ -445,39 +473,42 @@ __kernel void seg_pixel_cpu(__global const float* logits, __global const float* 
         for (int k = 0; k < LAC_D; ++k) { pr[k] = pf[k]; pr[LAC_D + k] = pb[k]; }
         valid[n] = ok ? 1.0f : 0.0f;
     }
-    // Projections onto the two prototypes, the planes in the outer loop (k ascending per pixel).
-    float16 sfs[SEG_V16], sbs[SEG_V16];
+    // Only s = z·(p_bg − p_fg) enters the loss: one projection of e onto the prototypes' difference,
+    // the planes in the outer loop (k ascending per pixel); z = e / ‖e‖ is applied per pixel below.
+    float16 proj[SEG_V16];
     if (ok) {
         __global const float* en = e + (size_t)n * LAC_D * HW + lo;
-        for (int j = 0; j < nv; ++j) { sfs[j] = (float16)(0.0f); sbs[j] = (float16)(0.0f); }
-        for (int k = 0; k < LAC_D; ++k)
-            for (int j = 0; j < nv; ++j) {
-                float16 v = load16_upto(en + (size_t)k * HW, 16 * j, len);
-                sfs[j] += v * pf[k];
-                sbs[j] += v * pb[k];
-            }
+        for (int j = 0; j < nv; ++j) proj[j] = (float16)(0.0f);
+        for (int k = 0; k < LAC_D; ++k) {
+            float dk = pb[k] - pf[k];
+            for (int j = 0; j < nv; ++j) proj[j] += load16_upto(en + (size_t)k * HW, 16 * j, len) * dk;
+        }
     }
     __global float* state = pixelState + (size_t)n * 2 * HW + lo;
     __global const float* nn = norms + (size_t)n * HW + lo;
+    float itau = 1.0f / tau;
 #endif
     for (int j = 0; j < nv; ++j) {
         float16 in = mask16(16 * j, len);
         float16 x = load16_upto(xs, 16 * j, len), y = load16_upto(ys, 16 * j, len);
-        bce += in * (fmax(x, 0.0f) - x * y + log1p(exp(-fabs(x))));
-        float16 sg = 1.0f / (1.0f + exp(-x));
+        // One exp per pixel for both terms: softplus(x) = max(x, 0) + log1p(exp(−|x|)), σ(x) from the same exp.
+        float16 ex = exp(-fabs(x)), rx = 1.0f / (1.0f + ex);
+        bce += in * (fmax(x, 0.0f) - x * y + log1p(ex));
+        float16 sg = select(ex * rx, rx, isgreaterequal(x, (float16)(0.0f)));
         inter += in * sg * y;
         sp += in * sg;
         sy += in * y;
 #if WITH_LAC
         if (ok) {
             float16 norm = select((float16)(1.0f), load16_upto(nn, 16 * j, len), isgreater(in, (float16)(0.0f)));
-            float16 s = (sbs[j] - sfs[j]) / norm;
+            float16 s = proj[j] / norm;
             float16 sign = select((float16)(-1.0f), (float16)(1.0f), isgreater(y, (float16)(0.5f)));   // lesion: +1
             float16 weight = 1.0f + select((float16)(0.0f), (float16)(gamma), isgreater(x, (float16)(0.0f)) & (sign < 0.0f));
-            float16 t = sign * s / tau;
-            wl += in * weight * (fmax(t, 0.0f) + log1p(exp(-fabs(t))));
+            float16 t = sign * s * itau;
+            float16 et = exp(-fabs(t)), rt = 1.0f / (1.0f + et);
+            wl += in * weight * (fmax(t, 0.0f) + log1p(et));
             w += in * weight;
-            store16_upto(state, 16 * j, len, weight * sign / (1.0f + exp(-t)) / tau);
+            store16_upto(state, 16 * j, len, weight * sign * select(et * rt, rt, isgreaterequal(t, (float16)(0.0f))) * itau);
             store16_upto(state + HW, 16 * j, len, s);
         }
 #endif
@@ -489,4 +520,65 @@ __kernel void seg_pixel_cpu(__global const float* logits, __global const float* 
     out[3] = hsum16(sy);
     out[4] = hsum16(wl);
     out[5] = hsum16(w);
+}
+
+// 2-D range: (spans, N), SEG_SPAN_CPU pixels per item. seg_backward from seg_pixel_cpu's partials: every item
+// adds its image's partials itself (seg_image_sums, seg_final's order), so no seg_final runs before it; with
+// writeLoss the (0, 0) item also writes the loss as seg_final would (the forward left it to this launch).
+// Divisions only per pixel: d loss / d e_k = ca·(p_bg − p_fg)_k − e_k·cz with ca = a/‖e‖, cz = a·s/‖e‖².
+__kernel void seg_backward_cpu(__global const float* dLoss, __global const float* logits, __global const float* target,
+                               __global const float* partials, __global const float* valid, __global float* loss, int writeLoss,
+                               __global float* dLogits, __global const float* e, __global const float* norms,
+                               __global const float* protos, __global const float* pixelState, __global float* dE,
+                               int N, int HW, int spans, float wBCE, float wDice, float wLAC) {
+    int c = get_global_id(0), n = get_global_id(1);
+    if (c >= spans) return;
+    if (writeLoss && c == 0 && n == 0) loss[0] = seg_loss_value(partials, valid, N, spans, HW, wBCE, wDice, wLAC);
+    int lo = c * SEG_SPAN_CPU, len = min(SEG_SPAN_CPU, HW - lo), nv = (len + 15) / 16;
+    float s[6];
+    seg_image_sums(partials, n, spans, s);
+    float dl = dLoss[0];
+    float den = s[2] + s[3] + 1.0f;
+    // d/dp of (2I + 1)/(P + Y + 1) = (2y·den − (2I + 1)) / den² = y·ka − kb, and dp/dx = σ(1 − σ).
+    float ka = 2.0f / den, kb = (2.0f * s[1] + 1.0f) / (den * den);
+    float cB = dl * wBCE / (float)(N * HW), cD = dl * wDice / (float)N;
+    __global const float* xs = logits + (size_t)n * HW + lo;
+    __global const float* ys = target + (size_t)n * HW + lo;
+    __global float* dx = dLogits + (size_t)n * HW + lo;
+    for (int j = 0; j < nv; ++j) {
+        float16 x = load16_upto(xs, 16 * j, len), y = load16_upto(ys, 16 * j, len);
+        float16 ex = exp(-fabs(x)), rx = 1.0f / (1.0f + ex);
+        float16 sg = select(ex * rx, rx, isgreaterequal(x, (float16)(0.0f)));
+        store16_upto(dx, 16 * j, len, cB * (sg - y) + cD * (y * ka - kb) * sg * (1.0f - sg));
+    }
+#if WITH_LAC
+    __global float* dn = dE + (size_t)n * LAC_D * HW + lo;
+    if (!(valid[n] > 0.0f)) {
+        for (int k = 0; k < LAC_D; ++k)
+            for (int j = 0; j < nv; ++j) store16_upto(dn + (size_t)k * HW, 16 * j, len, (float16)(0.0f));
+        return;
+    }
+    int images = 0;
+    for (int m = 0; m < N; ++m) images += valid[m] > 0.0f;
+    // ℓ = softplus(t), t = ±s/τ, s = z·(p_bg − p_fg): dℓ/dz = a·(p_bg − p_fg) with the saved a, and z·dz = a·s.
+    // Through z = e / max(‖e‖, 1e-12): de = (dz − z·(z·dz)) / ‖e‖ above the floor, dz / 1e-12 below.
+    float scale = dl * wLAC / (s[5] * (float)images);
+    __global const float* state = pixelState + (size_t)n * 2 * HW + lo;
+    __global const float* nn = norms + (size_t)n * HW + lo;
+    float16 ca[SEG_V16], cz[SEG_V16];
+    for (int j = 0; j < nv; ++j) {
+        float16 a = scale * load16_upto(state, 16 * j, len), sv = load16_upto(state + HW, 16 * j, len);
+        float16 nm = select((float16)(1.0f), load16_upto(nn, 16 * j, len), isgreater(mask16(16 * j, len), (float16)(0.0f)));
+        float16 inv = 1.0f / nm;
+        ca[j] = a * inv;
+        cz[j] = select((float16)(0.0f), ca[j] * sv * inv, isgreater(nm, (float16)(LAC_NORM_FLOOR)));
+    }
+    __global const float* pf = protos + (size_t)n * 2 * LAC_D;
+    for (int k = 0; k < LAC_D; ++k) {
+        float d = pf[LAC_D + k] - pf[k];
+        __global const float* ek = e + ((size_t)n * LAC_D + k) * HW + lo;
+        for (int j = 0; j < nv; ++j)
+            store16_upto(dn + (size_t)k * HW, 16 * j, len, ca[j] * d - load16_upto(ek, 16 * j, len) * cz[j]);
+    }
+#endif
 }

@@ -274,6 +274,39 @@ final class LossTests: XCTestCase {
         }
     }
 
+    /// On CPU devices the fused loss's final reduction is owed to the queue: its backward writes the
+    /// loss, and anything that reaches the queue first (a kernel reading the loss, a read) has it
+    /// queued before. Every way gives the same bits as a forward read at once.
+    func testTheFusedLossValueIsTheSameWhoeverWritesIt() throws {
+        for b in backendsUnderTest() {
+            var rng = SeededRandom(seed: 5)
+            let (n, d, h, w) = (2, 4, 37, 33)
+            let x = try b.tensor((0..<(n * h * w)).map { _ in rng.uniform(-4, 4) }, shape: [n, 1, h, w])
+            let y = try b.tensor((0..<(n * h * w)).map { _ in rng.nextUnit() < 0.3 ? 1 : 0 }, shape: [n, 1, h, w])
+            let e = try b.tensor((0..<(n * d * h * w)).map { _ in rng.uniform(-1, 1) }, shape: [n, d, h, w])
+            let weights = SegmentationLossWeights(bce: 0.5, dice: -0.5, lac: 0.1)
+            func forward() throws -> (loss: Tensor, saved: SegmentationLossSaved) {
+                try b.segmentationLoss(logits: x, embedding: e, target: y, weights: weights, lac: LACParams())
+            }
+            let direct = try forward().loss.scalar()
+            // A kernel that reads the loss before the backward.
+            let first = try forward()
+            let doubled = try b.scale(first.loss, by: 2)
+            let up = try b.full([1], value: 1)
+            let grads = try b.segmentationLossBackward(up, logits: x, embedding: e, target: y, weights: weights, lac: LACParams(),
+                                                       saved: first.saved)
+            XCTAssertEqual(try doubled.scalar(), 2 * direct, "loss read by a kernel on \(b.name)")
+            XCTAssertEqual(try first.loss.scalar(), direct, "loss after the backward on \(b.name)")
+            // The backward first (as in training): it writes the loss; the gradients are the same.
+            let second = try forward()
+            let again = try b.segmentationLossBackward(up, logits: x, embedding: e, target: y, weights: weights, lac: LACParams(),
+                                                       saved: second.saved)
+            XCTAssertEqual(try second.loss.scalar(), direct, "loss written by the backward on \(b.name)")
+            XCTAssertEqual(try again.logits.toArray(), try grads.logits.toArray())
+            XCTAssertEqual(try again.embedding!.toArray(), try grads.embedding!.toArray())
+        }
+    }
+
     func testLossesAreBitIdenticalOnRerun() throws {
         let b = try openCLBackendOrSkip()
         var rng = SeededRandom(seed: 9)

@@ -59,8 +59,10 @@ extension CLBackend: LossOps {
         return dc
     }
 
-    /// Saved tensors of `segmentationLoss`, in `SegmentationLossSaved.tensors` order.
+    /// Saved tensors of `segmentationLoss`, in `SegmentationLossSaved.tensors` order: the group
+    /// kernels' (`gpuGlue`) and the CPU variants' (which keep the partials, not seg_final's stats).
     private enum SegSaved: Int { case stats, norms, protos, pixelState }
+    private enum SegSavedCPU: Int, CaseIterable { case partials, norms, protos, pixelState, valid, loss }
 
     public func segmentationLoss(logits: Tensor, embedding: Tensor?, target: Tensor, weights: SegmentationLossWeights,
                                  lac: LACParams, geometry g: SegLossGeometry) throws -> (loss: Tensor, saved: SegmentationLossSaved) {
@@ -101,13 +103,15 @@ extension CLBackend: LossOps {
     static let segSpanCPU = 1024
 
     /// The forward on CPU devices (not `gpuGlue`): lac_embed_cpu (norms and per-span class sums in
-    /// one read of the embedding), seg_pixel_cpu (the prototypes, then the per-pixel terms), seg_final;
-    /// the saved state is the GPU path's.
+    /// one read of the embedding), seg_pixel_cpu (the prototypes, then the per-pixel terms). The final
+    /// reduction to the loss (seg_final) is owed to the queue (`CLContext.owe`): the backward
+    /// (seg_backward_cpu) claims it and writes the loss itself; anything else that reaches the queue
+    /// first (a read of the loss, another kernel) has seg_final queued before it.
     private func segmentationLossCPU(logits: Tensor, embedding: Tensor?, target: Tensor, weights: SegmentationLossWeights,
                                      lac: LACParams, geometry g: SegLossGeometry) throws -> (loss: Tensor, saved: SegmentationLossSaved) {
         let op = "segmentation_loss"
         let span = Self.segSpanCPU, spans = (g.hw + span - 1) / span
-        let options = "-DWITH_LAC=\(g.d > 0 ? 1 : 0) -DLAC_D=\(max(g.d, 1)) -DSEG_SPAN_CPU=\(span) " + itemLayoutOption
+        let options = segCPUOptions(g)
         // Without the LAC term the LAC arguments are unused: any buffer stands in.
         var norms = logits, protos = logits, valid = logits, pixelState = logits, embPartials = logits
         if let e = embedding {
@@ -126,16 +130,54 @@ extension CLBackend: LossOps {
                       .float(lac.tau), .float(lac.gamma)],
                      items: [spans, g.n])
         let loss = try empty([1], op: op), stats = try empty([g.n + 1, 4], op: op)
-        try run("seg_final", file: "losses", options: "-DWITH_LAC=\(g.d > 0 ? 1 : 0) " + itemLayoutOption,
-                [.tensor(partials), .tensor(valid), .tensor(loss), .tensor(stats), .int(g.n), .int(spans), .int(g.hw),
-                 .float(weights.bce), .float(weights.dice), .float(weights.lac)], global: [1])
-        return (loss, SegmentationLossSaved(tensors: [stats, norms, protos, pixelState]))
+        try ctx.owe("seg_final", file: "losses", options: options,
+                    args: [.buffer(try buffer(partials)), .buffer(try buffer(valid)), .buffer(try buffer(loss)),
+                           .buffer(try buffer(stats)), .int(g.n), .int(spans), .int(g.hw),
+                           .float(weights.bce), .float(weights.dice), .float(weights.lac)],
+                    global: [1], token: try buffer(loss))
+        var saved = [Tensor](repeating: partials, count: SegSavedCPU.allCases.count)
+        saved[SegSavedCPU.norms.rawValue] = norms
+        saved[SegSavedCPU.protos.rawValue] = protos
+        saved[SegSavedCPU.pixelState.rawValue] = pixelState
+        saved[SegSavedCPU.valid.rawValue] = valid
+        saved[SegSavedCPU.loss.rawValue] = loss
+        return (loss, SegmentationLossSaved(tensors: saved))
+    }
+
+    /// The build options of the CPU variants (the same program for all three).
+    private func segCPUOptions(_ g: SegLossGeometry) -> String {
+        "-DWITH_LAC=\(g.d > 0 ? 1 : 0) -DLAC_D=\(max(g.d, 1)) -DSEG_SPAN_CPU=\(Self.segSpanCPU) " + itemLayoutOption
+    }
+
+    /// seg_backward_cpu: the CPU variants' backward, from their saved partials; it writes the loss
+    /// too when the forward's seg_final is still owed (then no seg_final runs at all).
+    private func segmentationLossBackwardCPU(_ dLoss: Tensor, logits: Tensor, embedding: Tensor?, target: Tensor,
+                                             weights: SegmentationLossWeights, saved t: [Tensor],
+                                             geometry g: SegLossGeometry) throws -> (logits: Tensor, embedding: Tensor?) {
+        let op = "segmentation_loss_backward"
+        let spans = (g.hw + Self.segSpanCPU - 1) / Self.segSpanCPU
+        let dLogits = try empty(logits.shape, op: op)
+        let dE = try embedding.map { try empty($0.shape, op: op) }
+        let loss = t[SegSavedCPU.loss.rawValue]
+        let writeLoss = ctx.claimOwed(try buffer(loss))
+        try runItems("seg_backward_cpu", file: "losses", options: segCPUOptions(g),
+                     [.tensor(dLoss), .tensor(logits), .tensor(target), .tensor(t[SegSavedCPU.partials.rawValue]),
+                      .tensor(t[SegSavedCPU.valid.rawValue]), .tensor(loss), .int(writeLoss ? 1 : 0), .tensor(dLogits),
+                      .tensor(embedding ?? logits), .tensor(t[SegSavedCPU.norms.rawValue]), .tensor(t[SegSavedCPU.protos.rawValue]),
+                      .tensor(t[SegSavedCPU.pixelState.rawValue]), .tensor(dE ?? dLogits), .int(g.n), .int(g.hw), .int(spans),
+                      .float(weights.bce), .float(weights.dice), .float(weights.lac)],
+                     items: [spans, g.n])
+        return (dLogits, dE)
     }
 
     public func segmentationLossBackward(_ dLoss: Tensor, logits: Tensor, embedding: Tensor?, target: Tensor,
                                          weights: SegmentationLossWeights, lac: LACParams, saved: SegmentationLossSaved,
                                          geometry g: SegLossGeometry) throws -> (logits: Tensor, embedding: Tensor?) {
         let op = "segmentation_loss_backward"
+        if saved.tensors.count == SegSavedCPU.allCases.count {
+            return try segmentationLossBackwardCPU(dLoss, logits: logits, embedding: embedding, target: target, weights: weights,
+                                                   saved: saved.tensors, geometry: g)
+        }
         guard saved.tensors.count == 4 else {
             throw RefineSegError.invalidArgument("[\(op)] saved state of another backend or op (\(saved.tensors.count) tensors)")
         }

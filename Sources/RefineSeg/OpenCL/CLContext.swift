@@ -208,6 +208,46 @@ final class CLContext {
         return k
     }
 
+    // MARK: an owed launch
+
+    /// A small launch queued lazily (`owe`): the next command of this queue that could see its
+    /// effect (any launch, copy, download or `finish`; an upload only into one of its buffers)
+    /// queues it first, so the queue behaves as if it had been queued at once, unless the launch
+    /// that `claimOwed`s it takes its work over first (the fused loss's final reduction, which its
+    /// backward does; CLBackend+Loss.swift). At most one is owed; owing another pays the first.
+    private var owed: (token: ObjectIdentifier, kernel: String, file: String, options: String, args: [CLArg], global: [Int])?
+
+    /// Owes the launch of `kernel` (one work-group of `global` items), claimable with `token`.
+    func owe(_ kernel: String, file: String, options: String, args: [CLArg], global: [Int], token: CLBuffer) throws {
+        try payOwed()
+        owed = (ObjectIdentifier(token), kernel, file, options, args, global)
+    }
+
+    /// True when the owed launch was `token`'s: it is dropped, and the caller's next launch does its work.
+    func claimOwed(_ token: CLBuffer) -> Bool {
+        guard let o = owed, o.token == ObjectIdentifier(token) else { return false }
+        owed = nil
+        return true
+    }
+
+    /// Queues the owed launch (if any); with `touching`, only when one of those buffers (or a
+    /// parent of one) is among its arguments.
+    private func payOwed(touching buffers: [CLBuffer]? = nil) throws {
+        guard let o = owed else { return }
+        if let buffers {
+            let mine = Set(o.args.compactMap { arg -> ObjectIdentifier? in
+                if case let .buffer(b) = arg { return ObjectIdentifier(b) } else { return nil }
+            })
+            func touches(_ b: CLBuffer?) -> Bool {
+                guard let b else { return false }
+                return mine.contains(ObjectIdentifier(b)) || touches(b.parent)
+            }
+            guard buffers.contains(where: touches) else { return }
+        }
+        owed = nil
+        try launch(o.kernel, file: o.file, options: o.options, args: o.args, global: o.global)
+    }
+
     // MARK: launching
 
     /// Sets the arguments and enqueues `name` over `global` work items (rounded up to a
@@ -215,6 +255,7 @@ final class CLContext {
     /// annotate the profiling record (see `KernelTiming`); they change nothing else.
     func launch(_ name: String, file: String, options: String = "", args: [CLArg],
                 global: [Int], local: [Int]? = nil, flops: Double? = nil, bytes: Int? = nil) throws {
+        try payOwed()
         let k = try kernel(name, file: file, options: options)
         for (i, arg) in args.enumerated() {
             let index = cl_uint(i)
@@ -294,6 +335,7 @@ final class CLContext {
     func upload(_ values: [Float], to buffer: CLBuffer, op: String) throws {
         let bytes = values.count * 4
         guard bytes > 0 else { return }
+        try payOwed(touching: [buffer])
         let memory = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
         values.withUnsafeBytes { memory.copyMemory(from: $0.baseAddress!, byteCount: bytes) }
         var event: cl_event?
@@ -324,6 +366,7 @@ final class CLContext {
     /// Queues a copy of `count` floats to the host and returns without waiting; the closure waits
     /// for that copy only (and the commands queued before it) and returns the values.
     func startDownload(_ buffer: CLBuffer, count: Int, op: String) throws -> () throws -> [Float] {
+        try payOwed()
         let memory = UnsafeMutableRawPointer.allocate(byteCount: max(count * 4, 4), alignment: 64)
         var event: cl_event?
         let status = clEnqueueReadBuffer(queue, buffer.mem, cl_bool(CL_FALSE), 0, count * 4, memory, 0, nil, &event)
@@ -346,6 +389,7 @@ final class CLContext {
     }
 
     func download(_ buffer: CLBuffer, count: Int, op: String) throws -> [Float] {
+        try payOwed()
         var out = [Float](repeating: 0, count: count)
         try out.withUnsafeMutableBytes { raw in
             try clCheck(clEnqueueReadBuffer(queue, buffer.mem, cl_bool(CL_TRUE), 0, raw.count, raw.baseAddress, 0, nil, nil),
@@ -356,11 +400,13 @@ final class CLContext {
 
     func copy(from src: CLBuffer, to dst: CLBuffer, bytes: Int, srcOffset: Int = 0, dstOffset: Int = 0, op: String) throws {
         guard bytes > 0 else { return }
+        try payOwed()
         try clCheck(clEnqueueCopyBuffer(queue, src.mem, dst.mem, srcOffset, dstOffset, bytes, 0, nil, nil),
                     "clEnqueueCopyBuffer", op: op)
     }
 
     func finish() throws {
+        try payOwed()
         try clCheck(clFinish(queue), "clFinish", op: "synchronize")
         releaseCompletedUploads(all: true)
     }
