@@ -37,6 +37,21 @@ inline float tree_sum(float* part) {
     return part[0];
 }
 
+// Σ of a plane of HW values as a group of RS_WG items that strides over it adds them (item l adds
+// values l, l + RS_WG, …, then wg_sum's tree): eight virtual items at a time as the lanes of one
+// vector (the same additions), then tree_sum. broadcast_spatial_backward's order.
+inline float strided_plane_sum(__global const float* p, int HW) {
+    float8 acc8[RS_WG / 8];
+    for (int j = 0; j < RS_WG / 8; j++) acc8[j] = 0.0f;
+    int i = 0;
+    for (; i + RS_WG <= HW; i += RS_WG)
+        for (int j = 0; j < RS_WG / 8; j++) acc8[j] += vload8(j, p + i);
+    float part[RS_WG];
+    for (int j = 0; j < RS_WG / 8; j++) vstore8(acc8[j], j, part);
+    for (int l = 0; i + l < HW; l++) part[l] += p[i + l];
+    return tree_sum(part);
+}
+
 // The chunked GPU reductions (CLBackend.gpuGlue; RS_GPU_WG items per group, RS_CHUNK values per
 // group, a multiple of RS_GPU_WG; both -D from OpenCL/KernelConstants.swift): work-group
 // g = (c·N + n)·chunks + k reduces values [*lo, *hi) = [k·RS_CHUNK, (k+1)·RS_CHUNK) ∩ [0, HW) of

@@ -6,6 +6,11 @@
 //   ew_binary      OP 0 add, 1 sub, 2 mul
 //   ew_scale, ew_axpy (in place), ew_relu, ew_relu_backward, ew_sigmoid, ew_sigmoid_backward, ew_fill
 //   copy_channels  copies a channel block between NCHW tensors (concat and slice)
+//   copy_channels_broadcast  copy_channels of a concat's last part, and a pooled (N, CB) part broadcast
+//                            over H·W as the channels after it, in one launch (the context block)
+//   copy_channels_sum        its backward: the last part's slice, and the pooled part's Σ over H·W
+//                            (one item per plane) in broadcast_spatial_backward's order (CPU devices; the
+//                            GPU layout slices and runs broadcast_spatial_backward's work-groups)
 //   gate_channel / gate_channel_backward_x / gate_channel_backward_g   (one item per element / per (n, c))
 //   gate_pixel   / gate_pixel_backward_x   / gate_pixel_backward_g     (one item per element / per (n, p))
 
@@ -64,6 +69,43 @@ __kernel void copy_channels(__global const float* src, __global float* dst, int 
     __global const float* s = src + ((size_t)n * Csrc + srcStart + c) * HW;
     __global float* d = dst + ((size_t)n * Cdst + dstStart + c) * HW;
     EW_FOR(HW, vstore8(vload8(0, s + i), 0, d + i), d[i] = s[i])
+}
+
+// copy_channels of C channels of src (all of its Csrc channels from 0) to channels [dstStart, dstStart + C)
+// of dst (Cdst channels), then p (N, CB) broadcast over HW (relu(p) with relu = 1) into channels
+// [dstStart + C, dstStart + C + CB). 2-D: (span of a plane, plane of the C + CB).
+__kernel void copy_channels_broadcast(__global const float* src, __global float* dst, int N, int C, int HW, int Csrc,
+                                      int Cdst, int dstStart, __global const float* p, int CB, int relu) {
+    int plane = get_global_id(1);
+    int c = plane % (C + CB), n = plane / (C + CB);
+    __global float* d = dst + ((size_t)n * Cdst + dstStart + c) * HW;
+    if (c < C) {
+        __global const float* s = src + ((size_t)n * Csrc + c) * HW;
+        EW_FOR(HW, vstore8(vload8(0, s + i), 0, d + i), d[i] = s[i])
+    } else {
+        float v = p[n * CB + c - C];
+        if (relu) v = fmax(v, 0.0f);
+        float8 v8 = (float8)(v);
+        EW_FOR(HW, vstore8(v8, 0, d + i), d[i] = v)
+    }
+}
+
+// Its backward: channels [srcStart, srcStart + C) of src (Csrc channels) to dst (C channels), and
+// dp[n, k] = Σ over HW of src's channel srcStart + C + k for k < CB (0 where relu = 1 and the
+// forward's p, xr, is not > 0). 2-D: (span of a plane, plane of the C + CB); a sum is the first
+// span's item's.
+__kernel void copy_channels_sum(__global const float* src, __global float* dst, int N, int C, int HW, int Csrc, int srcStart,
+                                __global float* dp, int CB, __global const float* xr, int relu) {
+    int plane = get_global_id(1);
+    int c = plane % (C + CB), n = plane / (C + CB);
+    __global const float* s = src + ((size_t)n * Csrc + srcStart + c) * HW;
+    if (c < C) {
+        __global float* d = dst + ((size_t)n * C + c) * HW;
+        EW_FOR(HW, vstore8(vload8(0, s + i), 0, d + i), d[i] = s[i])
+    } else if (get_global_id(0) == 0) {
+        int k = n * CB + c - C;
+        dp[k] = relu && !(xr[k] > 0.0f) ? 0.0f : strided_plane_sum(s, HW);
+    }
 }
 
 __kernel void gate_channel(__global const float* x, __global const float* g, __global float* y, int NC, int HW) {

@@ -176,6 +176,19 @@ final class ContractTests: XCTestCase {
         let hidden = try t([4, 2])
         assertReaches("channel_mlp_backward") { try b.channelMLPBackward(d, d: d, w1: w1, w2: w2, hidden: hidden) }
         assertRefused("channel_mlp_backward hidden") { try b.channelMLPBackward(d, d: d, w1: w1, w2: w2, hidden: d) }
+        let am = try t([2, 6])
+        assertReaches("channel_mlp_descriptors_backward") {
+            try b.channelMLPDescriptorsBackward(d, d: d, argmax: am, w1: w1, w2: w2, hidden: hidden, inputShape: gx.shape, adding: gx)
+        }
+        assertRefused("channel_mlp_descriptors_backward descriptors") {
+            try b.channelMLPDescriptorsBackward(d, d: d, argmax: am, w1: w1, w2: w2, hidden: hidden, inputShape: [3, 6, 3, 3])
+        }
+        assertRefused("channel_mlp_descriptors_backward argmax") {
+            try b.channelMLPDescriptorsBackward(d, d: d, argmax: d, w1: w1, w2: w2, hidden: hidden, inputShape: gx.shape)
+        }
+        assertRefused("channel_mlp_descriptors_backward prior") {
+            try b.channelMLPDescriptorsBackward(d, d: d, argmax: am, w1: w1, w2: w2, hidden: hidden, inputShape: gx.shape, adding: d)
+        }
         // The gates, checked in front since the previous change.
         assertReaches("channel_gate") { try b.channelGate(x, logits: try t([4, 3])) }
         assertRefused("channel_gate") { try b.channelGate(x, logits: nc) }
@@ -216,6 +229,17 @@ final class ContractTests: XCTestCase {
         assertReaches("slice") { try b.sliceChannels(x, start: 1, count: 2) }
         assertRefused("slice") { try b.sliceChannels(x, start: 2, count: 2) }
         assertRefused("slice") { try b.sliceChannels(try t([3, 4]), start: 0, count: 1) }
+        let pooled = try t([2, 5, 1, 1])
+        assertReaches("concat_broadcast") { try b.concatBroadcast([x, x], pooled: pooled, relu: true) }
+        assertReaches("concat_broadcast") { try b.concatBroadcast([x], pooled: try t([2, 5])) }
+        assertRefused("concat_broadcast") { try b.concatBroadcast([x], pooled: try t([3, 5, 1, 1])) }
+        assertRefused("broadcast_spatial") { try b.concatBroadcast([x], pooled: try t([2, 5, 2, 1])) }
+        assertRefused("concat") { try b.concatBroadcast([x, z], pooled: pooled) }
+        let dy = try t([2, 11, 4, 4])
+        assertReaches("concat_broadcast_backward") { try b.concatBroadcastBackward(dy, channels: [3, 3], reluInput: pooled) }
+        assertRefused("concat_broadcast_backward") { try b.concatBroadcastBackward(dy, channels: [3, 8]) }
+        assertRefused("concat_broadcast_backward") { try b.concatBroadcastBackward(dy, channels: []) }
+        assertRefused("concat_broadcast_backward") { try b.concatBroadcastBackward(dy, channels: [3, 3], reluInput: x) }
     }
 }
 
@@ -294,6 +318,12 @@ private final class RecordingElementwise: ElementwiseOps {
     func fill(_ x: Tensor, value: Float) throws { throw Reached(op: "fill") }
     func concatChannels(_ parts: [Tensor], geometry g: ConcatGeometry) throws -> Tensor { throw Reached(op: "concat") }
     func sliceChannels(_ x: Tensor, geometry g: SliceGeometry) throws -> Tensor { throw Reached(op: "slice") }
+    func concatBroadcast(_ parts: [Tensor], pooled: Tensor, relu: Bool, geometry g: ConcatBroadcastGeometry) throws -> Tensor {
+        throw Reached(op: "concat_broadcast")
+    }
+    func concatBroadcastBackward(_ dy: Tensor, reluInput: Tensor?, geometry g: ConcatBroadcastGeometry) throws -> (parts: [Tensor], pooled: Tensor) {
+        throw Reached(op: "concat_broadcast_backward")
+    }
     func mulChannelGate(_ x: Tensor, _ gate: Tensor, geometry: GateGeometry) throws -> Tensor { throw Reached(op: "mul_channel_gate") }
     func mulChannelGateBackward(_ dy: Tensor, x: Tensor, gate: Tensor, geometry: GateGeometry) throws -> (dx: Tensor, dgate: Tensor) {
         throw Reached(op: "mul_channel_gate_backward")
@@ -367,6 +397,11 @@ private final class RecordingAttention: AttentionOps {
     func channelMLPBackward(_ dlogits: Tensor, d: Tensor, w1: Tensor, w2: Tensor, hidden: Tensor, geometry g: ChannelMLPGeometry) throws
         -> ChannelMLPGradients {
         throw Reached(op: "channel_mlp_backward")
+    }
+    func channelMLPDescriptorsBackward(_ dlogits: Tensor, d: Tensor, argmax: Tensor, w1: Tensor, w2: Tensor, hidden: Tensor,
+                                       adding prior: Tensor?, geometry g: ChannelMLPDescriptorsGeometry) throws
+        -> ChannelMLPDescriptorsGradients {
+        throw Reached(op: "channel_mlp_descriptors_backward")
     }
 }
 

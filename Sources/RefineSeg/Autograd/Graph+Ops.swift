@@ -86,6 +86,19 @@ extension Graph {
         }
     }
 
+    /// Channel concat of `parts` and, as the last channels, `pooled` (N, Cb, 1, 1) broadcast over
+    /// their H, W (with `relu`, relu of it): the context block's concat and pool branch as one
+    /// node. One launch copies the last part and writes the broadcast; backward, one launch slices
+    /// the last part's gradient and sums the pooled part's over H, W (`concatBroadcast`).
+    public func concatBroadcast(_ parts: [Var], pooled: Var, relu: Bool = false) throws -> Var {
+        let b = backend
+        let channels = parts.map { $0.shape[1] }, shape = pooled.shape
+        return record(try b.concatBroadcast(parts.map(\.value), pooled: pooled.value, relu: relu), parts + [pooled]) { g in
+            let r = try b.concatBroadcastBackward(g, channels: channels, reluInput: relu ? pooled.value : nil)
+            return r.parts + [try r.pooled.reshaped(shape)]
+        }
+    }
+
     /// BatchNorm2d (NCHW) or BatchNorm1d ((N, C)): batch statistics and a running-stat update
     /// in training mode, running statistics otherwise. `activation` (ReLU, sigmoid) is fused
     /// into the same kernels, forward and backward (one node instead of two).
@@ -182,6 +195,33 @@ extension Graph {
             let gate = try b.channelGateBackward(g, x: x.value, logits: logits)
             let m = try b.channelMLPBackward(gate.dlogits, d: d.value, w1: w1.value, w2: w2.value, hidden: hidden)
             return [gate.dx, m.dd, m.dw1, m.db1, m.dw2, m.db2]
+        }
+    }
+
+    /// A batch norm (no activation) and the channel attention of its result as one node (the
+    /// refinement block's conv2 and ca): in training the batch norm computes the descriptors in its
+    /// pass (`batchNormTrainDescriptors`) and the MLP and the gate are one kernel (`channelMLPGate`);
+    /// the backward runs the gate's, then the MLP's and the descriptors' as one op
+    /// (`channelMLPDescriptorsBackward`, adding the gate's dx), then the batch norm's. Eval and
+    /// --sync-bn: `batchNormDescriptors`, then `channelMLPGate`.
+    public func batchNormChannelAttention(_ x: Var, _ bn: BatchNorm, w1: Var, b1: Var, w2: Var, b2: Var) throws -> Var {
+        guard training, batchNormOverride == nil else {
+            let h = try batchNormDescriptors(x, bn)
+            return try channelMLPGate(h.y, descriptors: h.descriptors, w1: w1, b1: b1, w2: w2, b2: b2)
+        }
+        let b = backend
+        let w = parameter(bn.weight), bias = parameter(bn.bias)
+        let r = try b.batchNormTrainDescriptors(x.value, weight: w.value, bias: bias.value, runningMean: bn.runningMean.value,
+                                                runningVar: bn.runningVar.value, momentum: bn.momentum, eps: bn.eps)
+        let (saved, argmax, y, d) = (r.saved, r.argmax, r.y, r.descriptors)
+        let a = try b.channelMLPGate(y, descriptors: d, w1: w1.value, b1: b1.value, w2: w2.value, b2: b2.value)
+        let (logits, hidden) = (a.logits, a.hidden)
+        return record(a.y, [x, w, bias, w1, b1, w2, b2]) { g in
+            let gate = try b.channelGateBackward(g, x: y, logits: logits)
+            let m = try b.channelMLPDescriptorsBackward(gate.dlogits, d: d, argmax: argmax, w1: w1.value, w2: w2.value,
+                                                        hidden: hidden, inputShape: y.shape, adding: gate.dx)
+            let n = try b.batchNormBackward(m.dx, input: x.value, weight: w.value, saved: saved)
+            return [n.dx, n.dweight, n.dbias, m.dw1, m.db1, m.dw2, m.db2]
         }
     }
 

@@ -96,6 +96,15 @@ public protocol ElementwiseOps {
     /// Channels `g.start ..< g.start + g.count` of an NCHW tensor → `g.output`.
     /// (Checked by `sliceChannels(_:start:count:)` in `Backend/Contract+Elementwise.swift`.)
     func sliceChannels(_ x: Tensor, geometry g: SliceGeometry) throws -> Tensor
+    /// `concatChannels` of the parts (N, Ci, H, W) and, as the last `g.pooled` channels, the pooled
+    /// part (N, Cb, 1, 1) broadcast over H, W (with `relu`, relu of it) → `g.output`, in one op:
+    /// the context block's concat and its pool branch's broadcast.
+    func concatBroadcast(_ parts: [Tensor], pooled: Tensor, relu: Bool, geometry g: ConcatBroadcastGeometry) throws -> Tensor
+    /// Backward of `concatBroadcast` from dy `g.output`: each part's channels of dy, and the pooled
+    /// part's Σ over H, W (N, Cb, 1, 1); with `reluInput` (the forward's pooled part), 0 where that
+    /// is not > 0.
+    func concatBroadcastBackward(_ dy: Tensor, reluInput: Tensor?, geometry g: ConcatBroadcastGeometry) throws
+        -> (parts: [Tensor], pooled: Tensor)
     /// y = x[n, c, h, w] · gate[n, c]   (channel gate, gate shape (N, C)).
     /// (The four gate ops' shapes are checked by the entry points of `Backend/Contract+Elementwise.swift`,
     /// the same names without `geometry:`.)
@@ -318,6 +327,22 @@ public protocol AttentionOps {
     /// (the ReLU mask is hidden > 0, as `reluBackward`).
     func channelMLPBackward(_ dlogits: Tensor, d: Tensor, w1: Tensor, w2: Tensor, hidden: Tensor, geometry g: ChannelMLPGeometry) throws
         -> ChannelMLPGradients
+    /// `channelMLPBackward` and then `channelDescriptorsBackward` of its dd, in one op: from the
+    /// gate's dlogits (2N, C), the stacked descriptors d (2N, C) of x `g.input.shape`, their saved
+    /// arg-max (N, C) and the saved hidden activations (2N, Hd), dx (like x, + `prior` when given)
+    /// and the MLP's parameter gradients. The same values as the two ops.
+    func channelMLPDescriptorsBackward(_ dlogits: Tensor, d: Tensor, argmax: Tensor, w1: Tensor, w2: Tensor, hidden: Tensor,
+                                       adding prior: Tensor?, geometry g: ChannelMLPDescriptorsGeometry) throws
+        -> ChannelMLPDescriptorsGradients
+}
+
+/// Gradients of `AttentionOps.channelMLPDescriptorsBackward`: dx like the descriptors' input, the
+/// MLP's parameters' like the parameters.
+public struct ChannelMLPDescriptorsGradients {
+    public var dx: Tensor, dw1: Tensor, db1: Tensor, dw2: Tensor, db2: Tensor
+    public init(dx: Tensor, dw1: Tensor, db1: Tensor, dw2: Tensor, db2: Tensor) {
+        self.dx = dx; self.dw1 = dw1; self.db1 = db1; self.dw2 = dw2; self.db2 = db2
+    }
 }
 
 /// Gradients of `AttentionOps.channelMLP`, shaped like the corresponding inputs.

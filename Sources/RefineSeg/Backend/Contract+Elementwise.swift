@@ -30,6 +30,49 @@ public struct ConcatGeometry: Sendable {
         output = [first.shape[0], channels.reduce(0, +), first.shape[2], first.shape[3]]
         self.channels = channels
     }
+
+    /// Parts of `channels` channels, each (n, c, h, w) (already checked by `ConcatBroadcastGeometry`).
+    init(channels: [Int], n: Int, h: Int, w: Int) {
+        self.channels = channels
+        output = [n, channels.reduce(0, +), h, w]
+    }
+}
+
+/// `concatBroadcast`: parts (N, Ci, H, W) with `channels` Ci, then the pooled part's `pooled`
+/// channels broadcast over H, W; the output (N, ΣCi + Cb, H, W).
+public struct ConcatBroadcastGeometry: Sendable {
+    public let n: Int, h: Int, w: Int
+    public let channels: [Int]
+    public let pooled: Int
+    public var hw: Int { h * w }
+    public var output: Shape { [n, channels.reduce(0, +) + pooled, h, w] }
+    /// The parts alone, as `concatChannels` takes them.
+    public var parts: ConcatGeometry { ConcatGeometry(channels: channels, n: n, h: h, w: w) }
+
+    /// The forward's parts and pooled part, (N, Cb, 1, 1) or (N, Cb).
+    init(_ parts: [Tensor], pooled: Tensor) throws {
+        let c = try ConcatGeometry(parts)
+        (n, _, h, w) = c.output.nchw
+        let b = try AttentionGeometry.broadcast(pooled, height: h, width: w)
+        guard b.n == n else {
+            throw RefineSegError.shapeMismatch(op: "concat_broadcast", detail: "pooled \(pooled.shape) vs parts of \(c.output): N differs")
+        }
+        channels = c.channels
+        self.pooled = b.c
+    }
+
+    /// The backward's dy (N, C, H, W) and the forward's parts' channels (the pooled part has the rest).
+    init(_ dy: Tensor, channels: [Int]) throws {
+        let op = "concat_broadcast_backward"
+        try dy.shape.expect(rank: 4, op: op)
+        (n, _, h, w) = dy.shape.nchw
+        let total = channels.reduce(0, +)
+        guard !channels.isEmpty, channels.allSatisfy({ $0 > 0 }), total < dy.shape[1] else {
+            throw RefineSegError.shapeMismatch(op: op, detail: "parts of \(channels) channels and at least one pooled channel must make dy \(dy.shape)")
+        }
+        self.channels = channels
+        pooled = dy.shape[1] - total
+    }
 }
 
 /// A checked channel slice `start ..< start + count` of an NCHW tensor, and its output shape.
@@ -72,6 +115,24 @@ extension ElementwiseOps {
     /// Channel concat of NCHW tensors with equal N, H, W.
     public func concatChannels(_ parts: [Tensor]) throws -> Tensor {
         try concatChannels(parts, geometry: try ConcatGeometry(parts))
+    }
+
+    /// `concatChannels` of `parts` and the pooled part (N, Cb, 1, 1) or (N, Cb) broadcast over
+    /// their H, W (with `relu`, relu of it) as the last Cb channels, in one op (see `ElementwiseOps`).
+    public func concatBroadcast(_ parts: [Tensor], pooled: Tensor, relu: Bool = false) throws -> Tensor {
+        try concatBroadcast(parts, pooled: pooled, relu: relu, geometry: try ConcatBroadcastGeometry(parts, pooled: pooled))
+    }
+
+    /// Backward of `concatBroadcast` from dy: the parts' gradients (the forward's parts had
+    /// `channels`), and the pooled part's (N, Cb, 1, 1), Cb the rest of dy's channels; with
+    /// `reluInput` (the forward's pooled part, N·Cb values) the ReLU's backward too.
+    public func concatBroadcastBackward(_ dy: Tensor, channels: [Int], reluInput: Tensor? = nil) throws -> (parts: [Tensor], pooled: Tensor) {
+        let g = try ConcatBroadcastGeometry(dy, channels: channels)
+        if let x = reluInput, x.count != g.n * g.pooled || x.shape.dims.first != g.n {
+            throw RefineSegError.shapeMismatch(op: "concat_broadcast_backward",
+                                               detail: "relu input \(x.shape) must hold (\(g.n), \(g.pooled)) for dy \(dy.shape)")
+        }
+        return try concatBroadcastBackward(dy, reluInput: reluInput, geometry: g)
     }
 
     /// Channels `start ..< start + count` of an NCHW tensor.

@@ -54,6 +54,24 @@ extension CPUBackend: ElementwiseOps {
         return make(out, shapes.output)
     }
 
+    public func concatBroadcast(_ parts: [Tensor], pooled: Tensor, relu: Bool, geometry g: ConcatBroadcastGeometry) throws -> Tensor {
+        // The reference is the two ops it fuses.
+        let b = try broadcastSpatial(pooled, height: g.h, width: g.w, relu: relu)
+        return try concatChannels(parts + [b], geometry: ConcatGeometry(channels: g.channels + [g.pooled], n: g.n, h: g.h, w: g.w))
+    }
+
+    public func concatBroadcastBackward(_ dy: Tensor, reluInput: Tensor?, geometry g: ConcatBroadcastGeometry) throws
+        -> (parts: [Tensor], pooled: Tensor) {
+        // The reference: concat's backward (a slice per part), then broadcastSpatial's on the last.
+        var start = 0
+        let parts = try g.channels.map { c in
+            defer { start += c }
+            return try sliceChannels(dy, start: start, count: c)
+        }
+        let tail = try sliceChannels(dy, start: start, count: g.pooled)
+        return (parts, try broadcastSpatialBackward(tail, reluInput: reluInput))
+    }
+
     public func sliceChannels(_ x: Tensor, geometry g: SliceGeometry) throws -> Tensor {
         let (out, start, count) = (g.output, g.start, g.count)
         let (n, c, h, w) = x.shape.nchw

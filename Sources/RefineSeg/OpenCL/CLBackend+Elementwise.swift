@@ -82,6 +82,55 @@ extension CLBackend: ElementwiseOps {
         return y
     }
 
+    public func concatBroadcast(_ parts: [Tensor], pooled: Tensor, relu: Bool, geometry g: ConcatBroadcastGeometry) throws -> Tensor {
+        let op = "concat_broadcast"
+        let y = try empty(g.output, op: op)
+        let (n, hw, cd) = (g.n, g.hw, g.output[1])
+        var offset = 0
+        for (part, c) in zip(parts.dropLast(), g.channels.dropLast()) {
+            try copyChannels(part, srcStart: 0, y, dstStart: offset, count: c, op: op)
+            offset += c
+        }
+        // The last part and the broadcast in one launch.
+        let (last, c) = (parts[parts.count - 1], g.channels[g.channels.count - 1])
+        guard n * hw > 0 else { return y }
+        try runItems("copy_channels_broadcast", file: "elementwise",
+                     [.tensor(last), .tensor(y), .int(n), .int(c), .int(hw), .int(c), .int(cd), .int(offset), .tensor(pooled),
+                      .int(g.pooled), .int(relu ? 1 : 0)],
+                     items: [ewItems(hw), n * (c + g.pooled)], bytes: 4 * (2 * last.count + n * g.pooled * (hw + 1)))
+        return y
+    }
+
+    public func concatBroadcastBackward(_ dy: Tensor, reluInput: Tensor?, geometry g: ConcatBroadcastGeometry) throws
+        -> (parts: [Tensor], pooled: Tensor) {
+        let op = "concat_broadcast_backward"
+        let (n, hw, cs) = (g.n, g.hw, g.output[1])
+        var start = 0
+        var parts = [Tensor]()
+        for c in g.channels.dropLast() {
+            let p = try empty([n, c, g.h, g.w], op: op)
+            try copyChannels(dy, srcStart: start, p, dstStart: 0, count: c, op: op)
+            parts.append(p)
+            start += c
+        }
+        let c = g.channels[g.channels.count - 1]
+        let last = try empty([n, c, g.h, g.w], op: op)
+        parts.append(last)
+        if gpuGlue {
+            // The sums as work-groups (broadcast_spatial_backward's GPU layout) on a slice.
+            try copyChannels(dy, srcStart: start, last, dstStart: 0, count: c, op: op)
+            let tail = try sliceChannels(dy, start: start + c, count: g.pooled)
+            return (parts, try broadcastSpatialBackward(tail, reluInput: reluInput))
+        }
+        let dp = try empty([n, g.pooled, 1, 1], op: op)
+        guard n * hw > 0 else { return (parts, dp) }
+        try runItems("copy_channels_sum", file: "elementwise",
+                     [.tensor(dy), .tensor(last), .int(n), .int(c), .int(hw), .int(cs), .int(start), .tensor(dp), .int(g.pooled),
+                      .tensor(reluInput ?? dp), .int(reluInput == nil ? 0 : 1)],
+                     items: [ewItems(hw), n * (c + g.pooled)], bytes: 4 * (2 * last.count + n * g.pooled * (hw + 1)))
+        return (parts, dp)
+    }
+
     public func sliceChannels(_ x: Tensor, geometry g: SliceGeometry) throws -> Tensor {
         let y = try empty(g.output, op: "slice")
         try copyChannels(x, srcStart: g.start, y, dstStart: 0, count: g.count, op: "slice")

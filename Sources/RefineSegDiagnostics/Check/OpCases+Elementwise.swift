@@ -58,6 +58,24 @@ extension OpCases {
                                 forward: { b, x in [try b.sliceChannels(x[0], start: ca, count: cb)] },
                                 backward: { b, _, _, g in [try b.concatChannels([try b.zeros([n, ca, h, w]), g[0]])] }))
         }
+        // The context block's concat with its pool branch broadcast as the last channels (ReLU
+        // fused: pooled values away from the kink, so no finite-difference step crosses it): one
+        // part, a pooled (N, Cb) given without its 1×1, planes of several copy spans with a tail
+        // (67·65), and the DFR-UNet's context block at batch 8, width 16 (four 64-channel branches).
+        for (n, cs, cb, h, w, relu, rank2) in [(1, [1], 1, 1, 1, true, false), (2, [3, 4], 3, 5, 7, true, false),
+                                                (2, [2], 5, 3, 3, false, true), (1, [2, 3], 3, 67, 65, true, false),
+                                                (8, [64, 64, 64, 64], 64, 8, 8, true, false)] {
+            let pooledShape: Shape = rank2 ? [n, cb] : [n, cb, 1, 1]
+            let inputs = cs.enumerated().map { OpInput("part\($0.offset)", [n, $0.element, h, w]) }
+                + [OpInput("pooled", pooledShape, .awayFromZero(-1, 1, gap: 0.05))]
+            cases.append(OpCase(op: "concat_broadcast", params: "\(cs.map { [n, $0, h, w] }) ‖ \(pooledShape)\(relu ? " relu" : "")",
+                                inputs: inputs, tolerance: .sums, gradCheck: n * h * w * (cs.reduce(0, +) + cb) <= 4096,
+                                forward: { b, x in [try b.concatBroadcast(Array(x.dropLast()), pooled: x[x.count - 1], relu: relu)] },
+                                backward: { b, x, _, g in
+                                    let r = try b.concatBroadcastBackward(g[0], channels: cs, reluInput: relu ? x[x.count - 1] : nil)
+                                    return r.parts + [try r.pooled.reshaped(pooledShape)]
+                                }))
+        }
         return cases
     }
 
