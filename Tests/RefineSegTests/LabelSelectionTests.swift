@@ -105,7 +105,7 @@ final class LabelSelectionTests: XCTestCase {
     func testOldRecordsMeanTheRandomRule() throws {
         func withoutSelection<T: Codable>(_ value: T) throws -> T {
             var json = try JSONSerialization.jsonObject(with: try JSONEncoder().encode(value)) as! [String: Any]
-            XCTAssertEqual(json["labelSelection"] as? String, "diverse", "new records start at diverse")
+            XCTAssertEqual(json["labelSelection"] as? String, LabelSelection.default.rawValue, "new records start at the default")
             json["labelSelection"] = nil
             return try JSONDecoder().decode(T.self, from: try JSONSerialization.data(withJSONObject: json))
         }

@@ -236,8 +236,8 @@ public struct TrainingSplit {
     /// The same rule on loaded splits, by group (`Sample.groupID`): the slices of one case stay
     /// together in the hold-out and in the labelled fraction, which count groups, not images.
     /// For data where every image is its own group this is exactly the folder rule above.
-    /// `selection` picks the labelled groups (`LabelSelection`: typical images that cover the
-    /// data by default, or the paper's seeded shuffle).
+    /// `selection` picks the labelled groups (`LabelSelection`: the paper's seeded shuffle by
+    /// default, or typical images that cover the data).
     public init(train pool: [Sample], validation val: [Sample]?, labelFraction: Double, seed: UInt64, source: String,
                 selection: LabelSelection = .default) throws {
         var groups = Self.groups(pool)

@@ -12,9 +12,9 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var splitFile: String?
     public var out: String
     public var labelFraction: Double = 1.0
-    /// How the labelled images of a fraction are chosen (`LabelSelection`). New configs start at
-    /// `.diverse`; nil is a config.json written before the option existed, whose run (and
-    /// `--resume`) keeps the seeded shuffle (`.random`).
+    /// How the labelled images of a fraction are chosen (`LabelSelection`; new configs start at
+    /// its default, `.random`). nil is a config.json written before the option existed, whose
+    /// run (and `--resume`) used the seeded shuffle (`.random`).
     public var labelSelection: LabelSelection? = .default
     public var initEncoder: String?
     public var epochs: Int = 40
