@@ -404,12 +404,16 @@ __kernel void lac_embed_cpu(__global const float* e, __global const float* targe
                             __global float* embPartials, int HW, int spans) {
     int s = get_global_id(0), n = get_global_id(1);
     if (s >= spans) return;
-    int lo = s * SEG_SPAN_CPU, len = min(SEG_SPAN_CPU, HW - lo), nv = (len + 15) / 16;
+    int lo = s * SEG_SPAN_CPU, len = min(SEG_SPAN_CPU, HW - lo), nv = (len + 15) / 16, nw = len / 16;
     __global const float* en = e + (size_t)n * LAC_D * HW + lo;
     float16 rn[SEG_V16], les[SEG_V16];
     for (int j = 0; j < nv; ++j) rn[j] = (float16)(0.0f);
-    for (int k = 0; k < LAC_D; ++k)
-        for (int j = 0; j < nv; ++j) { float16 v = load16_upto(en + (size_t)k * HW, 16 * j, len); rn[j] += v * v; }
+    // The hot loops: nw whole float16s of each plane's run (plain loads), then the tail float16 if any.
+    for (int k = 0; k < LAC_D; ++k) {
+        __global const float* ek = en + (size_t)k * HW;
+        for (int j = 0; j < nw; ++j) { float16 v = vload16(j, ek); rn[j] += v * v; }
+        if (nw < nv) { float16 v = load16_upto(ek, 16 * nw, len); rn[nw] += v * v; }
+    }
     __global const float* t = target + (size_t)n * HW + lo;
     float16 nf = (float16)(0.0f);
     for (int j = 0; j < nv; ++j) {
@@ -424,13 +428,14 @@ __kernel void lac_embed_cpu(__global const float* e, __global const float* targe
     for (int k = 0; k < LAC_D; ++k) {
         // Two accumulators per sum (even and odd float16s), added at the end.
         float16 fg0 = (float16)(0.0f), fg1 = (float16)(0.0f), all0 = (float16)(0.0f), all1 = (float16)(0.0f);
+        __global const float* ek = en + (size_t)k * HW;
         int j = 0;
-        for (; j + 1 < nv; j += 2) {
-            float16 v0 = load16_upto(en + (size_t)k * HW, 16 * j, len), v1 = load16_upto(en + (size_t)k * HW, 16 * j + 16, len);
+        for (; j + 1 < nw; j += 2) {
+            float16 v0 = vload16(j, ek), v1 = vload16(j + 1, ek);
             fg0 += les[j] * v0; fg1 += les[j + 1] * v1;
             all0 += rn[j] * v0; all1 += rn[j + 1] * v1;
         }
-        if (j < nv) { float16 v0 = load16_upto(en + (size_t)k * HW, 16 * j, len); fg0 += les[j] * v0; all0 += rn[j] * v0; }
+        for (; j < nv; ++j) { float16 v0 = load16_upto(ek, 16 * j, len); fg0 += les[j] * v0; all0 += rn[j] * v0; }
         float f = hsum16(fg0 + fg1);
         out[k] = f;
         out[LAC_D + k] = hsum16(all0 + all1) - f;
@@ -444,7 +449,7 @@ __kernel void seg_pixel_cpu(__global const float* logits, __global const float* 
                             float tau, float gamma) {
     int c = get_global_id(0), n = get_global_id(1);
     if (c >= spans) return;
-    int lo = c * SEG_SPAN_CPU, len = min(SEG_SPAN_CPU, HW - lo), nv = (len + 15) / 16;
+    int lo = c * SEG_SPAN_CPU, len = min(SEG_SPAN_CPU, HW - lo), nv = (len + 15) / 16, nw = len / 16;
     __global const float* xs = logits + (size_t)n * HW + lo;
     __global const float* ys = target + (size_t)n * HW + lo;
     float16 bce = (float16)(0.0f), inter = (float16)(0.0f), sp = (float16)(0.0f), sy = (float16)(0.0f);
@@ -481,7 +486,9 @@ __kernel void seg_pixel_cpu(__global const float* logits, __global const float* 
         for (int j = 0; j < nv; ++j) proj[j] = (float16)(0.0f);
         for (int k = 0; k < LAC_D; ++k) {
             float dk = pb[k] - pf[k];
-            for (int j = 0; j < nv; ++j) proj[j] += load16_upto(en + (size_t)k * HW, 16 * j, len) * dk;
+            __global const float* ek = en + (size_t)k * HW;
+            for (int j = 0; j < nw; ++j) proj[j] += vload16(j, ek) * dk;
+            if (nw < nv) proj[nw] += load16_upto(ek, 16 * nw, len) * dk;
         }
     }
     __global float* state = pixelState + (size_t)n * 2 * HW + lo;
@@ -534,7 +541,7 @@ __kernel void seg_backward_cpu(__global const float* dLoss, __global const float
     int c = get_global_id(0), n = get_global_id(1);
     if (c >= spans) return;
     if (writeLoss && c == 0 && n == 0) loss[0] = seg_loss_value(partials, valid, N, spans, HW, wBCE, wDice, wLAC);
-    int lo = c * SEG_SPAN_CPU, len = min(SEG_SPAN_CPU, HW - lo), nv = (len + 15) / 16;
+    int lo = c * SEG_SPAN_CPU, len = min(SEG_SPAN_CPU, HW - lo), nv = (len + 15) / 16, nw = len / 16;
     float s[6];
     seg_image_sums(partials, n, spans, s);
     float dl = dLoss[0];
@@ -577,8 +584,9 @@ __kernel void seg_backward_cpu(__global const float* dLoss, __global const float
     for (int k = 0; k < LAC_D; ++k) {
         float d = pf[LAC_D + k] - pf[k];
         __global const float* ek = e + ((size_t)n * LAC_D + k) * HW + lo;
-        for (int j = 0; j < nv; ++j)
-            store16_upto(dn + (size_t)k * HW, 16 * j, len, ca[j] * d - load16_upto(ek, 16 * j, len) * cz[j]);
+        __global float* dk = dn + (size_t)k * HW;
+        for (int j = 0; j < nw; ++j) vstore16(ca[j] * d - vload16(j, ek) * cz[j], j, dk);
+        if (nw < nv) store16_upto(dk, 16 * nw, len, ca[nw] * d - load16_upto(ek, 16 * nw, len) * cz[nw]);
     }
 #endif
 }
