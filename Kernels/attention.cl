@@ -22,11 +22,6 @@
 //                               (CPU layout): each work-group runs its image's two MLP rows (a barrier),
 //                               then each item gates its planes
 //   channel_mlp_backward        dh, then dd, dW1, db1, dW2, db2                  one work-group, a barrier between
-//   channel_mlp_descriptors_backward  channel_mlp_backward and channel_descriptors_backward in one launch
-//                               (CPU layout; GPU layout and hidden layers wider than MLP_HD_MAX: the two
-//                               kernels): one item per (SPAN pixels, CB planes), as channel_mlp_gate; each
-//                               work-group recomputes its image's two dh rows (a barrier), single items
-//                               take the parameter gradients (see the kernel)
 // CPU layout (not CLBackend.gpuGlue): no barriers (PoCL runs a group's items one after another on one
 // thread); the host groups items so that a launch has enough work-groups for every core (CLBackend.runItems).
 //   channel_descriptors_cpu, channel_gate_backward_cpu, broadcast_spatial_backward_cpu   one item per plane,
@@ -580,81 +575,6 @@ __kernel void channel_mlp_backward(__global const float* dl, __global const floa
             float s = 0.0f;
             for (int r = 0; r < R; ++r) s += dh[(size_t)r * HD + i];
             db1[i] = s;
-        }
-    }
-}
-
-// dh[r, j] of channel_mlp_backward: Σ_c dl[r, c]·W2[c, j] where hid[r, j] > 0, else 0 (channels in order).
-inline float mlp_dh(__global const float* dl, __global const float* w2, __global const float* hid, int r, int j, int C, int HD) {
-    float acc = 0.0f;
-    if (hid[(size_t)r * HD + j] > 0.0f) {
-        for (int c = 0; c < C; ++c) acc += dl[(size_t)r * C + c] * w2[(size_t)c * HD + j];
-    }
-    return acc;
-}
-
-// channel_mlp_backward, then channel_descriptors_backward of its dd, in one launch (CPU layout).
-// 2-D as channel_mlp_gate: (span of SPAN values, block of CB planes of image n: n·⌈C / CB⌉ + block),
-// work-groups along the spans. The group first computes its image's two rows of dh (n: means,
-// N + n: maxima; 2·HD·C FMAs, HD ≤ MLP_HD_MAX) into local memory, its items taking the hidden
-// units in turn; after the barrier each item takes dd[n, c] and dd[N + n, c] of each of its planes
-// (HD FMAs each) and writes its span of dx there as channel_descriptors_backward does. The
-// parameter gradients sum over every row, so each goes to one item, which needs no other's result:
-// launched item k of K (row-major over the 2-D range) takes the hidden units j = k, k + K, …:
-// dh[:, j] of every row (recomputed), db1[j], dW1[j, :] (summed over the rows in dw1 itself, which
-// only that item touches) and dW2[:, j]; and db2[c] for c = k, k + K, …. No atomics, no
-// communication between groups; the same additions in the same order as the two kernels.
-__kernel void channel_mlp_descriptors_backward(__global const float* dl, __global const float* d, __global const float* argmax,
-                                               __global const float* w1, __global const float* w2, __global const float* hid,
-                                               __global const float* prior, __global float* dx, __global float* dw1,
-                                               __global float* db1, __global float* dw2, __global float* db2,
-                                               int N, int C, int HD, int HW, int CB, int accumulate) {
-    __local float h[2 * MLP_HD_MAX];
-    int s = get_global_id(0), blocks = (C + CB - 1) / CB;
-    int n = get_global_id(1) / blocks, c0 = get_global_id(1) % blocks * CB, c1 = min(c0 + CB, C);
-    for (int k = get_local_id(0); k < 2 * HD; k += get_local_size(0)) h[k] = mlp_dh(dl, w2, hid, k / HD * N + n, k % HD, C, HD);
-    barrier(CLK_LOCAL_MEM_FENCE);
-    int R = 2 * N, item = get_global_id(1) * get_global_size(0) + s, items = get_global_size(0) * get_global_size(1);
-    for (int j = item; j < HD; j += items) {
-        float b1 = 0.0f;
-        for (int r = 0; r < R; ++r) {
-            float v = mlp_dh(dl, w2, hid, r, j, C, HD);
-            b1 += v;
-            __global float* row = dw1 + (size_t)j * C;
-            __global const float* dr = d + (size_t)r * C;
-            for (int c = 0; c < C; ++c) row[c] = (r == 0 ? 0.0f : row[c]) + v * dr[c];
-        }
-        db1[j] = b1;
-        for (int c = 0; c < C; ++c) {
-            float a = 0.0f;
-            for (int r = 0; r < R; ++r) a += dl[(size_t)r * C + c] * hid[(size_t)r * HD + j];
-            dw2[(size_t)c * HD + j] = a;
-        }
-    }
-    for (int c = item; c < C; c += items) {
-        float b2 = 0.0f;
-        for (int r = 0; r < R; ++r) b2 += dl[(size_t)r * C + c];
-        db2[c] = b2;
-    }
-    int lo = s * SPAN, hi = min(lo + SPAN, HW);
-    if (lo >= HW) return;
-    for (int c = c0; c < c1; ++c) {
-        float mean = 0.0f, peak = 0.0f;
-        for (int j = 0; j < HD; ++j) mean += h[j] * w1[(size_t)j * C + c];
-        for (int j = 0; j < HD; ++j) peak += h[HD + j] * w1[(size_t)j * C + c];
-        int nc = n * C + c, top = (int)argmax[nc];
-        float share = mean / (float)HW;
-        __global float* q = dx + (size_t)nc * HW;
-        int i = lo;
-        if (accumulate) {
-            __global const float* pr = prior + (size_t)nc * HW;
-            for (; i + 8 <= hi; i += 8) vstore8((float8)(share) + vload8(0, pr + i), 0, q + i);
-            for (; i < hi; i++) q[i] = share + pr[i];
-            if (top >= lo && top < hi) q[top] = (share + peak) + pr[top];
-        } else {
-            for (; i + 8 <= hi; i += 8) vstore8((float8)(share), 0, q + i);
-            for (; i < hi; i++) q[i] = share;
-            if (top >= lo && top < hi) q[top] = share + peak;
         }
     }
 }

@@ -176,19 +176,6 @@ final class ContractTests: XCTestCase {
         let hidden = try t([4, 2])
         assertReaches("channel_mlp_backward") { try b.channelMLPBackward(d, d: d, w1: w1, w2: w2, hidden: hidden) }
         assertRefused("channel_mlp_backward hidden") { try b.channelMLPBackward(d, d: d, w1: w1, w2: w2, hidden: d) }
-        let am = try t([2, 6])
-        assertReaches("channel_mlp_descriptors_backward") {
-            try b.channelMLPDescriptorsBackward(d, d: d, argmax: am, w1: w1, w2: w2, hidden: hidden, inputShape: gx.shape, adding: gx)
-        }
-        assertRefused("channel_mlp_descriptors_backward descriptors") {
-            try b.channelMLPDescriptorsBackward(d, d: d, argmax: am, w1: w1, w2: w2, hidden: hidden, inputShape: [3, 6, 3, 3])
-        }
-        assertRefused("channel_mlp_descriptors_backward argmax") {
-            try b.channelMLPDescriptorsBackward(d, d: d, argmax: d, w1: w1, w2: w2, hidden: hidden, inputShape: gx.shape)
-        }
-        assertRefused("channel_mlp_descriptors_backward prior") {
-            try b.channelMLPDescriptorsBackward(d, d: d, argmax: am, w1: w1, w2: w2, hidden: hidden, inputShape: gx.shape, adding: d)
-        }
         // The gates, checked in front since the previous change.
         assertReaches("channel_gate") { try b.channelGate(x, logits: try t([4, 3])) }
         assertRefused("channel_gate") { try b.channelGate(x, logits: nc) }
@@ -397,11 +384,6 @@ private final class RecordingAttention: AttentionOps {
     func channelMLPBackward(_ dlogits: Tensor, d: Tensor, w1: Tensor, w2: Tensor, hidden: Tensor, geometry g: ChannelMLPGeometry) throws
         -> ChannelMLPGradients {
         throw Reached(op: "channel_mlp_backward")
-    }
-    func channelMLPDescriptorsBackward(_ dlogits: Tensor, d: Tensor, argmax: Tensor, w1: Tensor, w2: Tensor, hidden: Tensor,
-                                       adding prior: Tensor?, geometry g: ChannelMLPDescriptorsGeometry) throws
-        -> ChannelMLPDescriptorsGradients {
-        throw Reached(op: "channel_mlp_descriptors_backward")
     }
 }
 

@@ -198,33 +198,6 @@ extension Graph {
         }
     }
 
-    /// A batch norm (no activation) and the channel attention of its result as one node (the
-    /// refinement block's conv2 and ca): in training the batch norm computes the descriptors in its
-    /// pass (`batchNormTrainDescriptors`) and the MLP and the gate are one kernel (`channelMLPGate`);
-    /// the backward runs the gate's, then the MLP's and the descriptors' as one op
-    /// (`channelMLPDescriptorsBackward`, adding the gate's dx), then the batch norm's. Eval and
-    /// --sync-bn: `batchNormDescriptors`, then `channelMLPGate`.
-    public func batchNormChannelAttention(_ x: Var, _ bn: BatchNorm, w1: Var, b1: Var, w2: Var, b2: Var) throws -> Var {
-        guard training, batchNormOverride == nil else {
-            let h = try batchNormDescriptors(x, bn)
-            return try channelMLPGate(h.y, descriptors: h.descriptors, w1: w1, b1: b1, w2: w2, b2: b2)
-        }
-        let b = backend
-        let w = parameter(bn.weight), bias = parameter(bn.bias)
-        let r = try b.batchNormTrainDescriptors(x.value, weight: w.value, bias: bias.value, runningMean: bn.runningMean.value,
-                                                runningVar: bn.runningVar.value, momentum: bn.momentum, eps: bn.eps)
-        let (saved, argmax, y, d) = (r.saved, r.argmax, r.y, r.descriptors)
-        let a = try b.channelMLPGate(y, descriptors: d, w1: w1.value, b1: b1.value, w2: w2.value, b2: b2.value)
-        let (logits, hidden) = (a.logits, a.hidden)
-        return record(a.y, [x, w, bias, w1, b1, w2, b2]) { g in
-            let gate = try b.channelGateBackward(g, x: y, logits: logits)
-            let m = try b.channelMLPDescriptorsBackward(gate.dlogits, d: d, argmax: argmax, w1: w1.value, w2: w2.value,
-                                                        hidden: hidden, inputShape: y.shape, adding: gate.dx)
-            let n = try b.batchNormBackward(m.dx, input: x.value, weight: w.value, saved: saved)
-            return [n.dx, n.dweight, n.dbias, m.dw1, m.db1, m.dw2, m.db2]
-        }
-    }
-
     /// x · σ(l[n, c] + l[N + n, c]) for the stacked MLP outputs l (2N, C), one kernel each way.
     public func channelGate(_ x: Var, logits: Var) throws -> Var {
         let b = backend

@@ -327,22 +327,6 @@ public protocol AttentionOps {
     /// (the ReLU mask is hidden > 0, as `reluBackward`).
     func channelMLPBackward(_ dlogits: Tensor, d: Tensor, w1: Tensor, w2: Tensor, hidden: Tensor, geometry g: ChannelMLPGeometry) throws
         -> ChannelMLPGradients
-    /// `channelMLPBackward` and then `channelDescriptorsBackward` of its dd, in one op: from the
-    /// gate's dlogits (2N, C), the stacked descriptors d (2N, C) of x `g.input.shape`, their saved
-    /// arg-max (N, C) and the saved hidden activations (2N, Hd), dx (like x, + `prior` when given)
-    /// and the MLP's parameter gradients. The same values as the two ops.
-    func channelMLPDescriptorsBackward(_ dlogits: Tensor, d: Tensor, argmax: Tensor, w1: Tensor, w2: Tensor, hidden: Tensor,
-                                       adding prior: Tensor?, geometry g: ChannelMLPDescriptorsGeometry) throws
-        -> ChannelMLPDescriptorsGradients
-}
-
-/// Gradients of `AttentionOps.channelMLPDescriptorsBackward`: dx like the descriptors' input, the
-/// MLP's parameters' like the parameters.
-public struct ChannelMLPDescriptorsGradients {
-    public var dx: Tensor, dw1: Tensor, db1: Tensor, dw2: Tensor, db2: Tensor
-    public init(dx: Tensor, dw1: Tensor, db1: Tensor, dw2: Tensor, db2: Tensor) {
-        self.dx = dx; self.dw1 = dw1; self.db1 = db1; self.dw2 = dw2; self.db2 = db2
-    }
 }
 
 /// Gradients of `AttentionOps.channelMLP`, shaped like the corresponding inputs.

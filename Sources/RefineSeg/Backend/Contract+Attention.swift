@@ -78,15 +78,6 @@ extension AttentionOps {
                                geometry: try ChannelMLPGeometry.backward(dlogits, d: d, w1: w1, w2: w2, hidden: hidden))
     }
 
-    /// `channelMLPBackward`, then `channelDescriptorsBackward` of its dd (adding `prior`), in one
-    /// op: dx (shape `inputShape`) and the MLP's parameter gradients (see `AttentionOps`).
-    public func channelMLPDescriptorsBackward(_ dlogits: Tensor, d: Tensor, argmax: Tensor, w1: Tensor, w2: Tensor, hidden: Tensor,
-                                              inputShape: Shape, adding prior: Tensor? = nil) throws -> ChannelMLPDescriptorsGradients {
-        let g = try ChannelMLPDescriptorsGeometry(dlogits, d: d, argmax: argmax, w1: w1, w2: w2, hidden: hidden, inputShape: inputShape)
-        if let prior { try prior.shape.expect(equal: inputShape, op: "channel_mlp_descriptors_backward prior") }
-        return try channelMLPDescriptorsBackward(dlogits, d: d, argmax: argmax, w1: w1, w2: w2, hidden: hidden, adding: prior, geometry: g)
-    }
-
     /// The channel gate from the stacked MLP outputs l (2N, C): y = x · σ(l[n, c] + l[N + n, c]).
     public func channelGate(_ x: Tensor, logits: Tensor) throws -> Tensor {
         try channelGate(x, logits: logits, geometry: try AttentionGeometry.channelGate(x, logits: logits))
@@ -220,21 +211,5 @@ public struct ChannelMLPGateGeometry: Sendable {
         gate = try GateGeometry(x, op: op)
         mlp = try ChannelMLPGeometry(d, w1: w1, b1: b1, w2: w2, b2: b2, op: op)
         try d.shape.expect(equal: [2 * gate.n, gate.c], op: op + " descriptors")
-    }
-}
-
-/// `channelMLPDescriptorsBackward`: the input x (N, C, H, W) of the descriptors d (2N, C), and the
-/// MLP's backward on d (dlogits like d, hidden (2N, Hd)).
-public struct ChannelMLPDescriptorsGeometry: Sendable {
-    public let input: AttentionGeometry, mlp: ChannelMLPGeometry
-
-    init(_ dl: Tensor, d: Tensor, argmax: Tensor, w1: Tensor, w2: Tensor, hidden: Tensor, inputShape: Shape) throws {
-        let op = "channel_mlp_descriptors_backward"
-        mlp = try ChannelMLPGeometry(d, w1: w1, w2: w2, op: op)
-        try dl.shape.expect(equal: d.shape, op: op + " dlogits")
-        try hidden.shape.expect(equal: [mlp.rows, mlp.hidden], op: op + " hidden")
-        input = try AttentionGeometry(inputShape, op: op)
-        try d.shape.expect(equal: [2 * input.n, input.c], op: op + " descriptors")
-        try argmax.shape.expect(equal: [input.n, input.c], op: op + " argmax")
     }
 }

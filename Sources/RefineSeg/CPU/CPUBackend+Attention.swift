@@ -244,13 +244,4 @@ extension CPUBackend {
         return ChannelMLPGradients(dd: make(dd, d.shape), dw1: make(dw1, w1.shape), db1: make(db1, [hd]),
                                    dw2: make(dw2, w2.shape), db2: make(db2, [c]))
     }
-
-    public func channelMLPDescriptorsBackward(_ dlogits: Tensor, d: Tensor, argmax: Tensor, w1: Tensor, w2: Tensor, hidden: Tensor,
-                                              adding prior: Tensor?, geometry g: ChannelMLPDescriptorsGeometry) throws
-        -> ChannelMLPDescriptorsGradients {
-        // The reference is the two ops it fuses.
-        let m = try channelMLPBackward(dlogits, d: d, w1: w1, w2: w2, hidden: hidden, geometry: g.mlp)
-        let dx = try channelDescriptorsBackward(m.dd, argmax: argmax, adding: prior, geometry: g.input)
-        return ChannelMLPDescriptorsGradients(dx: dx, dw1: m.dw1, db1: m.db1, dw2: m.dw2, db2: m.db2)
-    }
 }

@@ -55,19 +55,6 @@ public final class ConvBN: Module {
         return (y, try g.channelDescriptors(y))
     }
 
-    /// The layer (no activation), then the channel attention `ca` of its result: in training one
-    /// graph node from the batch norm on (`Graph.batchNormChannelAttention`); in eval, the folded
-    /// conv, `channelDescriptors`, then `ca`.
-    public func withChannelAttention(_ x: Var, _ ca: ChannelAttention, _ g: Graph) throws -> Var {
-        guard !g.training else {
-            folded = nil
-            return try g.batchNormChannelAttention(try conv(x, g), bn, w1: g.parameter(ca.fc1.weight), b1: g.parameter(ca.fc1.bias),
-                                                   w2: g.parameter(ca.fc2.weight), b2: g.parameter(ca.fc2.bias))
-        }
-        let h = try withDescriptors(x, g)
-        return try ca(h.y, descriptors: h.descriptors, g)
-    }
-
     public func collect(prefix: String, into list: inout [(String, Parameter)]) {
         conv.collect(prefix: join(prefix, "conv"), into: &list)
         bn.collect(prefix: join(prefix, "bn"), into: &list)
@@ -139,8 +126,9 @@ public final class RefineBlock: Module {
     }
 
     public func callAsFunction(_ x: Var, _ g: Graph) throws -> Var {
-        // conv2's batch norm computes ca's descriptors in its own pass, and its node is ca's (training).
-        let a = try conv2.withChannelAttention(try conv1(x, g, activation: .relu), ca, g)
+        // conv2's batch norm computes ca's descriptors in its own pass (training).
+        let h = try conv2.withDescriptors(try conv1(x, g, activation: .relu), g)
+        let a = try ca(h.y, descriptors: h.descriptors, g)
         // sa's gate, the shortcut add and the ReLU in one kernel.
         return try g.pixelGateAddReLU(a, gate: try sa.gate(a, g), residual: try shortcut(x, g))
     }

@@ -204,32 +204,4 @@ extension CLBackend: AttentionOps {
                 bytes: 4 * (3 * r * c + 4 * c * hd + 3 * r * hd))
         return ChannelMLPGradients(dd: dd, dw1: dw1, db1: db1, dw2: dw2, db2: db2)
     }
-
-    public func channelMLPDescriptorsBackward(_ dlogits: Tensor, d: Tensor, argmax: Tensor, w1: Tensor, w2: Tensor, hidden: Tensor,
-                                              adding prior: Tensor?, geometry g: ChannelMLPDescriptorsGeometry) throws
-        -> ChannelMLPDescriptorsGradients {
-        let (n, c, hw, r, hd) = (g.input.n, g.input.c, g.input.hw, g.mlp.rows, g.mlp.hidden)
-        guard !gpuGlue, hd <= KernelConstants.mlpHiddenMax else {
-            // GPU layout, or a hidden layer too wide for local memory: the two ops.
-            let m = try channelMLPBackward(dlogits, d: d, w1: w1, w2: w2, hidden: hidden, geometry: g.mlp)
-            let dx = try channelDescriptorsBackward(m.dd, argmax: argmax, adding: prior, geometry: g.input)
-            return ChannelMLPDescriptorsGradients(dx: dx, dw1: m.dw1, db1: m.db1, dw2: m.dw2, db2: m.db2)
-        }
-        let op = "channel_mlp_descriptors_backward"
-        let dx = try empty(g.input.shape, op: op), dw1 = try empty(w1.shape, op: op), db1 = try empty([hd], op: op)
-        let dw2 = try empty(w2.shape, op: op), db2 = try empty([c], op: op)
-        // Planes per item as channel_mlp_gate's (each work-group recomputes its image's 2·Hd·C
-        // multiply-adds of dh).
-        let span = min(hw, KernelConstants.attentionSpan)
-        let block = spans(hw) > 1 ? 1 : min(c, max(1, (hd * c + span - 1) / span))
-        let blocks = (c + block - 1) / block
-        // dx written (the prior read too); the MLP's operands and gradients.
-        let bytes = 4 * ((prior == nil ? 1 : 2) * dx.count + 3 * r * c + 4 * c * hd + r * hd)
-        try runItems(op, file: "attention",
-                     [.tensor(dlogits), .tensor(d), .tensor(argmax), .tensor(w1), .tensor(w2), .tensor(hidden), .tensor(prior ?? dlogits),
-                      .tensor(dx), .tensor(dw1), .tensor(db1), .tensor(dw2), .tensor(db2),
-                      .int(n), .int(c), .int(hd), .int(hw), .int(block), .int(prior == nil ? 0 : 1)],
-                     items: [spans(hw), n * blocks], bytes: bytes)
-        return ChannelMLPDescriptorsGradients(dx: dx, dw1: dw1, db1: db1, dw2: dw2, db2: db2)
-    }
 }

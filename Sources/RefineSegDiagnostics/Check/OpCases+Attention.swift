@@ -91,44 +91,6 @@ extension OpCases {
                                     return [gate.dx, m.dd, m.dw1, m.db1, m.dw2, m.db2]
                                 }))
         }
-        // The MLP's and the descriptors' backward fused (channel_mlp_descriptors_backward, the
-        // refinement block's channel attention after the gate's backward), same shapes: as a function
-        // of its inputs (the gate's dlogits, the prior), and in the whole channel attention
-        // channel_descriptors → channel_mlp_gate, whose backward it is with the gate's (so the
-        // finite-difference check covers it).
-        for (s, hd) in [([1, 5, 3, 3], 4), ([2, 13, 7, 5], 7), ([3, 16, 1, 1], 4), ([2, 16, 17, 19], 4), ([1, 50, 4, 4], 9),
-                        ([8, 16, 128, 128], 4), ([8, 256, 8, 8], 16), ([2, 130, 3, 3], 65)] as [(Shape, Int)] {
-            let (n, c, _, _) = s.nchw
-            cases.append(OpCase(op: "channel_mlp_descriptors_backward", params: "\(s), hidden \(hd)",
-                                inputs: [OpInput("x", s), OpInput("dlogits", [2 * n, c]), OpInput("w1", [hd, c]), OpInput("b1", [hd]),
-                                         OpInput("w2", [c, hd]), OpInput("b2", [c]), OpInput("prior", s)],
-                                tolerance: .sums,
-                                forward: { b, t in
-                                    let f = try b.channelDescriptors(t[0])
-                                    let hidden = try b.channelMLP(f.descriptors, w1: t[2], b1: t[3], w2: t[4], b2: t[5]).hidden
-                                    let r = try b.channelMLPDescriptorsBackward(t[1], d: f.descriptors, argmax: f.argmax, w1: t[2], w2: t[4],
-                                                                                hidden: hidden, inputShape: s, adding: t[6])
-                                    let plain = try b.channelMLPDescriptorsBackward(t[1], d: f.descriptors, argmax: f.argmax, w1: t[2],
-                                                                                    w2: t[4], hidden: hidden, inputShape: s)
-                                    return [r.dx, r.dw1, r.db1, r.dw2, r.db2, plain.dx]
-                                }))
-            cases.append(OpCase(op: "channel_attention", params: "\(s), hidden \(hd)",
-                                inputs: [OpInput("x", s), OpInput("w1", [hd, c]), OpInput("b1", [hd]), OpInput("w2", [c, hd]),
-                                         OpInput("b2", [c])],
-                                tolerance: .sums, gradCheck: s.count <= 4096,
-                                forward: { b, x in
-                                    let d = try b.channelDescriptors(x[0]).descriptors
-                                    return [try b.channelMLPGate(x[0], descriptors: d, w1: x[1], b1: x[2], w2: x[3], b2: x[4]).y]
-                                },
-                                backward: { b, x, _, g in
-                                    let f = try b.channelDescriptors(x[0])
-                                    let r = try b.channelMLPGate(x[0], descriptors: f.descriptors, w1: x[1], b1: x[2], w2: x[3], b2: x[4])
-                                    let gate = try b.channelGateBackward(g[0], x: x[0], logits: r.logits)
-                                    let m = try b.channelMLPDescriptorsBackward(gate.dlogits, d: f.descriptors, argmax: f.argmax, w1: x[1],
-                                                                                w2: x[3], hidden: r.hidden, inputShape: s, adding: gate.dx)
-                                    return [m.dx, m.dw1, m.db1, m.dw2, m.db2]
-                                }))
-        }
         // The context block's pool branch hands over (N, C, 1, 1), its ReLU fused (inputs away from
         // the kink, so no finite-difference step crosses it).
         for s in [[1, 1, 1, 1], [2, 3, 5, 7], [8, 64, 8, 8]] as [Shape] {
