@@ -408,8 +408,16 @@ __kernel void lac_embed_cpu(__global const float* e, __global const float* targe
     __global const float* en = e + (size_t)n * LAC_D * HW + lo;
     float16 rn[SEG_V16], les[SEG_V16];
     for (int j = 0; j < nv; ++j) rn[j] = (float16)(0.0f);
-    // The hot loops: nw whole float16s of each plane's run (plain loads), then the tail float16 if any.
-    for (int k = 0; k < LAC_D; ++k) {
+    // The hot loops: nw whole float16s of each plane's run (plain loads), then the tail float16 if any;
+    // two planes per step (two streams in flight), each pixel's sum still over k ascending.
+    int k = 0;
+    for (; k + 1 < LAC_D; k += 2) {
+        __global const float* ek = en + (size_t)k * HW;
+        __global const float* ek1 = ek + HW;
+        for (int j = 0; j < nw; ++j) { float16 v = vload16(j, ek), u = vload16(j, ek1); rn[j] += v * v; rn[j] += u * u; }
+        if (nw < nv) { float16 v = load16_upto(ek, 16 * nw, len), u = load16_upto(ek1, 16 * nw, len); rn[nw] += v * v; rn[nw] += u * u; }
+    }
+    for (; k < LAC_D; ++k) {
         __global const float* ek = en + (size_t)k * HW;
         for (int j = 0; j < nw; ++j) { float16 v = vload16(j, ek); rn[j] += v * v; }
         if (nw < nv) { float16 v = load16_upto(ek, 16 * nw, len); rn[nw] += v * v; }
