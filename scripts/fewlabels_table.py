@@ -59,7 +59,7 @@ def main():
                 settings.append((label or v, f, s, m))
         base = {(f, s): m["dice"] for (lab, f, s, m) in settings if lab == "scratch"}
         for f in sorted({x[1] for x in settings}):
-            order = ["scratch (pa 0)", "scratch", "scratch+lac", "semi"]
+            order = ["scratch (pa 0)", "scratch", "scratch+lac", "bt", "bt+lac", "semi"]
             for lab in sorted({x[0] for x in settings if x[1] == f}, key=lambda l: order.index(l) if l in order else 9):
                 rs = sorted([x for x in settings if x[0] == lab and x[1] == f], key=lambda x: x[2])
                 dice = [x[3]["dice"] for x in rs]
