@@ -107,4 +107,7 @@ struct CommaList<Element: ExpressibleByArgument>: ReasonedArgument {
 
 extension StudyVariant: ExpressibleByArgument {}
 
-extension LabelSelection: ExpressibleByArgument {}
+extension LabelSelection: ExpressibleByArgument {
+    /// The two rules, for the help of every `--label-selection` (train, study, suggest).
+    static let rules = "random (the default: a seeded shuffle, the paper's protocol) or diverse (typical images that cover the data: k-medoids over intensity and texture descriptors; worse on dsb, docs/study-real)."
+}

@@ -22,7 +22,7 @@ struct StudyCommand: ParsableCommand {
     var variants: CommaList<StudyVariant>?
     @Option(help: "Share of the last steps whose weights each run's model averages (default: train's, \(TrainConfig.defaultAverageLast); 0: the final weights).") var averageLast: Double?
     @Option(help: "Probability of the percentile re-normalisation augmentation in every run (default: train's, 0.3; 0 turns it off).") var percentileAugment: Double?
-    @Option(help: "How every run picks its labelled images: random (the default: a seeded shuffle, the paper's protocol) or diverse (typical images that cover the data: k-medoids over intensity and texture descriptors; worse on dsb, docs/study-real).") var labelSelection: LabelSelection?
+    @Option(help: "How every run picks its labelled images: \(LabelSelection.rules)") var labelSelection: LabelSelection?
     @Flag(help: "Earlier versions' equal-steps mode; every study trains equal steps now (accepted, has no effect).") var equalSteps = false
     @OptionGroup var shardOptions: ShardOptions
     @OptionGroup var dataOptions: DataOptions

@@ -46,8 +46,6 @@ public struct ConcatBroadcastGeometry: Sendable {
     public let pooled: Int
     public var hw: Int { h * w }
     public var output: Shape { [n, channels.reduce(0, +) + pooled, h, w] }
-    /// The parts alone, as `concatChannels` takes them.
-    public var parts: ConcatGeometry { ConcatGeometry(channels: channels, n: n, h: h, w: w) }
 
     /// The forward's parts and pooled part, (N, Cb, 1, 1) or (N, Cb).
     init(_ parts: [Tensor], pooled: Tensor) throws {
