@@ -5,13 +5,13 @@ import RefineSeg
 struct SuggestCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "suggest",
-        abstract: "List the images to annotate: the ones `train --label-fraction F --seed K --label-selection S` labels (by default a seeded random share; diverse: typical images that together cover the folder), one file name a line.")
+        abstract: "List the images to annotate, one file name a line: a share of the folder chosen by `train`'s rule (--label-selection; by default a seeded random share). For a dataset folder with a val split, the images `train --label-fraction F --seed K` labels; without one, train first holds out 15 % for validation, and RUN/config.json lists the images it labelled.")
 
     @Option(help: "A folder of images (.png, .jpg) and/or NIfTI volumes, or a dataset folder (its train/images).") var data: String
     @Option(help: "Share of the images to list, in (0, 1] (default 0.1; a volume counts once; at least one).") var fraction: Double?
     @Option(help: "How many images to list (instead of --fraction).") var count: Int?
-    @Option(help: "Seed of the starting choices (default 0; `train --seed K` picks as --seed K does).") var seed: UInt64 = 0
-    @Option(help: "random (the default: a seeded shuffle, the paper's protocol) or diverse (typical images that cover the data: k-medoids over intensity and texture descriptors; worse on dsb, docs/study-real).") var labelSelection: LabelSelection = .default
+    @Option(help: "Seed of the choice (default 0; the rule of `train --seed K`).") var seed: UInt64 = 0
+    @Option(help: "\(LabelSelection.rules)") var labelSelection: LabelSelection = .default
     @Flag(help: "Print full paths instead of file names.") var paths = false
 
     func validate() throws {
