@@ -108,6 +108,6 @@ struct CommaList<Element: ExpressibleByArgument>: ReasonedArgument {
 extension StudyVariant: ExpressibleByArgument {}
 
 extension LabelSelection: ExpressibleByArgument {
-    /// The two rules, for the help of every `--label-selection` (train, study, suggest).
-    static let rules = "random (the default: a seeded shuffle, the paper's protocol) or diverse (typical images that cover the data: k-medoids over intensity and texture descriptors; worse on dsb, docs/study-real)."
+    /// The rules, for the help of every `--label-selection` (train, study, suggest).
+    static let rules = "stratified (the default: one seeded random image of each of k clusters of similar images, k the number labelled; one image: the random pick), random (a seeded shuffle, the paper's protocol) or diverse (the clusters' most typical images; worse on dsb, docs/study-real)."
 }

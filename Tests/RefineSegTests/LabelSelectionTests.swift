@@ -52,6 +52,26 @@ final class LabelSelectionTests: XCTestCase {
         XCTAssertTrue(randomCovers.contains { $0 < 3 })
     }
 
+    /// `stratified`: one image of each of `diverse`'s clusters, a random one (the shuffle's first
+    /// member of the cluster), so the seed still varies the picks; one label is `random`'s pick.
+    func testStratifiedSelectionTakesARandomImageOfEachCluster() {
+        let samples = Self.clusteredSamples(perKind: 5)
+        let groups = TrainingSplit.groups(samples)
+        var picks = Set<[Int]>()
+        for seed: UInt64 in 0..<12 {
+            let order = LabelSelection.stratified.order(groups, labelling: 3, seed: seed)
+            XCTAssertEqual(order, LabelSelection.stratified.order(groups, labelling: 3, seed: seed), "seed \(seed) repeats")
+            XCTAssertEqual(order.sorted(), Array(groups.indices), "a permutation of the groups")
+            let kinds = Set(order.prefix(3).map { groups[$0][0].name.filter(\.isLetter) })
+            XCTAssertEqual(kinds, ["flat", "half", "checker"], "seed \(seed): one image of each kind")
+            picks.insert(order.prefix(3).sorted())
+            XCTAssertEqual(LabelSelection.stratified.order(groups, labelling: 1, seed: seed),
+                           LabelSelection.random.order(groups, labelling: 1, seed: seed), "one label: the random pick")
+            XCTAssertEqual(LabelSelection.stratified.order(groups, labelling: groups.count, seed: seed).sorted(), Array(groups.indices))
+        }
+        XCTAssertGreaterThan(picks.count, 1, "the seed draws the member of each cluster")
+    }
+
     /// `random` is the seeded shuffle of earlier versions, unchanged (runs of earlier versions reproduce).
     func testRandomSelectionIsTheEarlierShuffle() throws {
         let samples = syntheticSamples(count: 13, size: 16, seed: 4)

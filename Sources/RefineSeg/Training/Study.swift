@@ -29,7 +29,7 @@ public struct StudySettings: Codable, Equatable, Sendable {
     /// Share of the last steps whose weights every run's model averages (nil: `TrainConfig`'s default).
     public var averageLast: Double?
     /// How every run picks its labelled images (new settings start at `LabelSelection.default`,
-    /// `.random`). nil is a study.json written before the option existed, whose runs used the
+    /// `.stratified`). nil is a study.json written before the option existed, whose runs used the
     /// seeded shuffle (`.random`).
     public var labelSelection: LabelSelection? = .default
     /// The variants to run (nil: all of `StudyVariant`, in that order).

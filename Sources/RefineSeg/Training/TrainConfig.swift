@@ -13,7 +13,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var out: String
     public var labelFraction: Double = 1.0
     /// How the labelled images of a fraction are chosen (`LabelSelection`; new configs start at
-    /// its default, `.random`). nil is a config.json written before the option existed, whose
+    /// its default, `.stratified`). nil is a config.json written before the option existed, whose
     /// run (and `--resume`) used the seeded shuffle (`.random`).
     public var labelSelection: LabelSelection? = .default
     public var initEncoder: String?
