@@ -27,17 +27,24 @@ final class LabelSelectionTests: XCTestCase {
         return out
     }
 
+    /// `rule`'s order of `clusteredSamples`' groups labelling 3, checked (the same for the seed, a
+    /// permutation, one image of each kind first); the 3 picks, sorted.
+    static func oneOfEachKind(_ rule: LabelSelection, _ groups: [[Sample]], seed: UInt64,
+                              file: StaticString = #filePath, line: UInt = #line) -> [Int] {
+        let order = rule.order(groups, labelling: 3, seed: seed)
+        XCTAssertEqual(order, rule.order(groups, labelling: 3, seed: seed), "seed \(seed) repeats", file: file, line: line)
+        XCTAssertEqual(order.sorted(), Array(groups.indices), "a permutation of the groups", file: file, line: line)
+        let kinds = Set(order.prefix(3).map { groups[$0][0].name.filter(\.isLetter) })
+        XCTAssertEqual(kinds, ["flat", "half", "checker"], "seed \(seed): one image of each kind", file: file, line: line)
+        return order.prefix(3).sorted()
+    }
+
     func testDiverseSelectionIsDeterministicForASeedAndCoversEveryCluster() {
         let samples = Self.clusteredSamples(perKind: 5)
         let groups = TrainingSplit.groups(samples)
         var picks = Set<[Int]>()   // (sorted picks)
         for seed: UInt64 in 0..<12 {
-            let order = LabelSelection.diverse.order(groups, labelling: 3, seed: seed)
-            XCTAssertEqual(order, LabelSelection.diverse.order(groups, labelling: 3, seed: seed), "seed \(seed) repeats")
-            XCTAssertEqual(order.sorted(), Array(groups.indices), "a permutation of the groups")
-            let kinds = Set(order.prefix(3).map { groups[$0][0].name.filter(\.isLetter) })
-            XCTAssertEqual(kinds, ["flat", "half", "checker"], "seed \(seed): one image of each kind")
-            picks.insert(order.prefix(3).sorted())
+            picks.insert(Self.oneOfEachKind(.diverse, groups, seed: seed))
         }
         XCTAssertEqual(picks.count, 1, "each cluster's most typical image, whatever the seed")
         // Where the data offers several equally good choices (12 points on a circle) the seed picks one.
@@ -59,12 +66,7 @@ final class LabelSelectionTests: XCTestCase {
         let groups = TrainingSplit.groups(samples)
         var picks = Set<[Int]>()
         for seed: UInt64 in 0..<12 {
-            let order = LabelSelection.stratified.order(groups, labelling: 3, seed: seed)
-            XCTAssertEqual(order, LabelSelection.stratified.order(groups, labelling: 3, seed: seed), "seed \(seed) repeats")
-            XCTAssertEqual(order.sorted(), Array(groups.indices), "a permutation of the groups")
-            let kinds = Set(order.prefix(3).map { groups[$0][0].name.filter(\.isLetter) })
-            XCTAssertEqual(kinds, ["flat", "half", "checker"], "seed \(seed): one image of each kind")
-            picks.insert(order.prefix(3).sorted())
+            picks.insert(Self.oneOfEachKind(.stratified, groups, seed: seed))
             XCTAssertEqual(LabelSelection.stratified.order(groups, labelling: 1, seed: seed),
                            LabelSelection.random.order(groups, labelling: 1, seed: seed), "one label: the random pick")
             XCTAssertEqual(LabelSelection.stratified.order(groups, labelling: groups.count, seed: seed).sorted(), Array(groups.indices))

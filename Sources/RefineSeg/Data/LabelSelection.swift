@@ -35,11 +35,7 @@ public enum LabelSelection: String, Codable, CaseIterable, Sendable {
             return order
         case .diverse:
             guard k < groups.count else { return Array(groups.indices) }
-            let features = groups.map { g -> [Double] in
-                let d = g.map(Self.descriptor)
-                return (0..<d[0].count).map { j in d.map { $0[j] }.reduce(0, +) / Double(d.count) }
-            }
-            let chosen = Self.medoids(Self.standardised(features), count: k, seed: seed)
+            let chosen = Self.medoids(Self.standardised(Self.groupDescriptors(groups)), count: k, seed: seed)
             let picked = Set(chosen)
             return chosen + groups.indices.filter { !picked.contains($0) }
         case .stratified:
@@ -47,11 +43,7 @@ public enum LabelSelection: String, Codable, CaseIterable, Sendable {
             // k clusters `diverse` finds: in each cluster the member the shuffle puts first.
             let shuffled = LabelSelection.random.order(groups, labelling: k, seed: seed)
             guard k > 1, k < groups.count else { return shuffled }
-            let features = groups.map { g -> [Double] in
-                let d = g.map(Self.descriptor)
-                return (0..<d[0].count).map { j in d.map { $0[j] }.reduce(0, +) / Double(d.count) }
-            }
-            let points = Self.standardised(features)
+            let points = Self.standardised(Self.groupDescriptors(groups))
             let cluster = Self.clusters(points, medoids: Self.medoids(points, count: k, seed: seed))
             var taken = Set<Int>(), picked = [Int]()
             for i in shuffled where taken.insert(cluster[i]).inserted { picked.append(i) }
@@ -62,16 +54,26 @@ public enum LabelSelection: String, Codable, CaseIterable, Sendable {
 
     /// The index of each point's nearest medoid in `medoids` (Euclidean; ties to the lower index).
     static func clusters(_ points: [[Double]], medoids: [Int]) -> [Int] {
-        func dist(_ a: Int, _ b: Int) -> Double {
-            var s = 0.0
-            for j in points[a].indices { let d = points[a][j] - points[b][j]; s += d * d }
-            return s
-        }
-        return points.indices.map { i in
+        points.map { p in
             var best = 0
-            for c in medoids.indices.dropFirst() where dist(i, medoids[c]) < dist(i, medoids[best]) { best = c }
+            for c in medoids.indices.dropFirst()
+            where squaredDistance(p, points[medoids[c]]) < squaredDistance(p, points[medoids[best]]) { best = c }
             return best
         }
+    }
+
+    /// Each group's descriptor: the mean of its images' `descriptor`s.
+    static func groupDescriptors(_ groups: [[Sample]]) -> [[Double]] {
+        groups.map { g in
+            let d = g.map(Self.descriptor)
+            return (0..<d[0].count).map { j in d.map { $0[j] }.reduce(0, +) / Double(d.count) }
+        }
+    }
+
+    static func squaredDistance(_ a: [Double], _ b: [Double]) -> Double {
+        var s = 0.0
+        for j in a.indices { let d = a[j] - b[j]; s += d * d }
+        return s
     }
 
     /// What an image looks like to the network, in 7 numbers: the 5th, 25th, 50th, 75th and
@@ -127,12 +129,7 @@ public enum LabelSelection: String, Codable, CaseIterable, Sendable {
         let n = points.count
         guard k > 0 else { return [] }
         guard k < n else { return Array(0..<n) }
-        func dist(_ a: Int, _ b: Int) -> Double {
-            var s = 0.0
-            for j in points[a].indices { let d = points[a][j] - points[b][j]; s += d * d }
-            return s.squareRoot()
-        }
-        let D = (0..<n).map { a in (0..<n).map { b in dist(a, b) } }
+        let D = (0..<n).map { a in (0..<n).map { b in squaredDistance(points[a], points[b]).squareRoot() } }
         var rng = SeededRandom(seed: seed ^ 0xD1_5E)
         var medoids = [Int(rng.next() % UInt64(n))]
         while medoids.count < k {
