@@ -12,8 +12,9 @@
 //   channel_gate_pix, channel_descriptors_backward_pix      2-D (value, plane n·C + c), no loop
 //   spatial_mean_max            x (N,C,H,W) → mean, max (N,C) in one pass      one work-group per (n, c)
 //   spatial_mean_max_backward   dMean/HW everywhere, + dMax at the first arg-max one work-group per (n, c)
-//   channel_mean_max            x → (N,2,H,W): mean over C, then max over C     one item per (n, CM_SPAN pixels)
-//   channel_mean_max_backward   dx from the (N,2,H,W) gradient                  one item per (n, CM_SPAN pixels)
+//   channel_mean_max            x → (N,2,H,W): mean over C, then max over C,    one item per (n, CM_SPAN pixels)
+//                               and the first arg-max channel plane (N,1,H,W)
+//   channel_mean_max_backward   dx from the (N,2,H,W) gradient and the arg-max  one item per (n, CMB_CHUNK pixels)
 //   broadcast_spatial           (N,C) → (N,C,H,W), optionally of relu(x)         one item per output element
 //   broadcast_spatial_backward  Σ over H·W → (N,C,1,1), optionally ReLU-masked    one work-group per (n, c)
 //   channel_mlp                 the channel-attention MLP W2·relu(W1·d + b1) + b2 one item per row of d
@@ -26,9 +27,11 @@
 // thread); the host groups items so that a launch has enough work-groups for every core (CLBackend.runItems).
 //   channel_descriptors_cpu, channel_gate_backward_cpu, broadcast_spatial_backward_cpu   one item per plane,
 //                               walked front to back 8 values at a time
-//   channel_mean_max(_backward)  one item per (CM_SPAN pixels, image): the channels in the outer loop, the
+//   channel_mean_max            one item per (CM_SPAN pixels, image): the channels in the outer loop, the
 //                               span's pixels 8 at a time inside (one contiguous run of every plane at a
 //                               time), per-pixel state in registers
+//   channel_mean_max_backward   CMB_CHUNK pixels per item: the chunk's dy and arg-max in private arrays,
+//                               then one contiguous run of every dx plane at a time (x not read)
 
 // Max and first arg-max over the group: ties keep the smaller index, so the result is the
 // plane's first maximal element whatever the stride pattern. Every item gets the result.
@@ -124,79 +127,88 @@ __kernel void spatial_mean_max_backward(__global const float* dMean, __global co
     for (int i = lo; i < hi; i++) q[i] = i == topIdx ? share + g : share;
 }
 
-// Pixels per item of channel_mean_max(_backward): 2-D launch (⌈HW / CM_SPAN⌉, N), each item walks
+// Pixels per item of channel_mean_max: 2-D launch (⌈HW / CM_SPAN⌉, N), each item walks
 // the C channels of its pixels 8 at a time.
 // CM_SPAN: -D from OpenCL/KernelConstants.swift (the host uses it too).
 
 // Vectors of 8 pixels in a CM_SPAN span.
 #define CM_V (CM_SPAN / 8)
 
-__kernel void channel_mean_max(__global const float* x, __global float* y, int N, int C, int HW) {
+// am (N, 1, H, W): the first maximal channel of every pixel (the first c with x_c > every earlier
+// channel's max; its index as a float), for channel_mean_max_backward.
+__kernel void channel_mean_max(__global const float* x, __global float* y, __global float* am, int N, int C, int HW) {
     int n = get_global_id(1);
     int lo = get_global_id(0) * CM_SPAN, hi = min(lo + CM_SPAN, HW);
     if (lo >= HW) return;
     __global const float* px = x + (size_t)n * C * HW;
     __global float* ym = y + (size_t)(n * 2) * HW;
     __global float* yx = ym + HW;
+    __global float* pa = am + (size_t)n * HW;
     if (hi - lo == CM_SPAN) {
         float8 acc[CM_V], bv[CM_V];
-        for (int j = 0; j < CM_V; ++j) { acc[j] = 0.0f; bv[j] = vload8(j, px + lo); }
+        int8 best[CM_V];
+        for (int j = 0; j < CM_V; ++j) { acc[j] = 0.0f; bv[j] = vload8(j, px + lo); best[j] = 0; }
         for (int c = 0; c < C; ++c) {
             __global const float* pc = px + (size_t)c * HW + lo;
-            for (int j = 0; j < CM_V; ++j) { float8 v = vload8(j, pc); acc[j] += v; bv[j] = fmax(bv[j], v); }
+            for (int j = 0; j < CM_V; ++j) {
+                float8 v = vload8(j, pc);
+                acc[j] += v;
+                best[j] = select(best[j], (int8)(c), v > bv[j]);
+                bv[j] = fmax(bv[j], v);
+            }
         }
-        for (int j = 0; j < CM_V; ++j) { vstore8(acc[j] / (float)C, j, ym + lo); vstore8(bv[j], j, yx + lo); }
+        for (int j = 0; j < CM_V; ++j) {
+            vstore8(acc[j] / (float)C, j, ym + lo);
+            vstore8(bv[j], j, yx + lo);
+            vstore8(convert_float8(best[j]), j, pa + lo);
+        }
         return;
     }
     for (int p = lo; p < hi; p++) {
         float acc = 0.0f, bv = px[p];
-        for (int c = 0; c < C; ++c) { float v = px[(size_t)c * HW + p]; acc += v; bv = fmax(bv, v); }
+        int b = 0;
+        for (int c = 0; c < C; ++c) { float v = px[(size_t)c * HW + p]; acc += v; if (v > bv) b = c; bv = fmax(bv, v); }
         ym[p] = acc / (float)C;
         yx[p] = bv;
+        pa[p] = (float)b;
     }
 }
 
-// dx: dy_mean/C everywhere, + dy_max at the first maximal channel.   same launch
+// dx: dy_mean/C everywhere, + dy_max at the forward's arg-max channel am (N, 1, H, W).
 // With accumulate = 1, prior (like dx) is added to every value (a gradient that already reached x).
-__kernel void channel_mean_max_backward(__global const float* dy, __global const float* x, __global const float* prior,
+// 2-D (chunk of CMB_CHUNK pixels, image): the chunk's dy planes and arg-maxes in private arrays,
+// 8 pixels a vector, then one contiguous run of every dx plane (and prior plane) at a time: x is
+// not read (a pure stream: dx written, prior read).
+// CMB_CHUNK: -D from OpenCL/KernelConstants.swift (a multiple of 8; the host uses it too).
+#define CMB_V (CMB_CHUNK / 8)
+__kernel void channel_mean_max_backward(__global const float* dy, __global const float* am, __global const float* prior,
                                         __global float* dx, int N, int C, int HW, int accumulate) {
     int n = get_global_id(1);
-    int lo = get_global_id(0) * CM_SPAN, hi = min(lo + CM_SPAN, HW);
+    int lo = get_global_id(0) * CMB_CHUNK, hi = min(lo + CMB_CHUNK, HW);
     if (lo >= HW) return;
-    __global const float* px = x + (size_t)n * C * HW;
     __global float* q = dx + (size_t)n * C * HW;
     __global const float* pr = prior + (size_t)n * C * HW;
     __global const float* dm = dy + (size_t)(n * 2) * HW;
     __global const float* dmax = dm + HW;
-    if (hi - lo == CM_SPAN) {
-        float8 bv[CM_V];
-        int8 best[CM_V];
-        for (int j = 0; j < CM_V; ++j) { bv[j] = vload8(j, px + lo); best[j] = 0; }
-        for (int c = 1; c < C; ++c) {
-            __global const float* pc = px + (size_t)c * HW + lo;
-            for (int j = 0; j < CM_V; ++j) {
-                float8 v = vload8(j, pc);
-                int8 take = v > bv[j];
-                bv[j] = select(bv[j], v, take);
-                best[j] = select(best[j], (int8)(c), take);
-            }
-        }
-        float8 share[CM_V], g[CM_V];
-        for (int j = 0; j < CM_V; ++j) { share[j] = vload8(j, dm + lo) / (float)C; g[j] = vload8(j, dmax + lo); }
-        for (int c = 0; c < C; ++c) {
-            size_t at = (size_t)c * HW + lo;
-            for (int j = 0; j < CM_V; ++j) {
-                float8 v = share[j] + select((float8)(0.0f), g[j], best[j] == c);
-                if (accumulate) v += vload8(j, pr + at);
-                vstore8(v, j, q + at);
-            }
-        }
-        return;
+    __global const float* pa = am + (size_t)n * HW;
+    int nv = (hi - lo) / 8, tail = lo + 8 * nv;
+    float8 share[CMB_V], g[CMB_V];
+    int8 best[CMB_V];
+    for (int j = 0; j < nv; ++j) {
+        share[j] = vload8(j, dm + lo) / (float)C;
+        g[j] = vload8(j, dmax + lo);
+        best[j] = convert_int8(vload8(j, pa + lo));
     }
-    for (int p = lo; p < hi; p++) {
-        int b = 0;
-        float bv = px[p];
-        for (int c = 1; c < C; ++c) { float v = px[(size_t)c * HW + p]; if (v > bv) { bv = v; b = c; } }
+    for (int c = 0; c < C; ++c) {
+        size_t at = (size_t)c * HW + lo;
+        for (int j = 0; j < nv; ++j) {
+            float8 v = share[j] + select((float8)(0.0f), g[j], best[j] == c);
+            if (accumulate) v += vload8(j, pr + at);
+            vstore8(v, j, q + at);
+        }
+    }
+    for (int p = tail; p < hi; p++) {
+        int b = (int)pa[p];
         float share = dm[p] / (float)C, g = dmax[p];
         for (int c = 0; c < C; ++c) {
             float v = c == b ? share + g : share;
@@ -416,25 +428,24 @@ __kernel void broadcast_spatial_backward_cpu(__global const float* dy, __global 
 
 // MARK: GPU layout (one item per pixel; see the header)
 
-__kernel void channel_mean_max_pix(__global const float* x, __global float* y, int N, int C, int HW) {
+__kernel void channel_mean_max_pix(__global const float* x, __global float* y, __global float* am, int N, int C, int HW) {
     int p = get_global_id(0), n = get_global_id(1);
     if (p >= HW) return;
     __global const float* px = x + (size_t)n * C * HW + p;
     float acc = 0.0f, bv = px[0];
-    for (int c = 0; c < C; ++c) { float v = px[(size_t)c * HW]; acc += v; bv = fmax(bv, v); }
+    int b = 0;
+    for (int c = 0; c < C; ++c) { float v = px[(size_t)c * HW]; acc += v; if (v > bv) b = c; bv = fmax(bv, v); }
     y[(size_t)(n * 2) * HW + p] = acc / (float)C;
     y[(size_t)(n * 2 + 1) * HW + p] = bv;
+    am[(size_t)n * HW + p] = (float)b;
 }
 
-__kernel void channel_mean_max_backward_pix(__global const float* dy, __global const float* x, __global const float* prior,
+__kernel void channel_mean_max_backward_pix(__global const float* dy, __global const float* am, __global const float* prior,
                                             __global float* dx, int N, int C, int HW, int accumulate) {
     int p = get_global_id(0), n = get_global_id(1);
     if (p >= HW) return;
-    __global const float* px = x + (size_t)n * C * HW + p;
     __global float* q = dx + (size_t)n * C * HW + p;
-    int b = 0;
-    float bv = px[0];
-    for (int c = 1; c < C; ++c) { float v = px[(size_t)c * HW]; if (v > bv) { bv = v; b = c; } }
+    int b = (int)am[(size_t)n * HW + p];
     float share = dy[(size_t)(n * 2) * HW + p] / (float)C, g = dy[(size_t)(n * 2 + 1) * HW + p];
     for (int c = 0; c < C; ++c) {
         float v = c == b ? share + g : share;

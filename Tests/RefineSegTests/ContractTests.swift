@@ -145,7 +145,9 @@ final class ContractTests: XCTestCase {
         assertReaches("channel_mean_max") { try b.channelMeanMax(x) }
         assertRefused("channel_mean_max") { try b.channelMeanMax(nc) }
         let dy = try t([2, 2, 4, 5])
-        assertReaches("channel_mean_max_backward") { try b.channelMeanMaxBackward(dy, input: x, adding: x) }
+        let arg = try t([2, 1, 4, 5])
+        assertReaches("channel_mean_max_backward") { try b.channelMeanMaxBackward(dy, argmax: arg, inputShape: x.shape, adding: x) }
+        assertRefused("channel_mean_max_backward argmax") { try b.channelMeanMaxBackward(dy, argmax: dy, inputShape: x.shape) }
         assertRefused("channel_mean_max_backward") { try b.channelMeanMaxBackward(x, input: x) }
         assertRefused("channel_mean_max_backward prior") { try b.channelMeanMaxBackward(dy, input: x, adding: dy) }
         assertReaches("broadcast_spatial") { try b.broadcastSpatial(try t([2, 3, 1, 1]), height: 4, width: 5) }
@@ -348,8 +350,10 @@ private final class RecordingAttention: AttentionOps {
     func spatialMeanMaxBackward(dMean: Tensor, dMax: Tensor, input x: Tensor, geometry g: AttentionGeometry) throws -> Tensor {
         throw Reached(op: "spatial_mean_max_backward")
     }
-    func channelMeanMax(_ x: Tensor, geometry g: AttentionGeometry) throws -> Tensor { throw Reached(op: "channel_mean_max") }
-    func channelMeanMaxBackward(_ dy: Tensor, input x: Tensor, adding prior: Tensor?, geometry g: AttentionGeometry) throws -> Tensor {
+    func channelMeanMax(_ x: Tensor, geometry g: AttentionGeometry) throws -> (y: Tensor, argmax: Tensor) {
+        throw Reached(op: "channel_mean_max")
+    }
+    func channelMeanMaxBackward(_ dy: Tensor, argmax: Tensor, adding prior: Tensor?, geometry g: AttentionGeometry) throws -> Tensor {
         throw Reached(op: "channel_mean_max_backward")
     }
     func broadcastSpatial(_ x: Tensor, relu: Bool, geometry g: AttentionGeometry) throws -> Tensor { throw Reached(op: "broadcast_spatial") }

@@ -219,8 +219,9 @@ extension Graph {
     /// concat[mean over C, max over C] → (N, 2, H, W).
     public func channelMeanMax(_ x: Var) throws -> Var {
         let b = backend
-        return recordAccumulating(try b.channelMeanMax(x.value), [x]) { g, priors in
-            [try b.channelMeanMaxBackward(g, input: x.value, adding: priors[0])]
+        let r = try b.channelMeanMaxWithArgmax(x.value)
+        return recordAccumulating(r.y, [x]) { g, priors in
+            [try b.channelMeanMaxBackward(g, argmax: r.argmax, inputShape: x.value.shape, adding: priors[0])]
         }
     }
 

@@ -284,11 +284,12 @@ public protocol AttentionOps {
     func spatialMeanMax(_ x: Tensor, geometry g: AttentionGeometry) throws -> (mean: Tensor, max: Tensor)
     /// dx `g.shape` from the gradients of both descriptors, each (N, C).
     func spatialMeanMaxBackward(dMean: Tensor, dMax: Tensor, input x: Tensor, geometry g: AttentionGeometry) throws -> Tensor
-    /// Spatial attention input: concat[mean over C, max over C] of x `g.shape` → (N, 2, H, W), one pass.
-    func channelMeanMax(_ x: Tensor, geometry g: AttentionGeometry) throws -> Tensor
-    /// dx `g.shape` from d of the (N, 2, H, W) output.
-    /// With `prior` (like x): prior + dx in the same pass.
-    func channelMeanMaxBackward(_ dy: Tensor, input x: Tensor, adding prior: Tensor?, geometry g: AttentionGeometry) throws -> Tensor
+    /// Spatial attention input: concat[mean over C, max over C] of x `g.shape` → (N, 2, H, W), one pass;
+    /// and the first maximal channel of every pixel, (N, 1, H, W) (its index as a value), for the backward.
+    func channelMeanMax(_ x: Tensor, geometry g: AttentionGeometry) throws -> (y: Tensor, argmax: Tensor)
+    /// dx `g.shape` from d of the (N, 2, H, W) output and the forward's arg-max plane (N, 1, H, W):
+    /// dMean/C everywhere, + dMax at the arg-max channel. With `prior` (like dx): prior + dx in the same pass.
+    func channelMeanMaxBackward(_ dy: Tensor, argmax: Tensor, adding prior: Tensor?, geometry g: AttentionGeometry) throws -> Tensor
     /// Broadcasts (N, C) or (N, C, 1, 1) to `g.shape` = (N, C, H, W) (the context block's pool
     /// branch); with `relu`, relu(x) is broadcast (the branch's ReLU in the same pass).
     func broadcastSpatial(_ x: Tensor, relu: Bool, geometry g: AttentionGeometry) throws -> Tensor

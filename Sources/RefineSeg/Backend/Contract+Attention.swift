@@ -16,17 +16,31 @@ extension AttentionOps {
     }
 
     /// Spatial attention input: concat[mean over C, max over C] of x (N, C, H, W) → (N, 2, H, W), one pass.
-    public func channelMeanMax(_ x: Tensor) throws -> Tensor {
+    public func channelMeanMax(_ x: Tensor) throws -> Tensor { try channelMeanMaxWithArgmax(x).y }
+
+    /// `channelMeanMax`, and the first maximal channel of every pixel (N, 1, H, W) that the backward takes.
+    public func channelMeanMaxWithArgmax(_ x: Tensor) throws -> (y: Tensor, argmax: Tensor) {
         try channelMeanMax(x, geometry: try AttentionGeometry(x.shape, op: "channel_mean_max"))
     }
 
-    /// dx from d of the (N, 2, H, W) output; with `prior` (like x): prior + dx in the same pass.
+    /// dx (`inputShape`, N·C·H·W) from d of the (N, 2, H, W) output and the forward's arg-max plane;
+    /// with `prior` (like dx): prior + dx in the same pass.
+    public func channelMeanMaxBackward(_ dy: Tensor, argmax: Tensor, inputShape: Shape, adding prior: Tensor? = nil) throws -> Tensor {
+        let op = "channel_mean_max_backward"
+        let g = try AttentionGeometry(inputShape, op: op)
+        try dy.shape.expect(equal: [g.n, 2, g.h, g.w], op: op)
+        try argmax.shape.expect(equal: [g.n, 1, g.h, g.w], op: op + " argmax")
+        if let prior { try prior.shape.expect(equal: inputShape, op: op + " prior") }
+        return try channelMeanMaxBackward(dy, argmax: argmax, adding: prior, geometry: g)
+    }
+
+    /// The same from the forward's input x (its arg-max plane recomputed: one forward pass more).
     public func channelMeanMaxBackward(_ dy: Tensor, input x: Tensor, adding prior: Tensor? = nil) throws -> Tensor {
         let op = "channel_mean_max_backward"
         let g = try AttentionGeometry(x.shape, op: op)
         try dy.shape.expect(equal: [g.n, 2, g.h, g.w], op: op)
         if let prior { try prior.shape.expect(equal: x.shape, op: op + " prior") }
-        return try channelMeanMaxBackward(dy, input: x, adding: prior, geometry: g)
+        return try channelMeanMaxBackward(dy, argmax: try channelMeanMax(x, geometry: g).argmax, adding: prior, geometry: g)
     }
 
     /// Broadcasts (N, C) or (N, C, 1, 1) to (N, C, height, width) (the context block's pool branch);

@@ -32,43 +32,41 @@ extension CPUBackend: AttentionOps {
         return make(dx, x.shape)
     }
 
-    public func channelMeanMax(_ x: Tensor, geometry g: AttentionGeometry) throws -> Tensor {
+    public func channelMeanMax(_ x: Tensor, geometry g: AttentionGeometry) throws -> (y: Tensor, argmax: Tensor) {
         let (n, c, h, w) = (g.n, g.c, g.h, g.w)
         let hw = h * w
         let v = try values(x)                                   // (N, C, H, W)
         var y = [Double](repeating: 0, count: n * 2 * hw)       // (N, 2, H, W): mean plane, then max plane
+        var arg = [Double](repeating: 0, count: n * hw)         // (N, 1, H, W): the first maximal channel
         for b in 0..<n {
             for p in 0..<hw {
-                var sum = 0.0, peak = -Double.infinity
+                var sum = 0.0, best = 0
                 for ch in 0..<c {
                     let e = v[(b * c + ch) * hw + p]
                     sum += e
-                    peak = max(peak, e)
+                    if e > v[(b * c + best) * hw + p] { best = ch }
                 }
                 y[(b * 2) * hw + p] = sum / Double(c)
-                y[(b * 2 + 1) * hw + p] = peak
+                y[(b * 2 + 1) * hw + p] = v[(b * c + best) * hw + p]
+                arg[b * hw + p] = Double(best)
             }
         }
-        return make(y, [n, 2, h, w])
+        return (make(y, [n, 2, h, w]), make(arg, [n, 1, h, w]))
     }
 
-    public func channelMeanMaxBackward(_ dy: Tensor, input x: Tensor, adding prior: Tensor?, geometry g: AttentionGeometry) throws -> Tensor {
+    public func channelMeanMaxBackward(_ dy: Tensor, argmax: Tensor, adding prior: Tensor?, geometry g: AttentionGeometry) throws -> Tensor {
         let (n, c, h, w) = (g.n, g.c, g.h, g.w)
         let hw = h * w
-        let v = try values(x), d = try values(dy)
-        var dx = [Double](repeating: 0, count: x.count)         // (N, C, H, W)
+        let d = try values(dy), arg = try values(argmax)
+        var dx = [Double](repeating: 0, count: n * c * hw)      // (N, C, H, W)
         for b in 0..<n {
             for p in 0..<hw {
                 let share = d[(b * 2) * hw + p] / Double(c)
-                var best = 0
-                for ch in 0..<c {
-                    dx[(b * c + ch) * hw + p] = share
-                    if v[(b * c + ch) * hw + p] > v[(b * c + best) * hw + p] { best = ch }
-                }
-                dx[(b * c + best) * hw + p] += d[(b * 2 + 1) * hw + p]
+                for ch in 0..<c { dx[(b * c + ch) * hw + p] = share }
+                dx[(b * c + Int(arg[b * hw + p])) * hw + p] += d[(b * 2 + 1) * hw + p]
             }
         }
-        return try make(dx, x.shape, adding: prior)
+        return try make(dx, g.shape, adding: prior)
     }
 
     public func broadcastSpatial(_ x: Tensor, relu: Bool, geometry g: AttentionGeometry) throws -> Tensor {

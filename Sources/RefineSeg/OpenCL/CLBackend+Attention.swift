@@ -15,29 +15,31 @@ extension CLBackend: AttentionOps {
         return dx
     }
 
-    public func channelMeanMax(_ x: Tensor, geometry g: AttentionGeometry) throws -> Tensor {
+    public func channelMeanMax(_ x: Tensor, geometry g: AttentionGeometry) throws -> (y: Tensor, argmax: Tensor) {
         let (n, c, h, w) = (g.n, g.c, g.h, g.w)
-        let y = try empty([n, 2, h, w], op: "channel_mean_max")
-        let args: [KernelArg] = [.tensor(x), .tensor(y), .int(n), .int(c), .int(h * w)]
+        let y = try empty([n, 2, h, w], op: "channel_mean_max"), arg = try empty([n, 1, h, w], op: "channel_mean_max")
+        let args: [KernelArg] = [.tensor(x), .tensor(y), .tensor(arg), .int(n), .int(c), .int(h * w)]
+        let bytes = 4 * (x.count + y.count + arg.count)
         if gpuGlue {
-            try runPixels("channel_mean_max_pix", args, hw: h * w, rows: n, bytes: 4 * (x.count + y.count))
+            try runPixels("channel_mean_max_pix", args, hw: h * w, rows: n, bytes: bytes)
         } else {
-            try runItems("channel_mean_max", file: "attention", args, items: [pixelSpans(h * w), n], bytes: 4 * (x.count + y.count))
+            try runItems("channel_mean_max", file: "attention", args, items: [pixelSpans(h * w), n], bytes: bytes)
         }
-        return y
+        return (y, arg)
     }
 
-    public func channelMeanMaxBackward(_ dy: Tensor, input x: Tensor, adding prior: Tensor?, geometry g: AttentionGeometry) throws -> Tensor {
+    public func channelMeanMaxBackward(_ dy: Tensor, argmax: Tensor, adding prior: Tensor?, geometry g: AttentionGeometry) throws -> Tensor {
         let (n, c, h, w) = (g.n, g.c, g.h, g.w)
-        let dx = try empty(x.shape, op: "channel_mean_max_backward")
-        // x read, dx written, dy read; the prior read too when there is one.
-        let bytes = 4 * ((prior == nil ? 2 : 3) * x.count + dy.count)
-        let args: [KernelArg] = [.tensor(dy), .tensor(x), .tensor(prior ?? dy), .tensor(dx), .int(n), .int(c), .int(h * w),
+        let dx = try empty(g.shape, op: "channel_mean_max_backward")
+        // dx written, dy and the arg-max plane read; the prior read too when there is one.
+        let bytes = 4 * ((prior == nil ? 1 : 2) * dx.count + dy.count + argmax.count)
+        let args: [KernelArg] = [.tensor(dy), .tensor(argmax), .tensor(prior ?? dy), .tensor(dx), .int(n), .int(c), .int(h * w),
                                  .int(prior == nil ? 0 : 1)]
         if gpuGlue {
             try runPixels("channel_mean_max_backward_pix", args, hw: h * w, rows: n, bytes: bytes)
         } else {
-            try runItems("channel_mean_max_backward", file: "attention", args, items: [pixelSpans(h * w), n], bytes: bytes)
+            let chunks = (h * w + KernelConstants.channelBackwardChunk - 1) / KernelConstants.channelBackwardChunk
+            try runItems("channel_mean_max_backward", file: "attention", args, items: [chunks, n], bytes: bytes)
         }
         return dx
     }

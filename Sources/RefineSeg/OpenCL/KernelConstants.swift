@@ -16,8 +16,11 @@ enum KernelConstants {
     static let elementwiseSpan = 64
     /// Values per item of `bn_eval` (BN_SPAN, Kernels/norm.cl).
     static let normSpan = 256
-    /// Pixels per item of channel_mean_max(_backward) (CM_SPAN, Kernels/attention.cl).
+    /// Pixels per item of channel_mean_max (CM_SPAN, Kernels/attention.cl).
     static let channelSpan = 64
+    /// Pixels per item of channel_mean_max_backward on CPU devices (CMB_CHUNK, Kernels/attention.cl,
+    /// a multiple of 8): each channel pass streams runs of this many pixels of every plane.
+    static let channelBackwardChunk = 512
     /// Values per item of the span-launched attention kernels (SPAN, Kernels/attention.cl).
     static let attentionSpan = 256
     /// Widest hidden layer of the channel-attention MLP that channel_mlp_gate keeps in private
@@ -44,8 +47,8 @@ enum KernelConstants {
         switch file {
         case "elementwise": defines.append(("EW_SPAN", elementwiseSpan))
         case "norm": defines.append(("BN_SPAN", normSpan))
-        case "attention": defines += [("CM_SPAN", channelSpan), ("SPAN", attentionSpan), ("PX_CHUNK", pixelChunk),
-                                      ("MLP_HD_MAX", mlpHiddenMax)]
+        case "attention": defines += [("CM_SPAN", channelSpan), ("CMB_CHUNK", channelBackwardChunk), ("SPAN", attentionSpan),
+                                      ("PX_CHUNK", pixelChunk), ("MLP_HD_MAX", mlpHiddenMax)]
         case "losses": defines += [("BCE_CHUNK", bceChunk), ("SEG_CHUNK", segChunk), ("LAC_SPAN_CPU", lacSpan)]
         case "optim": defines += [("SUMSQ_CHUNK", sumsqChunk), ("FLAT_CHUNK", flatChunk)]
         default: break
