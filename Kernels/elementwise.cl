@@ -6,11 +6,12 @@
 //   ew_binary      OP 0 add, 1 sub, 2 mul
 //   ew_scale, ew_axpy (in place), ew_relu, ew_relu_backward, ew_sigmoid, ew_sigmoid_backward, ew_fill
 //   copy_channels  copies a channel block between NCHW tensors (concat and slice)
-//   copy_channels_broadcast  copy_channels of a concat's last part, and a pooled (N, CB) part broadcast
-//                            over H·W as the channels after it, in one launch (the context block)
-//   copy_channels_sum        its backward: the last part's slice, and the pooled part's Σ over H·W
-//                            (one item per plane) in broadcast_spatial_backward's order (CPU devices; the
-//                            GPU layout slices and runs broadcast_spatial_backward's work-groups)
+//   copy_channels_broadcast  a concat's last (up to four) parts, and a pooled (N, CB) part broadcast
+//                            over H·W as the channels after them, in one launch (the context block's
+//                            four branches and its pool branch)
+//   copy_channels_sum        its backward: the parts' slices, and the pooled part's Σ over H·W (one
+//                            item per plane) in broadcast_spatial_backward's order (CPU devices; the
+//                            GPU layout runs it with CB = 0 and broadcast_spatial_backward's work-groups)
 //   gate_channel / gate_channel_backward_x / gate_channel_backward_g   (one item per element / per (n, c))
 //   gate_pixel   / gate_pixel_backward_x   / gate_pixel_backward_g     (one item per element / per (n, p))
 
@@ -71,16 +72,42 @@ __kernel void copy_channels(__global const float* src, __global float* dst, int 
     EW_FOR(HW, vstore8(vload8(0, s + i), 0, d + i), d[i] = s[i])
 }
 
-// copy_channels of C channels of src (all of its Csrc channels from 0) to channels [dstStart, dstStart + C)
-// of dst (Cdst channels), then p (N, CB) broadcast over HW (relu(p) with relu = 1) into channels
-// [dstStart + C, dstStart + C + CB). 2-D: (span of a plane, plane of the C + CB).
-__kernel void copy_channels_broadcast(__global const float* src, __global float* dst, int N, int C, int HW, int Csrc,
-                                      int Cdst, int dstStart, __global const float* p, int CB, int relu) {
+// The source plane of channel k < c0 + c1 + c2 + c3 of image n among up to four parts of c0, c1,
+// c2, c3 channels (NCHW, the same N and HW; an absent part has 0 channels).
+inline __global const float* part_plane(__global const float* s0, __global const float* s1, __global const float* s2,
+                                        __global const float* s3, int c0, int c1, int c2, int c3, int n, int k, int HW) {
+    if (k < c0) return s0 + ((size_t)n * c0 + k) * HW;
+    k -= c0;
+    if (k < c1) return s1 + ((size_t)n * c1 + k) * HW;
+    k -= c1;
+    if (k < c2) return s2 + ((size_t)n * c2 + k) * HW;
+    return s3 + ((size_t)n * c3 + k - c2) * HW;
+}
+
+// The same for a destination plane.
+inline __global float* part_plane_out(__global float* d0, __global float* d1, __global float* d2, __global float* d3,
+                                      int c0, int c1, int c2, int c3, int n, int k, int HW) {
+    if (k < c0) return d0 + ((size_t)n * c0 + k) * HW;
+    k -= c0;
+    if (k < c1) return d1 + ((size_t)n * c1 + k) * HW;
+    k -= c1;
+    if (k < c2) return d2 + ((size_t)n * c2 + k) * HW;
+    return d3 + ((size_t)n * c3 + k - c2) * HW;
+}
+
+// A concat's last (up to four) parts s0..s3 (c0..c3 channels, all of each) to channels
+// [dstStart, dstStart + C) of dst (Cdst channels), C = c0 + c1 + c2 + c3, then p (N, CB) broadcast
+// over HW (relu(p) with relu = 1) into channels [dstStart + C, dstStart + C + CB).
+// 2-D: (span of a plane, plane of the C + CB).
+__kernel void copy_channels_broadcast(__global const float* s0, __global const float* s1, __global const float* s2,
+                                      __global const float* s3, int c0, int c1, int c2, int c3, __global float* dst,
+                                      int N, int HW, int Cdst, int dstStart, __global const float* p, int CB, int relu) {
+    int C = c0 + c1 + c2 + c3;
     int plane = get_global_id(1);
     int c = plane % (C + CB), n = plane / (C + CB);
     __global float* d = dst + ((size_t)n * Cdst + dstStart + c) * HW;
     if (c < C) {
-        __global const float* s = src + ((size_t)n * Csrc + c) * HW;
+        __global const float* s = part_plane(s0, s1, s2, s3, c0, c1, c2, c3, n, c, HW);
         EW_FOR(HW, vstore8(vload8(0, s + i), 0, d + i), d[i] = s[i])
     } else {
         float v = p[n * CB + c - C];
@@ -90,17 +117,20 @@ __kernel void copy_channels_broadcast(__global const float* src, __global float*
     }
 }
 
-// Its backward: channels [srcStart, srcStart + C) of src (Csrc channels) to dst (C channels), and
-// dp[n, k] = Σ over HW of src's channel srcStart + C + k for k < CB (0 where relu = 1 and the
-// forward's p, xr, is not > 0). 2-D: (span of a plane, plane of the C + CB); a sum is the first
-// span's item's.
-__kernel void copy_channels_sum(__global const float* src, __global float* dst, int N, int C, int HW, int Csrc, int srcStart,
-                                __global float* dp, int CB, __global const float* xr, int relu) {
+// Its backward: channels [srcStart, srcStart + C) of src (Csrc channels) to the parts' gradients
+// d0..d3 (c0..c3 channels), and dp[n, k] = Σ over HW of src's channel srcStart + C + k for k < CB
+// (0 where relu = 1 and the forward's p, xr, is not > 0). 2-D: (span of a plane, plane of the
+// C + CB); a sum is the first span's item's. CB = 0: the copies only (the GPU layout's sums are
+// broadcast_spatial_backward's work-groups).
+__kernel void copy_channels_sum(__global const float* src, int N, int HW, int Csrc, int srcStart,
+                                __global float* d0, __global float* d1, __global float* d2, __global float* d3,
+                                int c0, int c1, int c2, int c3, __global float* dp, int CB, __global const float* xr, int relu) {
+    int C = c0 + c1 + c2 + c3;
     int plane = get_global_id(1);
     int c = plane % (C + CB), n = plane / (C + CB);
     __global const float* s = src + ((size_t)n * Csrc + srcStart + c) * HW;
     if (c < C) {
-        __global float* d = dst + ((size_t)n * C + c) * HW;
+        __global float* d = part_plane_out(d0, d1, d2, d3, c0, c1, c2, c3, n, c, HW);
         EW_FOR(HW, vstore8(vload8(0, s + i), 0, d + i), d[i] = s[i])
     } else if (get_global_id(0) == 0) {
         int k = n * CB + c - C;

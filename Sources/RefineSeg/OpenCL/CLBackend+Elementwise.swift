@@ -82,22 +82,34 @@ extension CLBackend: ElementwiseOps {
         return y
     }
 
+    /// The parts one `copy_channels_broadcast` / `copy_channels_sum` launch takes.
+    private static let fusedParts = 4
+
+    /// Up to `fusedParts` tensors and their channel counts as the fused kernels' arguments (an
+    /// absent part: 0 channels and a stand-in buffer, never read or written).
+    private func partArgs(_ parts: ArraySlice<Tensor>, _ channels: ArraySlice<Int>, standIn: Tensor) -> [KernelArg] {
+        let ts = Array(parts) + Array(repeating: standIn, count: Self.fusedParts - parts.count)
+        let cs = Array(channels) + Array(repeating: 0, count: Self.fusedParts - channels.count)
+        return ts.map { .tensor($0) } + cs.map { .int($0) }
+    }
+
     public func concatBroadcast(_ parts: [Tensor], pooled: Tensor, relu: Bool, geometry g: ConcatBroadcastGeometry) throws -> Tensor {
         let op = "concat_broadcast"
         let y = try empty(g.output, op: op)
         let (n, hw, cd) = (g.n, g.hw, g.output[1])
+        // Parts before the last four by copy_channels; the last four and the broadcast in one launch.
+        let lead = max(0, parts.count - Self.fusedParts)
         var offset = 0
-        for (part, c) in zip(parts.dropLast(), g.channels.dropLast()) {
+        for (part, c) in zip(parts[..<lead], g.channels[..<lead]) {
             try copyChannels(part, srcStart: 0, y, dstStart: offset, count: c, op: op)
             offset += c
         }
-        // The last part and the broadcast in one launch.
-        let (last, c) = (parts[parts.count - 1], g.channels[g.channels.count - 1])
         guard n * hw > 0 else { return y }
+        let copied = g.channels[lead...].reduce(0, +)
         try runItems("copy_channels_broadcast", file: "elementwise",
-                     [.tensor(last), .tensor(y), .int(n), .int(c), .int(hw), .int(c), .int(cd), .int(offset), .tensor(pooled),
-                      .int(g.pooled), .int(relu ? 1 : 0)],
-                     items: [ewItems(hw), n * (c + g.pooled)], bytes: 4 * (2 * last.count + n * g.pooled * (hw + 1)))
+                     partArgs(parts[lead...], g.channels[lead...], standIn: y)
+                        + [.tensor(y), .int(n), .int(hw), .int(cd), .int(offset), .tensor(pooled), .int(g.pooled), .int(relu ? 1 : 0)],
+                     items: [ewItems(hw), n * (copied + g.pooled)], bytes: 4 * (2 * n * copied * hw + n * g.pooled * (hw + 1)))
         return y
     }
 
@@ -105,29 +117,29 @@ extension CLBackend: ElementwiseOps {
         -> (parts: [Tensor], pooled: Tensor) {
         let op = "concat_broadcast_backward"
         let (n, hw, cs) = (g.n, g.hw, g.output[1])
+        let parts = try g.channels.map { try empty([n, $0, g.h, g.w], op: op) }
+        // Parts before the last four by copy_channels; the last four (and, on CPU devices, the
+        // pooled part's sums) in one launch.
+        let lead = max(0, parts.count - Self.fusedParts)
         var start = 0
-        var parts = [Tensor]()
-        for c in g.channels.dropLast() {
-            let p = try empty([n, c, g.h, g.w], op: op)
-            try copyChannels(dy, srcStart: start, p, dstStart: 0, count: c, op: op)
-            parts.append(p)
+        for (part, c) in zip(parts[..<lead], g.channels[..<lead]) {
+            try copyChannels(dy, srcStart: start, part, dstStart: 0, count: c, op: op)
             start += c
         }
-        let c = g.channels[g.channels.count - 1]
-        let last = try empty([n, c, g.h, g.w], op: op)
-        parts.append(last)
+        let copied = g.channels[lead...].reduce(0, +)
+        // The GPU layout sums with work-groups (broadcast_spatial_backward's) on a slice.
+        let sums = gpuGlue ? 0 : g.pooled
+        let dp = try empty([n, g.pooled, 1, 1], op: op)
+        if n * hw > 0 {
+            try runItems("copy_channels_sum", file: "elementwise",
+                         [.tensor(dy), .int(n), .int(hw), .int(cs), .int(start)] + partArgs(parts[lead...], g.channels[lead...], standIn: dp)
+                            + [.tensor(dp), .int(sums), .tensor(reluInput ?? dp), .int(reluInput == nil ? 0 : 1)],
+                         items: [ewItems(hw), n * (copied + sums)], bytes: 4 * (2 * n * copied * hw + n * sums * (hw + 1)))
+        }
         if gpuGlue {
-            // The sums as work-groups (broadcast_spatial_backward's GPU layout) on a slice.
-            try copyChannels(dy, srcStart: start, last, dstStart: 0, count: c, op: op)
-            let tail = try sliceChannels(dy, start: start + c, count: g.pooled)
+            let tail = try sliceChannels(dy, start: start + copied, count: g.pooled)
             return (parts, try broadcastSpatialBackward(tail, reluInput: reluInput))
         }
-        let dp = try empty([n, g.pooled, 1, 1], op: op)
-        guard n * hw > 0 else { return (parts, dp) }
-        try runItems("copy_channels_sum", file: "elementwise",
-                     [.tensor(dy), .tensor(last), .int(n), .int(c), .int(hw), .int(cs), .int(start), .tensor(dp), .int(g.pooled),
-                      .tensor(reluInput ?? dp), .int(reluInput == nil ? 0 : 1)],
-                     items: [ewItems(hw), n * (c + g.pooled)], bytes: 4 * (2 * last.count + n * g.pooled * (hw + 1)))
         return (parts, dp)
     }
 

@@ -61,9 +61,11 @@ extension OpCases {
         // The context block's concat with its pool branch broadcast as the last channels (ReLU
         // fused: pooled values away from the kink, so no finite-difference step crosses it): one
         // part, a pooled (N, Cb) given without its 1×1, planes of several copy spans with a tail
-        // (67·65), and the DFR-UNet's context block at batch 8, width 16 (four 64-channel branches).
+        // (67·65), five parts (one more than a fused launch takes), and the DFR-UNet's context block
+        // at batch 8, width 16 (four 64-channel branches).
         for (n, cs, cb, h, w, relu, rank2) in [(1, [1], 1, 1, 1, true, false), (2, [3, 4], 3, 5, 7, true, false),
                                                 (2, [2], 5, 3, 3, false, true), (1, [2, 3], 3, 67, 65, true, false),
+                                                (2, [1, 3, 2, 1, 2], 2, 3, 5, true, false),
                                                 (8, [64, 64, 64, 64], 64, 8, 8, true, false)] {
             let pooledShape: Shape = rank2 ? [n, cb] : [n, cb, 1, 1]
             let inputs = cs.enumerated().map { OpInput("part\($0.offset)", [n, $0.element, h, w]) }
