@@ -32,6 +32,8 @@
 //                               time), per-pixel state in registers
 //   channel_mean_max_backward   CMB_CHUNK pixels per item: the chunk's dy and arg-max in private arrays,
 //                               then one contiguous run of every dx plane at a time (x not read)
+//   channel_gate_mlp_backward_cpu   channel_gate_backward_cpu, then the item that finishes last (an
+//                               atomic counter) runs channel_mlp_backward alone, 8 outputs at a time
 
 // Max and first arg-max over the group: ties keep the smaller index, so the result is the
 // plane's first maximal element whatever the stride pattern. Every item gets the result.
@@ -396,16 +398,14 @@ __kernel void channel_descriptors_cpu(__global const float* x, __global float* d
     argmax[nc] = (float)topIdx;
 }
 
-// channel_gate_backward, one item per plane nc.   global: N·C
-__kernel void channel_gate_backward_cpu(__global const float* dy, __global const float* x, __global const float* l,
-                                        __global float* dx, __global float* dl, int NC, int HW) {
-    int nc = get_global_id(0);
-    if (nc >= NC) return;
+// channel_gate_backward of plane nc by one item: dx's plane, and dl[nc] = dl[NC + nc], in
+// channel_gate_backward's order (item_span, tree_sum).
+inline void gate_backward_plane(__global const float* dy, __global const float* x, __global const float* l,
+                                __global float* dx, __global float* dl, int NC, int HW, int nc) {
     float s = gate_of(l, NC, nc);
     __global const float* gp = dy + (size_t)nc * HW;
     __global const float* xp = x + (size_t)nc * HW;
     __global float* q = dx + (size_t)nc * HW;
-    // channel_gate_backward's order (item_span, tree_sum).
     float part[RS_WG];
     for (int l = 0; l < RS_WG; l++) {
         int lo, hi;
@@ -415,6 +415,14 @@ __kernel void channel_gate_backward_cpu(__global const float* dy, __global const
     float d = s * (1.0f - s) * tree_sum(part);
     dl[nc] = d;
     dl[NC + nc] = d;
+}
+
+// channel_gate_backward, one item per plane nc.   global: N·C
+__kernel void channel_gate_backward_cpu(__global const float* dy, __global const float* x, __global const float* l,
+                                        __global float* dx, __global float* dl, int NC, int HW) {
+    int nc = get_global_id(0);
+    if (nc >= NC) return;
+    gate_backward_plane(dy, x, l, dx, dl, NC, HW, nc);
 }
 
 // broadcast_spatial_backward, one item per plane nc.   global: N·C
@@ -588,6 +596,123 @@ __kernel void channel_mlp_backward(__global const float* dl, __global const floa
             db1[i] = s;
         }
     }
+}
+
+// channel_mlp_backward by one item (the CPU layout's channel_gate_mlp_backward_cpu), 8 independent
+// outputs at a time: over the hidden units j for dh, dW2 (C, HD) and db1, over the channels c for
+// dW1 (HD, C), dd and db2, scalar loops for the tails. Each output's sum runs over the same index
+// (r, c or j) in the same order as in channel_mlp_backward, with the same multiplications, so the
+// results are bit-identical; the lanes only hold different outputs.
+inline void mlp_backward_serial(__global const float* dl, __global const float* d, __global const float* w1,
+                                __global const float* w2, __global const float* hid, __global float* dh,
+                                __global float* dd, __global float* dw1, __global float* db1,
+                                __global float* dw2, __global float* db2, int R, int C, int HD) {
+    int H8 = HD / 8 * 8, C8 = C / 8 * 8;
+    // dh[r, j] = Σ_c dl[r, c]·W2[c, j] where hid[r, j] > 0, else 0.
+    for (int r = 0; r < R; ++r) {
+        __global const float* dlr = dl + (size_t)r * C;
+        int j = 0;
+        for (; j < H8; j += 8) {
+            float8 acc = 0.0f;
+            for (int c = 0; c < C; ++c) acc += dlr[c] * vload8(0, w2 + (size_t)c * HD + j);
+            vstore8(select((float8)(0.0f), acc, vload8(0, hid + (size_t)r * HD + j) > 0.0f), 0, dh + (size_t)r * HD + j);
+        }
+        for (; j < HD; ++j) {
+            float acc = 0.0f;
+            if (hid[(size_t)r * HD + j] > 0.0f) {
+                for (int c = 0; c < C; ++c) acc += dlr[c] * w2[(size_t)c * HD + j];
+            }
+            dh[(size_t)r * HD + j] = acc;
+        }
+    }
+    // Per hidden unit j: dW2[c, j] = Σ_r dl[r, c]·hid[r, j] (each row c), db1[j] = Σ_r dh[r, j].
+    for (int c = 0; c < C; ++c) {
+        int j = 0;
+        for (; j < H8; j += 8) {
+            float8 a = 0.0f;
+            for (int r = 0; r < R; ++r) a += dl[(size_t)r * C + c] * vload8(0, hid + (size_t)r * HD + j);
+            vstore8(a, 0, dw2 + (size_t)c * HD + j);
+        }
+        for (; j < HD; ++j) {
+            float a = 0.0f;
+            for (int r = 0; r < R; ++r) a += dl[(size_t)r * C + c] * hid[(size_t)r * HD + j];
+            dw2[(size_t)c * HD + j] = a;
+        }
+    }
+    {
+        int j = 0;
+        for (; j < H8; j += 8) {
+            float8 s = 0.0f;
+            for (int r = 0; r < R; ++r) s += vload8(0, dh + (size_t)r * HD + j);
+            vstore8(s, 0, db1 + j);
+        }
+        for (; j < HD; ++j) {
+            float s = 0.0f;
+            for (int r = 0; r < R; ++r) s += dh[(size_t)r * HD + j];
+            db1[j] = s;
+        }
+    }
+    // Per channel c: db2[c] = Σ_r dl[r, c], dW1[j, c] = Σ_r dh[r, j]·d[r, c] (each row j),
+    // dd[r, c] = Σ_j dh[r, j]·W1[j, c] (each row r).
+    int c = 0;
+    for (; c < C8; c += 8) {
+        float8 s = 0.0f;
+        for (int r = 0; r < R; ++r) s += vload8(0, dl + (size_t)r * C + c);
+        vstore8(s, 0, db2 + c);
+        for (int j = 0; j < HD; ++j) {
+            float8 b = 0.0f;
+            for (int r = 0; r < R; ++r) b += dh[(size_t)r * HD + j] * vload8(0, d + (size_t)r * C + c);
+            vstore8(b, 0, dw1 + (size_t)j * C + c);
+        }
+        for (int r = 0; r < R; ++r) {
+            float8 a = 0.0f;
+            for (int j = 0; j < HD; ++j) a += dh[(size_t)r * HD + j] * vload8(0, w1 + (size_t)j * C + c);
+            vstore8(a, 0, dd + (size_t)r * C + c);
+        }
+    }
+    for (; c < C; ++c) {
+        float s = 0.0f;
+        for (int r = 0; r < R; ++r) s += dl[(size_t)r * C + c];
+        db2[c] = s;
+        for (int j = 0; j < HD; ++j) {
+            float b = 0.0f;
+            for (int r = 0; r < R; ++r) b += dh[(size_t)r * HD + j] * d[(size_t)r * C + c];
+            dw1[(size_t)j * C + c] = b;
+        }
+        for (int r = 0; r < R; ++r) {
+            float a = 0.0f;
+            for (int j = 0; j < HD; ++j) a += dh[(size_t)r * HD + j] * w1[(size_t)j * C + c];
+            dd[(size_t)r * C + c] = a;
+        }
+    }
+}
+
+// channel_gate_backward_cpu and channel_mlp_backward in one launch (CPU layout). One item per plane
+// nc does channel_gate_backward_cpu's work (dx and dl[nc] = dl[NC + nc], the same arithmetic), then
+// counts itself done; the item that finishes last runs the MLP's backward on the complete dl
+// (mlp_backward_serial; R = 2N rows). `done` is one int that holds 0 between launches: the backend
+// zeroes it once when it creates it, and the last item sets it back to 0.
+// Ordering: each item's dl stores come before its atomic_inc (mem_fence(CLK_GLOBAL_MEM_FENCE)
+// orders them); atomic_inc is a single read-modify-write, so exactly one item reads NC − 1, and it
+// does so after the other NC − 1 increments, each of which followed that item's stores; the fence
+// after it keeps its loads of dl after the increment. No other item touches `done` after its own
+// increment, so the reset cannot race; the next launch sees it at 0 (an in-order queue: kernels of
+// one queue run one after another). Work-items of one group on PoCL run one after another on one
+// thread; groups run on several threads, hence the atomic.   global: N·C
+__kernel void channel_gate_mlp_backward_cpu(__global const float* dy, __global const float* x, __global const float* l,
+                                            __global float* dx, __global float* dl,
+                                            __global const float* d, __global const float* w1, __global const float* w2,
+                                            __global const float* hid, __global float* dh, __global float* dd,
+                                            __global float* dw1, __global float* db1, __global float* dw2, __global float* db2,
+                                            volatile __global int* done, int NC, int HW, int C, int HD) {
+    int nc = get_global_id(0);
+    if (nc >= NC) return;
+    gate_backward_plane(dy, x, l, dx, dl, NC, HW, nc);
+    mem_fence(CLK_GLOBAL_MEM_FENCE);
+    if (atomic_inc(done) != NC - 1) return;
+    mem_fence(CLK_GLOBAL_MEM_FENCE);
+    mlp_backward_serial(dl, d, w1, w2, hid, dh, dd, dw1, db1, dw2, db2, 2 * (NC / C), C, HD);
+    *done = 0;
 }
 
 // y = x · sigmoid(l[n, c] + l[N + n, c]), one item per value (channel_gate's GPU layout).

@@ -181,6 +181,31 @@ final class AttentionTests: XCTestCase {
         }
     }
 
+    /// The channel MLP gate's backward in one op equals the gate's backward then the MLP's, bit for
+    /// bit (on CPU OpenCL devices one kernel whose last item runs the MLP's backward; its completion
+    /// counter is reused, so the op runs twice): C and Hd below, at and off the kernel's 8 lanes.
+    func testChannelMLPGateBackwardEqualsTheTwoOps() throws {
+        for b in backendsUnderTest() {
+            for (shape, hd) in [(Shape([1, 5, 3, 3]), 4), ([2, 13, 7, 5], 7), ([2, 24, 9, 9], 17), ([3, 16, 4, 4], 8)] {
+                let (n, c, _, _) = shape.nchw
+                let x = try random(b, shape, seed: 30), dy = try random(b, shape, seed: 31), d = try random(b, [2 * n, c], seed: 32)
+                let w1 = try random(b, [hd, c], seed: 33), b1 = try random(b, [hd], seed: 34)
+                let w2 = try random(b, [c, hd], seed: 35), b2 = try random(b, [c], seed: 36)
+                let f = try b.channelMLPGate(x, descriptors: d, w1: w1, b1: b1, w2: w2, b2: b2)
+                let gate = try b.channelGateBackward(dy, x: x, logits: f.logits)
+                let m = try b.channelMLPBackward(gate.dlogits, d: d, w1: w1, w2: w2, hidden: f.hidden)
+                let want = try [gate.dx, m.dd, m.dw1, m.db1, m.dw2, m.db2].map { try $0.toArray() }
+                for run in 0..<2 {
+                    let (dx, g) = try b.channelMLPGateBackward(dy, x: x, logits: f.logits, descriptors: d, w1: w1, w2: w2, hidden: f.hidden)
+                    let got = try [dx, g.dd, g.dw1, g.db1, g.dw2, g.db2].map { try $0.toArray() }
+                    for (i, name) in ["dx", "dd", "dw1", "db1", "dw2", "db2"].enumerated() {
+                        XCTAssertEqual(got[i], want[i], "\(name) \(shape), hidden \(hd), run \(run) on \(b.name)")
+                    }
+                }
+            }
+        }
+    }
+
     /// A tensor with several consumers gets the sum of their gradients, whether a consumer's
     /// backward adds the gradient so far in its own kernel (conv backward-data, max pool, the
     /// channel/spatial descriptors' backwards) or not (channel gate): the sum of the gradients

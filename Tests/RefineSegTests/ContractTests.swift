@@ -178,6 +178,18 @@ final class ContractTests: XCTestCase {
         let hidden = try t([4, 2])
         assertReaches("channel_mlp_backward") { try b.channelMLPBackward(d, d: d, w1: w1, w2: w2, hidden: hidden) }
         assertRefused("channel_mlp_backward hidden") { try b.channelMLPBackward(d, d: d, w1: w1, w2: w2, hidden: d) }
+        assertReaches("channel_gate_backward") {   // the default: the gate's backward, then the MLP's
+            try b.channelMLPGateBackward(gx, x: gx, logits: d, descriptors: d, w1: w1, w2: w2, hidden: hidden)
+        }
+        assertRefused("channel_mlp_gate_backward dy") {
+            try b.channelMLPGateBackward(try t([2, 6, 3, 4]), x: gx, logits: d, descriptors: d, w1: w1, w2: w2, hidden: hidden)
+        }
+        assertRefused("channel_mlp_gate_backward logits") {
+            try b.channelMLPGateBackward(gx, x: gx, logits: try t([4, 5]), descriptors: d, w1: w1, w2: w2, hidden: hidden)
+        }
+        assertRefused("channel_mlp_gate_backward hidden") {
+            try b.channelMLPGateBackward(gx, x: gx, logits: d, descriptors: d, w1: w1, w2: w2, hidden: d)
+        }
         // The gates, checked in front since the previous change.
         assertReaches("channel_gate") { try b.channelGate(x, logits: try t([4, 3])) }
         assertRefused("channel_gate") { try b.channelGate(x, logits: nc) }

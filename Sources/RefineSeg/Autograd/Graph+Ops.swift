@@ -186,15 +186,16 @@ extension Graph {
 
     /// The channel attention after its descriptors d (2N, C) of x: the MLP on d and the gate
     /// x · σ(l[n, c] + l[N + n, c]) as one node, one kernel forward (`channelMLPGate`); the backward
-    /// runs the gate's and the MLP's (from the saved logits and hidden activations).
+    /// (`channelMLPGateBackward`) is the gate's and the MLP's, from the saved logits and hidden
+    /// activations (one kernel on CPU devices).
     public func channelMLPGate(_ x: Var, descriptors d: Var, w1: Var, b1: Var, w2: Var, b2: Var) throws -> Var {
         let b = backend
         let r = try b.channelMLPGate(x.value, descriptors: d.value, w1: w1.value, b1: b1.value, w2: w2.value, b2: b2.value)
         let (logits, hidden) = (r.logits, r.hidden)
         return record(r.y, [x, d, w1, b1, w2, b2]) { g in
-            let gate = try b.channelGateBackward(g, x: x.value, logits: logits)
-            let m = try b.channelMLPBackward(gate.dlogits, d: d.value, w1: w1.value, w2: w2.value, hidden: hidden)
-            return [gate.dx, m.dd, m.dw1, m.db1, m.dw2, m.db2]
+            let (dx, m) = try b.channelMLPGateBackward(g, x: x.value, logits: logits, descriptors: d.value, w1: w1.value, w2: w2.value,
+                                                       hidden: hidden)
+            return [dx, m.dd, m.dw1, m.db1, m.dw2, m.db2]
         }
     }
 

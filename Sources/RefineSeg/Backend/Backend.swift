@@ -328,6 +328,20 @@ public protocol AttentionOps {
     /// (the ReLU mask is hidden > 0, as `reluBackward`).
     func channelMLPBackward(_ dlogits: Tensor, d: Tensor, w1: Tensor, w2: Tensor, hidden: Tensor, geometry g: ChannelMLPGeometry) throws
         -> ChannelMLPGradients
+    /// The backward of `channelMLPGate` from dy (like x) and its saved logits (2N, C) and hidden
+    /// activations (2N, Hd): `channelGateBackward`, then `channelMLPBackward` of its dlogits, as one
+    /// op (the default runs the two in turn): dx, and the MLP's gradients.
+    func channelMLPGateBackward(_ dy: Tensor, x: Tensor, logits: Tensor, descriptors d: Tensor, w1: Tensor, w2: Tensor,
+                                hidden: Tensor, geometry g: ChannelMLPGateGeometry) throws -> (dx: Tensor, mlp: ChannelMLPGradients)
+}
+
+extension AttentionOps {
+    /// The two ops in turn (the CPU reference, and devices without a fused kernel).
+    public func channelMLPGateBackward(_ dy: Tensor, x: Tensor, logits: Tensor, descriptors d: Tensor, w1: Tensor, w2: Tensor,
+                                       hidden: Tensor, geometry g: ChannelMLPGateGeometry) throws -> (dx: Tensor, mlp: ChannelMLPGradients) {
+        let gate = try channelGateBackward(dy, x: x, logits: logits, geometry: g.gate)
+        return (gate.dx, try channelMLPBackward(gate.dlogits, d: d, w1: w1, w2: w2, hidden: hidden, geometry: g.mlp))
+    }
 }
 
 /// Gradients of `AttentionOps.channelMLP`, shaped like the corresponding inputs.

@@ -92,6 +92,15 @@ extension AttentionOps {
                                geometry: try ChannelMLPGeometry.backward(dlogits, d: d, w1: w1, w2: w2, hidden: hidden))
     }
 
+    /// (dx, the MLP's gradients) of `channelMLPGate` from dy (like x) and the state it saved:
+    /// logits (2N, C) and hidden (2N, Hd) (see `AttentionOps`).
+    public func channelMLPGateBackward(_ dy: Tensor, x: Tensor, logits: Tensor, descriptors d: Tensor, w1: Tensor, w2: Tensor,
+                                       hidden: Tensor) throws -> (dx: Tensor, mlp: ChannelMLPGradients) {
+        try channelMLPGateBackward(dy, x: x, logits: logits, descriptors: d, w1: w1, w2: w2, hidden: hidden,
+                                   geometry: try ChannelMLPGateGeometry.backward(dy, x: x, logits: logits, descriptors: d, w1: w1, w2: w2,
+                                                                                 hidden: hidden))
+    }
+
     /// The channel gate from the stacked MLP outputs l (2N, C): y = x · σ(l[n, c] + l[N + n, c]).
     public func channelGate(_ x: Tensor, logits: Tensor) throws -> Tensor {
         try channelGate(x, logits: logits, geometry: try AttentionGeometry.channelGate(x, logits: logits))
@@ -225,5 +234,20 @@ public struct ChannelMLPGateGeometry: Sendable {
         gate = try GateGeometry(x, op: op)
         mlp = try ChannelMLPGeometry(d, w1: w1, b1: b1, w2: w2, b2: b2, op: op)
         try d.shape.expect(equal: [2 * gate.n, gate.c], op: op + " descriptors")
+    }
+
+    private init(gate: GateGeometry, mlp: ChannelMLPGeometry) { self.gate = gate; self.mlp = mlp }
+
+    /// The backward's gradient dy (like x) and saved state: logits (2N, C) like d, hidden (2N, Hd).
+    static func backward(_ dy: Tensor, x: Tensor, logits: Tensor, descriptors d: Tensor, w1: Tensor, w2: Tensor,
+                         hidden: Tensor) throws -> ChannelMLPGateGeometry {
+        let op = "channel_mlp_gate_backward"
+        let gate = try GateGeometry(x, op: op)
+        try dy.shape.expect(equal: x.shape, op: op + " dy")
+        try d.shape.expect(equal: [2 * gate.n, gate.c], op: op + " descriptors")
+        try logits.shape.expect(equal: d.shape, op: op + " logits")
+        let mlp = try ChannelMLPGeometry(d, w1: w1, w2: w2, op: op)
+        try hidden.shape.expect(equal: [mlp.rows, mlp.hidden], op: op + " hidden")
+        return ChannelMLPGateGeometry(gate: gate, mlp: mlp)
     }
 }

@@ -190,6 +190,38 @@ extension CLBackend: AttentionOps {
         return (y, l, hid)
     }
 
+    /// The gate's backward and the MLP's in one launch on CPU devices (channel_gate_mlp_backward_cpu:
+    /// one item per plane as channel_gate_backward_cpu, then the last item to finish runs the MLP's
+    /// backward); the GPU layout runs the two ops. Results bit-identical to the two ops'.
+    public func channelMLPGateBackward(_ dy: Tensor, x: Tensor, logits: Tensor, descriptors d: Tensor, w1: Tensor, w2: Tensor,
+                                       hidden: Tensor, geometry g: ChannelMLPGateGeometry) throws -> (dx: Tensor, mlp: ChannelMLPGradients) {
+        guard !gpuGlue else {
+            let gate = try channelGateBackward(dy, x: x, logits: logits, geometry: g.gate)
+            return (gate.dx, try channelMLPBackward(gate.dlogits, d: d, w1: w1, w2: w2, hidden: hidden, geometry: g.mlp))
+        }
+        let (n, c, hw, r, hd) = (g.gate.n, g.gate.c, g.gate.hw, g.mlp.rows, g.mlp.hidden)
+        let op = "channel_gate_mlp_backward_cpu"
+        let dx = try empty(x.shape, op: op), dl = try empty(logits.shape, op: op), dh = try empty([r, hd], op: op)
+        let dd = try empty(d.shape, op: op), dw1 = try empty(w1.shape, op: op), db1 = try empty([hd], op: op)
+        let dw2 = try empty(w2.shape, op: op), db2 = try empty([c], op: op)
+        let counter: CLBuffer
+        if let made = gateMLPCounter {
+            counter = made
+        } else {
+            counter = try ctx.pool.take(bytes: 4, op: op)
+            try ctx.upload([0], to: counter, op: op)          // float +0 and int 0 share their bits
+            gateMLPCounter = counter
+        }
+        let done = Tensor(shape: [1], storage: CLStorage(counter), backend: self)
+        // Bytes: the gate's stream (dy, x read, dx written: 12·|x|) plus channel_mlp_backward's.
+        try runItems(op, file: "attention",
+                     [.tensor(dy), .tensor(x), .tensor(logits), .tensor(dx), .tensor(dl), .tensor(d), .tensor(w1), .tensor(w2),
+                      .tensor(hidden), .tensor(dh), .tensor(dd), .tensor(dw1), .tensor(db1), .tensor(dw2), .tensor(db2), .tensor(done),
+                      .int(n * c), .int(hw), .int(c), .int(hd)],
+                     items: [n * c], flops: Double(8 * r * c * hd), bytes: 12 * x.count + 4 * (3 * r * c + 4 * c * hd + 3 * r * hd))
+        return (dx, ChannelMLPGradients(dd: dd, dw1: dw1, db1: db1, dw2: dw2, db2: db2))
+    }
+
     public func channelMLPBackward(_ dlogits: Tensor, d: Tensor, w1: Tensor, w2: Tensor, hidden: Tensor, geometry g: ChannelMLPGeometry) throws
         -> ChannelMLPGradients {
         let (r, c, hd) = (g.rows, g.c, g.hidden)

@@ -37,15 +37,16 @@ extension CLBackend {
     /// given): groups of the largest power of two items along dimension 0 that still leaves
     /// `cpuGroups` groups (at least 1), the global size rounded up to it, so the kernel checks
     /// its index against the real count. Its items never synchronise (no barriers), except for
-    /// channel_mlp_gate's one barrier among the items of a group.
+    /// channel_mlp_gate's one barrier among the items of a group and channel_gate_mlp_backward_cpu's
+    /// completion counter (an atomic int).
     func runItems(_ kernel: String, file: String, options: String = "", _ args: [KernelArg], items: [Int],
-                  bytes: Int? = nil) throws {
+                  flops: Double? = nil, bytes: Int? = nil) throws {
         guard items.allSatisfy({ $0 > 0 }) else { return }
         let total = items.reduce(1, *)
         var l = 1
         while l * 2 <= items[0] && total / (l * 2) >= Self.cpuGroups { l *= 2 }
         try run(kernel, file: file, options: options, args, global: items, local: [l] + Array(repeating: 1, count: items.count - 1),
-                bytes: bytes)
+                flops: flops, bytes: bytes)
     }
 
     /// Launches `kernel` with one work-group per plane.

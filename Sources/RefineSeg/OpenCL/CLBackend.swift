@@ -9,6 +9,10 @@ final class CLStorage: TensorStorage {
 /// The OpenCL backend: every op is one or a few hand-written kernels from Kernels/.
 public final class CLBackend: BackendCore {
     let ctx: CLContext
+    /// channel_gate_mlp_backward_cpu's completion counter: one int, 0 between launches (zeroed when
+    /// made, on first use; the kernel's last item sets it back). A buffer, not a tensor: a tensor
+    /// would hold the backend that holds it.
+    var gateMLPCounter: CLBuffer?
 
     /// Opens device `device` (nil: `REFINESEG_DEVICE` or the default, see `OpenCLDevices`).
     public init(device: Int? = nil) throws { ctx = try CLContext(device: device) }

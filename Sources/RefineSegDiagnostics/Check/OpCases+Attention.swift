@@ -72,8 +72,9 @@ extension OpCases {
         }
         // The MLP and the gate fused (channel_mlp_gate): odd shapes (C not a multiple of 8, one
         // pixel, planes not a multiple of the span, a last block of planes shorter than the others), DFR-UNet's enc1 and bottleneck at batch 8, and a
-        // hidden layer wider than MLP_HD_MAX (the two-kernel fallback). The backward is the gate's,
-        // then the MLP's, from the logits and hidden activations that the fused op saved (run again here).
+        // hidden layer wider than MLP_HD_MAX (the two-kernel fallback). The backward is
+        // channelMLPGateBackward (the gate's, then the MLP's; one kernel in the CPU layout), from the
+        // logits and hidden activations that the fused op saved (run again here).
         for (s, hd) in [([1, 5, 3, 3], 4), ([2, 13, 7, 5], 7), ([3, 16, 1, 1], 4), ([2, 16, 17, 19], 4), ([1, 50, 4, 4], 9),
                         ([8, 16, 128, 128], 4), ([8, 256, 8, 8], 16), ([2, 130, 3, 3], 65)] as [(Shape, Int)] {
             let (n, c, _, _) = s.nchw
@@ -86,9 +87,9 @@ extension OpCases {
                                 },
                                 backward: { b, x, _, g in
                                     let r = try b.channelMLPGate(x[0], descriptors: x[1], w1: x[2], b1: x[3], w2: x[4], b2: x[5])
-                                    let gate = try b.channelGateBackward(g[0], x: x[0], logits: r.logits)
-                                    let m = try b.channelMLPBackward(gate.dlogits, d: x[1], w1: x[2], w2: x[4], hidden: r.hidden)
-                                    return [gate.dx, m.dd, m.dw1, m.db1, m.dw2, m.db2]
+                                    let (dx, m) = try b.channelMLPGateBackward(g[0], x: x[0], logits: r.logits, descriptors: x[1],
+                                                                               w1: x[2], w2: x[4], hidden: r.hidden)
+                                    return [dx, m.dd, m.dw1, m.db1, m.dw2, m.db2]
                                 }))
         }
         // The context block's pool branch hands over (N, C, 1, 1), its ReLU fused (inputs away from
