@@ -691,14 +691,21 @@ inline void mlp_backward_serial(__global const float* dl, __global const float* 
 // nc does channel_gate_backward_cpu's work (dx and dl[nc] = dl[NC + nc], the same arithmetic), then
 // counts itself done; the item that finishes last runs the MLP's backward on the complete dl
 // (mlp_backward_serial; R = 2N rows). `done` is one int that holds 0 between launches: the backend
-// zeroes it once when it creates it, and the last item sets it back to 0.
-// Ordering: each item's dl stores come before its atomic_inc (mem_fence(CLK_GLOBAL_MEM_FENCE)
-// orders them); atomic_inc is a single read-modify-write, so exactly one item reads NC − 1, and it
-// does so after the other NC − 1 increments, each of which followed that item's stores; the fence
-// after it keeps its loads of dl after the increment. No other item touches `done` after its own
-// increment, so the reset cannot race; the next launch sees it at 0 (an in-order queue: kernels of
-// one queue run one after another). Work-items of one group on PoCL run one after another on one
-// thread; groups run on several threads, hence the atomic.   global: N·C
+// zeroes it once when it creates it, and the last item sets it back to 0 (atomic_xchg: every access
+// to `done` is atomic). Work-items of one group on PoCL run one after another on one thread; groups
+// run on several threads, hence the atomic.
+// Ordering: each item's dl stores come before its atomic_inc; atomic_inc is one read-modify-write,
+// so exactly one item reads NC − 1, after the other NC − 1 increments, each of which followed that
+// item's stores; that item's loads of dl come after its increment. The mem_fences state the order
+// OpenCL 1.2 asks for; on PoCL's CPU devices mem_fence is empty and the order comes from atomic_inc
+// itself (__sync_fetch_and_add: a sequentially consistent RMW, a locked instruction on x86, which
+// neither the compiler nor the core moves loads or stores across). OpenCL 1.2 promises no memory
+// consistency between work-groups of one launch, so Oclgrind reports the last item's loads of dl
+// as races with the other groups' stores (REFINESEG_GLUE_VARIANT=cpu, BENCHMARKS.md); the host
+// takes this kernel only in the CPU layout (CPU devices, unless that variable forces it on a
+// GPU, where the GPU's own atomics then have to give the same order). No item touches `done` after its own
+// increment, so the reset cannot race; the next launch sees 0 (an in-order queue runs one kernel
+// after another).   global: N·C
 __kernel void channel_gate_mlp_backward_cpu(__global const float* dy, __global const float* x, __global const float* l,
                                             __global float* dx, __global float* dl,
                                             __global const float* d, __global const float* w1, __global const float* w2,
@@ -712,7 +719,7 @@ __kernel void channel_gate_mlp_backward_cpu(__global const float* dy, __global c
     if (atomic_inc(done) != NC - 1) return;
     mem_fence(CLK_GLOBAL_MEM_FENCE);
     mlp_backward_serial(dl, d, w1, w2, hid, dh, dd, dw1, db1, dw2, db2, 2 * (NC / C), C, HD);
-    *done = 0;
+    atomic_xchg(done, 0);
 }
 
 // y = x · sigmoid(l[n, c] + l[N + n, c]), one item per value (channel_gate's GPU layout).
