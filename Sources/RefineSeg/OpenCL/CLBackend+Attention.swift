@@ -195,7 +195,9 @@ extension CLBackend: AttentionOps {
     /// backward); the GPU layout runs the two ops. Results bit-identical to the two ops'.
     public func channelMLPGateBackward(_ dy: Tensor, x: Tensor, logits: Tensor, descriptors d: Tensor, w1: Tensor, w2: Tensor,
                                        hidden: Tensor, geometry g: ChannelMLPGateGeometry) throws -> (dx: Tensor, mlp: ChannelMLPGradients) {
-        guard !gpuGlue else {
+        // The counter's ordering is what x86's locked atomic_inc gives (see the kernel): CPU devices
+        // only, so a GPU forced onto the CPU glue layout (REFINESEG_GLUE_VARIANT=cpu) takes two launches.
+        guard !gpuGlue, info.type == "CPU" else {
             let gate = try channelGateBackward(dy, x: x, logits: logits, geometry: g.gate)
             return (gate.dx, try channelMLPBackward(gate.dlogits, d: d, w1: w1, w2: w2, hidden: hidden, geometry: g.mlp))
         }
