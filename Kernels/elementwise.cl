@@ -72,28 +72,22 @@ __kernel void copy_channels(__global const float* src, __global float* dst, int 
     EW_FOR(HW, vstore8(vload8(0, s + i), 0, d + i), d[i] = s[i])
 }
 
-// The source plane of channel k < c0 + c1 + c2 + c3 of image n among up to four parts of c0, c1,
-// c2, c3 channels (NCHW, the same N and HW; an absent part has 0 channels).
-inline __global const float* part_plane(__global const float* s0, __global const float* s1, __global const float* s2,
-                                        __global const float* s3, int c0, int c1, int c2, int c3, int n, int k, int HW) {
-    if (k < c0) return s0 + ((size_t)n * c0 + k) * HW;
-    k -= c0;
-    if (k < c1) return s1 + ((size_t)n * c1 + k) * HW;
-    k -= c1;
-    if (k < c2) return s2 + ((size_t)n * c2 + k) * HW;
-    return s3 + ((size_t)n * c3 + k - c2) * HW;
+// Which of up to four parts of c0, c1, c2, c3 channels (an absent part has 0) holds channel
+// *k < c0 + c1 + c2 + c3 of their concat; *k becomes the channel within that part.
+inline int part_of(int c0, int c1, int c2, int c3, int* k) {
+    if (*k < c0) return 0;
+    *k -= c0;
+    if (*k < c1) return 1;
+    *k -= c1;
+    if (*k < c2) return 2;
+    *k -= c2;
+    return 3;
 }
 
-// The same for a destination plane.
-inline __global float* part_plane_out(__global float* d0, __global float* d1, __global float* d2, __global float* d3,
-                                      int c0, int c1, int c2, int c3, int n, int k, int HW) {
-    if (k < c0) return d0 + ((size_t)n * c0 + k) * HW;
-    k -= c0;
-    if (k < c1) return d1 + ((size_t)n * c1 + k) * HW;
-    k -= c1;
-    if (k < c2) return d2 + ((size_t)n * c2 + k) * HW;
-    return d3 + ((size_t)n * c3 + k - c2) * HW;
-}
+// The offset of plane (n, k) of part q (NCHW, HW values per plane) and of the part's pointer.
+#define PART_PLANE(q, p0, p1, p2, p3, c0, c1, c2, c3, n, k, HW)                                   \
+    ((q) == 0 ? (p0) + ((size_t)(n) * (c0) + (k)) * (HW) : (q) == 1 ? (p1) + ((size_t)(n) * (c1) + (k)) * (HW) \
+     : (q) == 2 ? (p2) + ((size_t)(n) * (c2) + (k)) * (HW) : (p3) + ((size_t)(n) * (c3) + (k)) * (HW))
 
 // A concat's last (up to four) parts s0..s3 (c0..c3 channels, all of each) to channels
 // [dstStart, dstStart + C) of dst (Cdst channels), C = c0 + c1 + c2 + c3, then p (N, CB) broadcast
@@ -107,7 +101,8 @@ __kernel void copy_channels_broadcast(__global const float* s0, __global const f
     int c = plane % (C + CB), n = plane / (C + CB);
     __global float* d = dst + ((size_t)n * Cdst + dstStart + c) * HW;
     if (c < C) {
-        __global const float* s = part_plane(s0, s1, s2, s3, c0, c1, c2, c3, n, c, HW);
+        int k = c, q = part_of(c0, c1, c2, c3, &k);
+        __global const float* s = PART_PLANE(q, s0, s1, s2, s3, c0, c1, c2, c3, n, k, HW);
         EW_FOR(HW, vstore8(vload8(0, s + i), 0, d + i), d[i] = s[i])
     } else {
         float v = p[n * CB + c - C];
@@ -130,7 +125,8 @@ __kernel void copy_channels_sum(__global const float* src, int N, int HW, int Cs
     int c = plane % (C + CB), n = plane / (C + CB);
     __global const float* s = src + ((size_t)n * Csrc + srcStart + c) * HW;
     if (c < C) {
-        __global float* d = part_plane_out(d0, d1, d2, d3, c0, c1, c2, c3, n, c, HW);
+        int k = c, q = part_of(c0, c1, c2, c3, &k);
+        __global float* d = PART_PLANE(q, d0, d1, d2, d3, c0, c1, c2, c3, n, k, HW);
         EW_FOR(HW, vstore8(vload8(0, s + i), 0, d + i), d[i] = s[i])
     } else if (get_global_id(0) == 0) {
         int k = n * CB + c - C;
