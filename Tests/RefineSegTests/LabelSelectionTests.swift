@@ -60,18 +60,64 @@ final class LabelSelectionTests: XCTestCase {
     }
 
     /// `stratified`: one image of each of `diverse`'s clusters, a random one (the shuffle's first
-    /// member of the cluster), so the seed still varies the picks; one label is `random`'s pick.
+    /// member of the cluster), so the seed still varies the picks; one label is the image with the
+    /// most content, whatever the seed.
     func testStratifiedSelectionTakesARandomImageOfEachCluster() {
-        let samples = Self.clusteredSamples(perKind: 5)
+        // The "half" images with a bright part narrowing from 8 to 4 of 24 columns: half0 has the
+        // most content; the flat and checker images have none.
+        let samples = Self.clusteredSamples(perKind: 5).map { s -> Sample in
+            guard s.name.hasPrefix("half"), let i = Int(s.name.dropFirst(4)) else { return s }
+            var s = s
+            for y in 0..<24 { for x in (8 - i)..<12 { s.image[y * 24 + x] -= 0.8 } }
+            return s
+        }
         let groups = TrainingSplit.groups(samples)
-        var picks = Set<[Int]>()
+        let content = groups.map { LabelSelection.content($0[0]) }
+        let richest = content.indices.max { content[$0] < content[$1] }!
+        XCTAssertEqual(groups[richest][0].name, "half0", "the widest bright part; noise and a fine checker do not stand out")
+        var picks = Set<[Int]>(), singles = Set<Int>()
         for seed: UInt64 in 0..<12 {
             picks.insert(Self.oneOfEachKind(.stratified, groups, seed: seed))
-            XCTAssertEqual(LabelSelection.stratified.order(groups, labelling: 1, seed: seed),
-                           LabelSelection.random.order(groups, labelling: 1, seed: seed), "one label: the random pick")
+            let one = LabelSelection.stratified.order(groups, labelling: 1, seed: seed)
+            XCTAssertEqual(one.first, richest, "seed \(seed): one label goes to the image with the most content")
+            XCTAssertEqual(one.sorted(), Array(groups.indices))
+            singles.insert(LabelSelection.random.order(groups, labelling: 1, seed: seed)[0])
             XCTAssertEqual(LabelSelection.stratified.order(groups, labelling: groups.count, seed: seed).sorted(), Array(groups.indices))
         }
         XCTAssertGreaterThan(picks.count, 1, "the seed draws the member of each cluster")
+        XCTAssertGreaterThan(singles.count, 1, "random's single pick does vary with the seed")
+    }
+
+    /// `content`: the share of pixels that stand out from the background, either polarity,
+    /// independent of the intensity offset, scaled to the noise; none on pure noise.
+    func testContentMeasuresTheShareOfPixelsThatStandOut() {
+        func field(blobs: Int, polarity: Float, noise: Float, offset: Float, seed: UInt64) -> Sample {
+            let size = 96
+            var rng = SeededRandom(seed: seed)
+            var image = [Float](repeating: 0, count: size * size)
+            for i in image.indices { image[i] = offset + rng.uniform(-noise, noise) }
+            for b in 0..<blobs {
+                let cy = 10 + (b / 4) * 22, cx = 10 + (b % 4) * 22
+                for y in 0..<size { for x in 0..<size where (y - cy) * (y - cy) + (x - cx) * (x - cx) <= 36 {
+                    image[y * size + x] += polarity * 0.5
+                } }
+            }
+            return Sample(name: "f", path: "synthetic/f.png", channels: 1, height: size, width: size, image: image, mask: nil)
+        }
+        let empty = LabelSelection.content(field(blobs: 0, polarity: 1, noise: 0.05, offset: 0.3, seed: 1))
+        XCTAssertLessThan(empty, 0.01, "noise alone")
+        let few = LabelSelection.content(field(blobs: 4, polarity: 1, noise: 0.05, offset: 0.3, seed: 2))
+        let many = LabelSelection.content(field(blobs: 16, polarity: 1, noise: 0.05, offset: 0.3, seed: 3))
+        let dark = LabelSelection.content(field(blobs: 16, polarity: -1, noise: 0.05, offset: 0.8, seed: 3))
+        let shifted = LabelSelection.content(field(blobs: 16, polarity: 1, noise: 0.05, offset: -2, seed: 3))
+        let quiet = LabelSelection.content(field(blobs: 16, polarity: 1, noise: 0.01, offset: 0.3, seed: 3))
+        let blobShare = Double(16 * 113) / Double(96 * 96)   // 113 pixels within radius 6
+        XCTAssertGreaterThan(few, empty + 0.02)
+        XCTAssertGreaterThan(many, few * 2.5, "four times the blobs")
+        XCTAssertEqual(many, blobShare, accuracy: 0.08, "about the blobs' area (the blur widens them a little)")
+        XCTAssertEqual(dark, many, accuracy: 0.03, "dark objects count as bright ones do")
+        XCTAssertEqual(shifted, many, accuracy: 0.005, "an intensity offset changes (almost) nothing")
+        XCTAssertTrue(quiet > many && quiet < 2 * blobShare, "less noise: the blurred edges count further out, still about the blobs")
     }
 
     /// `random` is the seeded shuffle of earlier versions, unchanged (runs of earlier versions reproduce).
