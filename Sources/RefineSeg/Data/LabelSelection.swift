@@ -131,22 +131,7 @@ public enum LabelSelection: String, Codable, CaseIterable, Sendable {
         var mean = [Float](repeating: 0, count: plane)
         for c in 0..<s.channels { for i in 0..<plane { mean[i] += s.image[c * plane + i] } }
         if s.channels > 1 { let scale = 1 / Float(s.channels); for i in 0..<plane { mean[i] *= scale } }
-        let sigma: Float = 1.5, radius = 4
-        var taps = (-radius...radius).map { Float(exp(-Double($0 * $0) / Double(2 * sigma * sigma))) }
-        let sum = taps.reduce(0, +); taps = taps.map { $0 / sum }
-        func blur(_ src: [Float], dy: Int, dx: Int) -> [Float] {
-            var out = [Float](repeating: 0, count: plane)
-            for y in 0..<h { for x in 0..<w {
-                var v: Float = 0
-                for t in -radius...radius {
-                    let yy = min(max(y + t * dy, 0), h - 1), xx = min(max(x + t * dx, 0), w - 1)
-                    v += taps[t + radius] * src[yy * w + xx]
-                }
-                out[y * w + x] = v
-            } }
-            return out
-        }
-        let smooth = blur(blur(mean, dy: 0, dx: 1), dy: 1, dx: 0)
+        let smooth = gaussianBlur(mean, channels: 1, height: h, width: w, sigma: 1.5)
         let stride = max(1, Int((Double(plane) / 65_536).squareRoot().rounded(.up)))
         var residual = [Float](), level = [Float]()
         for y in Swift.stride(from: 0, to: h, by: stride) { for x in Swift.stride(from: 0, to: w, by: stride) {

@@ -57,22 +57,27 @@ public struct ViewAugmentation: Sendable {
 
 /// Separable gaussian blur of (C, S, S) planes, radius ⌈3σ⌉, edges clamped.
 func gaussianBlur(_ data: [Float], channels: Int, size: Int, sigma: Float) -> [Float] {
+    gaussianBlur(data, channels: channels, height: size, width: size, sigma: sigma)
+}
+
+/// Separable gaussian blur of (C, H, W) planes, radius ⌈3σ⌉, edges clamped.
+func gaussianBlur(_ data: [Float], channels: Int, height: Int, width: Int, sigma: Float) -> [Float] {
     let r = max(1, Int((3 * sigma).rounded(.up)))
     var kernel = (-r...r).map { exp(-Float($0 * $0) / (2 * sigma * sigma)) }
     let total = kernel.reduce(0, +)
     kernel = kernel.map { $0 / total }
     var tmp = data, out = data
     for c in 0..<channels {
-        let base = c * size * size
-        for y in 0..<size { for x in 0..<size {
+        let base = c * height * width
+        for y in 0..<height { for x in 0..<width {
             var acc: Float = 0
-            for (k, wgt) in kernel.enumerated() { acc += wgt * data[base + y * size + min(max(x + k - r, 0), size - 1)] }
-            tmp[base + y * size + x] = acc
+            for (k, wgt) in kernel.enumerated() { acc += wgt * data[base + y * width + min(max(x + k - r, 0), width - 1)] }
+            tmp[base + y * width + x] = acc
         } }
-        for y in 0..<size { for x in 0..<size {
+        for y in 0..<height { for x in 0..<width {
             var acc: Float = 0
-            for (k, wgt) in kernel.enumerated() { acc += wgt * tmp[base + min(max(y + k - r, 0), size - 1) * size + x] }
-            out[base + y * size + x] = acc
+            for (k, wgt) in kernel.enumerated() { acc += wgt * tmp[base + min(max(y + k - r, 0), height - 1) * width + x] }
+            out[base + y * width + x] = acc
         } }
     }
     return out
