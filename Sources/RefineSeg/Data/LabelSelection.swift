@@ -99,7 +99,7 @@ public enum LabelSelection: String, Codable, CaseIterable, Sendable {
             for c in 0..<s.channels { v += Double(s.image[c * plane + y * w + x]) }
             return v / Double(max(s.channels, 1))
         }
-        let stride = max(1, Int((Double(plane) / 65_536).squareRoot().rounded(.up)))
+        let stride = Self.gridStride(pixels: plane)
         var values = [Double](), gradients = [Double]()
         for y in Swift.stride(from: 0, to: h, by: stride) {
             for x in Swift.stride(from: 0, to: w, by: stride) {
@@ -118,6 +118,12 @@ public enum LabelSelection: String, Codable, CaseIterable, Sendable {
         return [0.05, 0.25, 0.5, 0.75, 0.95].map { percentile(values, $0) } + [meanGradient, percentile(gradients, 0.9)]
     }
 
+    /// The step of the regular grid `descriptor` and `content` sample an image on: at most ~65k
+    /// of its `pixels`.
+    static func gridStride(pixels: Int) -> Int {
+        max(1, Int((Double(pixels) / 65_536).squareRoot().rounded(.up)))
+    }
+
     /// How much of an image stands out from its background, without its mask: the share of
     /// pixels whose smoothed value (Gaussian, σ 1.5 px, on the channel mean of the normalised
     /// image) differs from the smoothed image's median by more than 3 × the noise level (1.4826 ×
@@ -132,7 +138,7 @@ public enum LabelSelection: String, Codable, CaseIterable, Sendable {
         for c in 0..<s.channels { for i in 0..<plane { mean[i] += s.image[c * plane + i] } }
         if s.channels > 1 { let scale = 1 / Float(s.channels); for i in 0..<plane { mean[i] *= scale } }
         let smooth = gaussianBlur(mean, channels: 1, height: h, width: w, sigma: 1.5)
-        let stride = max(1, Int((Double(plane) / 65_536).squareRoot().rounded(.up)))
+        let stride = Self.gridStride(pixels: plane)
         var residual = [Float](), level = [Float]()
         for y in Swift.stride(from: 0, to: h, by: stride) { for x in Swift.stride(from: 0, to: w, by: stride) {
             residual.append(abs(mean[y * w + x] - smooth[y * w + x])); level.append(smooth[y * w + x])
