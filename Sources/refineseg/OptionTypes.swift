@@ -109,5 +109,5 @@ extension StudyVariant: ExpressibleByArgument {}
 
 extension LabelSelection: ExpressibleByArgument {
     /// The rules, for the help of every `--label-selection` (train, study, suggest).
-    static let rules = "stratified (the default: one seeded random image of each of k clusters of similar images, k the number labelled; one image: the one with the most content, whatever the seed), random (a seeded shuffle, the paper's protocol) or diverse (the clusters' most typical images; worse on dsb, docs/study-real)."
+    static let rules = "stratified (the default: of each of k clusters of similar images, k the number labelled, the image with the most content, i.e. most objects standing out from the background; one image: the richest of all), random (a seeded shuffle, the paper's protocol) or diverse (the clusters' most typical images; worse on dsb, docs/study-real)."
 }

@@ -5,7 +5,7 @@ import RefineSeg
 struct SuggestCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "suggest",
-        abstract: "List the images to annotate, one file name a line: a share of the folder chosen by `train`'s rule (--label-selection; by default one seeded image of each cluster of similar images). For a dataset folder with a val split, the images `train --label-fraction F --seed K` labels; without one, train first holds out 15 % for validation, and RUN/config.json lists the images it labelled.")
+        abstract: "List the images to annotate, one file name a line: a share of the folder chosen by `train`'s rule (--label-selection; by default the image with the most content in each cluster of similar images). For a dataset folder with a val split, the images `train --label-fraction F --seed K` labels; without one, train first holds out 15 % for validation, and RUN/config.json lists the images it labelled.")
 
     @Option(help: "A folder of images (.png, .jpg) and/or NIfTI volumes, or a dataset folder (its train/images).") var data: String
     @Option(help: "Share of the images to list, in (0, 1] (default 0.1; a volume counts once; at least one).") var fraction: Double?

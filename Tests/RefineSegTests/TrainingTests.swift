@@ -97,10 +97,19 @@ final class TrainingTests: XCTestCase {
     func testEpochsAreAFixedNumberOfStepsWithReplacement() throws {
         var config = TrainConfig(data: "d", out: "o")
         config.batch = 8
-        XCTAssertEqual(config.resolvedStepsPerEpoch(labelled: 1, trainingImages: 10), 2)
-        XCTAssertEqual(config.resolvedStepsPerEpoch(labelled: 10, trainingImages: 10), 2)
+        // A dozen images: ⌈10 / 8⌉ = 2 steps, raised to the floor of 6.
+        XCTAssertEqual(config.minimumStepsPerEpoch, 6)
+        XCTAssertEqual(config.resolvedStepsPerEpoch(labelled: 1, trainingImages: 10), 6)
+        XCTAssertEqual(config.resolvedStepsPerEpoch(labelled: 10, trainingImages: 10), 6)
+        XCTAssertEqual(config.resolvedStepsPerEpoch(labelled: 55, trainingImages: 55), 7)
         XCTAssertEqual(config.resolvedStepsPerEpoch(labelled: 2000, trainingImages: 2000), 250)
         XCTAssertEqual(config.resolvedStepsPerEpoch(labelled: 200, trainingImages: 2000), 250)
+        // A config.json from before the floor (no key) keeps its run's length on --resume.
+        var json = try XCTUnwrap(JSONSerialization.jsonObject(with: JSONEncoder().encode(config)) as? [String: Any])
+        XCTAssertEqual(json.removeValue(forKey: "minimumStepsPerEpoch") as? Int, 6)
+        let old = try JSONDecoder().decode(TrainConfig.self, from: JSONSerialization.data(withJSONObject: json))
+        XCTAssertNil(old.minimumStepsPerEpoch)
+        XCTAssertEqual(old.resolvedStepsPerEpoch(labelled: 1, trainingImages: 10), 2)
         config.repeats = 5   // earlier versions' --repeat: ⌈5 · 2 / 8⌉
         XCTAssertEqual(config.resolvedStepsPerEpoch(labelled: 2, trainingImages: 10), 2)
         config.repeats = nil; config.stepsPerEpoch = 7
@@ -130,9 +139,9 @@ final class TrainingTests: XCTestCase {
                             "--device", "cpu", "--width", "4", "--size", "32", "--epochs", "1"])
         XCTAssertEqual(r.status, 0, r.err)
         XCTAssertTrue(r.out.contains("1 labelled"), r.out)
-        XCTAssertTrue(r.out.contains("1 step(s) of 8 per epoch"), r.out)   // 8 training images, batch 8
+        XCTAssertTrue(r.out.contains("6 step(s) of 8 per epoch"), r.out)   // 8 training images, batch 8: 1 step, raised to the floor of 6
         let record = try JSONDecoder().decode(RunRecord.self, from: Data(contentsOf: URL(fileURLWithPath: out + "/config.json")))
-        XCTAssertEqual(record.config.stepsPerEpoch, 1)
+        XCTAssertEqual(record.config.stepsPerEpoch, 6)
         XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/model.safetensors"))
     }
 

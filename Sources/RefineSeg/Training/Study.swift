@@ -22,7 +22,7 @@ public struct StudySettings: Codable, Equatable, Sendable {
     public var modalities: [String]?
     public var splitSeed: UInt64?
     /// Steps per epoch of every run (nil: `TrainConfig`'s default, one pass's worth over all
-    /// training images, so every fraction trains as many steps as the 100 % run).
+    /// training images but at least its floor, so every fraction trains as many steps as the 100 % run).
     public var stepsPerEpoch: Int?
     /// Probability of the percentile re-normalisation in every run (nil: `TrainConfig`'s default).
     public var percentileAugment: Double?
@@ -331,7 +331,7 @@ public final class Study {
 
     func summaryMarkdown(_ results: [StudyResult]) -> String {
         var text = "# Label-fraction study\n\nData: `\(settings.data)`, \(settings.seeds) seed(s), "
-        text += "\(settings.epochs) epochs of " + (settings.stepsPerEpoch.map { "\($0) steps" } ?? "one pass's worth of steps over all training images")
+        text += "\(settings.epochs) epochs of " + (settings.stepsPerEpoch.map { "\($0) steps" } ?? "one pass's worth of steps over all training images (at least \(TrainConfig.defaultMinimumStepsPerEpoch))")
             + " (batches drawn with replacement from the labelled images: every fraction trains as many steps), "
         text += "crop \(settings.size), batch \(settings.batch), lr \(settings.lr), "
         text += "Barlow Twins pre-training \(settings.pretrainEpochs) epochs, width \(settings.width). Test split metrics, mean ± std over seeds.\n\n"
