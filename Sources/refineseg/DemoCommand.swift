@@ -16,9 +16,9 @@ struct DemoCommand: ParsableCommand {
 
     /// The demo's own defaults (where they differ from `TrainConfig`'s): 40 epochs of one pass's
     /// worth over the 10 sample tiles (2 steps; without `train`'s floor of 6, so the demo stays a
-    /// few minutes on a laptop and its documented figures hold), 64×64 crops of the 128×128 tiles, a higher peak rate, and
-    /// the paper's loss with the lesion-aware term (β 0.1: better on these tiles at seed 0, see
-    /// docs/study-real; `train` defaults to β 0).
+    /// few minutes on a laptop and its documented figures hold), 64×64 crops of the 128×128
+    /// tiles, a higher peak rate, and the paper's loss with the lesion-aware term (β 0.1: better
+    /// on these tiles at seed 0, see docs/study-real; `train` defaults to β 0).
     static let defaultEpochs = 40, defaultSize = 64, defaultLR = 3e-3, defaultLACWeight = 0.1
 
     /// The settings of the demo's runs before the label fraction and output folder.

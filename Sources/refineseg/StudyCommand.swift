@@ -16,7 +16,7 @@ struct StudyCommand: ParsableCommand {
     @Option(help: "Pre-training epochs per seed (default 20).") var pretrainEpochs: Int?
     @OptionGroup var modelOptions: ModelOptions
     @Option(help: "Projector dimension for pre-training (default 256).") var projector: Int?
-    @Option(help: "Optimiser steps per epoch of every run (default: one pass's worth over all training images, at least 6, so every fraction trains as many steps as the 100 % run).") var stepsPerEpoch: Int?
+    @Option(help: "Optimiser steps per epoch of every run (default: one pass's worth over all training images, at least \(TrainConfig.defaultMinimumStepsPerEpoch), so every fraction trains as many steps as the 100 % run).") var stepsPerEpoch: Int?
     @Option(help: "Comma-separated variants to run (default all): scratch, scratch+lac, bt (the Barlow Twins encoder, no lesion-aware loss), bt+lac (pre-training runs only for bt and bt+lac), semi (scratch + the semi-supervised mean teacher).",
             transform: { try CommaList<StudyVariant>.parse($0) })
     var variants: CommaList<StudyVariant>?

@@ -10,7 +10,7 @@ struct TrainCommand: ParsableCommand {
     @OptionGroup var runFolder: RunFolderOptions
     @Option(help: "Fraction of the labelled training images whose masks are used, in (0, 1] (default 1).") var labelFraction: Double?
     @Option(help: "How the labelled images of --label-fraction are chosen: \(LabelSelection.rules)") var labelSelection: LabelSelection?
-    @Option(help: "Optimiser steps per epoch, each a batch drawn with replacement from the labelled images (default: one pass over all training images, labelled or not, so every label fraction trains as many steps; at least 6).") var stepsPerEpoch: Int?
+    @Option(help: "Optimiser steps per epoch, each a batch drawn with replacement from the labelled images (default: one pass over all training images, labelled or not, so every label fraction trains as many steps; at least \(TrainConfig.defaultMinimumStepsPerEpoch)).") var stepsPerEpoch: Int?
     @Option(name: .customLong("repeat"), help: "Earlier versions' epoch length: ⌈R × labelled / batch⌉ steps per epoch (use --steps-per-epoch).") var repeats: Int?
     @Option(name: .customLong("init"), help: "Checkpoint to start from: an encoder from `refineseg pretrain`, or a trained RUN/model.safetensors (all of it: fine-tuning, e.g. after `refineseg ingest`).") var initEncoder: String?
     @OptionGroup var optimiser: OptimiserOptions
